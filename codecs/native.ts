@@ -1,0 +1,62 @@
+/**
+ * Start-up selection between the native addon (build/Release/botedge_native.node, built by
+ * `node-gyp rebuild` from binding.gyp) and the pure TypeScript codecs. Both produce identical output
+ * (test/unit/codecs/native.test.ts checks every input); the addon is only faster.
+ *
+ * `BOTEDGE_NATIVE=0` forces the TypeScript fallback. This module is the one exception to "only edge/
+ * reads process.env": the choice has to be made once, at module load, before any call can run, and
+ * threading a flag through every importer would make the hot path check it per call. It reads this one
+ * variable and nothing else.
+ */
+import { createRequire } from 'node:module';
+
+import { jsG711, type G711Impl } from './g711.js';
+
+export type { G711Impl } from './g711.js';
+
+export type NativeBackend = 'native' | 'js';
+
+/** What the addon exports (native/addon.cc). */
+interface NativeAddon extends G711Impl {}
+
+/** Why the addon is not in use, for a start-up log line; undefined when it is. */
+export let nativeLoadError: Error | undefined;
+
+function loadAddon(): NativeAddon | undefined {
+  if (process.env['BOTEDGE_NATIVE'] === '0') {
+    nativeLoadError = new Error('native addon disabled by BOTEDGE_NATIVE=0');
+    return undefined;
+  }
+  try {
+    // Compiled JS lives in dist/codecs/, so the package root is two levels up.
+    const require = createRequire(import.meta.url);
+    const addon = require('../../build/Release/botedge_native.node') as Partial<NativeAddon>;
+    for (const name of ['ulawDecode', 'ulawEncode', 'alawDecode', 'alawEncode'] as const) {
+      if (typeof addon[name] !== 'function') throw new Error(`native addon lacks ${name}()`);
+    }
+    return addon as NativeAddon;
+  } catch (err) {
+    nativeLoadError = err instanceof Error ? err : new Error(String(err));
+    return undefined;
+  }
+}
+
+const addon = loadAddon();
+
+/** The native G.711 implementation, or undefined when the addon is missing or disabled. */
+export const nativeG711: G711Impl | undefined = addon
+  ? Object.freeze({
+      ulawDecode: addon.ulawDecode,
+      ulawEncode: addon.ulawEncode,
+      alawDecode: addon.alawDecode,
+      alawEncode: addon.alawEncode,
+    })
+  : undefined;
+
+/** The G.711 implementation every caller should use. */
+export const g711: G711Impl = nativeG711 ?? jsG711;
+
+/** Which implementation `g711` is. */
+export const g711Backend: NativeBackend = nativeG711 ? 'native' : 'js';
+
+export { jsG711 };
