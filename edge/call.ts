@@ -1,0 +1,373 @@
+import { randomUUID } from 'node:crypto';
+import type { Socket } from 'node:dgram';
+import { Dialog } from '../sip/dialog.js';
+import { SipError } from '../sip/errors.js';
+import { newTag } from '../sip/ids.js';
+import type { SipRequest, SipResponse } from '../sip/message.js';
+import { answerOffer, formatSdp, parseSdp, type OfferAnswerResult } from '../sip/sdp.js';
+import type { ServerTransactionHandle, TransactionLayer } from '../sip/transaction-layer.js';
+import type { EndCause } from './api/events.js';
+import { BotStream, BotUnreachableError } from './bot/bot-stream.js';
+import type { BotControl } from './bot/native-protocol.js';
+import type { Route, ResolvedMediaNodeOptions } from './config.js';
+import { logger } from './log.js';
+import { CallMedia } from './media/call-media.js';
+import type { RtpPortPool } from './media/port-pool.js';
+import type { Ticker } from './media/ticker.js';
+import type { NatsLink } from './nats-link.js';
+import { requestDestination } from './sip-util.js';
+
+const log = logger('edge:call');
+
+export interface CallContext {
+  options: ResolvedMediaNodeOptions;
+  layer: TransactionLayer;
+  nats: NatsLink;
+  ticker: Ticker;
+  ports: RtpPortPool;
+  /** Our Contact URI. */
+  contact: string;
+  /** The call reached its end; the node forgets it. */
+  onGone(call: InboundCall): void;
+}
+
+interface PendingOk {
+  res: SipResponse;
+  tx: ServerTransactionHandle;
+  cseq: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+const T1 = 500;
+const T2 = 4000;
+
+/**
+ * One inbound call: the caller's SIP dialog (we are its UAS), its RTP endpoint and its bot
+ * WebSocket. Lifecycle: INVITE → (bot connects) → 200 OK → ACK → … → BYE from either side.
+ * `end()` is idempotent and is the only way out; it publishes `ended` exactly once.
+ */
+export class InboundCall {
+  readonly id = randomUUID();
+  readonly sipCallId: string;
+  readonly dialog: Dialog;
+  readonly startedAt = Date.now();
+  answeredAt = 0;
+  #media: CallMedia | undefined;
+  #bot: BotStream | undefined;
+  #ok: PendingOk | undefined;
+  #sdpVersion = 1;
+  #ended = false;
+  readonly #tick = () => this.#media?.tick();
+
+  constructor(
+    private readonly ctx: CallContext,
+    private readonly invite: SipRequest,
+    private readonly inviteTx: ServerTransactionHandle,
+    private readonly route: Route,
+    private readonly from: string,
+    private readonly to: string,
+  ) {
+    this.sipCallId = invite.headers.get('Call-ID') ?? '';
+    this.dialog = Dialog.fromUas(invite, { localTag: newTag(), localContact: ctx.contact, early: true });
+  }
+
+  get ended(): boolean {
+    return this.#ended;
+  }
+
+  get dialogId(): string {
+    return this.dialog.id;
+  }
+
+  /** Negotiates media, connects the bot and answers; failures answer the INVITE with their status. */
+  async start(): Promise<void> {
+    const opts = this.ctx.options;
+    let offer: OfferAnswerResult;
+    let socket: Socket;
+    let port: number;
+    try {
+      ({ socket, port } = await this.ctx.ports.bind());
+    } catch (err) {
+      this.#reject(503, 'Service Unavailable (no RTP port)', 'rejected', err);
+      return;
+    }
+    try {
+      offer = this.#negotiate(this.invite, port);
+    } catch (err) {
+      socket.close();
+      this.ctx.ports.release(port);
+      const e = err instanceof SipError ? err : new SipError(400, 'Bad Request (SDP)', { cause: err });
+      this.#reject(e.status, e.reason, 'rejected', err);
+      return;
+    }
+    this.#media = new CallMedia(
+      socket,
+      port,
+      {
+        codec: offer.codec.name,
+        payloadType: offer.codec.payloadType,
+        telephoneEventPt: offer.telephoneEventPt,
+        remote: offer.remote,
+        symmetric: opts.symmetricRtp,
+        playoutCapacity: Math.round((opts.playoutBufferMs / 1000) * 8000),
+      },
+      {
+        onCallerAudio: (pcm) => this.#bot?.sendAudio(pcm),
+        onDtmf: (press) => {
+          this.#bot?.send({ type: 'dtmf', digit: press.digit, durationMs: press.durationMs });
+          this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'dtmf', digit: press.digit, durationMs: press.durationMs });
+        },
+        onMark: (name) => this.#bot?.send({ type: 'mark', name }),
+      },
+    );
+    this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'created', direction: 'inbound', from: this.from, to: this.to, botUrl: this.route.url });
+
+    try {
+      this.#bot = await BotStream.connect(
+        this.route.url,
+        {
+          type: 'start',
+          callId: this.id,
+          sipCallId: this.sipCallId,
+          from: this.from,
+          to: this.to,
+          headers: this.#forwardedHeaders(),
+          format: { encoding: 'L16', sampleRate: this.route.sampleRate, channels: 1, frameMs: 20 },
+        },
+        { timeoutMs: opts.botConnectTimeoutMs, sendBufferBytes: opts.botSendBufferBytes, log: log.child({ call: this.id }) },
+        {
+          onAudio: (samples) => this.#media?.queueBotAudio(samples),
+          onControl: (msg) => this.#onBotControl(msg),
+          onClose: (reason) => this.hangup('bot-hangup', reason),
+        },
+      );
+    } catch (err) {
+      if (this.#ended) return;
+      const reason = opts.botUnreachableStatus === 503 ? 'Service Unavailable (bot unreachable)' : 'Temporarily Unavailable (bot unreachable)';
+      log.warn({ call: this.id, url: this.route.url, err: err instanceof BotUnreachableError ? err.message : String(err) }, 'bot unreachable');
+      this.#reject(opts.botUnreachableStatus, reason, 'bot-unreachable', err);
+      return;
+    }
+    if (this.#ended) {
+      // CANCEL arrived while the bot was connecting.
+      this.#bot.close('caller-cancel');
+      return;
+    }
+    this.answeredAt = Date.now();
+    const res = this.inviteTx.reply(200, 'OK', {
+      toTag: this.dialog.localTag,
+      headers: [['Contact', `<${this.ctx.contact}>`], ['Allow', ALLOW], ['Supported', '']],
+      body: Buffer.from(formatSdp(offer.answer)),
+      contentType: 'application/sdp',
+    });
+    this.dialog.confirm();
+    this.#retransmitOk(res, this.inviteTx, this.#cseq(this.invite));
+    this.ctx.ticker.add(this.#tick);
+    this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'answered', codec: offer.codec.name });
+    log.info({ call: this.id, sipCallId: this.sipCallId, codec: offer.codec.name }, 'answered');
+  }
+
+  #negotiate(req: SipRequest, port: number): OfferAnswerResult {
+    const ct = (req.headers.get('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
+    if (req.body.length === 0 || ct !== 'application/sdp') {
+      // We need the caller's offer to know where to send RTP; late offer is not supported yet.
+      throw new SipError(488, 'Not Acceptable Here (SDP offer required)');
+    }
+    let sdp;
+    try {
+      sdp = parseSdp(Buffer.from(req.body).toString('utf8'));
+    } catch (err) {
+      throw new SipError(400, `Bad Request (malformed SDP: ${(err as Error).message})`.slice(0, 200), { cause: err });
+    }
+    try {
+      return answerOffer(sdp, {
+        address: this.ctx.options.advertisedAddress,
+        port,
+        codecs: this.ctx.options.codecs,
+        telephoneEvent: true,
+        sessionVersion: this.#sdpVersion++,
+      });
+    } catch (err) {
+      throw new SipError(488, 'Not Acceptable Here (no common codec)', { cause: err });
+    }
+  }
+
+  #forwardedHeaders(): Record<string, string> {
+    const out: Record<string, string> = {};
+    for (const name of this.ctx.options.forwardHeaders) {
+      const v = this.invite.headers.get(name);
+      if (v !== undefined) out[name] = v;
+    }
+    return out;
+  }
+
+  #cseq(req: SipRequest): number {
+    return Number.parseInt(req.headers.get('CSeq') ?? '0', 10);
+  }
+
+  /**
+   * The UAS retransmits its 2xx until the ACK comes (RFC 3261 §13.3.1.4): T1, doubling to T2;
+   * after 64·T1 without ACK the call is torn down with a BYE.
+   */
+  #retransmitOk(res: SipResponse, tx: ServerTransactionHandle, cseq: number): void {
+    this.#stopOk();
+    const reliable = tx.source.transport !== 'udp';
+    const started = Date.now();
+    let interval = T1;
+    const state: PendingOk = { res, tx, cseq, timer: undefined };
+    const arm = () => {
+      state.timer = setTimeout(() => {
+        if (this.#ok !== state) return;
+        if (Date.now() - started >= 64 * T1) {
+          this.#ok = undefined;
+          this.hangup('no-ack', 'no ACK for 200 OK');
+          return;
+        }
+        if (!reliable) tx.respond(res);
+        interval = Math.min(interval * 2, T2);
+        arm();
+      }, reliable ? 64 * T1 : interval);
+    };
+    this.#ok = state;
+    arm();
+  }
+
+  #stopOk(): void {
+    if (this.#ok?.timer) clearTimeout(this.#ok.timer);
+    this.#ok = undefined;
+  }
+
+  onAck(req: SipRequest): void {
+    if (this.#ok && this.#cseq(req) === this.#ok.cseq) this.#stopOk();
+  }
+
+  /** CANCEL for our INVITE (the layer has answered the CANCEL itself). */
+  onCancel(): void {
+    if (this.#ended || this.answeredAt) return; // after the 2xx, a CANCEL has no effect (§9.2)
+    this.#reject(487, 'Request Terminated', 'caller-cancel');
+  }
+
+  onBye(req: SipRequest, tx: ServerTransactionHandle): void {
+    const check = this.dialog.receiveRequest(req);
+    if (!check.ok) {
+      tx.reply(check.error.status, check.error.reason);
+      return;
+    }
+    tx.reply(200, 'OK');
+    this.end('caller-hangup');
+  }
+
+  /** A re-INVITE: hold, unhold, or a new address; answered with our current media. */
+  onReinvite(req: SipRequest, tx: ServerTransactionHandle): void {
+    const check = this.dialog.receiveRequest(req);
+    if (!check.ok) {
+      tx.reply(check.error.status, check.error.reason);
+      return;
+    }
+    if (this.#ok) {
+      // §14.2: a re-INVITE while our previous 2xx awaits its ACK gets 500 with Retry-After.
+      tx.reply(500, 'Server Internal Error (previous INVITE pending)', { headers: [['Retry-After', '1']] });
+      return;
+    }
+    const media = this.#media;
+    if (!media) {
+      tx.reply(491, 'Request Pending');
+      return;
+    }
+    let result: OfferAnswerResult;
+    try {
+      result = this.#negotiate(req, media.port);
+    } catch (err) {
+      const e = err instanceof SipError ? err : new SipError(488, 'Not Acceptable Here');
+      tx.reply(e.status, e.reason);
+      return;
+    }
+    const sending = result.direction === 'sendrecv' || result.direction === 'sendonly';
+    media.update({ codec: result.codec.name, payloadType: result.codec.payloadType, telephoneEventPt: result.telephoneEventPt, remote: result.remote }, sending);
+    const res = tx.reply(200, 'OK', {
+      toTag: this.dialog.localTag,
+      headers: [['Contact', `<${this.ctx.contact}>`], ['Allow', ALLOW]],
+      body: Buffer.from(formatSdp(result.answer)),
+      contentType: 'application/sdp',
+    });
+    this.#retransmitOk(res, tx, this.#cseq(req));
+    log.info({ call: this.id, direction: result.direction }, 're-INVITE answered');
+  }
+
+  #onBotControl(msg: BotControl): void {
+    const media = this.#media;
+    switch (msg.type) {
+      case 'mark':
+        media?.playout.mark(msg.name);
+        break;
+      case 'clear':
+        for (const name of media?.playout.clear() ?? []) this.#bot?.send({ type: 'mark', name, cleared: true });
+        break;
+      case 'hangup':
+        this.hangup('bot-hangup', msg.reason ?? 'bot asked to hang up');
+        break;
+    }
+  }
+
+  /** Ends an answered call from our side: BYE to the caller, then end. */
+  hangup(cause: EndCause, why: string): void {
+    if (this.#ended) return;
+    if (!this.answeredAt) {
+      this.#reject(480, 'Temporarily Unavailable', cause);
+      return;
+    }
+    try {
+      const bye = this.dialog.createRequest('BYE', { headers: [['Reason', `SIP;cause=200;text="${why.replace(/"/g, "'").slice(0, 100)}"`]] });
+      const handle = this.ctx.layer.sendRequest(bye, requestDestination(bye));
+      handle.onTimeout = () => log.warn({ call: this.id }, 'BYE timed out');
+    } catch (err) {
+      log.error({ call: this.id, err }, 'could not send BYE');
+    }
+    this.end(cause);
+  }
+
+  #reject(status: number, reason: string, cause: EndCause, err?: unknown): void {
+    if (this.#ended) return;
+    try {
+      this.inviteTx.reply(status, reason, { toTag: this.dialog.localTag });
+    } catch (e) {
+      log.warn({ call: this.id, err: e }, 'could not answer INVITE');
+    }
+    if (err !== undefined) log.info({ call: this.id, status, reason }, 'call rejected');
+    this.end(cause, status);
+  }
+
+  /** Releases everything and publishes `ended`; idempotent. */
+  end(cause: EndCause, sipStatus?: number): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#stopOk();
+    this.ctx.ticker.delete(this.#tick);
+    this.dialog.terminate();
+    this.#bot?.close(cause);
+    const media = this.#media;
+    const stats = media?.close();
+    if (media) this.ctx.ports.release(media.port);
+    const now = Date.now();
+    if (stats && this.#bot) {
+      stats.framesToBotDropped = this.#bot.framesDropped;
+    }
+    this.ctx.nats.publishEvent({
+      ...this.#eventBase(),
+      event: 'ended',
+      cause,
+      ...(sipStatus !== undefined ? { sipStatus } : {}),
+      durationMs: now - this.startedAt,
+      talkMs: this.answeredAt ? now - this.answeredAt : 0,
+      ...(stats ? { media: stats } : {}),
+    });
+    log.info({ call: this.id, cause, sipStatus }, 'ended');
+    this.ctx.onGone(this);
+  }
+
+  #eventBase() {
+    return { v: 1 as const, callId: this.id, sipCallId: this.sipCallId, nodeId: this.ctx.options.nodeId, ts: Date.now() };
+  }
+}
+
+export const ALLOW = 'INVITE, ACK, BYE, CANCEL, OPTIONS';

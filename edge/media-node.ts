@@ -1,0 +1,200 @@
+import { hostname } from 'node:os';
+import { dialogId } from '../sip/dialog.js';
+import type { SipMessage, SipRequest } from '../sip/message.js';
+import { parseNameAddr, formatUri } from '../sip/uri.js';
+import { TransactionLayer, systemScheduler, type Destination, type ServerTransactionHandle } from '../sip/transaction-layer.js';
+import { checkRequest } from '../sip/validate.js';
+import { g711Backend } from '../codecs/native.js';
+import { ALLOW, InboundCall, type CallContext } from './call.js';
+import { resolveMediaNodeOptions, routeFor, type MediaNodeOptions, type ResolvedMediaNodeOptions } from './config.js';
+import { logger } from './log.js';
+import { RtpPortPool } from './media/port-pool.js';
+import { Ticker } from './media/ticker.js';
+import { NatsLink } from './nats-link.js';
+import { SipTransport } from './sip-transport.js';
+import { calledNumber } from './sip-util.js';
+
+const log = logger('edge:media-node');
+
+const UAS_POLICY = { supportedExtensions: [] as string[], acceptContentTypes: ['application/sdp'] };
+
+/**
+ * A media node: SIP UAS for its calls, their RTP, their bot WebSockets, events on NATS.
+ * Composes the pure SIP stack with the transport, the port pool, the node's 20 ms ticker and NATS.
+ */
+export class MediaNode {
+  readonly calls = new Map<string, InboundCall>(); // by dialog id
+  readonly #byInvite = new Map<ServerTransactionHandle, InboundCall>();
+  readonly ticker = new Ticker(20);
+  readonly layer: TransactionLayer;
+  /** Calls handled since start, answered or not. */
+  callsTotal = 0;
+  #transport!: SipTransport;
+  #closed = false;
+
+  private constructor(
+    readonly options: ResolvedMediaNodeOptions,
+    readonly nats: NatsLink,
+    private readonly ports: RtpPortPool,
+  ) {
+    this.layer = new TransactionLayer({
+      send: (msg, dest) => this.#transport.send(msg, dest),
+      scheduler: systemScheduler,
+      onRequest: (req, tx, source) => this.#onRequest(req, tx, source),
+      localVia: () => ({ host: this.options.advertisedAddress, port: this.#transport.port }),
+      onError: (err, where) => log.error({ err, where }, 'SIP stack callback failed'),
+    });
+  }
+
+  static async start(input: MediaNodeOptions): Promise<MediaNode> {
+    const options = resolveMediaNodeOptions(input, { hostname: hostname(), pid: process.pid });
+    const nats = await NatsLink.open(options.natsUrl, options.nodeId);
+    const node = new MediaNode(options, nats, new RtpPortPool(options.rtpHost, options.rtpPortMin, options.rtpPortMax));
+    try {
+      node.#transport = await SipTransport.listen(options.sipHost, options.sipPort, (msg, src) => node.#receive(msg, src));
+    } catch (err) {
+      await nats.close();
+      throw err;
+    }
+    log.info({ node: options.nodeId, sip: `${options.sipHost}:${node.sipPort}`, g711: g711Backend }, 'media node up');
+    return node;
+  }
+
+  get sipPort(): number {
+    return this.#transport.port;
+  }
+
+  get transportStats() {
+    return this.#transport.stats;
+  }
+
+  get contact(): string {
+    return `sip:botedge@${this.options.advertisedAddress}:${this.sipPort}`;
+  }
+
+  #receive(msg: SipMessage, source: Destination): void {
+    this.layer.receive(msg, source);
+  }
+
+  #onRequest(req: SipRequest, tx: ServerTransactionHandle | undefined, source: Destination): void {
+    if (!tx) {
+      // A transaction-less ACK: the ACK for our 2xx (RFC 3261 §13.2.2.4).
+      if (req.method === 'ACK') this.#inDialog(req)?.onAck(req);
+      return;
+    }
+    if (req.method === 'CANCEL') {
+      const call = tx.cancels ? this.#byInvite.get(tx.cancels) : undefined;
+      tx.reply(call ? 200 : 481, call ? 'OK' : 'Call/Transaction Does Not Exist');
+      call?.onCancel();
+      return;
+    }
+    const problem = checkRequest(req, UAS_POLICY);
+    if (problem) {
+      const headers: [string, string][] = [];
+      const unsupported = (problem as { unsupported?: string[] }).unsupported;
+      if (problem.status === 420 && unsupported?.length) headers.push(['Unsupported', unsupported.join(', ')]);
+      if (problem.status === 415) headers.push(['Accept', 'application/sdp']);
+      tx.reply(problem.status, problem.reason, { headers });
+      return;
+    }
+    const hasToTag = parseNameAddr(req.headers.get('To') ?? '').params.has('tag');
+    switch (req.method) {
+      case 'INVITE':
+        if (hasToTag) return this.#withDialog(req, tx, (c) => c.onReinvite(req, tx));
+        return this.#newCall(req, tx, source);
+      case 'BYE':
+        return this.#withDialog(req, tx, (c) => c.onBye(req, tx));
+      case 'OPTIONS':
+        tx.reply(200, 'OK', { headers: [['Allow', ALLOW], ['Accept', 'application/sdp'], ['Supported', '']] });
+        return;
+      default:
+        if (hasToTag && !this.#inDialog(req)) {
+          tx.reply(481, 'Call/Transaction Does Not Exist');
+          return;
+        }
+        tx.reply(405, 'Method Not Allowed', { headers: [['Allow', ALLOW]] });
+    }
+  }
+
+  #inDialog(req: SipRequest): InboundCall | undefined {
+    const id = dialogId(req, true);
+    return id === undefined ? undefined : this.calls.get(id);
+  }
+
+  #withDialog(req: SipRequest, tx: ServerTransactionHandle, fn: (call: InboundCall) => void): void {
+    const call = this.#inDialog(req);
+    if (!call) {
+      tx.reply(481, 'Call/Transaction Does Not Exist');
+      return;
+    }
+    fn(call);
+  }
+
+  #newCall(req: SipRequest, tx: ServerTransactionHandle, _source: Destination): void {
+    if (this.#closed) {
+      tx.reply(503, 'Service Unavailable (shutting down)');
+      return;
+    }
+    if (this.calls.size >= this.options.maxCalls) {
+      tx.reply(503, 'Service Unavailable (at capacity)', { headers: [['Retry-After', '5']] });
+      return;
+    }
+    const number = calledNumber(req);
+    const route = routeFor(this.options, number);
+    if (!route) {
+      tx.reply(404, `Not Found (no route for ${number.slice(0, 64) || 'this number'})`);
+      return;
+    }
+    tx.reply(100, 'Trying');
+    let call: InboundCall;
+    try {
+      call = new InboundCall(this.#context(), req, tx, route, uriOf(req.headers.get('From')), uriOf(req.headers.get('To')));
+    } catch (err) {
+      tx.reply(400, `Bad Request (${(err as Error).message})`.slice(0, 200));
+      return;
+    }
+    this.callsTotal++;
+    this.calls.set(call.dialogId, call);
+    this.#byInvite.set(tx, call);
+    void call.start().catch((err: unknown) => {
+      log.error({ err, call: call.id }, 'call start failed');
+      call.end('rejected', 500);
+    });
+  }
+
+  #context(): CallContext {
+    return {
+      options: this.options,
+      layer: this.layer,
+      nats: this.nats,
+      ticker: this.ticker,
+      ports: this.ports,
+      contact: this.contact,
+      onGone: (call) => {
+        this.calls.delete(call.dialogId);
+        for (const [tx, c] of this.#byInvite) if (c === call) this.#byInvite.delete(tx);
+      },
+    };
+  }
+
+  /** Ends every call with BYE, then closes SIP and NATS. */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    for (const call of [...this.calls.values()]) call.hangup('node-shutdown', 'node shutting down');
+    // Let the BYEs leave before the socket closes.
+    await new Promise((r) => setTimeout(r, 50));
+    this.ticker.stop();
+    await this.#transport.close();
+    await this.nats.close();
+  }
+}
+
+function uriOf(header: string | undefined): string {
+  if (!header) return '';
+  try {
+    return formatUri(parseNameAddr(header).uri);
+  } catch {
+    return header;
+  }
+}

@@ -1,0 +1,152 @@
+import type { RemoteInfo, Socket } from 'node:dgram';
+import { g711 } from '../../codecs/native.js';
+import { isRtcp, parseRtp, serializeRtpInto, RTP_HEADER_SIZE } from '../../codecs/rtp.js';
+import { DtmfReceiver, type DtmfKeyPress } from '../../codecs/telephone-event.js';
+import type { MediaStats } from '../api/events.js';
+import { PlayoutBuffer } from './playout.js';
+
+export type G711Name = 'PCMU' | 'PCMA';
+
+export interface CallMediaOptions {
+  codec: G711Name;
+  payloadType: number;
+  telephoneEventPt?: number;
+  /** Where the caller's SDP says to send RTP. */
+  remote: { address: string; port: number };
+  /** Latch onto the first RTP source (symmetric RTP) instead of trusting the SDP address. */
+  symmetric: boolean;
+  /** Bot audio buffered for playout at most, samples at 8 kHz. */
+  playoutCapacity: number;
+}
+
+export interface CallMediaSink {
+  /** 20 ms (or the caller's ptime) of caller audio as little-endian PCM bytes; valid only during the call. */
+  onCallerAudio(pcm: Uint8Array): void;
+  onDtmf(press: DtmfKeyPress): void;
+  onMark(name: string): void;
+}
+
+const SAMPLES_PER_FRAME = 160; // 20 ms at 8 kHz
+const MAX_DECODE = 1440; // 180 ms: the largest ptime we decode in one packet
+
+/**
+ * One call's RTP endpoint: receives the caller's G.711 and hands PCM to the bot side; on every
+ * node tick sends the next 20 ms of bot audio (or silence, so the stream and NAT bindings stay
+ * alive) as RTP. All buffers are allocated once per call; nothing is allocated per packet.
+ */
+export class CallMedia {
+  readonly playout: PlayoutBuffer;
+  readonly #decoded = new Int16Array(MAX_DECODE);
+  readonly #out = new Int16Array(SAMPLES_PER_FRAME);
+  readonly #packet = new Uint8Array(RTP_HEADER_SIZE + SAMPLES_PER_FRAME);
+  readonly #encoded = new Uint8Array(SAMPLES_PER_FRAME);
+  readonly #header = { marker: true, payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0 };
+  readonly #dtmf = new DtmfReceiver();
+  #remote: { address: string; port: number };
+  #latched = false;
+  #sending = true;
+  #closed = false;
+  readonly stats: MediaStats = {
+    rtpReceived: 0,
+    rtpSent: 0,
+    rtpUnexpectedSource: 0,
+    rtpMalformed: 0,
+    framesToBot: 0,
+    framesFromBot: 0,
+    framesToBotDropped: 0,
+    playoutOverflowSamples: 0,
+  };
+
+  constructor(
+    private readonly socket: Socket,
+    readonly port: number,
+    private options: CallMediaOptions,
+    private readonly sink: CallMediaSink,
+  ) {
+    this.playout = new PlayoutBuffer(options.playoutCapacity);
+    this.#remote = { ...options.remote };
+    this.#header.payloadType = options.payloadType;
+    this.#header.sequenceNumber = (Math.random() * 0x10000) >>> 0;
+    this.#header.timestamp = (Math.random() * 0x100000000) >>> 0;
+    this.#header.ssrc = (Math.random() * 0x100000000) >>> 0;
+    socket.on('message', (msg, rinfo) => this.#onPacket(msg, rinfo));
+    socket.on('error', () => undefined);
+  }
+
+  /** A re-INVITE changed the media (hold/unhold, new address): apply it without a new socket. */
+  update(options: Partial<CallMediaOptions>, sending: boolean): void {
+    this.options = { ...this.options, ...options };
+    this.#header.payloadType = this.options.payloadType;
+    if (options.remote && !this.#latched) this.#remote = { ...options.remote };
+    this.#sending = sending;
+  }
+
+  #onPacket(msg: Buffer, rinfo: RemoteInfo): void {
+    if (this.#closed) return;
+    if (this.#latched || !this.options.symmetric) {
+      if (rinfo.port !== this.#remote.port || rinfo.address !== this.#remote.address) {
+        this.stats.rtpUnexpectedSource++;
+        return;
+      }
+    }
+    if (isRtcp(msg)) return; // RTCP multiplexed on the RTP port (RFC 5761); reports are issue 6's QoS.
+    let pkt;
+    try {
+      pkt = parseRtp(msg);
+    } catch {
+      this.stats.rtpMalformed++;
+      return;
+    }
+    if (!this.#latched && this.options.symmetric) {
+      // Symmetric RTP (RFC 4961): answer where the caller's packets come from, which behind a NAT is
+      // not what its SDP says. Only a well-formed packet latches, and only once.
+      this.#latched = true;
+      this.#remote = { address: rinfo.address, port: rinfo.port };
+    }
+    this.stats.rtpReceived++;
+    const pt = pkt.payloadType;
+    if (pt === this.options.payloadType) {
+      const n = Math.min(pkt.payload.length, MAX_DECODE);
+      const out = this.#decoded.subarray(0, n);
+      if (this.options.codec === 'PCMU') g711.ulawDecode(pkt.payload.subarray(0, n), out);
+      else g711.alawDecode(pkt.payload.subarray(0, n), out);
+      this.stats.framesToBot++;
+      this.sink.onCallerAudio(new Uint8Array(out.buffer, out.byteOffset, n * 2));
+    } else if (pt === this.options.telephoneEventPt) {
+      for (const press of this.#dtmf.push(pkt)) this.sink.onDtmf(press);
+    } else {
+      this.stats.rtpMalformed++;
+    }
+  }
+
+  /** Queues bot audio (8 kHz PCM) for playout. */
+  queueBotAudio(samples: Int16Array): void {
+    this.stats.framesFromBot++;
+    this.playout.push(samples);
+  }
+
+  /** Runs once per 20 ms node tick: sends the next frame of bot audio, or silence. */
+  tick(): void {
+    if (this.#closed) return;
+    this.playout.read(this.#out, (name) => this.sink.onMark(name));
+    this.#header.timestamp = (this.#header.timestamp + SAMPLES_PER_FRAME) >>> 0;
+    this.#header.sequenceNumber = (this.#header.sequenceNumber + 1) & 0xffff;
+    if (!this.#sending) return; // on hold: the clock runs, nothing is sent (RFC 3264 §8.4)
+    if (this.options.codec === 'PCMU') g711.ulawEncode(this.#out, this.#encoded);
+    else g711.alawEncode(this.#out, this.#encoded);
+    const len = serializeRtpInto(this.#packet, 0, this.#header, this.#encoded);
+    this.#header.marker = false;
+    this.socket.send(this.#packet, 0, len, this.#remote.port, this.#remote.address);
+    this.stats.rtpSent++;
+  }
+
+  close(): MediaStats {
+    if (!this.#closed) {
+      this.#closed = true;
+      for (const press of this.#dtmf.flush()) this.sink.onDtmf(press);
+      this.stats.playoutOverflowSamples = this.playout.overflowSamples;
+      this.socket.close();
+    }
+    return this.stats;
+  }
+}
