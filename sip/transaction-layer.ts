@@ -261,8 +261,8 @@ export class ServerTransactionHandle {
 
   /**
    * Send a response through the transaction. On an INVITE that has been answered 2xx this is how
-   * the TU retransmits its 2xx (RFC 6026 accepted state). Throws InvalidStateError otherwise once
-   * a final response has gone out.
+   * the TU retransmits its 2xx (RFC 6026 accepted state); after Timer L a 2xx still goes out,
+   * statelessly. Throws InvalidStateError for any other response after the final one.
    */
   respond(res: SipResponse): void {
     this.layer.respond(this, res);
@@ -361,7 +361,15 @@ export class TransactionLayer {
   /** @internal — see ServerTransactionHandle.respond */
   respond(handle: ServerTransactionHandle, res: SipResponse): void {
     const entry = this.#byServerHandle.get(handle);
-    if (entry === undefined) throw new InvalidStateError(`transaction is ${handle.tx.state}`);
+    if (entry === undefined) {
+      // A 2xx retransmission racing Timer L (both run 64*T1): the TU owns 2xx reliability
+      // (§13.3.1.4), so send it without the transaction rather than fail the TU's timer callback.
+      if (handle.tx.request.method === 'INVITE' && res.status >= 200 && res.status < 300) {
+        this.#trySend(res, handle.responseDestination);
+        return;
+      }
+      throw new InvalidStateError(`transaction is ${handle.tx.state}`);
+    }
     this.#feedServer(entry, { type: 'tu-respond', response: res });
   }
 

@@ -9,7 +9,7 @@ import {
   type Scheduler,
   type ServerTransactionHandle,
 } from '../../../sip/transaction-layer.js';
-import { topBranch, topVia } from '../../../sip/transaction.js';
+import { InvalidStateError, topBranch, topVia } from '../../../sip/transaction.js';
 import { parseVia } from '../../../sip/uri.js';
 
 const T = { timeout: 5000 };
@@ -292,6 +292,20 @@ describe('TransactionLayer', () => {
     clock.advance(64 * 500);
     assert.equal(timedOut, true);
     assert.equal(layer.size, 0);
+  });
+
+  it('a 2xx retransmitted after Timer L still goes out, and any other late response throws', T, () => {
+    const clock = new FakeClock();
+    const sent: SipMessage[] = [];
+    let h: ServerTransactionHandle | undefined;
+    const layer = new TransactionLayer({ send: (m) => sent.push(m), scheduler: clock, onRequest: (_r, tx) => (h = tx) });
+    layer.receive(wire(invite()), ALICE);
+    const ok = h!.reply(200, 'OK', { toTag: 't' });
+    clock.advance(32_000);
+    assert.equal(h!.state, 'terminated');
+    h!.respond(ok);
+    assert.equal(sent.length, 2);
+    assert.throws(() => h!.reply(500), InvalidStateError);
   });
 
   it('a send that throws is a transport error for the client transaction', T, () => {
