@@ -1,0 +1,251 @@
+import assert from 'node:assert/strict';
+import { readdirSync, readFileSync } from 'node:fs';
+import { describe, it } from 'node:test';
+
+import {
+  NoCommonCodecError,
+  SdpParseError,
+  answerOffer,
+  applyAnswer,
+  createOffer,
+  formatSdp,
+  parseSdp,
+  type LocalMediaOptions,
+  type SdpParseErrorKind,
+} from '../../../sip/sdp.js';
+
+// Compiled to dist/test/unit/sip/, so the package root is four levels up.
+const FIXTURES = new URL('../../../../test/fixtures/sdp/', import.meta.url);
+const fixture = (name: string): string => readFileSync(new URL(name, FIXTURES), 'utf8');
+const offer = (name: string) => parseSdp(fixture(name));
+
+const LOCAL: LocalMediaOptions = {
+  address: '10.0.0.5',
+  port: 40000,
+  codecs: ['PCMU', 'PCMA'],
+  telephoneEvent: true,
+  sessionId: '555',
+  sessionVersion: 1,
+};
+
+describe('SDP parsing', () => {
+  it('reads origin, connection and an audio stream with rtpmap, ptime and direction', { timeout: 5000 }, () => {
+    const sdp = offer('offer-pcma-pcmu-te101.sdp');
+    assert.deepEqual(sdp.origin, {
+      username: 'root', sessionId: '1821934477', sessionVersion: '1821934477', netType: 'IN', addrType: 'IP4', address: '203.0.113.10',
+    });
+    assert.equal(sdp.sessionName, 'Asterisk PBX 18.0.0');
+    assert.equal(sdp.connection?.address, '203.0.113.10');
+    const m = sdp.media[0]!;
+    assert.equal(m.type, 'audio');
+    assert.equal(m.port, 16384);
+    assert.equal(m.proto, 'RTP/AVP');
+    assert.deepEqual(m.formats, ['8', '0', '101']);
+    assert.deepEqual(m.rtpmaps[2], { payloadType: 101, encodingName: 'telephone-event', clockRate: 8000 });
+    assert.deepEqual(m.fmtps, [{ format: '101', parameters: '0-16' }]);
+    assert.equal(m.ptime, 20);
+    assert.equal(m.direction, 'sendrecv');
+    assert.deepEqual(m.attributes, [{ name: 'maxptime', value: '150' }]);
+  });
+
+  it('reads every RFC 4566 session field, multicast addresses and several media sections', { timeout: 5000 }, () => {
+    const sdp = offer('canonical-full.sdp');
+    assert.equal(sdp.information, 'A Seminar on the session description protocol');
+    assert.deepEqual(sdp.emails, ['j.doe@example.com (Jane Doe)']);
+    assert.deepEqual(sdp.connection, { netType: 'IN', addrType: 'IP4', address: '224.2.17.12', ttl: 127 });
+    assert.deepEqual(sdp.bandwidths, [{ type: 'CT', value: 128 }]);
+    assert.deepEqual(sdp.timing, [{ start: 2873397496, stop: 2873404696, repeats: ['7d 1h 0 25h'] }]);
+    assert.equal(sdp.direction, 'recvonly');
+    assert.equal(sdp.media.length, 2);
+    assert.equal(sdp.media[0]!.portCount, 2);
+    assert.deepEqual(sdp.media[0]!.connection, { netType: 'IN', addrType: 'IP4', address: '224.2.17.13', ttl: 127, count: 2 });
+    assert.deepEqual(sdp.media[0]!.rtpmaps[0], { payloadType: 96, encodingName: 'L16', clockRate: 16000, encodingParameters: '2' });
+    assert.deepEqual(sdp.media[1]!.formats, ['wb']);
+  });
+
+  it('accepts bare LF line ends', { timeout: 5000 }, () => {
+    const sdp = parseSdp(fixture('offer-pcmu-only.sdp').replaceAll('\r\n', '\n'));
+    assert.equal(sdp.media[0]!.port, 49170);
+  });
+
+  for (const name of readdirSync(FIXTURES).filter((n) => n.startsWith('offer-') || n.startsWith('canonical-'))) {
+    it(`formats ${name} back to the same bytes`, { timeout: 5000 }, () => {
+      const raw = fixture(name);
+      assert.equal(formatSdp(parseSdp(raw)), raw);
+    });
+  }
+
+  const malformed: [string, SdpParseErrorKind, number][] = [
+    ['invalid-missing-version.sdp', 'missing-version', 1],
+    ['invalid-bad-version.sdp', 'bad-version', 1],
+    ['invalid-bad-origin.sdp', 'bad-origin', 2],
+    ['invalid-missing-connection.sdp', 'missing-connection', 5],
+    ['invalid-bad-connection.sdp', 'bad-connection', 4],
+    ['invalid-bad-port.sdp', 'bad-port', 6],
+    ['invalid-bad-payload-type.sdp', 'bad-media', 6],
+    ['invalid-bad-rtpmap.sdp', 'bad-attribute', 7],
+    ['invalid-garbage.sdp', 'syntax', 4],
+    ['invalid-unknown-type.sdp', 'unknown-type', 4],
+    ['invalid-timing-in-media.sdp', 'misplaced-line', 6],
+    ['truncated-after-origin.sdp', 'missing-session-name', 3],
+    ['truncated-media-line.sdp', 'bad-media', 6],
+    ['truncated-empty.sdp', 'missing-version', 1],
+  ];
+  for (const [name, kind, line] of malformed) {
+    it(`rejects ${name} with an SdpParseError of kind ${kind} at line ${line}`, { timeout: 5000 }, () => {
+      assert.throws(
+        () => parseSdp(fixture(name)),
+        (e: unknown) => e instanceof SdpParseError && e.kind === kind && e.line === line,
+      );
+    });
+  }
+
+  it('throws only SdpParseError for every truncation of a valid SDP', { timeout: 5000 }, () => {
+    const raw = fixture('canonical-full.sdp');
+    for (let len = 0; len < raw.length; len++) {
+      try {
+        parseSdp(raw.slice(0, len));
+      } catch (e) {
+        assert.ok(e instanceof SdpParseError, `length ${len}: ${String(e)}`);
+      }
+    }
+  });
+});
+
+describe('SDP offer/answer', () => {
+  it('answers a PCMU-only offer with PCMU and sends to the offered address', { timeout: 5000 }, () => {
+    const r = answerOffer(offer('offer-pcmu-only.sdp'), LOCAL);
+    assert.deepEqual(r.codec, { name: 'PCMU', payloadType: 0, clockRate: 8000 });
+    assert.deepEqual(r.remote, { address: '198.51.100.7', port: 49170 });
+    assert.equal(r.direction, 'sendrecv');
+    assert.equal(r.telephoneEventPt, undefined);
+    assert.equal(r.ptime, 20);
+    assert.equal(
+      formatSdp(r.answer),
+      ['v=0', 'o=- 555 1 IN IP4 10.0.0.5', 's=-', 'c=IN IP4 10.0.0.5', 't=0 0', 'm=audio 40000 RTP/AVP 0',
+        'a=rtpmap:0 PCMU/8000', 'a=ptime:20', 'a=sendrecv', ''].join('\r\n'),
+    );
+  });
+
+  it('chooses by our preference, not the offer order', { timeout: 5000 }, () => {
+    const sdp = offer('offer-pcma-pcmu-te101.sdp');
+    assert.equal(answerOffer(sdp, LOCAL).codec.name, 'PCMU');
+    assert.deepEqual(answerOffer(sdp, { ...LOCAL, codecs: ['PCMA', 'PCMU'] }).codec, { name: 'PCMA', payloadType: 8, clockRate: 8000 });
+  });
+
+  it('recognizes static payload types 0 and 8 without an rtpmap', { timeout: 5000 }, () => {
+    const r = answerOffer(offer('offer-static-no-rtpmap.sdp'), { ...LOCAL, codecs: ['PCMA'] });
+    assert.equal(r.codec.payloadType, 8);
+    assert.equal(r.answer.media[0]!.rtpmaps[0]!.encodingName, 'PCMA');
+  });
+
+  it('echoes telephone-event at the offered payload type 101 with its fmtp', { timeout: 5000 }, () => {
+    const r = answerOffer(offer('offer-pcma-pcmu-te101.sdp'), LOCAL);
+    assert.equal(r.telephoneEventPt, 101);
+    const m = r.answer.media[0]!;
+    assert.deepEqual(m.formats, ['0', '101']);
+    assert.deepEqual(m.fmtps, [{ format: '101', parameters: '0-16' }]);
+  });
+
+  it('echoes a dynamic telephone-event at payload type 96, matching names case-insensitively', { timeout: 5000 }, () => {
+    const r = answerOffer(offer('offer-dynamic-te96.sdp'), LOCAL);
+    assert.equal(r.codec.payloadType, 0);
+    assert.equal(r.telephoneEventPt, 96);
+    assert.equal(r.ptime, 30);
+    assert.deepEqual(r.answer.media[0]!.formats, ['0', '96']);
+  });
+
+  it('leaves telephone-event out when we do not support it', { timeout: 5000 }, () => {
+    const r = answerOffer(offer('offer-dynamic-te96.sdp'), { ...LOCAL, telephoneEvent: false });
+    assert.equal(r.telephoneEventPt, undefined);
+    assert.deepEqual(r.answer.media[0]!.formats, ['0']);
+  });
+
+  it('throws NoCommonCodecError listing the offered codecs when only G.729 is offered', { timeout: 5000 }, () => {
+    assert.throws(
+      () => answerOffer(offer('offer-g729-only.sdp'), LOCAL),
+      (e: unknown) => e instanceof NoCommonCodecError && e.offered.join() === 'G729/8000,telephone-event/8000',
+    );
+  });
+
+  it('throws NoCommonCodecError when the offer has no audio stream at all', { timeout: 5000 }, () => {
+    const sdp = offer('offer-audio-video.sdp');
+    sdp.media = sdp.media.slice(0, 1);
+    assert.throws(() => answerOffer(sdp, LOCAL), NoCommonCodecError);
+  });
+
+  it('answers a sendonly (hold) offer with recvonly and an unhold with sendrecv', { timeout: 5000 }, () => {
+    const hold = answerOffer(offer('offer-hold-sendonly.sdp'), LOCAL);
+    assert.equal(hold.direction, 'recvonly');
+    assert.equal(hold.answer.media[0]!.direction, 'recvonly');
+    assert.equal(answerOffer(offer('offer-pcmu-only.sdp'), LOCAL).direction, 'sendrecv');
+  });
+
+  it('treats c=0.0.0.0 as RFC 2543 hold: we receive but do not send', { timeout: 5000 }, () => {
+    const r = answerOffer(offer('offer-hold-rfc2543.sdp'), LOCAL);
+    assert.equal(r.direction, 'recvonly');
+    assert.deepEqual(r.remote, { address: '0.0.0.0', port: 49170 });
+  });
+
+  it('reverses recvonly to sendonly and combines with our own hold to inactive', { timeout: 5000 }, () => {
+    const sdp = offer('offer-audio-video.sdp');
+    assert.equal(answerOffer(sdp, LOCAL).direction, 'sendonly');
+    assert.equal(answerOffer(sdp, { ...LOCAL, direction: 'recvonly' }).direction, 'inactive');
+  });
+
+  it('rejects the video stream with port 0 and accepts the audio stream after it', { timeout: 5000 }, () => {
+    const r = answerOffer(offer('offer-audio-video.sdp'), LOCAL);
+    const [video, audio] = r.answer.media;
+    assert.deepEqual({ type: video?.type, port: video?.port, formats: video?.formats }, { type: 'video', port: 0, formats: ['97', '98'] });
+    assert.equal(audio?.port, 40000);
+    assert.deepEqual(r.codec, { name: 'PCMU', payloadType: 96, clockRate: 8000 });
+    assert.deepEqual(r.remote, { address: '192.0.2.51', port: 49174 });
+    // The answer is itself valid SDP.
+    assert.deepEqual(parseSdp(formatSdp(r.answer)), r.answer);
+  });
+});
+
+describe('SDP offers we make', () => {
+  it('offers our codecs at their static payload types and telephone-event at 101', { timeout: 5000 }, () => {
+    const sdp = createOffer({ ...LOCAL, codecs: ['PCMA', 'PCMU'] });
+    assert.equal(
+      formatSdp(sdp),
+      ['v=0', 'o=- 555 1 IN IP4 10.0.0.5', 's=-', 'c=IN IP4 10.0.0.5', 't=0 0', 'm=audio 40000 RTP/AVP 8 0 101',
+        'a=rtpmap:8 PCMA/8000', 'a=rtpmap:0 PCMU/8000', 'a=rtpmap:101 telephone-event/8000', 'a=fmtp:101 0-15',
+        'a=ptime:20', 'a=sendrecv', ''].join('\r\n'),
+    );
+  });
+
+  it('uses IP6 for an IPv6 address', { timeout: 5000 }, () => {
+    const sdp = createOffer({ ...LOCAL, address: '2001:db8::5' });
+    assert.equal(sdp.origin.addrType, 'IP6');
+    assert.equal(sdp.connection?.addrType, 'IP6');
+  });
+
+  it('reads the codec, telephone-event and remote address from the answer to our offer', { timeout: 5000 }, () => {
+    const ours = createOffer(LOCAL);
+    const theirs = answerOffer(parseSdp(formatSdp(ours)), {
+      address: '192.0.2.9', port: 7078, codecs: ['PCMA', 'PCMU'], telephoneEvent: true, sessionId: '9',
+    });
+    const r = applyAnswer(ours, parseSdp(formatSdp(theirs.answer)));
+    assert.deepEqual(r.codec, { name: 'PCMA', payloadType: 8, clockRate: 8000 });
+    assert.equal(r.telephoneEventPt, 101);
+    assert.deepEqual(r.remote, { address: '192.0.2.9', port: 7078 });
+    assert.equal(r.direction, 'sendrecv');
+    assert.equal(r.ptime, 20);
+  });
+
+  it('learns that it is on hold from a recvonly answer to a hold offer', { timeout: 5000 }, () => {
+    const ours = createOffer({ ...LOCAL, direction: 'sendonly' });
+    const theirs = answerOffer(ours, { ...LOCAL, address: '192.0.2.9' });
+    assert.equal(theirs.direction, 'recvonly');
+    assert.equal(applyAnswer(ours, theirs.answer).direction, 'sendonly');
+  });
+
+  it('throws NoCommonCodecError when the answer rejects the audio stream', { timeout: 5000 }, () => {
+    const ours = createOffer(LOCAL);
+    const answer = parseSdp(formatSdp(ours));
+    answer.media[0]!.port = 0;
+    assert.throws(() => applyAnswer(ours, answer), NoCommonCodecError);
+  });
+});
