@@ -5,10 +5,8 @@
       "sources": ["native/addon.cc", "native/g711.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
-      "cflags!": ["-O2", "-O3"],
-      "cflags_cc!": ["-fno-exceptions"],
       "cflags": ["-O3"],
-      "cflags_cc": ["-O3", "-std=c++17"],
+      "cflags_cc": ["-O3"],
       "xcode_settings": {
         "GCC_OPTIMIZATION_LEVEL": "3",
         "CLANG_CXX_LANGUAGE_STANDARD": "c++17",
