@@ -230,7 +230,7 @@ function parseHeaderLines(
     if (c0 === 0x20 || c0 === 0x09) {
       // folded continuation: LWS = [*WSP CRLF] 1*WSP, equivalent to one SP (RFC 3261 §7.3.1)
       if (name === '') throw new SipParseError('header', 'continuation line before the first header', pos);
-      value += ' ' + line;
+      value = trimWs(value) + ' ' + trimWs(line);
     } else {
       if (name !== '') addHeader(headers, name, value, offset, cl, first);
       if (++count > maxHeaders) throw new SipParseError('too-large', `more than ${maxHeaders} header lines`, pos);
