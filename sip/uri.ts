@@ -273,7 +273,8 @@ function parseTelUri(text: string, pos: number): SipUri {
     const eq = text.indexOf('=', ns);
     const nameEnd = eq >= 0 && eq < end ? eq : end;
     if (nameEnd === ns) throw uriError('empty tel parameter', ns);
-    checkChars(text, ns, end, PARAM, 'tel parameter');
+    checkChars(text, ns, nameEnd, PARAM, 'tel parameter');
+    if (nameEnd < end) checkChars(text, nameEnd + 1, end, PARAM, 'tel parameter');
     uri.params.set(text.slice(ns, nameEnd).toLowerCase(), nameEnd < end ? text.slice(nameEnd + 1, end) : null);
     pos = end;
   }
