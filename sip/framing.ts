@@ -40,22 +40,35 @@ export class SipStreamFramer {
     return this.#buf.length;
   }
 
-  /** Feed bytes from the stream; returns the complete messages they finish (copies, owned by the caller). */
-  push(chunk: Uint8Array): Uint8Array[] {
-    if (this.#failed) throw this.#failed;
-    try {
-      return this.#push(chunk);
-    } catch (e) {
-      if (e instanceof SipParseError) this.#failed = e;
-      throw e;
-    }
+  /** The error that broke the stream, once push() has met one. */
+  get error(): SipParseError | undefined {
+    return this.#failed;
   }
 
-  #push(chunk: Uint8Array): Uint8Array[] {
+  /**
+   * Feed bytes from the stream; returns the complete messages they finish (copies, owned by the
+   * caller). Throws SipParseError when the stream cannot be framed; when the same chunk also
+   * finished good messages before the bad one, those are returned first and the error is thrown
+   * by the next push() (and is readable from {@link error} at once).
+   */
+  push(chunk: Uint8Array): Uint8Array[] {
+    if (this.#failed) throw this.#failed;
+    const out: Uint8Array[] = [];
+    try {
+      this.#push(chunk, out);
+    } catch (e) {
+      if (!(e instanceof SipParseError)) throw e;
+      this.#failed = e;
+      this.#buf = EMPTY;
+      if (out.length === 0) throw e;
+    }
+    return out;
+  }
+
+  #push(chunk: Uint8Array, out: Uint8Array[]): void {
     const c = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     // Copy on the first chunk too: the caller may reuse its buffer after push() returns.
     this.#buf = this.#buf.length === 0 ? Buffer.from(c) : Buffer.concat([this.#buf, c]);
-    const out: Uint8Array[] = [];
     let buf = this.#buf;
     for (;;) {
       let s = 0;
@@ -79,9 +92,9 @@ export class SipStreamFramer {
       if (buf.length < total) break;
       out.push(Buffer.from(buf.subarray(0, total)));
       buf = buf.subarray(total);
+      this.#buf = buf;
     }
     this.#buf = buf.length === 0 ? EMPTY : buf;
-    return out;
   }
 }
 
