@@ -44,6 +44,7 @@ export class MediaNode {
       localVia: () => ({ host: this.options.advertisedAddress, port: this.#transport.port }),
       onError: (err, where) => log.error({ err, where }, 'SIP stack callback failed'),
     });
+    this.ticker.onFirstError = (err) => log.error({ err }, 'media tick failed (first occurrence; further ones are counted)');
   }
 
   static async start(input: MediaNodeOptions): Promise<MediaNode> {

@@ -97,9 +97,10 @@ export class CallMedia {
       this.stats.rtpMalformed++;
       return;
     }
-    if (!this.#latched && this.options.symmetric) {
+    if (!this.#latched && this.options.symmetric && rinfo.port !== 0) {
       // Symmetric RTP (RFC 4961): answer where the caller's packets come from, which behind a NAT is
-      // not what its SDP says. Only a well-formed packet latches, and only once.
+      // not what its SDP says. Only a well-formed packet latches, only once, and never onto port 0
+      // (nothing can be sent there; raw-socket senders such as SIPp's pcap player produce it).
       this.#latched = true;
       this.#remote = { address: rinfo.address, port: rinfo.port };
     }

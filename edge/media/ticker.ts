@@ -10,6 +10,10 @@ export class Ticker {
   #nextAt = 0;
   /** Ticks skipped because the event loop stalled. */
   skipped = 0;
+  /** Subscriber calls that threw. */
+  errors = 0;
+  /** Told about the first subscriber error, so a bug is seen once instead of 50 times a second. */
+  onFirstError: ((err: unknown) => void) | undefined;
 
   constructor(
     readonly periodMs = 20,
@@ -53,8 +57,10 @@ export class Ticker {
       for (const fn of this.#subscribers) {
         try {
           fn();
-        } catch {
-          // A subscriber's bug must not stop every other call's audio; subscribers log their own errors.
+        } catch (err) {
+          // A subscriber's bug must not stop every other call's audio: count it, report the first.
+          this.errors++;
+          if (this.errors === 1) this.onFirstError?.(err);
         }
       }
       this.#nextAt += this.periodMs;
