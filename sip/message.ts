@@ -19,7 +19,6 @@ import { SipHeaders, canonicalName, headerKey, isListHeader, splitList } from '.
 import {
   MAX_DELTA_SECONDS,
   TOKEN,
-  WORD,
   isUint,
   parseCSeq,
   parseNameAddr,
@@ -354,16 +353,16 @@ function validateElement(key: string, part: string): void {
   }
 }
 
-/** callid = word [ "@" word ] */
+/**
+ * callid = word [ "@" word ]. Checked leniently: non-empty, no LWS or control characters. Base64
+ * Call-IDs with "=" padding (not a word character) are common from real UAs, and nothing in the
+ * stack depends on the finer grammar.
+ */
 function checkCallId(value: string): void {
-  const at = value.indexOf('@');
-  const parts = at < 0 ? [value] : [value.slice(0, at), value.slice(at + 1)];
-  for (const p of parts) {
-    if (p.length === 0) throw new SipParseError('header', 'empty Call-ID word');
-    for (let i = 0; i < p.length; i++) {
-      const c = p.charCodeAt(i);
-      if (c >= 128 || WORD[c] !== 1) throw new SipParseError('header', 'invalid character in Call-ID', i);
-    }
+  if (value.length === 0) throw new SipParseError('header', 'empty Call-ID');
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f) throw new SipParseError('header', 'whitespace or control character in Call-ID', i);
   }
 }
 

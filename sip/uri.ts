@@ -59,8 +59,6 @@ function table(chars: string, alnum = true): Uint8Array {
 const MARK = "-_.!~*'()";
 /** token = 1*(alphanum / "-" / "." / "!" / "%" / "*" / "_" / "+" / "`" / "'" / "~") */
 export const TOKEN = table("-.!%*_+`'~");
-/** word = token chars plus ( ) < > : \ DQUOTE / [ ] ? { } (Call-ID) */
-export const WORD = table('-.!%*_+`\'~()<>:\\"/[]?{}');
 const USER = table(MARK + '&=+$,;?/');
 const PASSWORD = table(MARK + '&=+$,');
 const PARAM = table(MARK + '[]/:&+$');
@@ -458,8 +456,9 @@ export function parseNameAddr(text: string): NameAddr {
     uriText = text.slice(i, end);
     paramStart = end;
   }
-  const uri = parseUri(uriText);
-  return { ...(displayName !== undefined ? { displayName } : {}), uri, params: parseParams(text, paramStart) };
+  const na: NameAddr = { uri: parseUri(uriText), params: parseParams(text, paramStart) };
+  if (displayName !== undefined) na.displayName = displayName;
+  return na;
 }
 
 export function formatNameAddr(na: NameAddr): string {

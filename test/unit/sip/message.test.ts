@@ -249,6 +249,13 @@ describe('parseMessage', () => {
     }
   });
 
+  it('accepts a base64 Call-ID with "=" padding but rejects one with embedded whitespace', () => {
+    const ok = crlf(['OPTIONS sip:a@b SIP/2.0', 'Call-ID: YWJjZA==@host', 'Content-Length: 0', '', '']);
+    assert.equal(parseMessage(ok).headers.get('Call-ID'), 'YWJjZA==@host');
+    const bad = crlf(['OPTIONS sip:a@b SIP/2.0', 'Call-ID: abc def', 'Content-Length: 0', '', '']);
+    assert.throws(() => parseMessage(bad), (e: unknown) => e instanceof SipParseError && e.kind === 'header');
+  });
+
   it('rejects response status codes outside 100..699', () => {
     for (const code of ['099', '700', '20', '2000', 'abc']) {
       const raw = crlf([`SIP/2.0 ${code} Odd`, 'Content-Length: 0', '', '']);
