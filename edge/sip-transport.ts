@@ -107,6 +107,13 @@ export class SipTransport {
         return;
       }
       for (const m of messages) this.#onBytes(m, source);
+      // The framer hands out the good messages of a chunk before reporting the bytes after them
+      // that cannot be framed; close now rather than wait for a next chunk that may never come.
+      if (framer.error) {
+        this.stats.malformed++;
+        log.warn({ peer: key, kind: framer.error.kind }, 'unframeable SIP stream closed');
+        sock.destroy();
+      }
     });
     sock.on('error', () => undefined);
     sock.on('close', () => this.#tcp.delete(key));

@@ -1,0 +1,92 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { EchoBot } from '../../edge/echo-bot.js';
+import { EventCollector, RtpTap, freePort, runSipp, sippWorkdir, startMediaNode, startNats, type Botedge, type NatsServer } from './harness.js';
+
+const TAP_SCENARIO = fileURLToPath(new URL('../../../test/fixtures/sipp/uac_pcap_tap.xml', import.meta.url));
+
+describe('an inbound SIPp call reaches the echo bot and comes back', { timeout: 120000 }, () => {
+  let nats: NatsServer;
+  let bot: EchoBot;
+  let node: Botedge & { sipPort: number };
+  let events: EventCollector;
+  let tap: RtpTap;
+
+  before(async () => {
+    nats = await startNats();
+    bot = await EchoBot.listen(0);
+    node = await startMediaNode({
+      nodeId: 'media-it-1',
+      sipPort: await freePort(),
+      natsUrl: nats.url,
+      rtpPortMin: 32000,
+      rtpPortMax: 32999,
+      defaultRoute: { url: bot.url },
+    });
+    events = await EventCollector.start(nats.url);
+    tap = await RtpTap.open();
+  });
+
+  after(async () => {
+    tap?.close();
+    await events?.close();
+    await node?.stop();
+    await bot?.close();
+    await nats?.stop();
+  });
+
+  it('completes 20 uac_pcap calls and 5 tapped calls; audio flows both ways; NATS carries every event', async () => {
+    const target = `127.0.0.1:${node.sipPort}`;
+    const cwd = sippWorkdir();
+    // SIPp's built-in scenario, as a user would run it; and alongside, the same scenario with the
+    // caller's SDP pointing at our RTP tap, so what the node sends the caller is measured by us.
+    const [plain, tapped] = await Promise.all([
+      runSipp(['-sn', 'uac_pcap', target, '-m', '20', '-r', '5', '-i', '127.0.0.1', '-p', String(await freePort()), '-mp', '46000'], cwd),
+      runSipp(['-sf', TAP_SCENARIO, '-key', 'tap_port', String(tap.port), target, '-m', '5', '-r', '5', '-i', '127.0.0.1', '-p', String(await freePort()), '-mp', '47000'], cwd),
+    ]);
+    assert.equal(plain.code, 0, `sipp uac_pcap failed:\n${plain.stdout.slice(-2000)}\n${plain.stderr}`);
+    assert.equal(plain.successful, 20);
+    assert.equal(plain.failed, 0);
+    assert.equal(tapped.code, 0, `sipp tap scenario failed:\n${tapped.stdout.slice(-2000)}\n${tapped.stderr}`);
+    assert.equal(tapped.successful, 5);
+
+    await events.until(() => events.of('ended').length >= 25, 10000, '25 ended events');
+
+    // The bot heard each caller: non-silent audio on every call, a DTMF '1', and a stop at the end.
+    assert.equal(bot.calls.size, 25);
+    const heard = [...bot.calls.values()].map((c) => c.nonSilentFrames);
+    for (const c of bot.calls.values()) {
+      assert.ok(c.nonSilentFrames >= 100, `call ${c.callId}: only ${c.nonSilentFrames} non-silent frames reached the bot`);
+      assert.deepEqual(c.dtmf, ['1'], `call ${c.callId}: DTMF seen by the bot`);
+      assert.ok(c.stopped, `call ${c.callId}: the bot got no stop frame`);
+    }
+
+    // The bot's audio came back to the caller as RTP: one stream per tapped call, PCMA, and at
+    // least 90% of the non-silent frames the bot echoed.
+    const minHeard = Math.min(...heard);
+    assert.equal(tap.streams.size, 5, `tap saw ${tap.streams.size} RTP streams`);
+    for (const [port, s] of tap.streams) {
+      assert.deepEqual([...s.payloadTypes], [8], `stream from ${port} payload types`);
+      assert.ok(s.nonSilent >= 0.9 * minHeard, `stream from ${port}: ${s.nonSilent} non-silent packets back, bot echoed ≥ ${minHeard}`);
+    }
+
+    // NATS carried created, answered and ended for every call, with matching ids.
+    const created = new Set(events.of('created').map((e) => e.data.callId));
+    const answered = new Set(events.of('answered').map((e) => e.data.callId));
+    const ended = events.of('ended');
+    assert.equal(created.size, 25);
+    assert.deepEqual(answered, created);
+    assert.deepEqual(new Set(ended.map((e) => e.data.callId)), created);
+    assert.deepEqual(new Set(bot.calls.keys()), created);
+    for (const e of ended) {
+      assert.equal(e.data.cause, 'caller-hangup');
+      assert.equal(e.subject, 'botedge.v1.call.ended');
+      assert.ok((e.data.durationMs as number) > 5000);
+      const media = e.data.media as Record<string, number>;
+      assert.equal(media.rtpUnexpectedSource, 0);
+      assert.ok((media.rtpReceived ?? 0) > 200);
+    }
+    assert.equal(events.of('dtmf').length, 25);
+  });
+});
