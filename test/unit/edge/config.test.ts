@@ -1,0 +1,32 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { ConfigError, resolveMediaNodeOptions, routeFor } from '../../../edge/config.js';
+
+const host = { hostname: 'box', pid: 7 };
+
+describe('media node options', () => {
+  it('fills defaults', () => {
+    const o = resolveMediaNodeOptions({}, host);
+    assert.equal(o.sipPort, 5060);
+    assert.equal(o.nodeId, 'media-box-7');
+    assert.equal(o.advertisedAddress, '127.0.0.1');
+    assert.deepEqual(o.codecs, ['PCMU', 'PCMA']);
+    assert.equal(o.botUnreachableStatus, 480);
+  });
+
+  it('names the field that is wrong', () => {
+    assert.throws(() => resolveMediaNodeOptions({ rtpPortMin: 30000, rtpPortMax: 20000 }, host), (e: unknown) => e instanceof ConfigError && e.field === 'rtpPortMin');
+    assert.throws(() => resolveMediaNodeOptions({ sipPort: 70000 }, host), (e: unknown) => e instanceof ConfigError && e.field === 'sipPort');
+    assert.throws(() => resolveMediaNodeOptions({ defaultRoute: { url: 'http://bot' } }, host), (e: unknown) => e instanceof ConfigError && e.field === 'defaultRoute.url');
+    assert.throws(() => resolveMediaNodeOptions({ botUnreachableStatus: 500 as 480 }, host), (e: unknown) => e instanceof ConfigError && e.field === 'botUnreachableStatus');
+    assert.throws(() => resolveMediaNodeOptions({ sipPrt: 1 } as never, host), (e: unknown) => e instanceof ConfigError);
+  });
+
+  it('routes by called number, falling back to the default route', () => {
+    const o = resolveMediaNodeOptions({ routes: { '100': { url: 'ws://a/' } }, defaultRoute: { url: 'ws://b/' } }, host);
+    assert.equal(routeFor(o, '100')?.url, 'ws://a/');
+    assert.equal(routeFor(o, '200')?.url, 'ws://b/');
+    const none = resolveMediaNodeOptions({}, host);
+    assert.equal(routeFor(none, '200'), undefined);
+  });
+});

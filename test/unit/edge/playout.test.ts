@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { PlayoutBuffer } from '../../../edge/media/playout.js';
+
+const ramp = (from: number, n: number) => Int16Array.from({ length: n }, (_, i) => from + i);
+
+describe('PlayoutBuffer', () => {
+  it('plays a burst out one frame at a time, in order, then silence', () => {
+    const b = new PlayoutBuffer(1000);
+    b.push(ramp(1, 400));
+    const out = new Int16Array(160);
+    const marks: string[] = [];
+    assert.equal(b.read(out, (m) => marks.push(m)), 160);
+    assert.deepEqual([out[0], out[159]], [1, 160]);
+    assert.equal(b.read(out, (m) => marks.push(m)), 160);
+    assert.equal(out[0], 161);
+    assert.equal(b.read(out, (m) => marks.push(m)), 80);
+    assert.deepEqual([out[79], out[80], out[159]], [400, 0, 0]);
+    assert.equal(b.read(out, () => undefined), 0);
+    assert.equal(b.buffered, 0);
+  });
+
+  it('reports a mark only when the audio queued before it has been played', () => {
+    const b = new PlayoutBuffer(1000);
+    const marks: string[] = [];
+    b.push(ramp(1, 200));
+    b.mark('after-200');
+    b.push(ramp(1, 100));
+    b.mark('after-300');
+    const out = new Int16Array(160);
+    b.read(out, (m) => marks.push(m));
+    assert.equal(marks.length, 0);
+    b.read(out, (m) => marks.push(m));
+    assert.deepEqual(marks, ['after-200', 'after-300']);
+  });
+
+  it('a mark on an empty buffer is reached at the next read', () => {
+    const b = new PlayoutBuffer(100);
+    const marks: string[] = [];
+    b.mark('now');
+    b.read(new Int16Array(160), (m) => marks.push(m));
+    assert.deepEqual(marks, ['now']);
+  });
+
+  it('clear drops all audio at once and returns the marks that will never play', () => {
+    const b = new PlayoutBuffer(1000);
+    b.push(ramp(1, 500));
+    b.mark('a');
+    b.mark('b');
+    assert.deepEqual(b.clear(), ['a', 'b']);
+    const out = new Int16Array(160);
+    assert.equal(b.read(out, () => assert.fail('no mark after clear')), 0);
+    assert.ok(out.every((v) => v === 0));
+  });
+
+  it('is bounded: past capacity the oldest audio is dropped and counted', () => {
+    const b = new PlayoutBuffer(300);
+    b.push(ramp(1, 200));
+    b.push(ramp(201, 200));
+    assert.equal(b.buffered, 300);
+    assert.equal(b.overflowSamples, 100);
+    const out = new Int16Array(300);
+    b.read(out, () => undefined);
+    assert.deepEqual([out[0], out[299]], [101, 400]);
+    b.push(ramp(1, 1000));
+    assert.equal(b.overflowSamples, 100 + 700);
+    b.read(out, () => undefined);
+    assert.deepEqual([out[0], out[299]], [701, 1000]);
+  });
+
+  it('wraps around the ring without losing or reordering samples', () => {
+    const b = new PlayoutBuffer(170);
+    const out = new Int16Array(160);
+    let next = 1;
+    for (let i = 0; i < 20; i++) {
+      b.push(ramp(next, 160));
+      b.read(out, () => undefined);
+      assert.equal(out[0], next);
+      assert.equal(out[159], next + 159);
+      next += 160;
+    }
+  });
+});
