@@ -110,6 +110,7 @@ export class InboundCall {
         remote: offer.remote,
         symmetric: opts.symmetricRtp,
         playoutCapacity: Math.round((opts.playoutBufferMs / 1000) * 8000),
+        botRate: this.route.sampleRate,
       },
       {
         onCallerAudio: (pcm) => this.#bot?.sendAudio(pcm),

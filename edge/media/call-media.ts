@@ -1,6 +1,7 @@
 import type { RemoteInfo, Socket } from 'node:dgram';
 import { g711 } from '../../codecs/native.js';
 import { isRtcp, parseRtp, serializeRtpInto, RTP_HEADER_SIZE } from '../../codecs/rtp.js';
+import { Resampler } from '../../codecs/resample.js';
 import { DtmfReceiver, type DtmfKeyPress } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
 import { PlayoutBuffer } from './playout.js';
@@ -17,6 +18,8 @@ export interface CallMediaOptions {
   symmetric: boolean;
   /** Bot audio buffered for playout at most, samples at 8 kHz. */
   playoutCapacity: number;
+  /** PCM rate the bot speaks; G.711 is 8 kHz, so 16 kHz is resampled both ways. */
+  botRate: 8000 | 16000;
 }
 
 export interface CallMediaSink {
@@ -42,6 +45,11 @@ export class CallMedia {
   readonly #encoded = new Uint8Array(SAMPLES_PER_FRAME);
   readonly #header = { marker: true, payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0 };
   readonly #dtmf = new DtmfReceiver();
+  /** Present only when the bot speaks 16 kHz. */
+  readonly #up: Resampler | undefined;
+  readonly #down: Resampler | undefined;
+  readonly #upsampled: Int16Array;
+  #downsampled = new Int16Array(0);
   #remote: { address: string; port: number };
   #latched = false;
   #sending = true;
@@ -64,6 +72,11 @@ export class CallMedia {
     private readonly sink: CallMediaSink,
   ) {
     this.playout = new PlayoutBuffer(options.playoutCapacity);
+    if (options.botRate !== 8000) {
+      this.#up = new Resampler(8000, options.botRate);
+      this.#down = new Resampler(options.botRate, 8000);
+    }
+    this.#upsampled = new Int16Array(this.#up ? this.#up.maxOutputLength(MAX_DECODE) : 0);
     this.#remote = { ...options.remote };
     this.#header.payloadType = options.payloadType;
     this.#header.sequenceNumber = (Math.random() * 0x10000) >>> 0;
@@ -112,7 +125,12 @@ export class CallMedia {
       if (this.options.codec === 'PCMU') g711.ulawDecode(pkt.payload.subarray(0, n), out);
       else g711.alawDecode(pkt.payload.subarray(0, n), out);
       this.stats.framesToBot++;
-      this.sink.onCallerAudio(new Uint8Array(out.buffer, out.byteOffset, n * 2));
+      if (this.#up) {
+        const m = this.#up.process(out, this.#upsampled);
+        this.sink.onCallerAudio(new Uint8Array(this.#upsampled.buffer, 0, m * 2));
+      } else {
+        this.sink.onCallerAudio(new Uint8Array(out.buffer, out.byteOffset, n * 2));
+      }
     } else if (pt === this.options.telephoneEventPt) {
       for (const press of this.#dtmf.push(pkt)) this.sink.onDtmf(press);
     } else {
@@ -120,10 +138,18 @@ export class CallMedia {
     }
   }
 
-  /** Queues bot audio (8 kHz PCM) for playout. */
+  /** Queues bot audio (PCM at the bot's rate) for playout. */
   queueBotAudio(samples: Int16Array): void {
     this.stats.framesFromBot++;
-    this.playout.push(samples);
+    if (!this.#down) {
+      this.playout.push(samples);
+      return;
+    }
+    const need = this.#down.maxOutputLength(samples.length);
+    // Grows only when a bot sends a larger burst than before: allocation per burst size, not per frame.
+    if (this.#downsampled.length < need) this.#downsampled = new Int16Array(need);
+    const m = this.#down.process(samples, this.#downsampled);
+    this.playout.push(this.#downsampled.subarray(0, m));
   }
 
   /** Runs once per 20 ms node tick: sends the next frame of bot audio, or silence. */

@@ -3,7 +3,7 @@ import { createSocket } from 'node:dgram';
 import { createServer, type Server } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { ulawEncode } from '../../codecs/g711.js';
+import { ulawDecode, ulawEncode } from '../../codecs/g711.js';
 import { serializeRtpInto } from '../../codecs/rtp.js';
 import { EchoBot } from '../../edge/echo-bot.js';
 import { parseSdp } from '../../sip/sdp.js';
@@ -32,6 +32,10 @@ describe('bad input: every problem gets a clear answer and the node keeps servin
   let uac: RawUac;
   let silent: Server;
   const badbotSeen: { text: string[]; binary: number } = { text: [], binary: 0 };
+  const widebotSeen: { start?: { format: { sampleRate: number } }; frameBytes: Set<number>; events: { type: string; name?: string }[] } = {
+    frameBytes: new Set(),
+    events: [],
+  };
   const bots: WebSocketServer[] = [];
 
   before(async () => {
@@ -48,8 +52,22 @@ describe('bad input: every problem gets a clear answer and the node keeps servin
       ws.send(JSON.stringify({ type: 'dance' }));
       ws.send(Buffer.alloc(320, 7), { binary: true });
     });
+    const widebot = await scriptedBot((ws) => {
+      ws.on('message', (data, isBinary) => {
+        if (isBinary) widebotSeen.frameBytes.add((data as Buffer).length);
+        else if (widebotSeen.start !== undefined) widebotSeen.events.push(JSON.parse(data.toString()) as { type: string; name?: string });
+        else {
+          widebotSeen.start = JSON.parse(data.toString()) as typeof widebotSeen.start;
+          // One second of a 1 kHz tone at 16 kHz in a single burst, as a TTS engine would send it.
+          const tone = Buffer.alloc(32000);
+          for (let i = 0; i < 16000; i++) tone.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 1000 * i) / 16000)), i * 2);
+          ws.send(tone, { binary: true });
+          ws.send(JSON.stringify({ type: 'mark', name: 'tone-done' }));
+        }
+      });
+    });
     const hangupbot = await scriptedBot((ws) => setTimeout(() => ws.close(1000, 'done'), 300));
-    bots.push(badbot.wss, hangupbot.wss);
+    bots.push(badbot.wss, hangupbot.wss, widebot.wss);
     // Accepts TCP and never answers the WebSocket handshake: a bot that hangs.
     silent = createServer(() => undefined);
     await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
@@ -66,6 +84,7 @@ describe('bad input: every problem gets a clear answer and the node keeps servin
         refuse: { url: `ws://127.0.0.1:${closedPort}/` },
         badbot: { url: badbot.url },
         hangupbot: { url: hangupbot.url },
+        wide: { url: widebot.url, sampleRate: 16000 },
         slowbot: { url: `ws://127.0.0.1:${(silent.address() as { port: number }).port}/` },
       },
     });
@@ -187,6 +206,45 @@ describe('bad input: every problem gets a clear answer and the node keeps servin
     const bye = await uac.waitForRequest('BYE', s.callId);
     assert.equal(bye.headers.get('From')?.includes(toTag(res)), true, 'BYE comes from the node side of the dialog');
     await events.until(() => events.of('ended').some((e) => e.data.sipCallId === s.callId && e.data.cause === 'bot-hangup'), 5000, 'bot-hangup end');
+  });
+
+  it('carries a 16 kHz bot: wideband frames up, a TTS burst paced back as 8 kHz RTP', async () => {
+    const rtp = createSocket('udp4');
+    const back = { packets: 0, nonSilent: 0 };
+    const pcm = new Int16Array(160);
+    rtp.on('message', (msg) => {
+      back.packets++;
+      const payload = msg.subarray(12);
+      ulawDecode(payload, pcm.subarray(0, payload.length));
+      if (pcm.some((v) => Math.abs(v) > 2000)) back.nonSilent++;
+    });
+    await new Promise<void>((r) => rtp.bind(0, '127.0.0.1', () => r()));
+    try {
+      const { res, s } = await invite('wide', sdpOffer(rtp.address().port, { payloads: '0' }));
+      assert.equal(res.status, 200);
+      uac.sendRaw(uac.request('ACK', 'wide', { ...s, branch: newBranch() }, { toTag: toTag(res), cseqMethod: 'ACK' }));
+      const nodeRtpPort = parseSdp(Buffer.from(res.body).toString()).media[0]!.port;
+      const pkt = new Uint8Array(172);
+      const silence = new Uint8Array(160).fill(0xff);
+      for (let i = 0; i < 10; i++) {
+        const n = serializeRtpInto(pkt, 0, { marker: i === 0, payloadType: 0, sequenceNumber: i, timestamp: i * 160, ssrc: 7 }, silence);
+        rtp.send(pkt.subarray(0, n), nodeRtpPort, '127.0.0.1');
+      }
+      // The 1 s burst plays out over ~50 packets of 20 ms; wait for well past it.
+      await new Promise((r) => setTimeout(r, 1600));
+      const bye = { ...s, branch: newBranch(), cseq: 2 };
+      uac.sendRaw(uac.request('BYE', 'wide', bye, { toTag: toTag(res) }));
+      assert.equal((await uac.finalResponse(bye.branch)).status, 200);
+    } finally {
+      rtp.close();
+    }
+    assert.equal(widebotSeen.start?.format.sampleRate, 16000);
+    assert.deepEqual([...widebotSeen.frameBytes], [640], '20 ms at 16 kHz is 640 bytes');
+    assert.ok(back.nonSilent >= 48 && back.nonSilent <= 52, `${back.nonSilent} tone packets for 1 s of audio`);
+    assert.ok(back.packets > back.nonSilent, 'silence is sent around the tone');
+    // The mark placed after the burst came back once the burst had played, before the stop.
+    assert.deepEqual(widebotSeen.events.map((e) => e.type), ['mark', 'stop']);
+    assert.equal(widebotSeen.events[0]?.name, 'tone-done');
   });
 
   it('answers a CANCEL before the 200 with 487 on the INVITE', async () => {
