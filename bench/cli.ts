@@ -1,0 +1,96 @@
+#!/usr/bin/env node
+/**
+ * `npm run bench -- [options]`: the capacity benchmark (issue 3). See BENCHMARKS.md.
+ *
+ *   npm run bench -- --calls 200 --duration 30 --out /tmp/b        fixed load
+ *   npm run bench -- --ramp --calls 3000 --duration 10 --out /tmp/r   ramp until a limit breaks
+ *   npm run bench -- sipp --calls 100 --out /tmp/s                  interop run driven by SIPp
+ */
+import { Command, InvalidArgumentError } from 'commander';
+import { runBench } from './run.js';
+import { runSipp } from './sipp.js';
+
+function int(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`must be an integer >= ${min}`);
+    return n;
+  };
+}
+
+function num(min: number) {
+  return (value: string): number => {
+    const n = Number(value);
+    if (!Number.isFinite(n) || n < min) throw new InvalidArgumentError(`must be a number >= ${min}`);
+    return n;
+  };
+}
+
+function range(value: string): [number, number] {
+  const m = /^(\d+)-(\d+)$/.exec(value);
+  if (!m || Number(m[1]) >= Number(m[2])) throw new InvalidArgumentError('must look like 12000-31999');
+  return [Number(m[1]), Number(m[2])];
+}
+
+const say = (line: string) => process.stdout.write(line + '\n');
+const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
+
+const program = new Command()
+  .name('bench')
+  .description('BotEdge capacity benchmark: SIP + G.711 RTP load against a media node with an echo bot')
+  .option('--calls <n>', 'concurrent calls (fixed), or the ceiling of a ramp', int(1), 200)
+  .option('--duration <s>', 'steady-state measurement window in seconds (per step when ramping)', num(1), 30)
+  .option('--rate <cps>', 'new calls per second while ramping up', num(0.1), 50)
+  .option('--ramp', 'raise concurrent calls step by step until a quality limit breaks', false)
+  .option('--ramp-start <n>', 'first ramp step', int(1), 100)
+  .option('--ramp-step <n>', 'calls added per ramp step', int(1), 100)
+  .option('--settle <s>', 'seconds between the last call up and the window', num(0), 2)
+  .option('--phases <n>', 'RTP send slots per 20 ms in the load generator', int(1), 4)
+  .option('--no-pin', 'do not pin the media node to its own core')
+  .option('--rtp-ports <min-max>', 'media node RTP port range', range, [12000, 31999] as [number, number])
+  .option('--max-loss <fraction>', 'ramp limit: frame loss either way', num(0), 0.001)
+  .option('--max-p99 <ms>', 'ramp limit: p99 added latency either way', num(0), 50)
+  .requiredOption('--out <dir>', 'directory for result.json, details.json, report.html and logs')
+  .action(async (o: { calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; out: string }) => {
+    const { result } = await runBench(
+      {
+        calls: o.calls,
+        duration: o.duration,
+        rate: o.rate,
+        ramp: o.ramp,
+        rampStart: Math.min(o.rampStart, o.calls),
+        rampStep: o.rampStep,
+        settle: o.settle,
+        phases: o.phases,
+        pin: o.pin,
+        rtpPortMin: o.rtpPorts[0],
+        rtpPortMax: o.rtpPorts[1],
+        out: o.out,
+        maxLoss: o.maxLoss,
+        maxP99Ms: o.maxP99,
+      },
+      say,
+      command,
+    );
+    say(JSON.stringify(result, null, 2));
+    say(`wrote ${o.out}/result.json, ${o.out}/details.json and ${o.out}/report.html`);
+  });
+
+program
+  .command('sipp')
+  .description('interop run: SIPp (uac_pcap, G.711 A-law from a pcap) drives the same media node and echo bot')
+  .option('--calls <n>', 'concurrent calls SIPp keeps up', int(1), 100)
+  .option('--rate <cps>', 'SIPp call rate per second', num(0.1), 20)
+  .option('--total <n>', 'calls in all (default: 3 × --calls)', int(1))
+  .option('--no-pin', 'do not pin the media node to its own core')
+  .option('--rtp-ports <min-max>', 'media node RTP port range', range, [12000, 31999] as [number, number])
+  .requiredOption('--out <dir>', 'directory for sipp-result.json and logs')
+  .action(async (o: { calls: number; rate: number; total?: number; pin: boolean; rtpPorts: [number, number]; out: string }) => {
+    const r = await runSipp({ calls: o.calls, rate: o.rate, total: o.total ?? o.calls * 3, pin: o.pin, rtpPortMin: o.rtpPorts[0], rtpPortMax: o.rtpPorts[1], out: o.out }, say);
+    say(JSON.stringify(r, null, 2));
+  });
+
+program.parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+  process.exit(1);
+});

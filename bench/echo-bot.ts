@@ -1,0 +1,125 @@
+/**
+ * The benchmark's instrumented echo bot, run as its own process (it stands in for the AI bot, which
+ * is not the system under test). It does what `botedge echo-bot` does — returns every binary frame
+ * — and on the way measures the caller → bot direction: for each marked frame it records the time
+ * from the caller's send stamp to its arrival here, then stamps its own send time into the frame so
+ * the load generator can measure bot → caller.
+ *
+ * Driven by its parent over the IPC channel (child_process.fork): `window` sets the measurement
+ * window, `report` returns what was measured in it. Frames are attributed to the window by their
+ * send stamps, not by arrival, so frames still in flight when the window closes count once the
+ * parent asks for the report after a grace period.
+ */
+import type { AddressInfo } from 'node:net';
+import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { monoUs32 } from './clock.js';
+import { readPcmFrame, stampBotTime, usDiff, type FrameMark } from './frame.js';
+import { Histogram } from './histogram.js';
+import type { BotReport, ToBot } from './messages.js';
+
+class Window {
+  fromUs = 0;
+  toUs = 0;
+  active = false;
+  contains(us: number): boolean {
+    return this.active && usDiff(us, this.fromUs) >= 0 && usDiff(us, this.toUs) < 0;
+  }
+}
+
+const win = new Window();
+const callerToBot = new Histogram();
+let framesInWindow = 0; // caller frames whose caller stamp is inside the window
+let echoedInWindow = 0; // frames we sent back whose bot stamp is inside the window
+let unmarkedFrames = 0; // binary frames without the marker (SIPp audio, silence)
+let framesTotal = 0;
+let bytesTotal = 0;
+let connections = 0;
+let open = 0;
+let starts = 0;
+const tagsInWindow = new Set<number>();
+
+function serve(ws: WebSocket): void {
+  connections++;
+  open++;
+  let started = false;
+  const mark: FrameMark = { tag: 0, seq: 0, callerUs: 0, botUs: 0 };
+  ws.on('message', (data: RawData, isBinary: boolean) => {
+    const buf = data as Buffer;
+    if (!isBinary) {
+      // The `start` frame opens the call; other text (dtmf, stop, mark) needs no answer here.
+      if (!started && buf.includes('"start"')) {
+        started = true;
+        starts++;
+      }
+      return;
+    }
+    if (!started) return;
+    const now = monoUs32();
+    framesTotal++;
+    bytesTotal += buf.length;
+    if (readPcmFrame(buf, mark)) {
+      if (win.contains(mark.callerUs)) {
+        framesInWindow++;
+        callerToBot.record(usDiff(now, mark.callerUs));
+        tagsInWindow.add(mark.tag);
+      }
+      const sendUs = monoUs32();
+      stampBotTime(buf, sendUs);
+      if (win.contains(sendUs)) echoedInWindow++;
+    } else {
+      unmarkedFrames++;
+    }
+    ws.send(buf, { binary: true });
+  });
+  ws.on('close', () => open--);
+  ws.on('error', () => undefined);
+}
+
+function report(): BotReport {
+  return {
+    type: 'report',
+    framesInWindow,
+    echoedInWindow,
+    callsInWindow: tagsInWindow.size,
+    callerToBot: callerToBot.toSparse(),
+    unmarkedFrames,
+    framesTotal,
+    bytesTotal,
+    connections,
+    open,
+    starts,
+  };
+}
+
+async function main(): Promise<void> {
+  const port = Number(process.argv[2] ?? '0');
+  const wss = new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate: false, backlog: 4096 });
+  await new Promise<void>((resolve, reject) => {
+    wss.once('listening', resolve);
+    wss.once('error', reject);
+  });
+  wss.on('connection', serve);
+  process.on('message', (msg: ToBot) => {
+    if (msg.type === 'window') {
+      win.fromUs = msg.fromUs;
+      win.toUs = msg.toUs;
+      win.active = true;
+      framesInWindow = 0;
+      echoedInWindow = 0;
+      tagsInWindow.clear();
+      callerToBot.reset();
+    } else if (msg.type === 'report') {
+      process.send?.(report());
+    } else if (msg.type === 'exit') {
+      for (const ws of wss.clients) ws.terminate();
+      wss.close(() => process.exit(0));
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+  process.send?.({ type: 'ready', port: (wss.address() as AddressInfo).port });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench echo bot: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,497 @@
+/**
+ * The load generator, run as its own process (child_process.fork from bench/run.ts) so its CPU is
+ * never counted as the system's. One SIP UDP socket for all calls, driven by the project's own SIP
+ * stack (transaction layer, dialogs, SDP offer/answer); one RTP socket per call, as a phone would
+ * have. Every call sends marked G.711 µ-law frames (bench/frame.ts) at 20 ms and reads the marker of
+ * what comes back, so loss and latency are counted per frame, not estimated.
+ *
+ * RTP pacing: one timer for all calls, with each 20 ms period split into `phases` slots and calls
+ * spread over them, so the system under test sees a steady stream rather than one burst every 20 ms
+ * (a real population of phones is not phase-locked). Slot times are absolute; a late wake-up sends
+ * what is due and the lateness is reported as the generator's own health figure.
+ */
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { Dialog } from '../sip/dialog.js';
+import { newCallId, newTag } from '../sip/ids.js';
+import { SipHeaders } from '../sip/headers.js';
+import { parseMessage, serializeMessage, type SipMessage, type SipRequest, type SipResponse } from '../sip/message.js';
+import { applyAnswer, createOffer, formatSdp, parseSdp, type Sdp } from '../sip/sdp.js';
+import { TransactionLayer, systemScheduler, type Destination, type ServerTransactionHandle } from '../sip/transaction-layer.js';
+import { parseNameAddr, parseUri } from '../sip/uri.js';
+import { monoMs, monoUs32 } from './clock.js';
+import { FRAME_SAMPLES, readUlawFrame, usDiff, writeCallerFrame, type FrameMark } from './frame.js';
+import { Histogram } from './histogram.js';
+import type { FailureCounts, FromLoadgen, LoadgenConfig, ToLoadgen } from './messages.js';
+
+const HOST = '127.0.0.1';
+const PACKET_BYTES = 12 + FRAME_SAMPLES;
+
+type CallState = 'inviting' | 'up' | 'ending' | 'ended' | 'failed';
+
+interface Call {
+  index: number;
+  tag: number;
+  state: CallState;
+  socket: Socket;
+  rtpPort: number;
+  offer: Sdp;
+  invite: SipRequest;
+  dialog: Dialog | undefined;
+  ack: SipRequest | undefined;
+  remote: { address: string; port: number };
+  payloadType: number;
+  ssrc: number;
+  seq: number;
+  timestamp: number;
+  frameSeq: number;
+  packets: [Uint8Array, Uint8Array];
+  inviteAtMs: number;
+  sentInWindow: number;
+  recvInWindow: number;
+  firstPacket: boolean;
+}
+
+let config: LoadgenConfig | undefined;
+let sip: Socket;
+let layer: TransactionLayer;
+const calls: Call[] = [];
+const byCallId = new Map<string, Call>();
+let phases: Call[][] = [];
+const failures: FailureCounts = {};
+let up = 0;
+let pending = 0;
+let failed = 0;
+let hangingUp = false;
+
+// Measurement window (µs mod 2^32 on the shared clock).
+let winFrom = 0;
+let winTo = 0;
+let winActive = false;
+function inWindow(us: number): boolean {
+  return winActive && usDiff(us, winFrom) >= 0 && usDiff(us, winTo) < 0;
+}
+let sentInWindow = 0;
+let recvInWindow = 0;
+let unmarked = 0;
+let lagMaxWindowMs = 0;
+const botToCaller = new Histogram();
+const roundTrip = new Histogram();
+const setup = new Histogram();
+
+// Last-second progress figures.
+let sentLastS = 0;
+let recvLastS = 0;
+let lagMaxLastMs = 0;
+const rttLast = new Histogram();
+
+function send(msg: FromLoadgen): void {
+  process.send?.(msg);
+}
+
+function fail(call: Call, reason: string): void {
+  if (call.state === 'failed' || call.state === 'ended') return;
+  if (call.state === 'up') up--;
+  if (call.state === 'inviting') pending--;
+  call.state = 'failed';
+  failed++;
+  failures[reason] = (failures[reason] ?? 0) + 1;
+  removeFromPhase(call);
+  call.socket.close();
+}
+
+function removeFromPhase(call: Call): void {
+  const list = phases[call.index % phases.length];
+  if (!list) return;
+  const i = list.indexOf(call);
+  if (i >= 0) list.splice(i, 1);
+}
+
+/** Where an in-dialog request goes: the first Route, else the remote target (RFC 3261 §12.2.1.1). */
+function dialogDestination(dialog: Dialog): Destination {
+  const route = dialog.routeSet[0];
+  const uri = route !== undefined ? parseNameAddr(route).uri : parseUri(dialog.remoteTarget);
+  return { address: uri.params.get('maddr') ?? uri.host, port: uri.port ?? 5060, transport: 'udp' };
+}
+
+async function bindRtp(): Promise<{ socket: Socket; port: number }> {
+  const socket = createSocket({ type: 'udp4' });
+  await new Promise<void>((resolve, reject) => {
+    socket.once('error', reject);
+    socket.bind(0, HOST, () => {
+      socket.off('error', reject);
+      resolve();
+    });
+  });
+  return { socket, port: socket.address().port };
+}
+
+async function startCall(index: number): Promise<void> {
+  const cfg = config!;
+  pending++;
+  let bound;
+  try {
+    bound = await bindRtp();
+  } catch {
+    pending--;
+    failed++;
+    failures['rtp-bind'] = (failures['rtp-bind'] ?? 0) + 1;
+    return;
+  }
+  const offer = createOffer({ address: HOST, port: bound.port, codecs: ['PCMU'], telephoneEvent: true });
+  const callId = newCallId(HOST);
+  const local = `sip:bench@${HOST}:${sip.address().port}`;
+  const h = new SipHeaders();
+  h.set('Max-Forwards', '70');
+  h.set('From', `<sip:bench-${index}@${HOST}>;tag=${newTag()}`);
+  h.set('To', `<sip:${cfg.number}@${cfg.host}:${cfg.port}>`);
+  h.set('Call-ID', callId);
+  h.set('CSeq', '1 INVITE');
+  h.set('Contact', `<${local}>`);
+  h.set('Content-Type', 'application/sdp');
+  const invite: SipRequest = {
+    kind: 'request',
+    method: 'INVITE',
+    uri: `sip:${cfg.number}@${cfg.host}:${cfg.port}`,
+    headers: h,
+    body: Buffer.from(formatSdp(offer)),
+  };
+  const call: Call = {
+    index,
+    tag: (index + 1) >>> 0,
+    state: 'inviting',
+    socket: bound.socket,
+    rtpPort: bound.port,
+    offer,
+    invite,
+    dialog: undefined,
+    ack: undefined,
+    remote: { address: HOST, port: 0 },
+    payloadType: 0,
+    ssrc: (Math.random() * 0x100000000) >>> 0,
+    seq: (Math.random() * 0x10000) >>> 0,
+    timestamp: (Math.random() * 0x100000000) >>> 0,
+    frameSeq: 0,
+    packets: [new Uint8Array(PACKET_BYTES), new Uint8Array(PACKET_BYTES)],
+    inviteAtMs: monoMs(),
+    sentInWindow: 0,
+    recvInWindow: 0,
+    firstPacket: true,
+  };
+  calls.push(call);
+  byCallId.set(callId, call);
+  const mark: FrameMark = { tag: 0, seq: 0, callerUs: 0, botUs: 0 };
+  bound.socket.on('message', (msg: Buffer) => onRtp(call, msg, mark));
+  bound.socket.on('error', () => undefined);
+  const dest: Destination = { address: cfg.host, port: cfg.port, transport: 'udp' };
+  try {
+    layer.sendRequest(invite, dest, {
+      onResponse: (res) => onInviteResponse(call, res),
+      onTimeout: () => fail(call, 'invite-timeout'),
+      onTransportError: () => fail(call, 'transport-error'),
+    });
+  } catch {
+    fail(call, 'send-error');
+  }
+}
+
+function onInviteResponse(call: Call, res: SipResponse): void {
+  if (res.status < 200) return;
+  if (res.status >= 300) {
+    fail(call, `sip-${res.status}`);
+    return;
+  }
+  if (call.dialog === undefined) {
+    if (call.state !== 'inviting') return;
+    try {
+      call.dialog = Dialog.fromUac(call.invite, res);
+      const answer = applyAnswer(call.offer, parseSdp(Buffer.from(res.body).toString('utf8')));
+      call.remote = answer.remote;
+      call.payloadType = answer.codec.payloadType;
+      if (answer.codec.name !== 'PCMU') throw new Error(`answered ${answer.codec.name}, offered PCMU only`);
+      call.ack = call.dialog.createAck(1);
+    } catch {
+      fail(call, 'bad-answer');
+      return;
+    }
+    setup.record((monoMs() - call.inviteAtMs) * 1000);
+    pending--;
+    up++;
+    call.state = 'up';
+    phases[call.index % phases.length]!.push(call);
+  }
+  // 2xx retransmissions get the same ACK again (RFC 3261 §13.2.2.4).
+  if (call.ack && call.dialog) layer.sendStateless(call.ack, dialogDestination(call.dialog));
+}
+
+function onRtp(call: Call, msg: Buffer, mark: FrameMark): void {
+  if (call.state !== 'up' && call.state !== 'ending') return;
+  if (msg.length < 12 || msg[0]! >> 6 !== 2) return;
+  const offset = 12 + (msg[0]! & 0x0f) * 4 + ((msg[0]! & 0x10) !== 0 ? 4 + 4 * ((msg[14 + (msg[0]! & 0x0f) * 4]! << 8) | msg[15 + (msg[0]! & 0x0f) * 4]!) : 0);
+  const payload = msg.subarray(offset);
+  if (!readUlawFrame(payload, mark) || mark.tag !== call.tag) {
+    if (!(payload[0] === 0xff && payload[1] === 0xff)) unmarked++; // silence is the node's filler, not a frame
+    return;
+  }
+  const now = monoUs32();
+  const rtt = usDiff(now, mark.callerUs);
+  recvLastS++;
+  rttLast.record(rtt);
+  if (inWindow(mark.callerUs)) roundTrip.record(rtt);
+  if (inWindow(mark.botUs)) {
+    recvInWindow++;
+    call.recvInWindow++;
+    botToCaller.record(usDiff(now, mark.botUs));
+  }
+}
+
+function sendFrame(call: Call): void {
+  const packet = call.packets[call.frameSeq & 1]!;
+  call.frameSeq++;
+  call.seq = (call.seq + 1) & 0xffff;
+  call.timestamp = (call.timestamp + FRAME_SAMPLES) >>> 0;
+  packet[0] = 0x80;
+  packet[1] = (call.firstPacket ? 0x80 : 0) | call.payloadType;
+  call.firstPacket = false;
+  packet[2] = call.seq >>> 8;
+  packet[3] = call.seq & 0xff;
+  packet[4] = call.timestamp >>> 24;
+  packet[5] = (call.timestamp >>> 16) & 0xff;
+  packet[6] = (call.timestamp >>> 8) & 0xff;
+  packet[7] = call.timestamp & 0xff;
+  packet[8] = call.ssrc >>> 24;
+  packet[9] = (call.ssrc >>> 16) & 0xff;
+  packet[10] = (call.ssrc >>> 8) & 0xff;
+  packet[11] = call.ssrc & 0xff;
+  const us = monoUs32();
+  writeCallerFrame(packet.subarray(12), call.tag, call.frameSeq, us);
+  if (inWindow(us)) {
+    sentInWindow++;
+    call.sentInWindow++;
+  }
+  sentLastS++;
+  call.socket.send(packet, 0, PACKET_BYTES, call.remote.port, call.remote.address);
+}
+
+// ---------------------------------------------------------------------------------------------
+// The RTP clock: absolute slots, `phases` per 20 ms.
+
+let slotMs = 5;
+let nextSlotAt = 0;
+let slot = 0;
+
+function runSlots(): void {
+  const now = monoMs();
+  const late = now - nextSlotAt;
+  if (late > lagMaxLastMs) lagMaxLastMs = late;
+  if (winActive && late > lagMaxWindowMs) lagMaxWindowMs = late;
+  // Catch up at most one period; beyond that, resynchronise (a burst of seconds would be a lie too).
+  if (late > 20) {
+    nextSlotAt = now;
+  }
+  while (nextSlotAt <= now) {
+    const list = phases[slot % phases.length]!;
+    for (let i = 0; i < list.length; i++) sendFrame(list[i]!);
+    slot++;
+    nextSlotAt += slotMs;
+  }
+  setTimeout(runSlots, Math.max(0, nextSlotAt - monoMs()));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Placing calls at a rate.
+
+let nextIndex = 0;
+
+async function placeCalls(target: number): Promise<void> {
+  const cfg = config!;
+  const want = target - (up + pending);
+  const startMs = monoMs();
+  const intervalMs = 1000 / cfg.rate;
+  const startFailed = failed;
+  const startUp = up;
+  const starts: Promise<void>[] = [];
+  for (let i = 0; i < want; i++) {
+    const at = startMs + i * intervalMs;
+    const wait = at - monoMs();
+    if (wait > 1) await new Promise((r) => setTimeout(r, wait));
+    starts.push(startCall(nextIndex++));
+  }
+  await Promise.all(starts);
+  // Wait for every INVITE of this batch to end one way or the other.
+  const deadline = monoMs() + cfg.setupTimeoutMs;
+  while (pending > 0 && monoMs() < deadline) await new Promise((r) => setTimeout(r, 20));
+  if (pending > 0) for (const c of calls) if (c.state === 'inviting') fail(c, 'setup-timeout');
+  const elapsedS = (monoMs() - startMs) / 1000;
+  send({ type: 'reached', target, up, failed, cps: want > 0 ? (up - startUp) / Math.max(elapsedS, 1e-3) : 0 });
+  void startFailed;
+}
+
+async function hangup(): Promise<void> {
+  hangingUp = true;
+  let ended = 0;
+  let byeFailed = 0;
+  let outstanding = 0;
+  const live = calls.filter((c) => c.state === 'up');
+  for (let i = 0; i < live.length; i++) {
+    const call = live[i]!;
+    call.state = 'ending';
+    up--;
+    removeFromPhase(call);
+    outstanding++;
+    const done = (ok: boolean) => {
+      if (call.state !== 'ending') return;
+      call.state = 'ended';
+      call.socket.close();
+      outstanding--;
+      if (ok) ended++;
+      else byeFailed++;
+    };
+    try {
+      const bye = call.dialog!.createRequest('BYE');
+      layer.sendRequest(bye, dialogDestination(call.dialog!), {
+        onResponse: (res) => {
+          if (res.status >= 200) done(res.status < 300 || res.status === 481);
+        },
+        onTimeout: () => done(false),
+        onTransportError: () => done(false),
+      });
+    } catch {
+      done(false);
+    }
+    // Pace the BYEs a little: thousands in one burst would only measure UDP buffer overflow.
+    if (i % 200 === 199) await new Promise((r) => setTimeout(r, 20));
+  }
+  const deadline = monoMs() + 10_000;
+  while (outstanding > 0 && monoMs() < deadline) await new Promise((r) => setTimeout(r, 20));
+  send({ type: 'hungup', ended, byeFailed: byeFailed + outstanding });
+}
+
+function report(): void {
+  let silentCalls = 0;
+  let callsInWindow = 0;
+  for (const c of calls) {
+    if (c.sentInWindow === 0) continue;
+    callsInWindow++;
+    if (c.recvInWindow === 0) silentCalls++;
+  }
+  send({
+    type: 'report',
+    up,
+    failed,
+    failures: { ...failures },
+    sentInWindow,
+    recvInWindow,
+    silentCalls,
+    callsInWindow,
+    botToCaller: botToCaller.toSparse(),
+    roundTrip: roundTrip.toSparse(),
+    setup: setup.toSparse(),
+    unmarked,
+    lagMaxMs: Math.round(lagMaxWindowMs * 100) / 100,
+  });
+}
+
+function onSipRequest(req: SipRequest, tx: ServerTransactionHandle | undefined): void {
+  if (!tx) return; // ACK
+  const call = byCallId.get(req.headers.get('Call-ID') ?? '');
+  if (req.method === 'BYE') {
+    tx.reply(call ? 200 : 481);
+    if (call && !hangingUp) fail(call, 'bye-from-edge');
+    return;
+  }
+  if (req.method === 'OPTIONS') {
+    tx.reply(200);
+    return;
+  }
+  tx.reply(call ? 405 : 481);
+}
+
+async function main(): Promise<void> {
+  sip = createSocket({ type: 'udp4' });
+  await new Promise<void>((resolve) => sip.bind(0, HOST, resolve));
+  // Thousands of calls' SIP share this socket: give the kernel room for bursts.
+  try {
+    sip.setRecvBufferSize(4 * 1024 * 1024);
+    sip.setSendBufferSize(4 * 1024 * 1024);
+  } catch {
+    /* best effort */
+  }
+  layer = new TransactionLayer({
+    send: (msg: SipMessage, dest: Destination) => {
+      sip.send(serializeMessage(msg), dest.port, dest.address);
+    },
+    scheduler: systemScheduler,
+    onRequest: (req, tx) => onSipRequest(req, tx),
+    localVia: () => ({ host: HOST, port: sip.address().port }),
+  });
+  sip.on('message', (buf: Buffer, rinfo: RemoteInfo) => {
+    let msg: SipMessage;
+    try {
+      msg = parseMessage(buf);
+    } catch {
+      return;
+    }
+    layer.receive(msg, { address: rinfo.address, port: rinfo.port, transport: 'udp' });
+  });
+
+  process.on('message', (msg: ToLoadgen) => {
+    switch (msg.type) {
+      case 'config':
+        config = msg;
+        phases = Array.from({ length: Math.max(1, msg.phases) }, () => []);
+        slotMs = 20 / phases.length;
+        nextSlotAt = monoMs() + slotMs;
+        setTimeout(runSlots, slotMs);
+        break;
+      case 'calls':
+        void placeCalls(msg.target);
+        break;
+      case 'window':
+        winFrom = msg.fromUs;
+        winTo = msg.toUs;
+        winActive = true;
+        sentInWindow = 0;
+        recvInWindow = 0;
+        lagMaxWindowMs = 0;
+        for (const c of calls) {
+          c.sentInWindow = 0;
+          c.recvInWindow = 0;
+        }
+        botToCaller.reset();
+        roundTrip.reset();
+        break;
+      case 'report':
+        report();
+        break;
+      case 'hangup':
+        void hangup();
+        break;
+      case 'exit':
+        process.exit(0);
+    }
+  });
+  process.on('disconnect', () => process.exit(0));
+
+  setInterval(() => {
+    send({
+      type: 'progress',
+      up,
+      pending,
+      failed,
+      sentLastS,
+      recvLastS,
+      rttP99LastMs: Math.round(rttLast.quantileUs(0.99) / 10) / 100,
+      lagMaxLastMs: Math.round(lagMaxLastMs * 100) / 100,
+    });
+    sentLastS = 0;
+    recvLastS = 0;
+    lagMaxLastMs = 0;
+    rttLast.reset();
+  }, 1000).unref();
+  send({ type: 'ready' });
+}
+
+main().catch((err: unknown) => {
+  process.stderr.write(`bench loadgen: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});

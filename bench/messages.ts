@@ -1,0 +1,110 @@
+/**
+ * What the benchmark's processes say to each other over their IPC channels (child_process.fork).
+ * The orchestrator (bench/run.ts) drives the load generator and the instrumented bot; only they
+ * touch the system under test.
+ */
+import type { SparseHistogram } from './histogram.js';
+
+/** A measurement window on the shared clock, µs mod 2^32 (bench/clock.ts). */
+export interface WindowMsg {
+  type: 'window';
+  fromUs: number;
+  toUs: number;
+}
+
+export type ToBot = WindowMsg | { type: 'report' } | { type: 'exit' };
+
+export interface BotReport {
+  type: 'report';
+  /** Caller frames whose send stamp falls in the window that reached the bot. */
+  framesInWindow: number;
+  /** Frames the bot sent back with a send stamp inside the window. */
+  echoedInWindow: number;
+  /** Distinct calls with at least one frame in the window. */
+  callsInWindow: number;
+  /** Caller RTP send → bot receive, µs. */
+  callerToBot: SparseHistogram;
+  unmarkedFrames: number;
+  framesTotal: number;
+  bytesTotal: number;
+  connections: number;
+  open: number;
+  starts: number;
+}
+
+export interface LoadgenConfig {
+  type: 'config';
+  /** Where INVITEs go (the media node or the proxy). */
+  host: string;
+  port: number;
+  /** Called number (Request-URI user part). */
+  number: string;
+  /** New calls per second. */
+  rate: number;
+  /** Send slots per 20 ms frame: calls are spread over them so RTP is not one burst per 20 ms. */
+  phases: number;
+  /** Give up on an INVITE after this long, ms. */
+  setupTimeoutMs: number;
+}
+
+export type ToLoadgen =
+  | LoadgenConfig
+  | { type: 'calls'; target: number }
+  | WindowMsg
+  | { type: 'report' }
+  | { type: 'hangup' }
+  | { type: 'exit' };
+
+export interface FailureCounts {
+  [reason: string]: number;
+}
+
+export interface LoadgenProgress {
+  type: 'progress';
+  up: number;
+  pending: number;
+  failed: number;
+  /** Over the last second: frames sent and marked frames received. */
+  sentLastS: number;
+  recvLastS: number;
+  /** Round trip (caller send → caller receive) p99 over the last second, ms. */
+  rttP99LastMs: number;
+  /** Slot lateness of the RTP sender over the last second, max ms (the generator's own health). */
+  lagMaxLastMs: number;
+}
+
+export interface LoadgenReached {
+  type: 'reached';
+  target: number;
+  up: number;
+  failed: number;
+  /** Established calls per second over this ramp-up (first INVITE → last final response). */
+  cps: number;
+}
+
+export interface LoadgenReport {
+  type: 'report';
+  up: number;
+  failed: number;
+  failures: FailureCounts;
+  /** Frames sent with a send stamp inside the window. */
+  sentInWindow: number;
+  /** Echoed frames received whose bot stamp falls in the window. */
+  recvInWindow: number;
+  /** Calls up during the window that got no echoed frame in it (they count as failed). */
+  silentCalls: number;
+  /** Calls that sent in the window. */
+  callsInWindow: number;
+  /** Bot send → caller receive, µs. */
+  botToCaller: SparseHistogram;
+  /** Caller send → caller receive (whole loop), µs. */
+  roundTrip: SparseHistogram;
+  /** INVITE → 200 OK of every call established so far, µs. */
+  setup: SparseHistogram;
+  /** Frames that came back without the marker, or for an unknown call. */
+  unmarked: number;
+  /** RTP sender slot lateness in the window, max ms. */
+  lagMaxMs: number;
+}
+
+export type FromLoadgen = { type: 'ready' } | LoadgenProgress | LoadgenReached | LoadgenReport | { type: 'hungup'; ended: number; byeFailed: number };

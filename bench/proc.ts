@@ -1,0 +1,48 @@
+/**
+ * CPU and memory of a process from /proc (Linux). CPU is utime + stime from /proc/<pid>/stat,
+ * which covers every thread of the process, live or exited (proc(5)); RSS is VmRSS from
+ * /proc/<pid>/status. Read at the edges of a measurement window; never per packet.
+ */
+import { readFileSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+
+let clkTck = 100;
+try {
+  clkTck = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+} catch {
+  /* Linux default */
+}
+
+export interface ProcSample {
+  pid: number;
+  /** user + system CPU since the process started, µs. */
+  cpuUs: number;
+  /** Resident set, kB. */
+  rssKb: number;
+  /** Threads right now. */
+  threads: number;
+  atMs: number;
+}
+
+export function sampleProc(pid: number, atMs: number): ProcSample | undefined {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
+    const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
+    const utime = Number(rest[11]);
+    const stime = Number(rest[12]);
+    const threads = Number(rest[17]);
+    const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    return { pid, cpuUs: ((utime + stime) * 1e6) / clkTck, rssKb: m ? Number(m[1]) : 0, threads, atMs };
+  } catch {
+    return undefined;
+  }
+}
+
+/** CPU used between two samples of the same process, µs. */
+export function cpuBetween(a: ProcSample | undefined, b: ProcSample | undefined): number {
+  if (!a || !b) return 0;
+  return b.cpuUs - a.cpuUs;
+}

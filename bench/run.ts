@@ -1,0 +1,351 @@
+/**
+ * The capacity benchmark's orchestrator. It starts the system under test (one media node, through
+ * the real CLI) and, as separate processes, nats-server, the instrumented echo bot and the load
+ * generator; drives the load in fixed or ramp mode; reads CPU and memory from /proc at the edges of
+ * each steady-state window; and turns what the generator and the bot measured into result.json.
+ *
+ * Honesty rules (issue 3): only system-under-test processes (media nodes; later the proxy) count in
+ * `cpu_us_per_call_second`; the generator's CPU is reported on its own; a call whose audio did not
+ * come back in the window is a failed call; loss and latency are counted per frame from markers
+ * inside the audio, both directions, on one machine-wide monotonic clock.
+ */
+import { availableParallelism, cpus, totalmem, release } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import type { ChildProcess } from 'node:child_process';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { monoMs, monoUs32 } from './clock.js';
+import { Histogram } from './histogram.js';
+import type { BotReport, FromLoadgen, LoadgenProgress, LoadgenReached, LoadgenReport } from './messages.js';
+import { cpuBetween, sampleProc, type ProcSample } from './proc.js';
+import { Children, forkBench, pin, startMediaNode, startNats } from './procs.js';
+import { renderReport } from './report.js';
+
+export interface BenchOptions {
+  /** Concurrent calls (fixed mode) or the ramp's ceiling. */
+  calls: number;
+  /** Steady-state window, s (per step in ramp mode). */
+  duration: number;
+  /** New calls per second while ramping up. */
+  rate: number;
+  ramp: boolean;
+  rampStart: number;
+  rampStep: number;
+  /** Seconds between all calls up and the window opening. */
+  settle: number;
+  /** RTP send slots per 20 ms in the generator. */
+  phases: number;
+  /** Pin the SUT to its own core, and the generator, bot and NATS to the others. */
+  pin: boolean;
+  rtpPortMin: number;
+  rtpPortMax: number;
+  out: string;
+  /** Limits of a passing ramp step. */
+  maxLoss: number;
+  maxP99Ms: number;
+}
+
+export interface LatencySummary {
+  p50: number;
+  p99: number;
+  max: number;
+}
+
+/** result.json: exactly the fields issue 3 names. */
+export interface BenchResult {
+  scenario: string;
+  cores: number;
+  node_version: string;
+  calls_target: number;
+  calls_established: number;
+  calls_failed: number;
+  window_s: number;
+  cpu_us_per_call_second: number;
+  rss_kb_per_call: number;
+  loss_caller_to_bot: number;
+  loss_bot_to_caller: number;
+  latency_ms: { caller_to_bot: LatencySummary; bot_to_caller: LatencySummary };
+  setup_ms: { p50: number; p99: number };
+  cps: number;
+  loadgen_cpu_us_per_call_second: number;
+  capacity?: { calls: number; limited_by: string };
+}
+
+/** One measured window: a fixed run has one, a ramp one per step. */
+export interface StepResult {
+  calls_target: number;
+  calls_in_window: number;
+  calls_failed: number;
+  failures: Record<string, number>;
+  silent_calls: number;
+  window_s: number;
+  cpu_us_per_call_second: number;
+  sut_cpu_pct: number;
+  rss_kb_per_call: number;
+  sut_rss_kb: number;
+  loss_caller_to_bot: number;
+  loss_bot_to_caller: number;
+  frames: { sent: number; at_bot: number; echoed: number; back: number };
+  latency_ms: { caller_to_bot: LatencySummary; bot_to_caller: LatencySummary; round_trip: LatencySummary };
+  latency_bins_ms: { width: number; caller_to_bot: number[]; bot_to_caller: number[] };
+  cps: number;
+  loadgen_cpu_us_per_call_second: number;
+  loadgen_cpu_pct: number;
+  loadgen_lag_max_ms: number;
+  bot_cpu_pct: number;
+  nats_cpu_pct: number;
+  pass: boolean;
+  limited_by: string;
+}
+
+export interface BenchDetails {
+  command: string;
+  started: string;
+  machine: { cpu: string; cores: number; mem_gb: number; kernel: string; node: string };
+  pinning: Record<string, string> | null;
+  rss_baseline_kb: number;
+  steps: StepResult[];
+  setup_ms: { p50: number; p99: number; max: number };
+  edge_media_stats: Record<string, number>;
+  calls_ended_events: number;
+  hangup: { ended: number; byeFailed: number };
+}
+
+const round = (v: number, digits = 2) => Math.round(v * 10 ** digits) / 10 ** digits;
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+function nextMessage<T extends { type: string }>(child: ChildProcess, type: T['type'], timeoutMs: number): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const t = setTimeout(() => {
+      child.off('message', on);
+      reject(new Error(`no ${type} message within ${timeoutMs} ms`));
+    }, timeoutMs);
+    const on = (m: { type: string }) => {
+      if (m.type !== type) return;
+      clearTimeout(t);
+      child.off('message', on);
+      resolve(m as T);
+    };
+    child.on('message', on);
+  });
+}
+
+export async function runBench(opts: BenchOptions, say: (line: string) => void, command = ''): Promise<{ result: BenchResult; details: BenchDetails }> {
+  mkdirSync(opts.out, { recursive: true });
+  const children = new Children(opts.out);
+  let nc: NatsConnection | undefined;
+  const cores = availableParallelism();
+  const t0 = monoMs();
+  const elapsed = () => `${((monoMs() - t0) / 1000).toFixed(1).padStart(6)}s`;
+  try {
+    // ----------------------------------------------------------------------------- processes
+    const nats = await startNats(children);
+    const bot = await forkBench<{ type: 'ready'; port: number }>(children, 'echo-bot', ['0']);
+    const media = await startMediaNode(children, opts.out, {
+      natsUrl: nats.url,
+      botUrl: `ws://127.0.0.1:${bot.ready.port}/bench`,
+      rtpPortMin: opts.rtpPortMin,
+      rtpPortMax: opts.rtpPortMax,
+      nodeId: 'bench-media-1',
+      maxCalls: Math.max(opts.calls * 2, 2000),
+    });
+    const lg = await forkBench<{ type: 'ready' }>(children, 'loadgen', []);
+    const pids = { media: media.child.pid!, loadgen: lg.child.pid!, bot: bot.child.pid!, nats: nats.child.pid! };
+
+    let pinning: Record<string, string> | null = null;
+    if (opts.pin && cores >= 2) {
+      const sutCpu = String(cores - 1);
+      const rest = cores === 2 ? '0' : `0-${cores - 2}`;
+      const ok = pin(pids.media, sutCpu) && pin(pids.loadgen, rest) && pin(pids.bot, rest) && pin(pids.nats, rest);
+      if (ok) pinning = { media: sutCpu, loadgen: rest, bot: rest, nats: rest };
+      say(ok ? `pinned: media node on cpu ${sutCpu}; load generator, echo bot, nats-server on cpu ${rest}` : 'taskset failed: running unpinned');
+    }
+
+    // What the node itself says about each call's media, from its `ended` events.
+    nc = await connect({ servers: nats.url, name: 'bench' });
+    const edgeStats: Record<string, number> = {};
+    let endedEvents = 0;
+    const sub = nc.subscribe('botedge.v1.call.ended');
+    void (async () => {
+      for await (const m of sub) {
+        endedEvents++;
+        const ev = m.json<{ media?: Record<string, number> }>();
+        for (const [k, v] of Object.entries(ev.media ?? {})) edgeStats[k] = (edgeStats[k] ?? 0) + v;
+      }
+    })().catch(() => undefined);
+
+    lg.child.send({ type: 'config', host: '127.0.0.1', port: media.sipPort, number: 'bench', rate: opts.rate, phases: opts.phases, setupTimeoutMs: 40_000 });
+
+    // Progress: one line a second from the generator's figures and the SUT's /proc.
+    let lastMedia = sampleProc(pids.media, monoMs());
+    let lastUp = 0;
+    lg.child.on('message', (m: FromLoadgen) => {
+      if (m.type !== 'progress') return;
+      const p = m as LoadgenProgress;
+      const now = sampleProc(pids.media, monoMs());
+      const pct = now && lastMedia ? (cpuBetween(lastMedia, now) / ((now.atMs - lastMedia.atMs) * 1000)) * 100 : 0;
+      lastMedia = now;
+      lastUp = p.up;
+      const back = p.sentLastS > 0 ? ((p.recvLastS / p.sentLastS) * 100).toFixed(1) : '-';
+      say(
+        `[${elapsed()}] calls up ${p.up} pending ${p.pending} failed ${p.failed} | rtp ${p.sentLastS}/s out, ${back}% back | rtt p99 ${p.rttP99LastMs} ms | media cpu ${pct.toFixed(0)}% rss ${now ? Math.round(now.rssKb / 1024) : '?'} MB | gen lag ${p.lagMaxLastMs} ms`,
+      );
+    });
+
+    await sleep(1000);
+    const baseline = sampleProc(pids.media, monoMs());
+    const rssBaselineKb = baseline?.rssKb ?? 0;
+    say(`[${elapsed()}] system up: media node pid ${pids.media} sip 127.0.0.1:${media.sipPort}, idle rss ${Math.round(rssBaselineKb / 1024)} MB`);
+
+    const steps: StepResult[] = [];
+    const targets: number[] = [];
+    if (opts.ramp) {
+      for (let n = opts.rampStart; n <= opts.calls; n += opts.rampStep) targets.push(n);
+      if (targets.length === 0) targets.push(opts.calls);
+    } else {
+      targets.push(opts.calls);
+    }
+
+    let failedBefore = 0;
+    let lastReport: LoadgenReport | undefined;
+    for (const target of targets) {
+      say(`[${elapsed()}] ramping to ${target} calls at ${opts.rate}/s`);
+      lg.child.send({ type: 'calls', target });
+      const reached = await nextMessage<LoadgenReached>(lg.child, 'reached', 3_600_000);
+      say(`[${elapsed()}] ${reached.up} calls up, ${reached.failed} failed so far, ${round(reached.cps, 1)} calls/s`);
+      await sleep(opts.settle * 1000);
+
+      // The window opens a little in the future so both children know it before it starts.
+      const leadMs = 200;
+      const fromMs = monoMs() + leadMs;
+      const fromUs = (monoUs32() + leadMs * 1000) % 0x100000000;
+      const toUs = (fromUs + opts.duration * 1_000_000) % 0x100000000;
+      lg.child.send({ type: 'window', fromUs, toUs });
+      bot.child.send({ type: 'window', fromUs, toUs });
+      await sleep(Math.max(0, fromMs - monoMs()));
+      const a: Record<string, ProcSample | undefined> = {};
+      for (const [k, pid] of Object.entries(pids)) a[k] = sampleProc(pid, monoMs());
+      say(`[${elapsed()}] window open: ${opts.duration} s at ${lastUp} calls`);
+      await sleep(Math.max(0, fromMs + opts.duration * 1000 - monoMs()));
+      const b: Record<string, ProcSample | undefined> = {};
+      for (const [k, pid] of Object.entries(pids)) b[k] = sampleProc(pid, monoMs());
+      // Grace: frames sent at the end of the window are still on their way.
+      await sleep(1000);
+      lg.child.send({ type: 'report' });
+      bot.child.send({ type: 'report' });
+      const [lr, br] = await Promise.all([nextMessage<LoadgenReport>(lg.child, 'report', 10_000), nextMessage<BotReport>(bot.child, 'report', 10_000)]);
+      lastReport = lr;
+
+      const windowS = (b['media']!.atMs - a['media']!.atMs) / 1000;
+      const calls = lr.callsInWindow;
+      const perCallS = Math.max(1, calls) * windowS;
+      const c2b = Histogram.fromSparse(br.callerToBot);
+      const b2c = Histogram.fromSparse(lr.botToCaller);
+      const rtt = Histogram.fromSparse(lr.roundTrip);
+      const lossC2b = lr.sentInWindow > 0 ? Math.max(0, 1 - br.framesInWindow / lr.sentInWindow) : 1;
+      const lossB2c = br.echoedInWindow > 0 ? Math.max(0, 1 - lr.recvInWindow / br.echoedInWindow) : 1;
+      const newFailed = lr.failed - failedBefore;
+      failedBefore = lr.failed;
+      const callsFailed = newFailed + lr.silentCalls;
+      const rssKb = b['media']?.rssKb ?? 0;
+      const pct = (k: string) => round((cpuBetween(a[k], b[k]) / (windowS * 1e6)) * 100, 1);
+      const lat = { caller_to_bot: c2b.summaryMs(), bot_to_caller: b2c.summaryMs(), round_trip: rtt.summaryMs() };
+      const binTo = Math.max(20_000, Math.min(200_000, Math.ceil(Math.max(c2b.quantileUs(0.999), b2c.quantileUs(0.999)) / 5000) * 5000));
+      const binWidth = binTo / 100;
+
+      const reasons: string[] = [];
+      if (lossC2b > opts.maxLoss) reasons.push(`loss caller→bot ${(lossC2b * 100).toFixed(3)}% > ${opts.maxLoss * 100}%`);
+      if (lossB2c > opts.maxLoss) reasons.push(`loss bot→caller ${(lossB2c * 100).toFixed(3)}% > ${opts.maxLoss * 100}%`);
+      if (lat.caller_to_bot.p99 > opts.maxP99Ms) reasons.push(`p99 caller→bot ${lat.caller_to_bot.p99} ms > ${opts.maxP99Ms} ms`);
+      if (lat.bot_to_caller.p99 > opts.maxP99Ms) reasons.push(`p99 bot→caller ${lat.bot_to_caller.p99} ms > ${opts.maxP99Ms} ms`);
+      if (callsFailed > 0) reasons.push(`${callsFailed} failed call(s) (${JSON.stringify({ ...lr.failures, ...(lr.silentCalls ? { 'no-audio-back': lr.silentCalls } : {}) })})`);
+
+      const step: StepResult = {
+        calls_target: target,
+        calls_in_window: calls,
+        calls_failed: callsFailed,
+        failures: { ...lr.failures, ...(lr.silentCalls ? { 'no-audio-back': lr.silentCalls } : {}) },
+        silent_calls: lr.silentCalls,
+        window_s: round(windowS, 3),
+        cpu_us_per_call_second: round(cpuBetween(a['media'], b['media']) / perCallS, 1),
+        sut_cpu_pct: pct('media'),
+        rss_kb_per_call: round(Math.max(0, rssKb - rssBaselineKb) / Math.max(1, calls), 1),
+        sut_rss_kb: rssKb,
+        loss_caller_to_bot: round(lossC2b, 6),
+        loss_bot_to_caller: round(lossB2c, 6),
+        frames: { sent: lr.sentInWindow, at_bot: br.framesInWindow, echoed: br.echoedInWindow, back: lr.recvInWindow },
+        latency_ms: lat,
+        latency_bins_ms: { width: binWidth / 1000, caller_to_bot: c2b.bins(binWidth, binTo), bot_to_caller: b2c.bins(binWidth, binTo) },
+        cps: round(reached.cps, 2),
+        loadgen_cpu_us_per_call_second: round(cpuBetween(a['loadgen'], b['loadgen']) / perCallS, 1),
+        loadgen_cpu_pct: pct('loadgen'),
+        loadgen_lag_max_ms: lr.lagMaxMs,
+        bot_cpu_pct: pct('bot'),
+        nats_cpu_pct: pct('nats'),
+        pass: reasons.length === 0,
+        limited_by: reasons.join('; '),
+      };
+      steps.push(step);
+      say(
+        `[${elapsed()}] step ${target}: ${step.pass ? 'PASS' : 'FAIL'} | cpu ${step.cpu_us_per_call_second} µs/call·s (${step.sut_cpu_pct}% of a core) | rss ${step.rss_kb_per_call} kB/call | loss c→b ${(lossC2b * 100).toFixed(3)}% b→c ${(lossB2c * 100).toFixed(3)}% | p99 c→b ${lat.caller_to_bot.p99} ms b→c ${lat.bot_to_caller.p99} ms | generator ${step.loadgen_cpu_pct}% lag ${lr.lagMaxMs} ms${step.pass ? '' : ` | ${step.limited_by}`}`,
+      );
+      if (opts.ramp && !step.pass) break;
+    }
+
+    say(`[${elapsed()}] hanging up`);
+    lg.child.send({ type: 'hangup' });
+    const hung = await nextMessage<{ type: 'hungup'; ended: number; byeFailed: number }>(lg.child, 'hungup', 30_000).catch(() => ({ type: 'hungup' as const, ended: 0, byeFailed: -1 }));
+    await sleep(500);
+
+    // ------------------------------------------------------------------------------- result
+    const passing = steps.filter((s) => s.pass);
+    const chosen = opts.ramp ? (passing[passing.length - 1] ?? steps[0]!) : steps[0]!;
+    const failing = steps.find((s) => !s.pass);
+    const setupH = Histogram.fromSparse(lastReport!.setup);
+    const setup = setupH.summaryMs();
+    const result: BenchResult = {
+      scenario: opts.ramp ? 'ramp:media-direct:pcmu-20ms:native-echo' : 'fixed:media-direct:pcmu-20ms:native-echo',
+      cores,
+      node_version: process.version,
+      calls_target: chosen.calls_target,
+      calls_established: chosen.calls_in_window,
+      calls_failed: chosen.calls_failed,
+      window_s: chosen.window_s,
+      cpu_us_per_call_second: chosen.cpu_us_per_call_second,
+      rss_kb_per_call: chosen.rss_kb_per_call,
+      loss_caller_to_bot: chosen.loss_caller_to_bot,
+      loss_bot_to_caller: chosen.loss_bot_to_caller,
+      latency_ms: { caller_to_bot: chosen.latency_ms.caller_to_bot, bot_to_caller: chosen.latency_ms.bot_to_caller },
+      setup_ms: { p50: setup.p50, p99: setup.p99 },
+      cps: chosen.cps,
+      loadgen_cpu_us_per_call_second: chosen.loadgen_cpu_us_per_call_second,
+    };
+    if (opts.ramp) {
+      result.capacity = {
+        calls: passing.length > 0 ? chosen.calls_target : 0,
+        limited_by: failing ? failing.limited_by : `not reached: every step up to ${steps[steps.length - 1]!.calls_target} calls passed (raise --calls)`,
+      };
+    }
+    const cpuInfo = cpus();
+    const details: BenchDetails = {
+      command,
+      started: new Date().toISOString(),
+      machine: { cpu: cpuInfo[0]?.model ?? 'unknown', cores, mem_gb: round(totalmem() / 2 ** 30, 1), kernel: release(), node: process.version },
+      pinning,
+      rss_baseline_kb: rssBaselineKb,
+      steps,
+      setup_ms: setup,
+      edge_media_stats: edgeStats,
+      calls_ended_events: endedEvents,
+      hangup: { ended: hung.ended, byeFailed: hung.byeFailed },
+    };
+    writeFileSync(`${opts.out}/result.json`, JSON.stringify(result, null, 2) + '\n');
+    writeFileSync(`${opts.out}/details.json`, JSON.stringify(details, null, 2) + '\n');
+    writeFileSync(`${opts.out}/report.html`, renderReport(result, details));
+    lg.child.send({ type: 'exit' });
+    bot.child.send({ type: 'exit' });
+    return { result, details };
+  } finally {
+    await nc?.close().catch(() => undefined);
+    await children.stopAll();
+  }
+}
