@@ -6,5 +6,7 @@ cd "$(dirname "$0")/.."
 scripts/ensure-deps.sh nats-server sip-tester
 npx tsc -p .
 node --test --test-timeout=60000 $(find dist/test/unit -name '*.test.js' | sort)
+# The native addon's fallback is selected and used when the addon is switched off (or did not build).
+BOTEDGE_NATIVE=0 node --test --test-timeout=60000 dist/test/unit/codecs/native.test.js dist/test/unit/codecs/g711.test.js
 # One integration file at a time: each starts its own nats-server and binds its own port ranges.
 node --test --test-concurrency=1 --test-timeout=240000 $(find dist/test/integration -name '*.test.js' | sort)
