@@ -36,25 +36,29 @@ describe('an inbound SIPp call reaches the echo bot and comes back', { timeout: 
     await nats?.stop();
   });
 
-  it('completes 20 uac_pcap calls and 5 tapped calls; audio flows both ways; NATS carries every event', async () => {
+  it('completes 20 uac_pcap calls, 5 tapped calls and 5 over TCP; audio flows both ways; NATS carries every event', async () => {
     const target = `127.0.0.1:${node.sipPort}`;
     const cwd = sippWorkdir();
     // SIPp's built-in scenario, as a user would run it; and alongside, the same scenario with the
     // caller's SDP pointing at our RTP tap, so what the node sends the caller is measured by us.
-    const [plain, tapped] = await Promise.all([
+    const [plain, tapped, overTcp] = await Promise.all([
       runSipp(['-sn', 'uac_pcap', target, '-m', '20', '-r', '5', '-i', '127.0.0.1', '-p', String(await freePort()), '-mp', '46000'], cwd),
       runSipp(['-sf', TAP_SCENARIO, '-key', 'tap_port', String(tap.port), target, '-m', '5', '-r', '5', '-i', '127.0.0.1', '-p', String(await freePort()), '-mp', '47000'], cwd),
+      // And over TCP (one connection for all calls).
+      runSipp(['-sn', 'uac_pcap', target, '-t', 't1', '-m', '5', '-r', '5', '-i', '127.0.0.1', '-p', String(await freePort()), '-mp', '45000'], cwd),
     ]);
+    assert.equal(overTcp.code, 0, `sipp over TCP failed:\n${overTcp.stdout.slice(-2000)}\n${overTcp.stderr}`);
+    assert.equal(overTcp.successful, 5);
     assert.equal(plain.code, 0, `sipp uac_pcap failed:\n${plain.stdout.slice(-2000)}\n${plain.stderr}`);
     assert.equal(plain.successful, 20);
     assert.equal(plain.failed, 0);
     assert.equal(tapped.code, 0, `sipp tap scenario failed:\n${tapped.stdout.slice(-2000)}\n${tapped.stderr}`);
     assert.equal(tapped.successful, 5);
 
-    await events.until(() => events.of('ended').length >= 25, 10000, '25 ended events');
+    await events.until(() => events.of('ended').length >= 30, 10000, '30 ended events');
 
     // The bot heard each caller: non-silent audio on every call, a DTMF '1', and a stop at the end.
-    assert.equal(bot.calls.size, 25);
+    assert.equal(bot.calls.size, 30);
     const heard = [...bot.calls.values()].map((c) => c.nonSilentFrames);
     for (const c of bot.calls.values()) {
       assert.ok(c.nonSilentFrames >= 100, `call ${c.callId}: only ${c.nonSilentFrames} non-silent frames reached the bot`);
@@ -75,7 +79,7 @@ describe('an inbound SIPp call reaches the echo bot and comes back', { timeout: 
     const created = new Set(events.of('created').map((e) => e.data.callId));
     const answered = new Set(events.of('answered').map((e) => e.data.callId));
     const ended = events.of('ended');
-    assert.equal(created.size, 25);
+    assert.equal(created.size, 30);
     assert.deepEqual(answered, created);
     assert.deepEqual(new Set(ended.map((e) => e.data.callId)), created);
     assert.deepEqual(new Set(bot.calls.keys()), created);
@@ -87,6 +91,6 @@ describe('an inbound SIPp call reaches the echo bot and comes back', { timeout: 
       assert.equal(media.rtpUnexpectedSource, 0);
       assert.ok((media.rtpReceived ?? 0) > 200);
     }
-    assert.equal(events.of('dtmf').length, 25);
+    assert.equal(events.of('dtmf').length, 30);
   });
 });
