@@ -45,13 +45,15 @@ const program = new Command()
   .option('--ramp-start <n>', 'first ramp step', int(1), 100)
   .option('--ramp-step <n>', 'calls added per ramp step', int(1), 100)
   .option('--settle <s>', 'seconds between the last call up and the window', num(0), 2)
+  .option('--talk <ms>', 'caller talk spurt, ms (marked audio the bot echoes)', int(20), 3000)
+  .option('--pause <ms>', 'caller pause after each spurt, ms (silence the bot does not echo); 0 = continuous', int(0), 600)
   .option('--phases <n>', 'RTP send slots per 20 ms in the load generator', int(1), 4)
   .option('--no-pin', 'do not pin the media node to its own core')
   .option('--rtp-ports <min-max>', 'media node RTP port range', range, [12000, 31999] as [number, number])
   .option('--max-loss <fraction>', 'ramp limit: frame loss either way', num(0), 0.001)
   .option('--max-p99 <ms>', 'ramp limit: p99 added latency either way', num(0), 50)
   .requiredOption('--out <dir>', 'directory for result.json, details.json, report.html and logs')
-  .action(async (o: { calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; out: string }) => {
+  .action(async (o: { calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; out: string }) => {
     const { result } = await runBench(
       {
         calls: o.calls,
@@ -61,6 +63,8 @@ const program = new Command()
         rampStart: Math.min(o.rampStart, o.calls),
         rampStep: o.rampStep,
         settle: o.settle,
+        talkMs: o.talk,
+        pauseMs: o.pause,
         phases: o.phases,
         pin: o.pin,
         rtpPortMin: o.rtpPorts[0],

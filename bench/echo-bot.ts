@@ -9,6 +9,9 @@
  * window, `report` returns what was measured in it. Frames are attributed to the window by their
  * send stamps, not by arrival, so frames still in flight when the window closes count once the
  * parent asks for the report after a grace period.
+ *
+ * Marked frames are echoed; unmarked ones (the caller's pauses) are not, unless `--echo-all` (the
+ * SIPp run, whose audio carries no marker).
  */
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -37,6 +40,7 @@ let connections = 0;
 let open = 0;
 let starts = 0;
 const tagsInWindow = new Set<number>();
+const echoAll = process.argv.includes('--echo-all');
 
 function serve(ws: WebSocket): void {
   connections++;
@@ -66,10 +70,14 @@ function serve(ws: WebSocket): void {
       const sendUs = monoUs32();
       stampBotTime(buf, sendUs);
       if (win.contains(sendUs)) echoedInWindow++;
+      ws.send(buf, { binary: true });
     } else {
+      // Unmarked audio is the caller's pause (or SIPp's recording): a bot does not talk over
+      // silence, so it is not echoed — which also lets the edge's playout buffer drain between
+      // turns, as it does with a real bot (BENCHMARKS.md, "talk spurts"). With --echo-all, it is.
       unmarkedFrames++;
+      if (echoAll) ws.send(buf, { binary: true });
     }
-    ws.send(buf, { binary: true });
   });
   ws.on('close', () => open--);
   ws.on('error', () => undefined);

@@ -49,6 +49,8 @@ interface Call {
   sentInWindow: number;
   recvInWindow: number;
   firstPacket: boolean;
+  /** Where in the talk/pause cycle this call starts, frames: calls do not pause in unison. */
+  cycleOffset: number;
 }
 
 let config: LoadgenConfig | undefined;
@@ -176,6 +178,7 @@ async function startCall(index: number): Promise<void> {
     sentInWindow: 0,
     recvInWindow: 0,
     firstPacket: true,
+    cycleOffset: Math.floor(Math.random() * Math.max(1, cycleFrames)),
   };
   calls.push(call);
   byCallId.set(callId, call);
@@ -263,12 +266,17 @@ function sendFrame(call: Call): void {
   packet[10] = (call.ssrc >>> 8) & 0xff;
   packet[11] = call.ssrc & 0xff;
   const us = monoUs32();
-  writeCallerFrame(packet.subarray(12), call.tag, call.frameSeq, us);
-  if (inWindow(us)) {
-    sentInWindow++;
-    call.sentInWindow++;
+  if (cycleFrames > 0 && (call.frameSeq + call.cycleOffset) % cycleFrames >= talkFrames) {
+    // The caller's pause: G.711 silence, unmarked; the bot does not answer it (see echo-bot.ts).
+    packet.fill(0xff, 12);
+  } else {
+    writeCallerFrame(packet.subarray(12), call.tag, call.frameSeq, us);
+    if (inWindow(us)) {
+      sentInWindow++;
+      call.sentInWindow++;
+    }
+    sentLastS++;
   }
-  sentLastS++;
   call.socket.send(packet, 0, PACKET_BYTES, call.remote.port, call.remote.address);
 }
 
@@ -276,6 +284,9 @@ function sendFrame(call: Call): void {
 // The RTP clock: absolute slots, `phases` per 20 ms.
 
 let slotMs = 5;
+// Talk spurts: `talkFrames` marked frames, then `cycleFrames - talkFrames` frames of silence.
+let talkFrames = 0;
+let cycleFrames = 0;
 let nextSlotAt = 0;
 let slot = 0;
 
@@ -440,6 +451,8 @@ async function main(): Promise<void> {
         config = msg;
         phases = Array.from({ length: Math.max(1, msg.phases) }, () => []);
         slotMs = 20 / phases.length;
+        talkFrames = Math.round(msg.talkMs / 20);
+        cycleFrames = msg.pauseMs > 0 ? talkFrames + Math.round(msg.pauseMs / 20) : 0;
         nextSlotAt = monoMs() + slotMs;
         setTimeout(runSlots, slotMs);
         break;

@@ -43,6 +43,12 @@ export interface LoadgenConfig {
   rate: number;
   /** Send slots per 20 ms frame: calls are spread over them so RTP is not one burst per 20 ms. */
   phases: number;
+  /**
+   * Talk spurts: the caller sends `talkMs` of marked audio, then `pauseMs` of G.711 silence (still
+   * RTP every 20 ms). pauseMs 0 = one continuous stream.
+   */
+  talkMs: number;
+  pauseMs: number;
   /** Give up on an INVITE after this long, ms. */
   setupTimeoutMs: number;
 }
@@ -64,7 +70,7 @@ export interface LoadgenProgress {
   up: number;
   pending: number;
   failed: number;
-  /** Over the last second: frames sent and marked frames received. */
+  /** Over the last second: marked frames sent and received. */
   sentLastS: number;
   recvLastS: number;
   /** Round trip (caller send → caller receive) p99 over the last second, ms. */

@@ -46,3 +46,19 @@ export function cpuBetween(a: ProcSample | undefined, b: ProcSample | undefined)
   if (!a || !b) return 0;
   return b.cpuUs - a.cpuUs;
 }
+
+/**
+ * Busy CPU of the whole machine since boot, µs summed over all CPUs (/proc/stat, first line), and
+ * of that the part spent in interrupts and softirqs (the kernel's network stack, mostly ours).
+ */
+export function sampleMachine(): { busyUs: number; irqUs: number } {
+  try {
+    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
+    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
+    const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
+    return { busyUs: (busy * 1e6) / clkTck, irqUs: (((f[5] ?? 0) + (f[6] ?? 0)) * 1e6) / clkTck };
+  } catch {
+    return { busyUs: 0, irqUs: 0 };
+  }
+}

@@ -104,7 +104,7 @@ function table(rows: [string, string][]): string {
 }
 
 function stepsTable(steps: StepResult[]): string {
-  const head = ['calls', 'pass', 'CPU µs/call·s', 'SUT CPU %', 'RSS kB/call', 'loss c→b %', 'loss b→c %', 'c→b p50/p99/max ms', 'b→c p50/p99/max ms', 'failed', 'generator CPU %', 'gen lag ms', 'limited by'];
+  const head = ['calls', 'pass', 'CPU µs/call·s', 'SUT CPU %', 'RSS kB/call', 'loss c→b %', 'loss b→c %', 'c→b p50/p99/max ms', 'b→c p50/p99/max ms', 'failed', 'generator CPU %', 'gen lag ms', 'bot CPU %', 'other load %', 'limited by'];
   const rows = steps.map((s) => [
     s.calls_in_window,
     s.pass ? 'yes' : 'no',
@@ -118,6 +118,8 @@ function stepsTable(steps: StepResult[]): string {
     s.calls_failed,
     s.loadgen_cpu_pct,
     s.loadgen_lag_max_ms,
+    s.bot_cpu_pct,
+    s.other_cpu_pct,
     s.limited_by || '',
   ]);
   return `<table class="steps"><tr>${head.map((h) => `<th>${esc(h)}</th>`).join('')}</tr>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</table>`;

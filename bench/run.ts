@@ -16,7 +16,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { monoMs, monoUs32 } from './clock.js';
 import { Histogram } from './histogram.js';
 import type { BotReport, FromLoadgen, LoadgenProgress, LoadgenReached, LoadgenReport } from './messages.js';
-import { cpuBetween, sampleProc, type ProcSample } from './proc.js';
+import { cpuBetween, sampleMachine, sampleProc, type ProcSample } from './proc.js';
 import { Children, forkBench, pin, startMediaNode, startNats } from './procs.js';
 import { renderReport } from './report.js';
 
@@ -32,6 +32,9 @@ export interface BenchOptions {
   rampStep: number;
   /** Seconds between all calls up and the window opening. */
   settle: number;
+  /** Caller talk spurt and pause, ms (pause 0 = continuous audio). */
+  talkMs: number;
+  pauseMs: number;
   /** RTP send slots per 20 ms in the generator. */
   phases: number;
   /** Pin the SUT to its own core, and the generator, bot and NATS to the others. */
@@ -93,6 +96,10 @@ export interface StepResult {
   loadgen_lag_max_ms: number;
   bot_cpu_pct: number;
   nats_cpu_pct: number;
+  /** Busy CPU of the machine outside the benchmark's processes during the window, % of one core. */
+  other_cpu_pct: number;
+  /** Interrupt + softirq CPU of the machine in the window (the loopback network stack), % of one core. */
+  softirq_cpu_pct: number;
   pass: boolean;
   limited_by: string;
 }
@@ -173,7 +180,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       }
     })().catch(() => undefined);
 
-    lg.child.send({ type: 'config', host: '127.0.0.1', port: media.sipPort, number: 'bench', rate: opts.rate, phases: opts.phases, setupTimeoutMs: 40_000 });
+    lg.child.send({ type: 'config', host: '127.0.0.1', port: media.sipPort, number: 'bench', rate: opts.rate, phases: opts.phases, talkMs: opts.talkMs, pauseMs: opts.pauseMs, setupTimeoutMs: 40_000 });
 
     // Progress: one line a second from the generator's figures and the SUT's /proc.
     let lastMedia = sampleProc(pids.media, monoMs());
@@ -215,7 +222,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       await sleep(opts.settle * 1000);
 
       // The window opens a little in the future so both children know it before it starts.
-      const leadMs = 200;
+      const leadMs = 1000;
       const fromMs = monoMs() + leadMs;
       const fromUs = (monoUs32() + leadMs * 1000) % 0x100000000;
       const toUs = (fromUs + opts.duration * 1_000_000) % 0x100000000;
@@ -224,10 +231,13 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       await sleep(Math.max(0, fromMs - monoMs()));
       const a: Record<string, ProcSample | undefined> = {};
       for (const [k, pid] of Object.entries(pids)) a[k] = sampleProc(pid, monoMs());
+      const machineA = sampleMachine();
+      const selfCpuA = process.cpuUsage().user + process.cpuUsage().system;
       say(`[${elapsed()}] window open: ${opts.duration} s at ${lastUp} calls`);
       await sleep(Math.max(0, fromMs + opts.duration * 1000 - monoMs()));
       const b: Record<string, ProcSample | undefined> = {};
       for (const [k, pid] of Object.entries(pids)) b[k] = sampleProc(pid, monoMs());
+      const machineB = sampleMachine();
       // Grace: frames sent at the end of the window are still on their way.
       await sleep(1000);
       lg.child.send({ type: 'report' });
@@ -248,6 +258,14 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       const callsFailed = newFailed + lr.silentCalls;
       const rssKb = b['media']?.rssKb ?? 0;
       const pct = (k: string) => round((cpuBetween(a[k], b[k]) / (windowS * 1e6)) * 100, 1);
+      // CPU the machine spent on anything but our processes (other workloads, softirq): a noisy
+      // neighbour makes every figure worse, so it is reported next to them.
+      let oursUs = 0;
+      for (const k of Object.keys(pids)) oursUs += cpuBetween(a[k], b[k]);
+      oursUs += process.cpuUsage().user + process.cpuUsage().system - selfCpuA;
+      const irqUs = machineB.irqUs - machineA.irqUs;
+      const otherPct = round((Math.max(0, machineB.busyUs - machineA.busyUs - irqUs - oursUs) / (windowS * 1e6)) * 100, 1);
+      const irqPct = round((irqUs / (windowS * 1e6)) * 100, 1);
       const lat = { caller_to_bot: c2b.summaryMs(), bot_to_caller: b2c.summaryMs(), round_trip: rtt.summaryMs() };
       const binTo = Math.max(20_000, Math.min(200_000, Math.ceil(Math.max(c2b.quantileUs(0.999), b2c.quantileUs(0.999)) / 5000) * 5000));
       const binWidth = binTo / 100;
@@ -281,12 +299,14 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         loadgen_lag_max_ms: lr.lagMaxMs,
         bot_cpu_pct: pct('bot'),
         nats_cpu_pct: pct('nats'),
+        other_cpu_pct: otherPct,
+        softirq_cpu_pct: irqPct,
         pass: reasons.length === 0,
         limited_by: reasons.join('; '),
       };
       steps.push(step);
       say(
-        `[${elapsed()}] step ${target}: ${step.pass ? 'PASS' : 'FAIL'} | cpu ${step.cpu_us_per_call_second} µs/call·s (${step.sut_cpu_pct}% of a core) | rss ${step.rss_kb_per_call} kB/call | loss c→b ${(lossC2b * 100).toFixed(3)}% b→c ${(lossB2c * 100).toFixed(3)}% | p99 c→b ${lat.caller_to_bot.p99} ms b→c ${lat.bot_to_caller.p99} ms | generator ${step.loadgen_cpu_pct}% lag ${lr.lagMaxMs} ms${step.pass ? '' : ` | ${step.limited_by}`}`,
+        `[${elapsed()}] step ${target}: ${step.pass ? 'PASS' : 'FAIL'} | cpu ${step.cpu_us_per_call_second} µs/call·s (${step.sut_cpu_pct}% of a core) | rss ${step.rss_kb_per_call} kB/call | loss c→b ${(lossC2b * 100).toFixed(3)}% b→c ${(lossB2c * 100).toFixed(3)}% | p99 c→b ${lat.caller_to_bot.p99} ms b→c ${lat.bot_to_caller.p99} ms | generator ${step.loadgen_cpu_pct}% lag ${lr.lagMaxMs} ms | softirq ${irqPct}% | other load ${otherPct}%${otherPct > 10 ? ' (NOISY MACHINE)' : ''}${step.pass ? '' : ` | ${step.limited_by}`}`,
       );
       if (opts.ramp && !step.pass) break;
     }
@@ -302,8 +322,9 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const failing = steps.find((s) => !s.pass);
     const setupH = Histogram.fromSparse(lastReport!.setup);
     const setup = setupH.summaryMs();
+    const talk = opts.pauseMs > 0 ? `talk${opts.talkMs}-pause${opts.pauseMs}` : 'continuous';
     const result: BenchResult = {
-      scenario: opts.ramp ? 'ramp:media-direct:pcmu-20ms:native-echo' : 'fixed:media-direct:pcmu-20ms:native-echo',
+      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:media-direct:pcmu-20ms:native-echo:${talk}`,
       cores,
       node_version: process.version,
       calls_target: chosen.calls_target,

@@ -76,7 +76,7 @@ export async function runSipp(opts: SippOptions, say: (line: string) => void): P
   const elapsed = () => `${((monoMs() - t0) / 1000).toFixed(1).padStart(6)}s`;
   try {
     const nats = await startNats(children);
-    const bot = await forkBench<{ type: 'ready'; port: number }>(children, 'echo-bot', ['0']);
+    const bot = await forkBench<{ type: 'ready'; port: number }>(children, 'echo-bot', ['0', '--echo-all']);
     const media = await startMediaNode(children, opts.out, {
       natsUrl: nats.url,
       botUrl: `ws://127.0.0.1:${bot.ready.port}/sipp`,
