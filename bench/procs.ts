@@ -33,6 +33,8 @@ export class Children {
 
   track(child: ChildProcess, name: string): ChildProcess {
     this.#all.push(child);
+    // For a parent that has to clean up after a bench it killed (tests): every child's PID.
+    writeFileSync(join(this.logDir, 'pids.json'), JSON.stringify(this.pids()) + '\n');
     const log = createWriteStream(join(this.logDir, `${name}.log`));
     this.#logs.push(log);
     child.stderr?.pipe(log, { end: false });

@@ -87,7 +87,8 @@ export interface StepResult {
   sut_rss_kb: number;
   loss_caller_to_bot: number;
   loss_bot_to_caller: number;
-  frames: { sent: number; at_bot: number; echoed: number; back: number };
+  /** Marked frames in the window at each point; `unrecognised_back` counts the whole run. */
+  frames: { sent: number; at_bot: number; echoed: number; back: number; unrecognised_back: number };
   latency_ms: { caller_to_bot: LatencySummary; bot_to_caller: LatencySummary; round_trip: LatencySummary };
   latency_bins_ms: { width: number; caller_to_bot: number[]; bot_to_caller: number[] };
   cps: number;
@@ -290,7 +291,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         sut_rss_kb: rssKb,
         loss_caller_to_bot: round(lossC2b, 6),
         loss_bot_to_caller: round(lossB2c, 6),
-        frames: { sent: lr.sentInWindow, at_bot: br.framesInWindow, echoed: br.echoedInWindow, back: lr.recvInWindow },
+        frames: { sent: lr.sentInWindow, at_bot: br.framesInWindow, echoed: br.echoedInWindow, back: lr.recvInWindow, unrecognised_back: lr.unmarked },
         latency_ms: lat,
         latency_bins_ms: { width: binWidth / 1000, caller_to_bot: c2b.bins(binWidth, binTo), bot_to_caller: b2c.bins(binWidth, binTo) },
         cps: round(reached.cps, 2),

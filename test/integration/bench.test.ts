@@ -1,0 +1,99 @@
+/**
+ * The capacity benchmark end to end, small: 20 calls for a 5 s window against a real media node
+ * (spawned through its CLI), a real nats-server, the instrumented echo bot and the load generator,
+ * each its own process. Asserts result.json's schema and that audio flowed both ways.
+ */
+import { strict as assert } from 'node:assert';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { after, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+
+const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bench', 'cli.js');
+
+const NUMERIC_FIELDS = [
+  'cores',
+  'calls_target',
+  'calls_established',
+  'calls_failed',
+  'window_s',
+  'cpu_us_per_call_second',
+  'rss_kb_per_call',
+  'loss_caller_to_bot',
+  'loss_bot_to_caller',
+  'cps',
+  'loadgen_cpu_us_per_call_second',
+] as const;
+
+const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms'];
+
+describe('npm run bench', () => {
+  const out = mkdtempSync(join(tmpdir(), 'botedge-bench-'));
+  let bench: ChildProcess | undefined;
+
+  after(() => {
+    // The bench stops its own children by PID in a finally; this is for a bench that hung or was
+    // killed: it and every child it recorded in pids.json, by PID.
+    const pids: number[] = [];
+    if (bench?.pid !== undefined && bench.exitCode === null) pids.push(bench.pid);
+    try {
+      pids.push(...(JSON.parse(readFileSync(join(out, 'pids.json'), 'utf8')) as number[]));
+    } catch {
+      /* the bench never started a child */
+    }
+    for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+    rmSync(out, { recursive: true, force: true });
+  });
+
+  it('runs 20 calls for 5 s and writes a result whose frames flowed both ways', { timeout: 45_000 }, async () => {
+    // Random RTP range per run so parallel test files do not compete for ports.
+    const base = 40000 + 2 * Math.floor(Math.random() * 5000);
+    bench = spawn(process.execPath, [CLI, '--calls', '20', '--duration', '5', '--rate', '40', '--settle', '1', '--rtp-ports', `${base}-${base + 199}`, '--out', out], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    bench.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
+    bench.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    const code = await new Promise<number | null>((resolve) => bench!.once('exit', (c) => resolve(c)));
+    assert.equal(code, 0, `bench failed:\n${stderr}\n${stdout.slice(-2000)}`);
+    assert.match(stdout, /calls up \d+/, 'progress lines are printed while it runs');
+
+    const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as Record<string, unknown>;
+    assert.deepEqual(Object.keys(result).sort(), [...FIELDS].sort(), 'exactly the fields issue 3 names (no capacity outside a ramp)');
+    for (const f of NUMERIC_FIELDS) assert.ok(typeof result[f] === 'number' && Number.isFinite(result[f]), `${f} is a number`);
+    assert.equal(typeof result['scenario'], 'string');
+    const latency = result['latency_ms'] as Record<string, Record<string, number>>;
+    for (const dir of ['caller_to_bot', 'bot_to_caller']) {
+      for (const q of ['p50', 'p99', 'max']) assert.ok(Number.isFinite(latency[dir]?.[q]), `latency_ms.${dir}.${q}`);
+      assert.ok(latency[dir]!['p50']! > 0, `${dir} latency was measured`);
+    }
+    const setup = result['setup_ms'] as Record<string, number>;
+    assert.ok(setup['p50']! > 0 && setup['p99']! >= setup['p50']!);
+
+    assert.equal(result['calls_target'], 20);
+    assert.equal(result['calls_established'], 20);
+    assert.equal(result['calls_failed'], 0);
+    assert.ok((result['loss_caller_to_bot'] as number) < 0.01, `caller→bot loss ${result['loss_caller_to_bot']}`);
+    assert.ok((result['loss_bot_to_caller'] as number) < 0.01, `bot→caller loss ${result['loss_bot_to_caller']}`);
+    assert.ok((result['cpu_us_per_call_second'] as number) > 0, 'SUT CPU was measured');
+
+    const details = JSON.parse(readFileSync(join(out, 'details.json'), 'utf8')) as { steps: { frames: { sent: number; at_bot: number; echoed: number; back: number } }[] };
+    const frames = details.steps[0]!.frames;
+    // 20 calls × 5 s × 50 frames/s, less the callers' pauses: thousands of frames each way.
+    assert.ok(frames.sent > 3000 && frames.at_bot > 3000 && frames.back > 3000, JSON.stringify(frames));
+
+    const html = readFileSync(join(out, 'report.html'), 'utf8');
+    assert.match(html, /<svg /);
+    assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org)/, 'self-contained: no scripts, nothing fetched');
+    assert.ok(existsSync(join(out, 'bench-media-1.log')), 'the media node log is kept next to the result');
+  });
+});
