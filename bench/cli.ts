@@ -38,6 +38,7 @@ const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
 const program = new Command()
   .name('bench')
   .description('BotEdge capacity benchmark: SIP + G.711 RTP load against a media node with an echo bot')
+  .enablePositionalOptions()
   .option('--calls <n>', 'concurrent calls (fixed), or the ceiling of a ramp', int(1), 200)
   .option('--duration <s>', 'steady-state measurement window in seconds (per step when ramping)', num(1), 30)
   .option('--rate <cps>', 'new calls per second while ramping up', num(0.1), 50)
@@ -52,8 +53,9 @@ const program = new Command()
   .option('--rtp-ports <min-max>', 'media node RTP port range', range, [12000, 31999] as [number, number])
   .option('--max-loss <fraction>', 'ramp limit: frame loss either way', num(0), 0.001)
   .option('--max-p99 <ms>', 'ramp limit: p99 added latency either way', num(0), 50)
-  .requiredOption('--out <dir>', 'directory for result.json, details.json, report.html and logs')
-  .action(async (o: { calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; out: string }) => {
+  .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
+  .action(async (o: { calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; out?: string }) => {
+    const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
     const { result } = await runBench(
       {
         calls: o.calls,
@@ -69,7 +71,7 @@ const program = new Command()
         pin: o.pin,
         rtpPortMin: o.rtpPorts[0],
         rtpPortMax: o.rtpPorts[1],
-        out: o.out,
+        out,
         maxLoss: o.maxLoss,
         maxP99Ms: o.maxP99,
       },
@@ -77,7 +79,7 @@ const program = new Command()
       command,
     );
     say(JSON.stringify(result, null, 2));
-    say(`wrote ${o.out}/result.json, ${o.out}/details.json and ${o.out}/report.html`);
+    say(`wrote ${out}/result.json, ${out}/details.json and ${out}/report.html`);
   });
 
 program

@@ -38,7 +38,8 @@ describe('npm run bench', () => {
     // killed: it and every child it recorded in pids.json, by PID.
     const pids: number[] = [];
     if (bench?.pid !== undefined && bench.exitCode === null) pids.push(bench.pid);
-    try {
+    // After a clean exit the children are gone and their PIDs may be someone else's by now.
+    if (bench?.exitCode !== 0) try {
       pids.push(...(JSON.parse(readFileSync(join(out, 'pids.json'), 'utf8')) as number[]));
     } catch {
       /* the bench never started a child */
