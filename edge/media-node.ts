@@ -10,6 +10,7 @@ import { resolveMediaNodeOptions, routeFor, type MediaNodeOptions, type Resolved
 import { logger } from './log.js';
 import { RtpPortPool } from './media/port-pool.js';
 import { Ticker } from './media/ticker.js';
+import { Membership } from './cluster/membership.js';
 import { NatsLink } from './nats-link.js';
 import { SipTransport } from './sip-transport.js';
 import { calledNumber } from './sip-util.js';
@@ -30,7 +31,11 @@ export class MediaNode {
   /** Calls handled since start, answered or not. */
   callsTotal = 0;
   #transport!: SipTransport;
+  #membership: Membership | undefined;
   #closed = false;
+  #draining = false;
+  #drained: (() => void) | undefined;
+  readonly #drainedPromise = new Promise<void>((resolve) => (this.#drained = resolve));
 
   private constructor(
     readonly options: ResolvedMediaNodeOptions,
@@ -57,6 +62,20 @@ export class MediaNode {
       await nats.close();
       throw err;
     }
+    try {
+      node.#membership = await Membership.open(nats.nc, {
+        id: options.nodeId,
+        role: 'media',
+        sip: `${options.advertisedAddress}:${node.sipPort}`,
+        rtp: options.rtpHost,
+        capacity: options.maxCalls,
+      });
+      node.#serveControl();
+    } catch (err) {
+      await node.#transport.close();
+      await nats.close();
+      throw err;
+    }
     log.info({ node: options.nodeId, sip: `${options.sipHost}:${node.sipPort}`, g711: g711Backend }, 'media node up');
     return node;
   }
@@ -71,6 +90,42 @@ export class MediaNode {
 
   get contact(): string {
     return `sip:botedge@${this.options.advertisedAddress}:${this.sipPort}`;
+  }
+
+  /** `botedge.v1.node.<id>.drain`: request/reply, answers `{ok, calls}`. */
+  #serveControl(): void {
+    const sub = this.nats.nc.subscribe(`botedge.v1.node.${this.options.nodeId}.drain`);
+    void (async () => {
+      for await (const m of sub) {
+        this.drain();
+        m.respond(JSON.stringify({ ok: true, node: this.options.nodeId, calls: this.calls.size }));
+      }
+    })().catch(() => undefined);
+  }
+
+  get draining(): boolean {
+    return this.#draining;
+  }
+
+  /**
+   * Takes no new calls (new INVITEs get 503, so a proxy tries another node), lets the calls in
+   * progress finish, and resolves `whenDrained` when the last one ends.
+   */
+  drain(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    log.info({ node: this.options.nodeId, calls: this.calls.size }, 'draining');
+    this.#membership?.setState('draining');
+    if (this.calls.size === 0) this.#drained?.();
+  }
+
+  get whenDrained(): Promise<void> {
+    return this.#drainedPromise;
+  }
+
+  #loadChanged(): void {
+    this.#membership?.setLoad(this.calls.size, this.callsTotal);
+    if (this.#draining && this.calls.size === 0) this.#drained?.();
   }
 
   #receive(msg: SipMessage, source: Destination): void {
@@ -132,8 +187,8 @@ export class MediaNode {
   }
 
   #newCall(req: SipRequest, tx: ServerTransactionHandle, _source: Destination): void {
-    if (this.#closed) {
-      tx.reply(503, 'Service Unavailable (shutting down)');
+    if (this.#closed || this.#draining) {
+      tx.reply(503, 'Service Unavailable (draining)');
       return;
     }
     if (this.calls.size >= this.options.maxCalls) {
@@ -157,6 +212,7 @@ export class MediaNode {
     this.callsTotal++;
     this.calls.set(call.dialogId, call);
     this.#byInvite.set(tx, call);
+    this.#loadChanged();
     void call.start().catch((err: unknown) => {
       log.error({ err, call: call.id }, 'call start failed');
       call.end('rejected', 500);
@@ -173,7 +229,8 @@ export class MediaNode {
       contact: this.contact,
       onGone: (call) => {
         this.calls.delete(call.dialogId);
-        for (const [tx, c] of this.#byInvite) if (c === call) this.#byInvite.delete(tx);
+        this.#byInvite.delete(call.inviteTx);
+        this.#loadChanged();
       },
     };
   }
@@ -186,6 +243,7 @@ export class MediaNode {
     // Let the BYEs leave before the socket closes.
     await new Promise((r) => setTimeout(r, 50));
     this.ticker.stop();
+    await this.#membership?.close();
     await this.#transport.close();
     await this.nats.close();
   }

@@ -50,25 +50,33 @@ export function spawnReady(args: string[], label: string): Promise<ChildProcess>
 }
 
 /**
- * `botedge up`: nats-server, one media node routing every number to the echo bot, and the echo
- * bot, each its own process; Ctrl-C (or SIGTERM) stops exactly the processes it started.
+ * `botedge up`: nats-server, one proxy on the SIP port callers use, `mediaNodes` media nodes (each
+ * its own process, SIP on an ephemeral port, a slice of the RTP range) routing every number to the
+ * echo bot, and the echo bot. Ctrl-C (or SIGTERM) stops exactly the processes it started.
  */
-export async function runUp(flags: { sipPort: number; natsPort: number; botPort: number; rtpPorts: string }): Promise<void> {
+export async function runUp(flags: { sipPort: number; natsPort: number; botPort: number; rtpPorts: string; mediaNodes: number }): Promise<void> {
   const natsBin = requireExecutable('nats-server', 'nats-server');
+  const m = /^(\d+)-(\d+)$/.exec(flags.rtpPorts);
+  if (!m) throw new Error('--rtp-ports must look like 20000-29999');
+  const [rtpMin, rtpMax] = [Number(m[1]), Number(m[2])];
+  const slice = Math.floor((rtpMax - rtpMin + 1) / flags.mediaNodes);
+  if (slice < 4) throw new Error('--rtp-ports range too small for that many media nodes');
   const children: ChildProcess[] = [];
   let stopping = false;
   const stopAll = (code: number) => {
     if (stopping) return;
     stopping = true;
-    for (const c of children.reverse()) if (c.exitCode === null) c.kill('SIGTERM');
-    setTimeout(() => process.exit(code), 500).unref();
+    // SIGINT: media nodes hang up their calls and exit now (SIGTERM would drain them).
+    for (const c of children.reverse()) if (c.exitCode === null) c.kill('SIGINT');
+    setTimeout(() => process.exit(code), 800).unref();
   };
   process.once('SIGINT', () => stopAll(0));
   process.once('SIGTERM', () => stopAll(0));
+  const nats = `nats://127.0.0.1:${flags.natsPort}`;
   try {
-    const nats = spawn(natsBin, ['-a', '127.0.0.1', '-p', String(flags.natsPort)], { stdio: ['ignore', 'ignore', 'inherit'] });
-    children.push(nats);
-    nats.once('exit', (code) => {
+    const natsProc = spawn(natsBin, ['-a', '127.0.0.1', '-p', String(flags.natsPort)], { stdio: ['ignore', 'ignore', 'inherit'] });
+    children.push(natsProc);
+    natsProc.once('exit', (code) => {
       if (!stopping) {
         process.stderr.write(`botedge up: nats-server exited (${code}); is port ${flags.natsPort} taken? try --nats-port\n`);
         stopAll(1);
@@ -76,12 +84,17 @@ export async function runUp(flags: { sipPort: number; natsPort: number; botPort:
     });
     await waitForPort(flags.natsPort);
     children.push(await spawnReady(['echo-bot', '--port', String(flags.botPort)], 'echo-bot'));
-    children.push(
-      await spawnReady(
-        ['media', '--sip-port', String(flags.sipPort), '--nats', `nats://127.0.0.1:${flags.natsPort}`, '--bot-url', `ws://127.0.0.1:${flags.botPort}/echo`, '--rtp-ports', flags.rtpPorts],
-        'media',
-      ),
-    );
+    for (let i = 0; i < flags.mediaNodes; i++) {
+      const lo = rtpMin + i * slice;
+      const hi = lo + slice - 1;
+      children.push(
+        await spawnReady(
+          ['media', '--sip-port', '0', '--nats', nats, '--bot-url', `ws://127.0.0.1:${flags.botPort}/echo`, '--rtp-ports', `${lo}-${hi}`, '--node-id', `media-${i + 1}`],
+          `media-${i + 1}`,
+        ),
+      );
+    }
+    children.push(await spawnReady(['proxy', '--sip-port', String(flags.sipPort), '--nats', nats, '--id', 'proxy-1'], 'proxy'));
     for (const c of children.slice(1)) {
       c.once('exit', (code) => {
         if (!stopping) {
@@ -97,9 +110,10 @@ export async function runUp(flags: { sipPort: number; natsPort: number; botPort:
   process.stdout.write(
     [
       '',
-      `BotEdge is up. Send SIP calls to 127.0.0.1:${flags.sipPort} (UDP or TCP); every number reaches the echo bot.`,
-      `  try:    sipp -sn uac_pcap 127.0.0.1:${flags.sipPort} -m 20 -r 5     (run it in /usr/share/sip-tester)`,
-      `  events: nats sub 'botedge.v1.call.>' --server nats://127.0.0.1:${flags.natsPort}`,
+      `BotEdge is up: a proxy and ${flags.mediaNodes} media node(s). Send SIP calls to 127.0.0.1:${flags.sipPort} (UDP or TCP); every number reaches the echo bot.`,
+      `  try:    sipp -sn uac_pcap 127.0.0.1:${flags.sipPort} -m 20 -r 5     (from the repo root, where ./pcap holds its audio)`,
+      `  status: botedge status --nats ${nats}`,
+      `  events: botedge.v1.call.> on ${nats}`,
       'Ctrl-C stops everything.',
       '',
     ].join('\n'),
