@@ -7,11 +7,16 @@ import type { SipRequest, SipResponse } from '../sip/message.js';
 import { answerOffer, formatSdp, parseSdp, type OfferAnswerResult } from '../sip/sdp.js';
 import type { ServerTransactionHandle, TransactionLayer } from '../sip/transaction-layer.js';
 import type { EndCause } from './api/events.js';
+import { readFileSync } from 'node:fs';
 import { BotStream, BotUnreachableError } from './bot/bot-stream.js';
-import type { BotControl } from './bot/native-protocol.js';
+import type { BotCommand, BotProtocol } from './bot/protocol.js';
+import { createProtocol } from './bot/protocols.js';
+import { TwilioProtocol } from './bot/twilio.js';
+import { twilioCalls } from './bot/twilio-rest.js';
 import type { Route, ResolvedMediaNodeOptions } from './config.js';
 import { logger } from './log.js';
 import { CallMedia } from './media/call-media.js';
+import { loadPrompt } from './media/prompt.js';
 import type { RtpPortPool } from './media/port-pool.js';
 import type { Ticker } from './media/ticker.js';
 import type { NatsLink } from './nats-link.js';
@@ -40,6 +45,12 @@ interface PendingOk {
 
 const T1 = 500;
 const T2 = 4000;
+/** Internal mark that ends the call when the fallback prompt has played. */
+const PROMPT_DONE = '\u0000prompt-done';
+/** How often a bot is told its audio overflowed the playout buffer, at most, ms. */
+const OVERFLOW_REPORT_MS = 1000;
+/** CA files read once per path. */
+const caCache = new Map<string, Buffer>();
 
 /**
  * One inbound call: the caller's SIP dialog (we are its UAS), its RTP endpoint and its bot
@@ -54,15 +65,33 @@ export class InboundCall {
   answeredAt = 0;
   #media: CallMedia | undefined;
   #bot: BotStream | undefined;
+  #protocol: BotProtocol | undefined;
+  #streamStart = 0;
+  #overflowReported = 0;
+  #overflowReportedAt = 0;
+  /** The bot failed and the fallback prompt is playing. */
+  #inFallback = false;
   #ok: PendingOk | undefined;
   #sdpVersion = 1;
   #ended = false;
-  readonly #tick = () => this.#media?.tick();
+  readonly #tick = () => {
+    const media = this.#media;
+    if (!media) return;
+    media.tick();
+    const now = performance.now();
+    this.#bot?.pump(now);
+    const over = media.playout.overflowSamples;
+    if (over > this.#overflowReported && now - this.#overflowReportedAt >= OVERFLOW_REPORT_MS) {
+      this.#bot?.send({ type: 'overflow', droppedMs: Math.round((over - this.#overflowReported) / 8), totalDroppedMs: Math.round(over / 8) });
+      this.#overflowReported = over;
+      this.#overflowReportedAt = now;
+    }
+  };
 
   constructor(
     private readonly ctx: CallContext,
     private readonly invite: SipRequest,
-    private readonly inviteTx: ServerTransactionHandle,
+    readonly inviteTx: ServerTransactionHandle,
     private readonly route: Route,
     private readonly from: string,
     private readonly to: string,
@@ -109,37 +138,43 @@ export class InboundCall {
         telephoneEventPt: offer.telephoneEventPt,
         remote: offer.remote,
         symmetric: opts.symmetricRtp,
-        playoutCapacity: Math.round((opts.playoutBufferMs / 1000) * 8000),
-        botRate: this.route.sampleRate,
+        playoutCapacity: Math.round(((this.route.playoutBufferMs ?? opts.playoutBufferMs) / 1000) * 8000),
+        botRate: this.route.protocol === 'twilio' ? 8000 : this.route.sampleRate,
       },
       {
-        onCallerAudio: (pcm) => this.#bot?.sendAudio(pcm),
+        onCallerAudio: (pcm) => this.#bot?.sendAudio(pcm, performance.now() - this.#streamStart),
         onDtmf: (press) => {
           this.#bot?.send({ type: 'dtmf', digit: press.digit, durationMs: press.durationMs });
           this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'dtmf', digit: press.digit, durationMs: press.durationMs });
         },
-        onMark: (name) => this.#bot?.send({ type: 'mark', name }),
+        onMark: (name) => {
+          if (name === PROMPT_DONE) this.hangup('bot-error', 'fallback prompt played');
+          else this.#bot?.send({ type: 'mark', name, cleared: false });
+        },
       },
     );
     this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'created', direction: 'inbound', from: this.from, to: this.to, botUrl: this.route.url });
 
     try {
+      const protocol = createProtocol(this.route, { callId: this.id, sipCallId: this.sipCallId, from: this.from, to: this.to, headers: this.#forwardedHeaders() });
+      this.#protocol = protocol;
+      this.#streamStart = performance.now();
       this.#bot = await BotStream.connect(
         this.route.url,
+        protocol,
         {
-          type: 'start',
           callId: this.id,
-          sipCallId: this.sipCallId,
-          from: this.from,
-          to: this.to,
-          headers: this.#forwardedHeaders(),
-          format: { encoding: 'L16', sampleRate: this.route.sampleRate, channels: 1, frameMs: 20 },
+          timeoutMs: opts.botConnectTimeoutMs,
+          sendBufferBytes: opts.botSendBufferBytes,
+          queueFrames: opts.botSendQueueFrames,
+          readTimeoutMs: opts.botReadTimeoutMs,
+          signingSecret: this.route.signingSecret ?? opts.botSigningSecret,
+          ca: this.#ca(),
+          log: log.child({ call: this.id }),
         },
-        { timeoutMs: opts.botConnectTimeoutMs, sendBufferBytes: opts.botSendBufferBytes, log: log.child({ call: this.id }) },
         {
-          onAudio: (samples) => this.#media?.queueBotAudio(samples),
-          onControl: (msg) => this.#onBotControl(msg),
-          onClose: (reason) => this.hangup('bot-hangup', reason),
+          onCommand: (cmd) => this.#onBotCommand(cmd),
+          onClose: (reason, failure) => this.#onBotGone(reason, failure),
         },
       );
     } catch (err) {
@@ -153,6 +188,17 @@ export class InboundCall {
       // CANCEL arrived while the bot was connecting.
       this.#bot.close('caller-cancel');
       return;
+    }
+    const proto = this.#protocol;
+    if (proto instanceof TwilioProtocol) {
+      twilioCalls.set(proto.callSid, {
+        accountSid: proto.accountSid,
+        authToken: this.route.twilio?.authToken,
+        from: this.from,
+        to: this.to,
+        startedAt: this.startedAt,
+        hangup: (why) => this.hangup('bot-hangup', why),
+      });
     }
     this.answeredAt = Date.now();
     const res = this.inviteTx.reply(200, 'OK', {
@@ -295,19 +341,93 @@ export class InboundCall {
     log.info({ call: this.id, direction: result.direction }, 're-INVITE answered');
   }
 
-  #onBotControl(msg: BotControl): void {
+  #ca(): Buffer | undefined {
+    const path = this.route.ca;
+    if (!path) return undefined;
+    let pem = caCache.get(path);
+    if (!pem) caCache.set(path, (pem = readFileSync(path)));
+    return pem;
+  }
+
+  #onBotCommand(cmd: BotCommand): void {
     const media = this.#media;
-    switch (msg.type) {
+    if (!media || this.#inFallback) return;
+    switch (cmd.type) {
+      case 'audio':
+        media.queueBotAudio(cmd.samples);
+        break;
       case 'mark':
-        media?.playout.mark(msg.name);
+        media.playout.mark(cmd.name);
         break;
       case 'clear':
-        for (const name of media?.playout.clear() ?? []) this.#bot?.send({ type: 'mark', name, cleared: true });
+        // Takes effect on the next tick: the packet after this one is silence (barge-in ≤ 20 ms).
+        for (const name of media.playout.clear()) this.#bot?.send({ type: 'mark', name, cleared: true });
+        break;
+      case 'clearMarks':
+        media.playout.clearMarks();
         break;
       case 'hangup':
-        this.hangup('bot-hangup', msg.reason ?? 'bot asked to hang up');
+        this.hangup('bot-hangup', cmd.reason);
+        break;
+      case 'transfer':
+        this.#transfer(cmd.target);
+        break;
+      case 'sendDtmf':
+        if (!media.sendDtmf(cmd.digits, cmd.durationMs)) this.#bot?.send({ type: 'error', reason: 'sendDtmf: the caller did not negotiate telephone-event (RFC 4733)' });
         break;
     }
+  }
+
+  /**
+   * Blind transfer: REFER the caller to `target` (RFC 3515) without the implicit subscription
+   * (RFC 4488 `Refer-Sub: false`: we do not want NOTIFYs); once the caller accepts, we hang up.
+   */
+  #transfer(target: string): void {
+    if (!this.answeredAt || this.#ended) return;
+    let refer;
+    try {
+      refer = this.dialog.createRequest('REFER', {
+        headers: [['Refer-To', `<${target}>`], ['Referred-By', `<${this.ctx.contact}>`], ['Refer-Sub', 'false'], ['Supported', 'norefersub']],
+      });
+    } catch (err) {
+      this.#bot?.send({ type: 'transfer', target, status: 'failed', reason: (err as Error).message });
+      return;
+    }
+    const fail = (sipStatus: number | undefined, reason: string) => this.#bot?.send({ type: 'transfer', target, status: 'failed', ...(sipStatus ? { sipStatus } : {}), reason });
+    this.ctx.layer.sendRequest(refer, requestDestination(refer), {
+      onResponse: (res) => {
+        if (res.status < 200) return;
+        if (res.status >= 300) return fail(res.status, res.reason);
+        this.#bot?.send({ type: 'transfer', target, status: 'accepted', sipStatus: res.status });
+        log.info({ call: this.id, target }, 'transferred');
+        this.hangup('bot-hangup', `transferred to ${target}`);
+      },
+      onTimeout: () => fail(408, 'REFER timed out'),
+      onTransportError: () => fail(503, 'REFER could not be sent'),
+    });
+  }
+
+  /** The bot's socket is gone. A failed bot follows the route's `onBotFailure` policy. */
+  #onBotGone(reason: string, failure: boolean): void {
+    if (this.#ended) return;
+    if (!failure || this.route.onBotFailure !== 'prompt' || !this.route.fallbackPrompt || !this.#media || !this.answeredAt) {
+      this.hangup(failure ? 'bot-error' : 'bot-hangup', reason);
+      return;
+    }
+    let prompt: Int16Array;
+    try {
+      prompt = loadPrompt(this.route.fallbackPrompt);
+    } catch (err) {
+      log.error({ call: this.id, err, path: this.route.fallbackPrompt }, 'fallback prompt unreadable');
+      this.hangup('bot-error', reason);
+      return;
+    }
+    log.info({ call: this.id, reason }, 'bot failed: playing the fallback prompt');
+    this.#inFallback = true;
+    const media = this.#media;
+    media.playout.clear();
+    media.queue8k(prompt);
+    media.playout.mark(PROMPT_DONE);
   }
 
   /** Ends an answered call from our side: BYE to the caller, then end. */
@@ -346,6 +466,7 @@ export class InboundCall {
     this.ctx.ticker.delete(this.#tick);
     this.dialog.terminate();
     this.#bot?.close(cause);
+    if (this.#protocol instanceof TwilioProtocol) twilioCalls.delete(this.#protocol.callSid);
     const media = this.#media;
     const stats = media?.close();
     if (media) this.ctx.ports.release(media.port);

@@ -1,15 +1,68 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
 
+/** Twilio Media Streams options of a route (docs/bot-protocols.md#twilio). */
+export const TwilioRouteSchema = z
+  .object({
+    /** `accountSid` in `start` and the account of the REST hangup endpoint. Default AC000…0. */
+    accountSid: z.string().regex(/^AC[0-9a-fA-F]{32}$/, 'must be AC followed by 32 hex digits').default('AC00000000000000000000000000000000'),
+    /**
+     * Auth token: signs each connect with `X-Twilio-Signature` (HMAC-SHA1 over the URL, as Twilio
+     * does) and is the basic-auth password of the REST hangup endpoint. Unset: neither.
+     */
+    authToken: z.string().min(1).optional(),
+    /** `start.customParameters` (like TwiML `<Parameter>`); forwarded SIP headers are added to it. */
+    customParameters: z.record(z.string(), z.string()).default({}),
+  })
+  .strict();
+
+/** jambonz `listen` options of a route (docs/bot-protocols.md#jambonz). */
+export const JambonzRouteSchema = z
+  .object({
+    /** WebSocket subprotocol offered: `audio.jambonz.org` (default) or the older `audio.drachtio.org`. */
+    subprotocol: z.enum(['audio.jambonz.org', 'audio.drachtio.org']).default('audio.jambonz.org'),
+    /** Extra fields merged into the metadata text frame (the listen verb's `metadata`). */
+    metadata: z.record(z.string(), z.unknown()).default({}),
+    /** `accountSid` and `applicationSid` in the metadata frame. */
+    accountSid: z.string().default(''),
+    applicationSid: z.string().default(''),
+    /** Send DTMF to the bot (the listen verb's `passDtmf`). Default true. */
+    passDtmf: z.boolean().default(true),
+  })
+  .strict();
+
 /** One route: where calls to a number go. */
-export const RouteSchema = z.object({
-  /** Bot WebSocket URL (ws:// or wss://). */
-  url: z.string().url().refine((u) => /^wss?:\/\//.test(u), 'must be a ws:// or wss:// URL'),
-  /** Bot protocol; only `native` exists so far. */
-  protocol: z.enum(['native']).default('native'),
-  /** PCM rate the bot speaks, Hz. */
-  sampleRate: z.union([z.literal(8000), z.literal(16000)]).default(8000),
-});
+export const RouteSchema = z
+  .object({
+    /** Bot WebSocket URL (ws:// or wss://). */
+    url: z.string().url().refine((u) => /^wss?:\/\//.test(u), 'must be a ws:// or wss:// URL'),
+    /** Bot protocol: `native` (ours), `twilio` (Media Streams) or `jambonz` (listen). */
+    protocol: z.enum(['native', 'twilio', 'jambonz']).default('native'),
+    /** PCM rate the bot speaks, Hz (native and jambonz; twilio is always 8000 µ-law). */
+    sampleRate: z.union([z.literal(8000), z.literal(16000), z.literal(24000)]).default(8000),
+    /** Playout buffer for this route's bots, ms; default: the node's `playoutBufferMs`. */
+    playoutBufferMs: z.number().int().min(100).max(600000).optional(),
+    /**
+     * HMAC-SHA256 key that signs every connect (`X-BotEdge-Signature`); default: the node's
+     * `botSigningSecret`. Unset on both: connects are not signed.
+     */
+    signingSecret: z.string().min(16).optional(),
+    /** PEM file of the CA(s) that sign the bot's wss:// certificate; default: the system CAs. */
+    ca: z.string().min(1).optional(),
+    /**
+     * What the call does when its bot fails (stops reading past `botReadTimeoutMs`, or its socket
+     * drops without a close handshake): `hangup` (BYE at once), or `prompt` (play `fallbackPrompt`,
+     * then BYE). A bot that closes normally or asks to hang up always ends the call at once.
+     */
+    onBotFailure: z.enum(['hangup', 'prompt']).default('hangup'),
+    /** Audio for `onBotFailure: prompt`: a WAV file (PCM 16-bit mono, 8/16/24 kHz) or raw 8 kHz 16-bit LE PCM. */
+    fallbackPrompt: z.string().min(1).optional(),
+    twilio: TwilioRouteSchema.optional(),
+    jambonz: JambonzRouteSchema.optional(),
+  })
+  .strict()
+  .refine((r) => r.protocol !== 'twilio' || r.sampleRate === 8000, { message: 'twilio bots speak 8000 Hz µ-law only', path: ['sampleRate'] })
+  .refine((r) => r.onBotFailure !== 'prompt' || r.fallbackPrompt !== undefined, { message: 'onBotFailure "prompt" needs fallbackPrompt', path: ['fallbackPrompt'] });
 export type Route = z.infer<typeof RouteSchema>;
 
 /**
@@ -54,6 +107,25 @@ export const MediaNodeOptionsSchema = z
      * only the address and port in the caller's SDP are accepted. Default true.
      */
     symmetricRtp: z.boolean().default(true),
+    /**
+     * A bot that has not answered a WebSocket ping for this long (it stopped reading its socket) is
+     * disconnected and the call follows the route's `onBotFailure`, ms. Default 10000.
+     */
+    botReadTimeoutMs: z.number().int().min(200).max(600000).default(10000),
+    /**
+     * Frames waiting for a slow bot in our own queue (in front of the socket) at most; beyond it the
+     * oldest caller audio is dropped, counted and reported to the bot. Default 50 (1 s of audio).
+     */
+    botSendQueueFrames: z.number().int().min(1).max(10000).default(50),
+    /** Default HMAC-SHA256 key that signs bot connects (`X-BotEdge-Signature`); a route may override it. */
+    botSigningSecret: z.string().min(16).optional(),
+    /**
+     * Port of the Twilio-REST-shaped hangup endpoint (`POST /2010-04-01/Accounts/{AccountSid}/Calls/{CallSid}.json`
+     * with `Status=completed`, basic auth); unset: no endpoint. 0 picks a free port.
+     */
+    twilioRestPort: z.number().int().min(0).max(65535).optional(),
+    /** Address the Twilio REST endpoint binds. Default: sipHost. */
+    twilioRestHost: z.string().min(1).optional(),
     /** Max calls this node accepts; more get 503. Default 2000. */
     maxCalls: z.number().int().min(1).default(2000),
   })

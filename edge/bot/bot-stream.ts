@@ -1,6 +1,8 @@
 import { WebSocket, type RawData } from 'ws';
 import { logOnce, type Logger } from '../log.js';
-import { parseBotText, type BotControl, type EdgeEvent, type StartFrame } from './native-protocol.js';
+import type { BotCommand, BotProtocol, EdgeEvent } from './protocol.js';
+import { SendQueue } from './send-queue.js';
+import { signConnect } from './signing.js';
 
 export class BotUnreachableError extends Error {
   override name = 'BotUnreachableError';
@@ -14,53 +16,93 @@ export class BotUnreachableError extends Error {
 }
 
 export interface BotStreamHandlers {
-  /** PCM from the bot, a whole number of samples; the view is only valid during the call. */
-  onAudio(samples: Int16Array): void;
-  onControl(msg: BotControl): void;
-  /** The socket closed without us closing it. */
-  onClose(reason: string): void;
+  onCommand(cmd: BotCommand): void;
+  /**
+   * The stream ended without us closing it. `failure` is true when the bot failed (stopped
+   * reading, or the socket dropped without a close handshake) rather than closing normally.
+   */
+  onClose(reason: string, failure: boolean): void;
 }
 
+export interface BotStreamOptions {
+  callId: string;
+  timeoutMs: number;
+  /** Bytes on the socket beyond which frames wait in our own queue instead. */
+  sendBufferBytes: number;
+  /** Caller-audio frames that may wait in our queue; beyond, the oldest is dropped. */
+  queueFrames: number;
+  /** No pong for this long: the bot stopped reading. */
+  readTimeoutMs: number;
+  signingSecret?: string | undefined;
+  /** CA certificates for wss:// (PEM); default: the system's. */
+  ca?: Buffer | undefined;
+  log: Logger;
+}
+
+type Audio = { pcm: Int16Array; atMs: number };
+
+/** How often a slow bot is told how many frames it lost, ms. */
+const REPORT_EVERY_MS = 1000;
+
 /**
- * One call's WebSocket to its bot, `native` protocol. The edge is the client (like Twilio
- * <Stream>). Bad input from the bot is dropped, counted, logged once per kind and reported to the
- * bot once as an `error` event; it never ends the call by itself.
+ * One call's WebSocket to its bot, any protocol. The edge is the client (like Twilio <Stream> and
+ * jambonz listen). This is the I/O adapter around a pure `BotProtocol`: it signs the connect,
+ * sends the protocol's frames through a bounded queue, detects a bot that stopped reading (no pong
+ * within `readTimeoutMs`), and turns frames from the bot into commands. Bad input is dropped,
+ * counted, logged once per kind and reported to the bot once per kind; it never ends the call.
  */
 export class BotStream {
   #closed = false;
   readonly #badSeen = new Set<string>();
+  readonly #queue: SendQueue<Audio, EdgeEvent>;
+  #pingSentAt = 0;
+  #awaitingPongSince = 0;
+  #reportedDrops = 0;
+  #lastReportAt = 0;
   framesSent = 0;
   framesReceived = 0;
-  framesDropped = 0;
   badMessages = 0;
 
   private constructor(
     private readonly ws: WebSocket,
-    private readonly log: Logger,
-    private readonly sendBufferBytes: number,
-  ) {}
+    readonly protocol: BotProtocol,
+    private readonly opts: BotStreamOptions,
+    private readonly handlers: BotStreamHandlers,
+  ) {
+    this.#queue = new SendQueue(opts.queueFrames);
+  }
 
-  /** Connects and sends the `start` frame; rejects with BotUnreachableError on refusal or timeout. */
-  static connect(
-    url: string,
-    start: StartFrame,
-    opts: { timeoutMs: number; sendBufferBytes: number; log: Logger },
-    handlers: BotStreamHandlers,
-  ): Promise<BotStream> {
+  /** Caller-audio frames dropped because the bot did not keep up. */
+  get framesDropped(): number {
+    return this.#queue.audioDropped;
+  }
+
+  /** Connects and sends the protocol's opening frames; rejects with BotUnreachableError on refusal or timeout. */
+  static connect(url: string, protocol: BotProtocol, opts: BotStreamOptions, handlers: BotStreamHandlers): Promise<BotStream> {
     return new Promise((resolve, reject) => {
+      const headers = {
+        ...(opts.signingSecret ? signConnect(opts.signingSecret, url, opts.callId, Date.now()) : {}),
+        ...protocol.handshakeHeaders(url),
+      };
       // perMessageDeflate costs ~5x the CPU of a frame for incompressible PCM (issue 6 probes).
-      const ws = new WebSocket(url, { perMessageDeflate: false, handshakeTimeout: opts.timeoutMs });
-      const stream = new BotStream(ws, opts.log, opts.sendBufferBytes);
+      const ws = new WebSocket(url, protocol.subprotocols, {
+        perMessageDeflate: false,
+        handshakeTimeout: opts.timeoutMs,
+        headers,
+        ...(opts.ca ? { ca: opts.ca } : {}),
+      });
+      const stream = new BotStream(ws, protocol, opts, handlers);
       let opened = false;
       ws.binaryType = 'nodebuffer';
       ws.once('open', () => {
         opened = true;
-        ws.send(JSON.stringify(start));
+        for (const f of protocol.open()) ws.send(f, { binary: typeof f !== 'string' });
         resolve(stream);
       });
-      ws.on('message', (data: RawData, isBinary: boolean) => stream.#onMessage(data, isBinary, handlers));
+      ws.on('message', (data: RawData, isBinary: boolean) => stream.#onMessage(data as Buffer, isBinary));
+      ws.on('pong', () => (stream.#awaitingPongSince = 0));
       ws.on('error', (err) => {
-        if (!opened) reject(new BotUnreachableError(url, 'bot WebSocket did not open', { cause: err }));
+        if (!opened) reject(new BotUnreachableError(url, `bot WebSocket did not open: ${err.message}`, { cause: err }));
         else opts.log.warn({ err: err.message }, 'bot socket error');
       });
       ws.on('close', (code, reason) => {
@@ -70,58 +112,113 @@ export class BotStream {
         }
         if (stream.#closed) return;
         stream.#closed = true;
-        handlers.onClose(`bot closed the socket (${code}${reason.length ? ` ${reason.toString()}` : ''})`);
+        // 1000 normal, 1001 going away: the bot ended the stream on purpose. Anything else
+        // (1006: dropped without a close frame, 1011: bot error) is a failure.
+        const failure = code !== 1000 && code !== 1001;
+        handlers.onClose(`bot closed the socket (${code}${reason.length ? ` ${reason.toString()}` : ''})`, failure);
       });
     });
   }
 
-  #onMessage(data: RawData, isBinary: boolean, handlers: BotStreamHandlers): void {
+  #onMessage(buf: Buffer, isBinary: boolean): void {
     if (this.#closed) return;
-    const buf = data as Buffer;
-    if (isBinary) {
-      if (buf.length % 2 !== 0) return this.#bad('odd-length', `binary frame of ${buf.length} bytes is not whole 16-bit samples`);
-      this.framesReceived++;
-      // ws hands us a fresh Buffer per message; its offset may be odd, so copy only when it must.
-      const samples =
-        buf.byteOffset % 2 === 0
-          ? new Int16Array(buf.buffer, buf.byteOffset, buf.length / 2)
-          : new Int16Array(new Uint8Array(buf).buffer);
-      handlers.onAudio(samples);
+    const d = this.protocol.decode(buf, isBinary);
+    if (!d.ok) {
+      this.#bad(d.kind, d.reason);
       return;
     }
-    const parsed = parseBotText(buf.toString('utf8'));
-    if (!parsed.ok) return this.#bad(parsed.reason, parsed.reason);
-    handlers.onControl(parsed.msg);
+    if (!d.cmd) return;
+    if (d.cmd.type === 'audio') this.framesReceived++;
+    this.handlers.onCommand(d.cmd);
   }
 
   #bad(kind: string, reason: string): void {
     this.badMessages++;
     logOnce(this.#badSeen, kind, () => {
-      this.log.warn({ reason }, 'bad message from bot dropped');
+      this.opts.log.warn({ reason }, 'bad message from bot dropped');
       this.send({ type: 'error', reason });
     });
   }
 
-  /** Sends caller PCM; drops (and counts) when the bot is not reading fast enough. */
-  sendAudio(pcm: Uint8Array): void {
-    if (this.#closed || this.ws.readyState !== WebSocket.OPEN) return;
-    if (this.ws.bufferedAmount > this.sendBufferBytes) {
-      this.framesDropped++;
+  #canSend(): boolean {
+    return this.ws.bufferedAmount <= this.opts.sendBufferBytes;
+  }
+
+  #flush(force = false): void {
+    while (this.#queue.length > 0 && (force || this.#canSend())) {
+      const it = this.#queue.shift()!;
+      if (it.kind === 'audio') this.#sendAudioNow(it.audio.pcm, it.audio.atMs);
+      else this.#sendEventNow(it.event);
+    }
+  }
+
+  #sendAudioNow(pcm: Int16Array, atMs: number): void {
+    const f = this.protocol.audio(pcm, atMs);
+    this.framesSent++;
+    this.ws.send(f, { binary: typeof f !== 'string' });
+  }
+
+  #sendEventNow(ev: EdgeEvent): void {
+    const f = this.protocol.event(ev);
+    if (f !== undefined) this.ws.send(f, { binary: typeof f !== 'string' });
+  }
+
+  #open(): boolean {
+    return !this.#closed && this.ws.readyState === WebSocket.OPEN;
+  }
+
+  /** Sends 20 ms of caller PCM (at the protocol's rate), or queues it while the bot is behind. */
+  sendAudio(pcm: Int16Array, atMs: number): void {
+    if (!this.#open()) return;
+    this.#flush();
+    if (this.#queue.length === 0 && this.#canSend()) this.#sendAudioNow(pcm, atMs);
+    else this.#queue.pushAudio({ pcm: pcm.slice(), atMs }); // the caller's buffer is reused: copy
+  }
+
+  send(ev: EdgeEvent): void {
+    if (!this.#open()) return;
+    this.#flush();
+    if (this.#queue.length === 0 && this.#canSend()) this.#sendEventNow(ev);
+    else this.#queue.pushEvent(ev);
+  }
+
+  /**
+   * Runs once per 20 ms tick: drains what the socket can take, reports drops to the bot (at most
+   * once a second), pings, and fails the stream when the bot has not answered a ping for
+   * `readTimeoutMs` (a bot that stopped reading cannot see the ping, queued behind its backlog).
+   */
+  pump(now: number): void {
+    if (!this.#open()) return;
+    this.#flush();
+    const dropped = this.framesDropped;
+    if (dropped > this.#reportedDrops && now - this.#lastReportAt >= REPORT_EVERY_MS) {
+      this.send({ type: 'backpressure', framesDropped: dropped - this.#reportedDrops, totalFramesDropped: dropped });
+      this.#reportedDrops = dropped;
+      this.#lastReportAt = now;
+    }
+    const timeout = this.opts.readTimeoutMs;
+    if (this.#awaitingPongSince > 0 && now - this.#awaitingPongSince > timeout) {
+      const reason = `bot stopped reading: no answer to a WebSocket ping for ${timeout} ms (${this.#queue.length} frames waiting)`;
+      this.opts.log.warn({ timeoutMs: timeout, queued: this.#queue.length, buffered: this.ws.bufferedAmount }, 'bot stalled: disconnecting');
+      this.#closed = true;
+      this.ws.terminate();
+      this.handlers.onClose(reason, true);
       return;
     }
-    this.framesSent++;
-    this.ws.send(pcm, { binary: true });
+    if (this.#awaitingPongSince === 0 && now - this.#pingSentAt >= Math.max(50, timeout / 4)) {
+      this.#pingSentAt = now;
+      this.#awaitingPongSince = now;
+      this.ws.ping();
+    }
   }
 
-  send(event: EdgeEvent): void {
-    if (this.#closed || this.ws.readyState !== WebSocket.OPEN) return;
-    this.ws.send(JSON.stringify(event));
-  }
-
-  /** Sends `stop` and closes; idempotent. */
+  /** Sends what is queued, then the protocol's `stop`, and closes; idempotent. */
   close(reason: string): void {
     if (this.#closed) return;
-    this.send({ type: 'stop', reason });
+    if (this.ws.readyState === WebSocket.OPEN) {
+      this.#flush(true);
+      this.#sendEventNow({ type: 'stop', reason });
+    }
     this.#closed = true;
     this.ws.close(1000, reason.slice(0, 120));
     // A bot that never completes the closing handshake must not keep the socket forever.

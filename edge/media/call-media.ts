@@ -2,8 +2,9 @@ import type { RemoteInfo, Socket } from 'node:dgram';
 import { g711 } from '../../codecs/native.js';
 import { isRtcp, parseRtp, serializeRtpInto, RTP_HEADER_SIZE } from '../../codecs/rtp.js';
 import { Resampler } from '../../codecs/resample.js';
-import { DtmfReceiver, type DtmfKeyPress } from '../../codecs/telephone-event.js';
+import { DtmfReceiver, serializeTelephoneEventInto, type DtmfKeyPress } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
+import { DtmfSender } from './dtmf-sender.js';
 import { PlayoutBuffer } from './playout.js';
 
 export type G711Name = 'PCMU' | 'PCMA';
@@ -18,14 +19,15 @@ export interface CallMediaOptions {
   symmetric: boolean;
   /** Bot audio buffered for playout at most, samples at 8 kHz. */
   playoutCapacity: number;
-  /** PCM rate the bot speaks; G.711 is 8 kHz, so 16 kHz is resampled both ways. */
-  botRate: 8000 | 16000;
+  /** PCM rate the bot speaks; G.711 is 8 kHz, so 16 and 24 kHz are resampled both ways. */
+  botRate: 8000 | 16000 | 24000;
 }
 
 export interface CallMediaSink {
-  /** 20 ms (or the caller's ptime) of caller audio as little-endian PCM bytes; valid only during the call. */
-  onCallerAudio(pcm: Uint8Array): void;
+  /** 20 ms (or the caller's ptime) of caller audio at the bot's rate; valid only during the call. */
+  onCallerAudio(pcm: Int16Array): void;
   onDtmf(press: DtmfKeyPress): void;
+  /** Playout passed a mark: called only after the packet carrying the audio before it was sent. */
   onMark(name: string): void;
 }
 
@@ -45,7 +47,13 @@ export class CallMedia {
   readonly #encoded = new Uint8Array(SAMPLES_PER_FRAME);
   readonly #header = { marker: true, payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0 };
   readonly #dtmf = new DtmfReceiver();
-  /** Present only when the bot speaks 16 kHz. */
+  readonly #dtmfOut = new DtmfSender();
+  #dtmfTimestamp = 0;
+  readonly #teHeader = { marker: false, payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0 };
+  readonly #tePayload = new Uint8Array(4);
+  readonly #marksDue: string[] = [];
+  readonly #onMarkDue = (name: string) => void this.#marksDue.push(name);
+  /** Present only when the bot speaks 16 or 24 kHz. */
   readonly #up: Resampler | undefined;
   readonly #down: Resampler | undefined;
   readonly #upsampled: Int16Array;
@@ -127,9 +135,9 @@ export class CallMedia {
       this.stats.framesToBot++;
       if (this.#up) {
         const m = this.#up.process(out, this.#upsampled);
-        this.sink.onCallerAudio(new Uint8Array(this.#upsampled.buffer, 0, m * 2));
+        this.sink.onCallerAudio(this.#upsampled.subarray(0, m));
       } else {
-        this.sink.onCallerAudio(new Uint8Array(out.buffer, out.byteOffset, n * 2));
+        this.sink.onCallerAudio(out);
       }
     } else if (pt === this.options.telephoneEventPt) {
       for (const press of this.#dtmf.push(pkt)) this.sink.onDtmf(press);
@@ -152,17 +160,70 @@ export class CallMedia {
     this.playout.push(this.#downsampled.subarray(0, m));
   }
 
-  /** Runs once per 20 ms node tick: sends the next frame of bot audio, or silence. */
+  /** Queues PCM that is already 8 kHz (a fallback prompt), bypassing the bot's resampler. */
+  queue8k(samples: Int16Array): void {
+    this.playout.push(samples);
+  }
+
+  /**
+   * Queues DTMF digits to send as RFC 4733 events; bot audio pauses while they go out. Returns
+   * false when the caller did not negotiate telephone-event (nothing can carry them).
+   */
+  sendDtmf(digits: string, durationMs: number): boolean {
+    if (this.options.telephoneEventPt === undefined) return false;
+    return this.#dtmfOut.enqueue(digits, durationMs) > 0;
+  }
+
+  /** Runs once per 20 ms node tick: sends the next frame of bot audio, or silence, or a DTMF event. */
   tick(): void {
     if (this.#closed) return;
-    this.playout.read(this.#out, (name) => this.sink.onMark(name));
+    if (this.#dtmfOut.active) {
+      this.#tickDtmf();
+      return;
+    }
+    // Marks reached by this frame are reported after its packet has left (they are "played").
+    this.playout.read(this.#out, this.#onMarkDue);
     this.#header.timestamp = (this.#header.timestamp + SAMPLES_PER_FRAME) >>> 0;
     this.#header.sequenceNumber = (this.#header.sequenceNumber + 1) & 0xffff;
-    if (!this.#sending) return; // on hold: the clock runs, nothing is sent (RFC 3264 §8.4)
-    if (this.options.codec === 'PCMU') g711.ulawEncode(this.#out, this.#encoded);
-    else g711.alawEncode(this.#out, this.#encoded);
-    const len = serializeRtpInto(this.#packet, 0, this.#header, this.#encoded);
-    this.#header.marker = false;
+    if (this.#sending) {
+      // On hold the clock runs and nothing is sent (RFC 3264 §8.4).
+      if (this.options.codec === 'PCMU') g711.ulawEncode(this.#out, this.#encoded);
+      else g711.alawEncode(this.#out, this.#encoded);
+      const len = serializeRtpInto(this.#packet, 0, this.#header, this.#encoded);
+      this.#header.marker = false;
+      this.socket.send(this.#packet, 0, len, this.#remote.port, this.#remote.address);
+      this.stats.rtpSent++;
+    }
+    if (this.#marksDue.length > 0) {
+      for (const name of this.#marksDue) this.sink.onMark(name);
+      this.#marksDue.length = 0;
+    }
+  }
+
+  /** One tick of outgoing DTMF: a telephone-event packet, or silence in the gap between digits. */
+  #tickDtmf(): void {
+    const step = this.#dtmfOut.next();
+    this.#header.timestamp = (this.#header.timestamp + SAMPLES_PER_FRAME) >>> 0;
+    this.#header.sequenceNumber = (this.#header.sequenceNumber + 1) & 0xffff;
+    if (!this.#sending || !step) return;
+    let len: number;
+    if (step.kind === 'gap') {
+      this.#out.fill(0);
+      if (this.options.codec === 'PCMU') g711.ulawEncode(this.#out, this.#encoded);
+      else g711.alawEncode(this.#out, this.#encoded);
+      len = serializeRtpInto(this.#packet, 0, this.#header, this.#encoded);
+    } else {
+      // Every packet of one event carries the RTP timestamp of its start (RFC 4733 §2.5.1.2).
+      if (step.startsEvent) this.#dtmfTimestamp = this.#header.timestamp;
+      const h = this.#teHeader;
+      h.marker = step.marker;
+      h.payloadType = this.options.telephoneEventPt ?? 101;
+      h.sequenceNumber = this.#header.sequenceNumber;
+      h.timestamp = this.#dtmfTimestamp;
+      h.ssrc = this.#header.ssrc;
+      serializeTelephoneEventInto(this.#tePayload, 0, { event: step.event, end: step.end, volume: step.volume, duration: step.durationUnits });
+      len = serializeRtpInto(this.#packet, 0, h, this.#tePayload);
+    }
     this.socket.send(this.#packet, 0, len, this.#remote.port, this.#remote.address);
     this.stats.rtpSent++;
   }

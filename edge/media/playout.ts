@@ -65,6 +65,11 @@ export class PlayoutBuffer {
     return n;
   }
 
+  /** Forgets pending marks without reporting them (jambonz `clearMarks`); the audio stays. */
+  clearMarks(): void {
+    this.#marks = [];
+  }
+
   /** Barge-in: drops all queued audio; returns the names of marks that will now never play. */
   clear(): string[] {
     this.#read = this.#write;
