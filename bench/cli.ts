@@ -51,10 +51,11 @@ const program = new Command()
   .option('--phases <n>', 'RTP send slots per 20 ms in the load generator', int(1), 4)
   .option('--no-pin', 'do not pin the media node to its own core')
   .option('--rtp-ports <min-max>', 'media node RTP port range', range, [12000, 31999] as [number, number])
+  .option('--media-cli <path>', 'botedge CLI the media node runs from (e.g. a build of another commit)')
   .option('--max-loss <fraction>', 'ramp limit: frame loss either way', num(0), 0.001)
   .option('--max-p99 <ms>', 'ramp limit: p99 added latency either way', num(0), 50)
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; out?: string }) => {
+  .action(async (o: { calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
     const { result } = await runBench(
       {
@@ -71,6 +72,7 @@ const program = new Command()
         pin: o.pin,
         rtpPortMin: o.rtpPorts[0],
         rtpPortMax: o.rtpPorts[1],
+        ...(o.mediaCli ? { mediaCli: o.mediaCli } : {}),
         out,
         maxLoss: o.maxLoss,
         maxP99Ms: o.maxP99,
@@ -90,9 +92,10 @@ program
   .option('--total <n>', 'calls in all (default: 3 × --calls)', int(1))
   .option('--no-pin', 'do not pin the media node to its own core')
   .option('--rtp-ports <min-max>', 'media node RTP port range', range, [12000, 31999] as [number, number])
+  .option('--media-cli <path>', 'botedge CLI the media node runs from')
   .requiredOption('--out <dir>', 'directory for sipp-result.json and logs')
-  .action(async (o: { calls: number; rate: number; total?: number; pin: boolean; rtpPorts: [number, number]; out: string }) => {
-    const r = await runSipp({ calls: o.calls, rate: o.rate, total: o.total ?? o.calls * 3, pin: o.pin, rtpPortMin: o.rtpPorts[0], rtpPortMax: o.rtpPorts[1], out: o.out }, say);
+  .action(async (o: { calls: number; rate: number; total?: number; pin: boolean; rtpPorts: [number, number]; mediaCli?: string; out: string }) => {
+    const r = await runSipp({ calls: o.calls, rate: o.rate, total: o.total ?? o.calls * 3, pin: o.pin, rtpPortMin: o.rtpPorts[0], rtpPortMax: o.rtpPorts[1], ...(o.mediaCli ? { mediaCli: o.mediaCli } : {}), out: o.out }, say);
     say(JSON.stringify(r, null, 2));
   });
 

@@ -220,7 +220,12 @@ function onInviteResponse(call: Call, res: SipResponse): void {
     pending--;
     up++;
     call.state = 'up';
-    phases[call.index % phases.length]!.push(call);
+    // A connected socket sends synchronously: an unconnected one resolves the address through
+    // dns.lookup, which defers the real send to process.nextTick — slower, and a buffer reused
+    // before then goes out with later bytes. It also accepts RTP only from the node's port.
+    call.socket.connect(call.remote.port, call.remote.address, () => {
+      if (call.state === 'up') phases[call.index % phases.length]!.push(call);
+    });
   }
   // 2xx retransmissions get the same ACK again (RFC 3261 §13.2.2.4).
   if (call.ack && call.dialog) layer.sendStateless(call.ack, dialogDestination(call.dialog));
@@ -277,7 +282,7 @@ function sendFrame(call: Call): void {
     }
     sentLastS++;
   }
-  call.socket.send(packet, 0, PACKET_BYTES, call.remote.port, call.remote.address);
+  call.socket.send(packet, 0, PACKET_BYTES);
 }
 
 // ---------------------------------------------------------------------------------------------

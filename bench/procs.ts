@@ -142,7 +142,7 @@ export interface MediaNodeProcess {
 export async function startMediaNode(
   children: Children,
   dir: string,
-  opts: { natsUrl: string; botUrl: string; rtpPortMin: number; rtpPortMax: number; nodeId: string; maxCalls: number },
+  opts: { natsUrl: string; botUrl: string; rtpPortMin: number; rtpPortMax: number; nodeId: string; maxCalls: number; cli?: string },
 ): Promise<MediaNodeProcess> {
   const configPath = join(dir, `${opts.nodeId}.json`);
   writeFileSync(
@@ -162,7 +162,7 @@ export async function startMediaNode(
       2,
     ),
   );
-  const child = children.track(spawn(process.execPath, [MEDIA_CLI, 'media', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] }), opts.nodeId);
+  const child = children.track(spawn(process.execPath, [opts.cli ?? MEDIA_CLI, 'media', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] }), opts.nodeId);
   const sipPort = await waitFor<number>(child, 'media node', 15_000, (resolve) => {
     let buf = '';
     child.stdout!.on('data', (chunk: Buffer) => {

@@ -41,6 +41,8 @@ export interface BenchOptions {
   pin: boolean;
   rtpPortMin: number;
   rtpPortMax: number;
+  /** The botedge CLI the media node runs from; default this checkout's dist/edge/cli.js. */
+  mediaCli?: string;
   out: string;
   /** Limits of a passing ramp step. */
   maxLoss: number;
@@ -155,6 +157,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       rtpPortMax: opts.rtpPortMax,
       nodeId: 'bench-media-1',
       maxCalls: Math.max(opts.calls * 2, 2000),
+      ...(opts.mediaCli ? { cli: opts.mediaCli } : {}),
     });
     const lg = await forkBench<{ type: 'ready' }>(children, 'loadgen', []);
     const pids = { media: media.child.pid!, loadgen: lg.child.pid!, bot: bot.child.pid!, nats: nats.child.pid! };

@@ -23,6 +23,7 @@ export interface SippOptions {
   pin: boolean;
   rtpPortMin: number;
   rtpPortMax: number;
+  mediaCli?: string;
   out: string;
 }
 
@@ -84,6 +85,7 @@ export async function runSipp(opts: SippOptions, say: (line: string) => void): P
       rtpPortMax: opts.rtpPortMax,
       nodeId: 'bench-media-sipp',
       maxCalls: Math.max(2000, opts.calls * 2),
+      ...(opts.mediaCli ? { cli: opts.mediaCli } : {}),
     });
     const cores = availableParallelism();
     const sutCpu = String(cores - 1);
