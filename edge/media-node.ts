@@ -6,6 +6,7 @@ import { TransactionLayer, systemScheduler, type Destination, type ServerTransac
 import { checkRequest } from '../sip/validate.js';
 import { g711Backend } from '../codecs/native.js';
 import { ALLOW, InboundCall, type CallContext } from './call.js';
+import { startTwilioRest } from './bot/twilio-rest.js';
 import { resolveMediaNodeOptions, routeFor, type MediaNodeOptions, type ResolvedMediaNodeOptions } from './config.js';
 import { logger } from './log.js';
 import { RtpPortPool } from './media/port-pool.js';
@@ -76,6 +77,9 @@ export class MediaNode {
       await nats.close();
       throw err;
     }
+    // Issue 7: the Twilio-REST-shaped hangup endpoint (edge/bot/twilio-rest.ts) when twilioRestPort is set; it closes after the node.
+    const stopTwilioRest = await startTwilioRest(options);
+    if (stopTwilioRest) node.close = ((close) => async () => void (await close(), await stopTwilioRest()))(node.close.bind(node));
     log.info({ node: options.nodeId, sip: `${options.sipHost}:${node.sipPort}`, g711: g711Backend }, 'media node up');
     return node;
   }
