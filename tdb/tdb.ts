@@ -1076,7 +1076,10 @@ export class Tdb {
         this.#reject(err);
         return;
       }
-      if (this.#state === 'syncing') return;
+      if (this.#state === 'syncing') {
+        if (!leaving) this.#seeMember(frame.writerId, false);
+        return;
+      }
       const last = this.#vector.get(origin) ?? 0;
       if (frame.seq > last && frame.seq > (this.#behind.get(origin) ?? 0)) {
         // The heartbeat says we missed the writer's latest changes: the tail of a burst was lost.
@@ -1261,7 +1264,7 @@ export class Tdb {
 
   #onSnapshotRequest(data: Uint8Array, reply: string | undefined): void {
     if (!reply || this.#closed) return;
-    if (this.#state === 'syncing' || new TextDecoder().decode(data) === this.origin) {
+    if (this.#state === 'syncing' || new TextDecoder().decode(data) === this.#session) {
       this.#transport.publish(reply, encodeChunkRefusal(this.#state === 'syncing' ? 'syncing' : 'asked myself'));
       return;
     }
@@ -1310,13 +1313,17 @@ export class Tdb {
     const timeout = this.options.syncTimeoutMs;
     let lastErr: unknown;
     let keyErr: unknown;
+    const started = performance.now();
     for (let attempt = 0; attempt < 3; attempt++) {
       let first: Uint8Array;
       try {
-        first = await this.#transport.request(subject, new TextEncoder().encode(this.origin), timeout);
+        first = await this.#transport.request(subject, new TextEncoder().encode(this.#session), timeout);
       } catch (err) {
         if (err instanceof NoRespondersError) return false;
         if (err instanceof TransportTimeoutError) {
+          // A plain subscriber on the subject (a monitor on `tdb.>`) hides "no responders". If a
+          // whole heartbeat period passed without a word from any writer, nobody is there.
+          if (reason === 'join' && this.#members.size === 0 && performance.now() - started >= this.options.heartbeatMs) return false;
           lastErr = err;
           continue;
         }
