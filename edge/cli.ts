@@ -1,8 +1,12 @@
 #!/usr/bin/env node
+import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { ConfigError, readConfigFile, type MediaNodeOptions } from './config.js';
 import { EchoBot } from './echo-bot.js';
 import { MediaNode } from './media-node.js';
+import { connect } from '@nats-io/transport-node';
+import { startProxy } from './proxy/run.js';
+import { formatStatus, readStatus } from './status.js';
 import { runUp } from './up.js';
 
 function port(value: string): number {
@@ -42,9 +46,58 @@ program
     const node = await MediaNode.start(options);
     // Ready line on stdout: parents (botedge up, tests) wait for it.
     process.stdout.write(`media node ${node.options.nodeId} ready: sip udp+tcp ${node.options.sipHost}:${node.sipPort}\n`);
-    const stop = () => void node.close().then(() => process.exit(0));
-    process.once('SIGTERM', stop);
-    process.once('SIGINT', stop);
+    // SIGTERM (and `botedge drain`) drain: no new calls, exit 0 when the last call ends.
+    // SIGINT stops now, hanging up every call.
+    process.once('SIGTERM', () => node.drain());
+    process.once('SIGINT', () => void node.close().then(() => process.exit(0)));
+    await node.whenDrained;
+    await node.close();
+    process.exit(0);
+  });
+
+program
+  .command('proxy')
+  .description('run a load-steering SIP proxy in front of the media nodes')
+  .option('--sip-host <addr>', 'address SIP binds', '127.0.0.1')
+  .option('--sip-port <port>', 'SIP port, UDP and TCP', port, 5060)
+  .option('--advertised-address <addr>', 'address in Via and Record-Route')
+  .option('--nats <url>', 'NATS server URL', 'nats://127.0.0.1:4222')
+  .option('--id <id>', 'member id')
+  .option('--failover-ms <ms>', 'try the next node when one does not answer an INVITE within this time', (v) => port(v), 2000)
+  .action(async (flags: { sipHost: string; sipPort: number; advertisedAddress?: string; nats: string; id?: string; failoverMs: number }) => {
+    const { proxy, stop } = await startProxy({ sipHost: flags.sipHost, sipPort: flags.sipPort, natsUrl: flags.nats, advertisedAddress: flags.advertisedAddress, id: flags.id, failoverTimeoutMs: flags.failoverMs });
+    process.stdout.write(`proxy ready: sip udp+tcp ${flags.sipHost}:${proxy.port}\n`);
+    const quit = () => void stop().then(() => process.exit(0));
+    process.once('SIGTERM', quit);
+    process.once('SIGINT', quit);
+  });
+
+program
+  .command('drain <node>')
+  .description('drain a media node: it takes no new calls and exits when its last call ends')
+  .option('--nats <url>', 'NATS server URL', 'nats://127.0.0.1:4222')
+  .action(async (nodeId: string, flags: { nats: string }) => {
+    const nc = await connect({ servers: flags.nats.split(',') });
+    try {
+      const reply = await nc.request(`botedge.v1.node.${nodeId}.drain`, '', { timeout: 3000 });
+      const body = reply.json<{ calls: number }>();
+      process.stdout.write(`${nodeId} draining; ${body.calls} call(s) still up\n`);
+    } catch (err) {
+      throw new Error(`no media node ${nodeId} answered the drain request`, { cause: err });
+    } finally {
+      await nc.close();
+    }
+  });
+
+program
+  .command('status')
+  .description('show the cluster: members, role, state, calls/capacity, CPU, heartbeat age')
+  .option('--nats <url>', 'NATS server URL', 'nats://127.0.0.1:4222')
+  .option('--json', 'print JSON instead of a table')
+  .action(async (flags: { nats: string; json?: boolean }) => {
+    const status = await readStatus(flags.nats);
+    process.stdout.write(flags.json ? `${JSON.stringify(status)}\n` : formatStatus(status));
+    process.exit(0);
   });
 
 program
@@ -62,12 +115,17 @@ program
 
 program
   .command('up')
-  .description('one box: nats-server, a media node and the echo bot; Ctrl-C stops them all')
+  .description('one box: nats-server, a proxy, media nodes and the echo bot; Ctrl-C stops them all')
   .option('--sip-port <port>', 'SIP port callers use', port, 5060)
   .option('--nats-port <port>', 'port for the nats-server it starts', port, 4222)
   .option('--bot-port <port>', 'port for the echo bot', port, 8089)
-  .option('--rtp-ports <min-max>', 'RTP port range', '20000-29999')
-  .action(async (flags: { sipPort: number; natsPort: number; botPort: number; rtpPorts: string }) => {
+  .option('--rtp-ports <min-max>', 'RTP port range, split between the media nodes', '20000-29999')
+  .option('--media-nodes <n>', 'media nodes to run (default: one per core)', (v) => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1 || n > 64) throw new InvalidArgumentError('must be 1-64');
+    return n;
+  }, availableParallelism())
+  .action(async (flags: { sipPort: number; natsPort: number; botPort: number; rtpPorts: string; mediaNodes: number }) => {
     await runUp(flags);
   });
 
