@@ -81,3 +81,15 @@ describe('PlayoutBuffer', () => {
     }
   });
 });
+
+describe('PlayoutBuffer.clearMarks', () => {
+  it('forgets pending marks without touching the audio', () => {
+    const b = new PlayoutBuffer(1000);
+    b.push(ramp(1, 100));
+    b.mark('gone');
+    b.clearMarks();
+    const out = new Int16Array(160);
+    assert.equal(b.read(out, () => assert.fail('no mark after clearMarks')), 100);
+    assert.equal(out[99], 100);
+  });
+});
