@@ -209,9 +209,31 @@ interface UnknownTableEvent {
 interface CachedStmt {
   stmt: PreparedStatement;
   readonly: boolean;
+  cols?: string[];
+  nParams?: number;
 }
 
-const EMPTY: readonly SqlValue[] = [];
+/** Bound on the fast path: NULL, int32 integers (as INTEGER) and non-integers (as REAL), as oo1 would. */
+function simpleParam(v: unknown): boolean {
+  return v === null || (typeof v === 'number' && (v === (v | 0) || !Number.isInteger(v)));
+}
+
+/** The raw WASM exports #read uses (numbers in, numbers out, no wrappers). */
+interface RawExports {
+  sqlite3_step(p: number): number;
+  sqlite3_reset(p: number): number;
+  sqlite3_clear_bindings(p: number): number;
+  sqlite3_bind_double(p: number, i: number, v: number): number;
+  sqlite3_bind_null(p: number, i: number): number;
+  sqlite3_bind_int(p: number, i: number, v: number): number;
+  sqlite3_column_type(p: number, i: number): number;
+  sqlite3_column_double(p: number, i: number): number;
+  sqlite3_column_text(p: number, i: number): number;
+  sqlite3_column_blob(p: number, i: number): number;
+  sqlite3_column_bytes(p: number, i: number): number;
+}
+
+const textDecoder = new TextDecoder();
 const STMT_CACHE_MAX = 256;
 const LOCAL_TABLE_PREFIX = '_local_';
 
@@ -450,7 +472,9 @@ export class Tdb {
   /** Rows as objects keyed by column name. */
   query<T extends Row = Row>(sql: string, params?: BindParams): T[] {
     this.#assertOpen();
-    return this.#run(this.#cached(sql), params, false, (s) => {
+    const c = this.#cached(sql);
+    if (c.readonly) return this.#read(c, params, Infinity) as T[];
+    return this.#run(c, params, false, (s) => {
       const rows: T[] = [];
       while (s.step()) rows.push(s.get({}) as T);
       return rows;
@@ -460,7 +484,9 @@ export class Tdb {
   /** The first row, or undefined. */
   get<T extends Row = Row>(sql: string, params?: BindParams): T | undefined {
     this.#assertOpen();
-    return this.#run(this.#cached(sql), params, false, (s) => (s.step() ? (s.get({}) as T) : undefined));
+    const c = this.#cached(sql);
+    if (c.readonly) return this.#read(c, params, 1)[0] as T | undefined;
+    return this.#run(c, params, false, (s) => (s.step() ? (s.get({}) as T) : undefined));
   }
 
   /** A prepared statement the caller keeps (and finalizes). */
@@ -702,6 +728,71 @@ export class Tdb {
     }
     this.#stmts.set(sql, c);
     return c;
+  }
+
+  /**
+   * The read path, on SQLite's raw WASM exports: the oo1/capi wrappers convert and check every
+   * argument on every call, which is most of a point read's cost (5.5 µs → 1.7 µs measured; see
+   * docs/benchmarks/tdb.md). Numeric positional parameters are bound here; others through oo1.
+   */
+  #read(c: CachedStmt, params: BindParams | undefined, limit: number): Row[] {
+    const x = this.#sqlite.wasm.exports as unknown as RawExports;
+    const s = c.stmt;
+    const p = s.pointer as number;
+    const rows: Row[] = [];
+    try {
+      if (params !== undefined) {
+        // int32 integers bind as INTEGER, other non-integers as REAL, exactly as oo1 would.
+        if (Array.isArray(params) && params.length === (c.nParams ??= s.parameterCount) && params.every(simpleParam)) {
+          for (let i = 0; i < params.length; i++) {
+            const v = params[i] as number | null;
+            if (v === null) x.sqlite3_bind_null(p, i + 1);
+            else if (v === (v | 0)) x.sqlite3_bind_int(p, i + 1, v);
+            else x.sqlite3_bind_double(p, i + 1, v);
+          }
+        } else s.bind(params as never);
+      }
+      const cols = (c.cols ??= s.getColumnNames());
+      const n = cols.length;
+      while (rows.length < limit) {
+        const rc = x.sqlite3_step(p);
+        if (rc === 101) break; // SQLITE_DONE
+        if (rc !== 100) throw new SqlError(this.#sqlite.capi.sqlite3_errmsg(this.#db), rc);
+        const row: Row = {};
+        for (let i = 0; i < n; i++) row[cols[i] as string] = this.#column(x, p, i);
+        rows.push(row);
+      }
+      return rows;
+    } catch (err) {
+      throw this.#sqlError(err);
+    } finally {
+      x.sqlite3_reset(p);
+      x.sqlite3_clear_bindings(p);
+    }
+  }
+
+  #column(x: RawExports, p: number, i: number): SqlValue {
+    switch (x.sqlite3_column_type(p, i)) {
+      case 1: {
+        const v = x.sqlite3_column_double(p, i);
+        if (Number.isSafeInteger(v)) return v;
+        return this.#sqlite.capi.sqlite3_column_int64(p, i);
+      }
+      case 2:
+        return x.sqlite3_column_double(p, i);
+      case 3: {
+        const ptr = x.sqlite3_column_text(p, i);
+        const len = x.sqlite3_column_bytes(p, i);
+        return textDecoder.decode(this.#sqlite.wasm.heap8u().subarray(ptr, ptr + len));
+      }
+      case 4: {
+        const ptr = x.sqlite3_column_blob(p, i);
+        const len = x.sqlite3_column_bytes(p, i);
+        return this.#sqlite.wasm.heap8u().slice(ptr, ptr + len);
+      }
+      default:
+        return null;
+    }
   }
 
   #runResult(): RunResult {
