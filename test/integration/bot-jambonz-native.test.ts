@@ -1,0 +1,174 @@
+/**
+ * Conformance of the jambonz `listen` protocol (from docs.jambonz.org: listen verb, bidirectional
+ * streaming audio, commands) and of our `native` protocol's newer messages (24 kHz, sendDtmf,
+ * transfer). No npm package implements a jambonz listen *server* (the @jambonz packages are the
+ * application/webhook SDKs), so the bot side is the recording conformance bot.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { Caller, RecordingBot, okFor, sleep, tone, until, type BotConn } from '../fixtures/bot/peers.js';
+import { EventCollector, freePort, startMediaNode, startNats, type Botedge, type NatsServer } from './harness.js';
+import { RawUac } from './raw-uac.js';
+
+const pcmBytes = (pcm: Int16Array) => Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength);
+
+describe('jambonz and native protocols: conformance', { timeout: 45000 }, () => {
+  let nats: NatsServer;
+  let node: Botedge & { sipPort: number };
+  let jbot: RecordingBot;
+  let dbot: RecordingBot;
+  let nbot: RecordingBot;
+  let uac: RawUac;
+  let events: EventCollector;
+
+  before(async () => {
+    nats = await startNats();
+    jbot = await RecordingBot.listen({ acceptProtocols: ['audio.jambonz.org'] });
+    dbot = await RecordingBot.listen({ acceptProtocols: ['audio.drachtio.org'] });
+    nbot = await RecordingBot.listen();
+    node = await startMediaNode({
+      nodeId: 'media-bot-jambonz',
+      sipPort: await freePort(),
+      natsUrl: nats.url,
+      rtpPortMin: 34100,
+      rtpPortMax: 34199,
+      routes: {
+        jb: { url: jbot.url, protocol: 'jambonz', sampleRate: 16000, jambonz: { metadata: { tenant: 'acme' }, accountSid: 'acct-1' } },
+        drachtio: { url: dbot.url, protocol: 'jambonz', jambonz: { subprotocol: 'audio.drachtio.org' } },
+        nat: { url: nbot.url, protocol: 'native', sampleRate: 24000 },
+      },
+    });
+    events = await EventCollector.start(nats.url);
+    uac = await RawUac.open(node.sipPort);
+  });
+
+  after(async () => {
+    uac?.close();
+    await events?.close();
+    await node?.stop();
+    await Promise.all([jbot?.close(), dbot?.close(), nbot?.close()]);
+    await nats?.stop();
+  });
+
+  it('jambonz: subprotocol, one metadata frame, L16 at 16 kHz both ways, dtmf, marks, killAudio, clearMarks, bad input, disconnect', async () => {
+    const caller = await Caller.call(uac, 'jb');
+    try {
+      assert.equal(caller.status, 200);
+      const c: BotConn = jbot.conns[0]!;
+      assert.equal(c.protocol, 'audio.jambonz.org');
+      await until(() => c.msgs.length >= 1, 2000, 'metadata');
+      const meta = c.msgs[0]!.json!;
+      assert.equal(meta.sampleRate, 16000);
+      assert.equal(meta.mixType, 'mono');
+      assert.equal(meta.direction, 'inbound');
+      assert.equal(meta.tenant, 'acme');
+      assert.equal(meta.accountSid, 'acct-1');
+      assert.equal(typeof meta.callSid, 'string');
+      assert.equal(meta.callId, caller.s.callId);
+
+      // Caller → bot: one binary frame of 20 ms at 16 kHz (640 bytes) per RTP packet, nothing else.
+      await caller.sendTone(25);
+      await until(() => c.msgs.filter((m) => m.binary).length >= 25, 2000, 'audio frames');
+      const bins = c.msgs.filter((m) => m.binary);
+      assert.deepEqual([...new Set(bins.map((m) => m.binary!.length))], [640]);
+      assert.equal(c.msgs.slice(1).filter((m) => !m.binary).length, 0, 'only binary frames after the metadata');
+
+      caller.sendDigit('5');
+      await until(() => c.texts().some((m) => m.event === 'dtmf'), 2000, 'dtmf');
+      const d = c.texts().find((m) => m.event === 'dtmf')!;
+      assert.equal(d.dtmf, '5');
+      assert.match(d.duration as string, /^\d+$/);
+
+      // Bot → caller: 0.6 s burst at 16 kHz, mark, played and reported with event "playout".
+      const from = caller.rx.length;
+      c.ws.send(pcmBytes(tone(9600, 16000, 1000, 8000)), { binary: true });
+      c.ws.send(JSON.stringify({ type: 'mark', data: { name: 'a' } }));
+      const markOf = (name: string) => c.texts().find((m) => m.type === 'mark' && m.data?.name === name);
+      await until(() => markOf('a') !== undefined, 3000, 'mark a');
+      assert.equal(markOf('a')!.data.event, 'playout');
+      const played = caller.rx.slice(from).filter((p) => p.peak > 2000).length;
+      assert.ok(played >= 29 && played <= 31, `${played} packets for 0.6 s`);
+
+      // killAudio: audio stops, the pending mark comes back "cleared"; clearMarks forgets silently.
+      c.ws.send(pcmBytes(tone(32000, 16000, 1000, 8000)), { binary: true });
+      c.ws.send(JSON.stringify({ type: 'mark', data: { name: 'b' } }));
+      await sleep(200);
+      const killAt = performance.now();
+      c.ws.send(JSON.stringify({ type: 'killAudio' }));
+      await until(() => markOf('b') !== undefined, 2000, 'mark b');
+      assert.equal(markOf('b')!.data.event, 'cleared');
+      await sleep(150);
+      const late = caller.rx.filter((p) => p.peak > 2000 && p.at > killAt + 40);
+      assert.equal(late.length, 0, 'no tone after killAudio');
+      c.ws.send(pcmBytes(tone(1600, 16000)), { binary: true });
+      c.ws.send(JSON.stringify({ type: 'mark', data: { name: 'c' } }));
+      c.ws.send(JSON.stringify({ type: 'clearMarks' }));
+      await sleep(300);
+      assert.equal(markOf('c'), undefined, 'clearMarks: no report');
+
+      // Bad input: each kind reported once.
+      for (let i = 0; i < 2; i++) {
+        c.ws.send(Buffer.from([1, 2, 3]), { binary: true });
+        c.ws.send('{oops');
+        c.ws.send(JSON.stringify({ type: 'dance' }));
+        c.ws.send(JSON.stringify({ type: 'playAudio', data: { audioContent: 'AAAA' } }));
+      }
+      await sleep(200);
+      assert.equal(c.texts().filter((m) => m.type === 'error').length, 4);
+
+      c.ws.send(JSON.stringify({ type: 'disconnect' }));
+      await caller.awaitBye();
+      await until(() => c.closedAt > 0, 3000, 'socket closed');
+      assert.equal(c.closeCode, 1000);
+    } finally {
+      caller.close();
+    }
+  });
+
+  it('jambonz: offers audio.drachtio.org when configured', async () => {
+    const caller = await Caller.call(uac, 'drachtio');
+    try {
+      assert.equal(caller.status, 200);
+      assert.equal(dbot.conns[0]!.protocol, 'audio.drachtio.org');
+      assert.equal(await caller.bye(), 200);
+    } finally {
+      caller.close();
+    }
+  });
+
+  it('native: 24 kHz audio, sendDtmf as RFC 4733 events, transfer by REFER', async () => {
+    const caller = await Caller.call(uac, 'nat');
+    try {
+      assert.equal(caller.status, 200);
+      const c = nbot.conns[0]!;
+      await until(() => c.msgs.length >= 1, 2000, 'start');
+      assert.equal(c.msgs[0]!.json!.format.sampleRate, 24000);
+      await caller.sendTone(10);
+      await until(() => c.msgs.filter((m) => m.binary).length >= 10, 2000, 'audio');
+      assert.equal(c.msgs.find((m) => m.binary)!.binary!.length, 960, '20 ms at 24 kHz');
+
+      c.ws.send(JSON.stringify({ type: 'sendDtmf', digits: '1#', durationMs: 100 }));
+      await until(() => caller.dtmfPackets().filter((p) => p.end).length >= 6, 3000, 'two digits');
+      const dt = caller.dtmfPackets();
+      const digits = dt.filter((p) => p.marker).map((p) => p.event);
+      assert.deepEqual(digits, [1, 11]);
+      for (const ev of [1, 11]) {
+        const pk = dt.filter((p) => p.event === ev);
+        assert.equal(new Set(pk.map((p) => p.ts)).size, 1, 'one RTP timestamp per event');
+        assert.equal(pk.filter((p) => p.end).length, 3, 'three end packets');
+        assert.equal(pk.at(-1)!.duration, 800);
+      }
+
+      c.ws.send(JSON.stringify({ type: 'transfer', target: 'sip:agent@127.0.0.1' }));
+      const refer = await uac.waitForRequest('REFER', caller.s.callId, 3000);
+      assert.equal(refer.headers.get('Refer-To'), '<sip:agent@127.0.0.1>');
+      assert.equal(refer.headers.get('Refer-Sub'), 'false');
+      uac.sendRaw(okFor(refer.headers, uac.port, '202 Accepted'));
+      await caller.awaitBye();
+      await until(() => c.texts().some((m) => m.type === 'transfer'), 2000, 'transfer result');
+      assert.deepEqual(c.texts().find((m) => m.type === 'transfer'), { type: 'transfer', target: 'sip:agent@127.0.0.1', status: 'accepted', sipStatus: 202 });
+    } finally {
+      caller.close();
+    }
+  });
+});
