@@ -64,8 +64,10 @@ program
   .option('--nats <url>', 'NATS server URL', 'nats://127.0.0.1:4222')
   .option('--id <id>', 'member id')
   .option('--failover-ms <ms>', 'try the next node when one does not answer an INVITE within this time', (v) => port(v), 2000)
-  .action(async (flags: { sipHost: string; sipPort: number; advertisedAddress?: string; nats: string; id?: string; failoverMs: number }) => {
-    const { proxy, stop } = await startProxy({ sipHost: flags.sipHost, sipPort: flags.sipPort, natsUrl: flags.nats, advertisedAddress: flags.advertisedAddress, id: flags.id, failoverTimeoutMs: flags.failoverMs });
+  .option('--strategy <name>', 'load (argmin calls/capacity) or round-robin (for comparison only)', 'load')
+  .action(async (flags: { sipHost: string; sipPort: number; advertisedAddress?: string; nats: string; id?: string; failoverMs: number; strategy: string }) => {
+    if (flags.strategy !== 'load' && flags.strategy !== 'round-robin') throw new InvalidArgumentError('--strategy must be load or round-robin');
+    const { proxy, stop } = await startProxy({ sipHost: flags.sipHost, sipPort: flags.sipPort, natsUrl: flags.nats, advertisedAddress: flags.advertisedAddress, id: flags.id, failoverTimeoutMs: flags.failoverMs, strategy: flags.strategy });
     process.stdout.write(`proxy ready: sip udp+tcp ${flags.sipHost}:${proxy.port}\n`);
     const quit = () => void stop().then(() => process.exit(0));
     process.once('SIGTERM', quit);

@@ -4,7 +4,7 @@ import type { SipMessage, SipRequest, SipResponse } from '../../sip/message.js';
 import { TransactionLayer, responseDestination, systemScheduler, type ClientTransactionHandle, type Destination, type ServerTransactionHandle } from '../../sip/transaction-layer.js';
 import { parseNameAddr, parseUri, parseVia } from '../../sip/uri.js';
 import { checkRequest } from '../../sip/validate.js';
-import type { Member } from '../cluster/member.js';
+import { isLive, type Member } from '../cluster/member.js';
 import { PendingForwards, pickNode } from '../cluster/select.js';
 import { logger } from '../log.js';
 import { SipTransport } from '../sip-transport.js';
@@ -25,6 +25,12 @@ export interface ProxyOptions {
   failoverTimeoutMs: number;
   /** Nodes tried per INVITE at most. */
   maxAttempts: number;
+  /**
+   * `load` (default): argmin(calls / capacity) from the replicated load table. `round-robin`:
+   * next live node in turn, ignoring load — what a network load balancer does; kept to measure
+   * the skew it produces (BENCHMARKS.md).
+   */
+  strategy?: 'load' | 'round-robin';
 }
 
 /** Where the proxy learns the cluster's members (tdb in production). */
@@ -84,6 +90,18 @@ export class SipProxy {
 
   get self(): string {
     return `${this.options.advertisedAddress}:${this.port}`;
+  }
+
+  #rr = 0;
+
+  /** The node for the next attempt of an INVITE, by the configured strategy. */
+  choose(now: number, exclude: ReadonlySet<string>): Member | undefined {
+    if (this.options.strategy === 'round-robin') {
+      const live = [...this.view.members()].filter((m) => m.role === 'media' && m.state === 'active' && m.sip && !exclude.has(m.id) && isLive(m, now));
+      live.sort((a, b) => (a.id < b.id ? -1 : 1));
+      return live.length ? live[this.#rr++ % live.length] : undefined;
+    }
+    return pickNode(this.view.members(), (id) => this.pending.count(id, now), now, exclude);
   }
 
   /** Our Via for a forwarded request; stateless forwards get a branch derived from the incoming one (§16.11). */
@@ -284,7 +302,7 @@ class Forward {
     if (this.#done) return;
     if (this.#cancelled) return this.#final(487, 'Request Terminated');
     const now = Date.now();
-    const node = this.#tried.size < this.proxy.options.maxAttempts ? pickNode(this.proxy.view.members(), (id) => this.proxy.pending.count(id, now), now, this.#tried) : undefined;
+    const node = this.#tried.size < this.proxy.options.maxAttempts ? this.proxy.choose(now, this.#tried) : undefined;
     if (!node) {
       this.proxy.stats.noNode503++;
       log.warn({ tried: [...this.#tried] }, 'no media node can take the call');

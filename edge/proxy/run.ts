@@ -13,6 +13,7 @@ export interface ProxyRunOptions {
   advertisedAddress?: string;
   id?: string;
   failoverTimeoutMs: number;
+  strategy?: 'load' | 'round-robin';
 }
 
 /** `botedge proxy`: joins the cluster, steers INVITEs by the replicated load table. */
@@ -22,7 +23,7 @@ export async function startProxy(o: ProxyRunOptions): Promise<{ proxy: SipProxy;
   const advertised = o.advertisedAddress ?? (o.sipHost === '0.0.0.0' ? '127.0.0.1' : o.sipHost);
   let membership: Membership | undefined;
   const view = { members: () => membership?.members() ?? [] };
-  const proxy = await SipProxy.start({ host: o.sipHost, port: o.sipPort, advertisedAddress: advertised, failoverTimeoutMs: o.failoverTimeoutMs, maxAttempts: 3 }, view);
+  const proxy = await SipProxy.start({ host: o.sipHost, port: o.sipPort, advertisedAddress: advertised, failoverTimeoutMs: o.failoverTimeoutMs, maxAttempts: 3, strategy: o.strategy ?? 'load' }, view);
   membership = await Membership.open(nats.nc, { id, role: 'proxy', sip: `${advertised}:${proxy.port}`, rtp: '', capacity: 0 });
   // A node's fresh row settles the INVITEs we sent it before that row was written.
   membership.onRemoteRow((m) => proxy.pending.settle(m.id, m.heartbeat));
