@@ -101,7 +101,7 @@ interface Step {
 async function setupStep(children: Children, o: { dir: string; system: string; target: string; rate: number; seconds: number; groups: Record<string, ChildProcess[]>; sut: string; cpus?: string; index: number }): Promise<Step> {
   const calls = Math.round(o.rate * o.seconds);
   const { result: sipp, win } = await measure(o.groups, () =>
-    runSippUac(children, { dir: o.dir, name: `uac-${o.index}-${o.system}-${o.rate}`, scenario: 'uac_short.xml', target: o.target, calls, rate: o.rate, cpus: o.cpus, timeoutS: o.seconds + 20 }),
+    runSippUac(children, { dir: o.dir, name: `uac-${o.index}-${o.system.replace(/[^a-z0-9]+/gi, '-')}-${o.rate}`, scenario: 'uac_short.xml', target: o.target, calls, rate: o.rate, cpus: o.cpus, timeoutS: o.seconds + 20 }),
   );
   const ok = Math.max(1, sipp.successful);
   const achievedCps = sipp.successful / (sipp.wallMs / 1000);
@@ -229,6 +229,8 @@ async function setups(children: Children, dir: string, o: { rates: number[]; sec
     await sleep(1500);
     const groups = { proxy: [proxy.child], nodes: [...c.nodes.values()], bot: [c.bot], nats: [c.nats.child] };
     let i = 0;
+    console.log('warm-up:');
+    await setupStep(children, { dir, system: 'proxy+3 nodes', target: `127.0.0.1:${proxy.port}`, rate: o.rates[0]!, seconds: 3, groups, sut: 'proxy', index: i++ });
     for (const rate of o.rates) {
       await waitIdle(c);
       const s = await setupStep(children, { dir, system: 'proxy+3 nodes', target: `127.0.0.1:${proxy.port}`, rate, seconds: o.seconds, groups, sut: 'proxy', index: i++ });
@@ -281,6 +283,13 @@ async function alone(children: Children, dir: string, o: { rate: number; repeats
       idle: systems.filter((x) => x !== s).map((x) => x.child),
     });
     let i = 0;
+    // Warm-up, not counted: the first seconds of a Node process run unoptimised code (the first
+    // smoke run measured 2000 µs per setup cold against 930 warm).
+    for (const s of systems) {
+      console.log('warm-up:');
+      await setupStep(children, { dir, system: s.name, target: `127.0.0.1:${s.port}`, rate: o.rate, seconds: 3, groups: groupsFor(s), sut: 'sut', cpus: sippCpus, index: i++ });
+      await sleep(500);
+    }
     // 1. CPU per call setup at one rate, repeats interleaved (rotating order), medians.
     const repeats: Step[] = [];
     for (let r = 0; r < o.repeats; r++) {
@@ -482,7 +491,7 @@ new Command()
   .option('--setup-rates <list>', 'setups: call rates to try through proxy + nodes, until one is not clean', intList, [50, 100, 200, 300])
   .option('--compare-rate <cps>', 'alone: rate of the interleaved repeats for CPU per setup', int, 500)
   .option('--repeats <n>', 'alone: interleaved repeats per system', int, 3)
-  .option('--rates <list>', 'alone: rising rates, each system until its first unclean step', intList, [1000, 1500, 2000, 3000])
+  .option('--rates <list>', 'alone: rising rates, each system until its first unclean step', intList, [500, 1000, 1500, 2000, 3000])
   .option('--step-seconds <s>', 'length of one SIPp run (calls = rate × this)', int, 8)
   .option('--kamailio-workers <n>', 'alone: Kamailio UDP worker processes (-n)', int, 2)
   .option('--no-pin', 'alone: do not pin systems under test to cpu 1 and SIPp to cpu 0')
