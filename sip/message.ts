@@ -494,6 +494,11 @@ export function createResponse(
   if (callId !== undefined) h._appendRaw('Call-ID', 'call-id', callId);
   const cseq = req.headers.get('CSeq');
   if (cseq !== undefined) h._appendRaw('CSeq', 'cseq', cseq);
+  // §12.1.1: a response that can create a dialog carries the request's Record-Route, in order,
+  // so the caller's route set includes the proxies that asked to stay in the path.
+  if (status > 100 && status < 300 && DIALOG_CREATING.has(req.method)) {
+    for (const rr of req.headers.getAll('Record-Route')) h.append('Record-Route', rr);
+  }
   for (const [n, v] of opts?.headers ?? []) h.append(n, v);
   if (opts?.contentType !== undefined) h.set('Content-Type', opts.contentType);
   return {
@@ -504,6 +509,8 @@ export function createResponse(
     body: opts?.body ?? EMPTY,
   };
 }
+
+const DIALOG_CREATING = new Set(['INVITE', 'SUBSCRIBE', 'REFER']);
 
 function defaultReason(status: number): string {
   const cls = Math.floor(status / 100);

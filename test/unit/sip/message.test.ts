@@ -371,6 +371,16 @@ describe('serializeMessage', () => {
 });
 
 describe('createResponse', () => {
+  it('copies Record-Route into a dialog-creating 2xx, in order, and not into a failure', () => {
+    const req = parseRequest(INVITE);
+    req.headers.prepend('Record-Route', '<sip:p2.example.com;lr>');
+    req.headers.prepend('Record-Route', '<sip:p1.example.com;lr>');
+    const ok = createResponse(req, 200, undefined, { toTag: 'x' });
+    assert.deepEqual(ok.headers.getAll('Record-Route'), ['<sip:p1.example.com;lr>', '<sip:p2.example.com;lr>']);
+    assert.equal(createResponse(req, 486).headers.has('Record-Route'), false);
+    assert.equal(createResponse(req, 100).headers.has('Record-Route'), false);
+  });
+
   it('copies Via in order, From, To, Call-ID and CSeq, and adds the To tag', () => {
     const req = parseRequest(INVITE);
     const res = createResponse(req, 180, undefined, { toTag: 'a6c85cf' });
