@@ -35,7 +35,7 @@ describe('jambonz and native protocols: conformance', { timeout: 45000 }, () => 
       routes: {
         jb: { url: jbot.url, protocol: 'jambonz', sampleRate: 16000, jambonz: { metadata: { tenant: 'acme' }, accountSid: 'acct-1' } },
         drachtio: { url: dbot.url, protocol: 'jambonz', jambonz: { subprotocol: 'audio.drachtio.org' } },
-        nat: { url: nbot.url, protocol: 'native', sampleRate: 24000 },
+        nat: { url: nbot.url, protocol: 'native', sampleRate: 24000, playoutBufferMs: 500 },
       },
     });
     events = await EventCollector.start(nats.url);
@@ -136,7 +136,7 @@ describe('jambonz and native protocols: conformance', { timeout: 45000 }, () => 
     }
   });
 
-  it('native: 24 kHz audio, sendDtmf as RFC 4733 events, transfer by REFER', async () => {
+  it('native: 24 kHz audio, overflow reported, sendDtmf as RFC 4733 events, transfer by REFER', async () => {
     const caller = await Caller.call(uac, 'nat');
     try {
       assert.equal(caller.status, 200);
@@ -146,6 +146,13 @@ describe('jambonz and native protocols: conformance', { timeout: 45000 }, () => 
       await caller.sendTone(10);
       await until(() => c.msgs.filter((m) => m.binary).length >= 10, 2000, 'audio');
       assert.equal(c.msgs.find((m) => m.binary)!.binary!.length, 960, '20 ms at 24 kHz');
+
+      // 1 s at 24 kHz into a 500 ms playout buffer: the oldest half is dropped and reported.
+      c.ws.send(pcmBytes(tone(24000, 24000)), { binary: true });
+      await until(() => c.texts().some((m) => m.type === 'overflow'), 2000, 'overflow report');
+      const over = c.texts().find((m) => m.type === 'overflow')!;
+      assert.ok(over.droppedMs >= 490 && over.droppedMs <= 510, `overflow of ${over.droppedMs} ms`);
+      c.ws.send(JSON.stringify({ type: 'clear' }));
 
       c.ws.send(JSON.stringify({ type: 'sendDtmf', digits: '1#', durationMs: 100 }));
       await until(() => caller.dtmfPackets().filter((p) => p.end).length >= 6, 3000, 'two digits');
