@@ -24,7 +24,7 @@ export interface CallMediaOptions {
 }
 
 export interface CallMediaSink {
-  /** 20 ms (or the caller's ptime) of caller audio at the bot's rate; valid only during the call. */
+  /** 20 ms of caller audio at the bot's rate, whatever the caller's ptime; valid only during the call. */
   onCallerAudio(pcm: Int16Array): void;
   onDtmf(press: DtmfKeyPress): void;
   /** Playout passed a mark: called only after the packet carrying the audio before it was sent. */
@@ -57,6 +57,9 @@ export class CallMedia {
   readonly #up: Resampler | undefined;
   readonly #down: Resampler | undefined;
   readonly #upsampled: Int16Array;
+  /** Caller audio at the bot's rate, cut into 20 ms frames: every bot protocol streams 20 ms. */
+  readonly #frame: Int16Array;
+  #frameFill = 0;
   #downsampled = new Int16Array(0);
   #remote: { address: string; port: number };
   #latched = false;
@@ -85,6 +88,7 @@ export class CallMedia {
       this.#down = new Resampler(options.botRate, 8000);
     }
     this.#upsampled = new Int16Array(this.#up ? this.#up.maxOutputLength(MAX_DECODE) : 0);
+    this.#frame = new Int16Array(options.botRate / 50);
     this.#remote = { ...options.remote };
     this.#header.payloadType = options.payloadType;
     this.#header.sequenceNumber = (Math.random() * 0x10000) >>> 0;
@@ -135,14 +139,34 @@ export class CallMedia {
       this.stats.framesToBot++;
       if (this.#up) {
         const m = this.#up.process(out, this.#upsampled);
-        this.sink.onCallerAudio(this.#upsampled.subarray(0, m));
+        this.#toBot(this.#upsampled.subarray(0, m));
       } else {
-        this.sink.onCallerAudio(out);
+        this.#toBot(out);
       }
     } else if (pt === this.options.telephoneEventPt) {
       for (const press of this.#dtmf.push(pkt)) this.sink.onDtmf(press);
     } else {
       this.stats.rtpMalformed++;
+    }
+  }
+
+  /** Hands caller audio to the bot side in 20 ms frames (a 30 ms ptime caller gives 20, 20, 20… ms). */
+  #toBot(pcm: Int16Array): void {
+    const f = this.#frame;
+    if (this.#frameFill === 0 && pcm.length === f.length) {
+      this.sink.onCallerAudio(pcm);
+      return;
+    }
+    let i = 0;
+    while (i < pcm.length) {
+      const n = Math.min(f.length - this.#frameFill, pcm.length - i);
+      f.set(pcm.subarray(i, i + n), this.#frameFill);
+      this.#frameFill += n;
+      i += n;
+      if (this.#frameFill === f.length) {
+        this.#frameFill = 0;
+        this.sink.onCallerAudio(f);
+      }
     }
   }
 
