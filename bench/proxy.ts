@@ -255,10 +255,12 @@ interface AloneResult {
 }
 
 async function alone(children: Children, dir: string, o: { rate: number; repeats: number; rates: number[]; seconds: number; workers: number; pin: boolean }): Promise<AloneResult> {
-  // SUTs on cpu 1, SIPp caller and callee (and nats) on cpu 0: each system under test gets the
-  // same single core, and SIPp's own CPU does not eat into it.
+  // Each system under test on cpu 1 (the same single core for all three). SIPp floats: pinned to
+  // cpu 0 it shared that core with whatever else ran on the machine, fell behind and set off
+  // retransmission cascades that made every system look broken at 1000 calls/s (first run,
+  // docs/benchmarks/proxy.md).
   const sutCpus = o.pin ? '1' : undefined;
-  const sippCpus = o.pin ? '0' : undefined;
+  const sippCpus: string | undefined = undefined;
   const nats = await startNats(children);
   if (o.pin) execFileSync('taskset', ['-a', '-cp', '0', String(nats.child.pid)], { stdio: 'ignore' });
   const uas = await startSippUas(children, dir, sippCpus);
