@@ -181,10 +181,12 @@ async function runCall(proto: Proto, uac: RawUac, bot: RecordingBot, user: strin
       sendMark(proto, conn, streamSid, name);
       await until(() => markArrival(proto, conn, name) !== undefined, 5000, 'mark');
       const markAt = markArrival(proto, conn, name)!;
+      // The last tone packet and the mark race into this process over UDP and TCP: wait for both.
+      await sleep(60);
       const tonePkts = caller.rx.slice(from).filter((p) => p.pt === 0 && p.peak > TONE_PEAK);
       for (let k = 1; k < tonePkts.length; k++) res.jitter.push(Math.abs(tonePkts[k]!.at - tonePkts[k - 1]!.at - 20));
       res.mark.push(markAt - tonePkts.at(-1)!.at);
-      await sleep(100);
+      await sleep(40);
       // 2. barge-in
       from = caller.rx.length;
       await sendTone(proto, conn, streamSid, 2000, 50);
