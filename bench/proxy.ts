@@ -434,7 +434,10 @@ interface Flags {
 async function main(what: string, f: Flags): Promise<void> {
   mkdirSync(f.out, { recursive: true });
   const children = new Children(f.out);
-  const stop = () => void children.stopAll().then(() => process.exit(130));
+  // A signal stops every part's processes, not only the top level's (a SIGTERM once left
+  // Kamailio and the SIPp UAS of `alone` running).
+  const parts: Children[] = [children];
+  const stop = () => void Promise.all(parts.map((c) => c.stopAll())).then(() => process.exit(130));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
   const meta = { date: new Date().toISOString(), cores: availableParallelism(), node: process.version, what, flags: f };
@@ -446,6 +449,7 @@ async function main(what: string, f: Flags): Promise<void> {
   try {
     if (what === 'balance' || what === 'all') {
       const c = new Children(mkdir(join(f.out, 'balance')));
+      parts.push(c);
       try {
         result.balance = await balance(c, join(f.out, 'balance'), { calls: f.calls, rate: f.rate });
       } finally {
@@ -455,6 +459,7 @@ async function main(what: string, f: Flags): Promise<void> {
     }
     if (what === 'setups' || what === 'all') {
       const c = new Children(mkdir(join(f.out, 'setups')));
+      parts.push(c);
       try {
         result.setups = await setups(c, join(f.out, 'setups'), { rates: f.setupRates, seconds: f.stepSeconds });
       } finally {
@@ -464,6 +469,7 @@ async function main(what: string, f: Flags): Promise<void> {
     }
     if (what === 'alone' || what === 'all') {
       const c = new Children(mkdir(join(f.out, 'alone')));
+      parts.push(c);
       try {
         result.alone = await alone(c, join(f.out, 'alone'), { rate: f.compareRate, repeats: f.repeats, rates: f.rates, seconds: f.stepSeconds, workers: f.kamailioWorkers, pin: f.pin && availableParallelism() >= 2 });
       } finally {
