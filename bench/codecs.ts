@@ -8,7 +8,7 @@
  * test: nothing here asserts.
  */
 import { writeFileSync } from 'node:fs';
-import { cpus } from 'node:os';
+import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
 import { JitterBuffer } from '../codecs/jitter-buffer.js';
@@ -209,6 +209,7 @@ for (const threads of [1, 2]) {
 // ---------------------------------------------------------------------------------------------
 
 const cpu = cpus()[0]?.model ?? 'unknown CPU';
+const load = loadavg().map((l) => l.toFixed(1)).join(' / ');
 const report = `# Codec and worker-pool benchmark
 
 Command (builds first):
@@ -221,7 +222,10 @@ npx tsc -p . && node dist/bench/codecs.js --out docs/benchmarks/codecs.md
 warm-up, all from one run of the command on ${cpus().length} × ${cpu}, Node ${process.version},
 ${new Date().toISOString().slice(0, 10)}. Single-threaded figures are CPU per 20 ms frame on the
 calling thread. Inputs: a 440 Hz tone (Opus packets at 24 kbit/s, about 60 bytes), G.711 over a
-byte ramp, 160-byte jitter-buffer payloads with a little arrival jitter.
+byte ramp, 160-byte jitter-buffer payloads with a little arrival jitter. Load average when the
+run ended (1 / 5 / 15 min): ${load} — other processes shared the cores, so absolute figures are
+pessimistic; ratios within the run are the comparison to read. The "one call per frame" G.711 rows
+include the two \`subarray\` views made per frame, which is what a per-call caller pays.
 
 ## Per frame
 
