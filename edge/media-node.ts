@@ -33,6 +33,7 @@ export class MediaNode {
   callsTotal = 0;
   #transport!: SipTransport;
   #membership: Membership | undefined;
+  #stopTwilioRest: (() => Promise<void>) | undefined;
   #closed = false;
   #draining = false;
   #drained: (() => void) | undefined;
@@ -77,9 +78,8 @@ export class MediaNode {
       await nats.close();
       throw err;
     }
-    // Issue 7: the Twilio-REST-shaped hangup endpoint (edge/bot/twilio-rest.ts) when twilioRestPort is set; it closes after the node.
-    const stopTwilioRest = await startTwilioRest(options);
-    if (stopTwilioRest) node.close = ((close) => async () => void (await close(), await stopTwilioRest()))(node.close.bind(node));
+    // The Twilio-REST-shaped hangup endpoint (edge/bot/twilio-rest.ts), when twilioRestPort is set.
+    node.#stopTwilioRest = await startTwilioRest(options);
     log.info({ node: options.nodeId, sip: `${options.sipHost}:${node.sipPort}`, g711: g711Backend }, 'media node up');
     return node;
   }
@@ -248,6 +248,7 @@ export class MediaNode {
     await new Promise((r) => setTimeout(r, 50));
     this.ticker.stop();
     await this.#membership?.close();
+    await this.#stopTwilioRest?.();
     await this.#transport.close();
     await this.nats.close();
   }

@@ -43,7 +43,14 @@ export class CallMedia {
   readonly playout: PlayoutBuffer;
   readonly #decoded = new Int16Array(MAX_DECODE);
   readonly #out = new Int16Array(SAMPLES_PER_FRAME);
-  readonly #packet = new Uint8Array(RTP_HEADER_SIZE + SAMPLES_PER_FRAME);
+  /**
+   * dgram's send() with an address resolves it first and writes on a later turn of the event loop,
+   * so a buffer handed to it must not be rewritten until then. When the ticker catches up several
+   * ticks in one wake-up, one shared buffer would send the last frame N times and lose the rest:
+   * rotate through more buffers than the ticker ever catches up (it caps at 5).
+   */
+  readonly #packets = Array.from({ length: 8 }, () => new Uint8Array(RTP_HEADER_SIZE + SAMPLES_PER_FRAME));
+  #nextPacket = 0;
   readonly #encoded = new Uint8Array(SAMPLES_PER_FRAME);
   readonly #header = { marker: true, payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0 };
   readonly #dtmf = new DtmfReceiver();
@@ -198,6 +205,12 @@ export class CallMedia {
     return this.#dtmfOut.enqueue(digits, durationMs) > 0;
   }
 
+  #takePacket(): Uint8Array {
+    const p = this.#packets[this.#nextPacket]!;
+    this.#nextPacket = (this.#nextPacket + 1) % this.#packets.length;
+    return p;
+  }
+
   /** Runs once per 20 ms node tick: sends the next frame of bot audio, or silence, or a DTMF event. */
   tick(): void {
     if (this.#closed) return;
@@ -213,9 +226,10 @@ export class CallMedia {
       // On hold the clock runs and nothing is sent (RFC 3264 §8.4).
       if (this.options.codec === 'PCMU') g711.ulawEncode(this.#out, this.#encoded);
       else g711.alawEncode(this.#out, this.#encoded);
-      const len = serializeRtpInto(this.#packet, 0, this.#header, this.#encoded);
+      const packet = this.#takePacket();
+      const len = serializeRtpInto(packet, 0, this.#header, this.#encoded);
       this.#header.marker = false;
-      this.socket.send(this.#packet, 0, len, this.#remote.port, this.#remote.address);
+      this.socket.send(packet, 0, len, this.#remote.port, this.#remote.address);
       this.stats.rtpSent++;
     }
     if (this.#marksDue.length > 0) {
@@ -230,12 +244,13 @@ export class CallMedia {
     this.#header.timestamp = (this.#header.timestamp + SAMPLES_PER_FRAME) >>> 0;
     this.#header.sequenceNumber = (this.#header.sequenceNumber + 1) & 0xffff;
     if (!this.#sending || !step) return;
+    const packet = this.#takePacket();
     let len: number;
     if (step.kind === 'gap') {
       this.#out.fill(0);
       if (this.options.codec === 'PCMU') g711.ulawEncode(this.#out, this.#encoded);
       else g711.alawEncode(this.#out, this.#encoded);
-      len = serializeRtpInto(this.#packet, 0, this.#header, this.#encoded);
+      len = serializeRtpInto(packet, 0, this.#header, this.#encoded);
     } else {
       // Every packet of one event carries the RTP timestamp of its start (RFC 4733 §2.5.1.2).
       if (step.startsEvent) this.#dtmfTimestamp = this.#header.timestamp;
@@ -246,9 +261,9 @@ export class CallMedia {
       h.timestamp = this.#dtmfTimestamp;
       h.ssrc = this.#header.ssrc;
       serializeTelephoneEventInto(this.#tePayload, 0, { event: step.event, end: step.end, volume: step.volume, duration: step.durationUnits });
-      len = serializeRtpInto(this.#packet, 0, h, this.#tePayload);
+      len = serializeRtpInto(packet, 0, h, this.#tePayload);
     }
-    this.socket.send(this.#packet, 0, len, this.#remote.port, this.#remote.address);
+    this.socket.send(packet, 0, len, this.#remote.port, this.#remote.address);
     this.stats.rtpSent++;
   }
 

@@ -5,18 +5,41 @@
  * positions and are reported when playout passes them; `clear()` (barge-in) drops all audio and
  * returns the pending marks.
  *
- * Pure: no timers, no I/O. One preallocated ring of Int16 per call.
+ * Pure: no timers, no I/O. One ring of Int16 per call, grown on demand up to `capacity`.
  */
 export class PlayoutBuffer {
-  readonly #ring: Int16Array;
+  /**
+   * Grows on demand from one second up to `capacity`: most calls never queue more than a second or
+   * two, and a 30 s ring allocated up front is 480 kB per call (the benchmark's rss_kb_per_call).
+   */
+  #ring: Int16Array;
   #read = 0; // absolute sample index of the next sample to play
   #write = 0; // absolute sample index one past the last queued sample
   #marks: { name: string; at: number }[] = [];
   /** Samples dropped because the buffer was full. */
   overflowSamples = 0;
 
-  constructor(readonly capacity: number) {
-    this.#ring = new Int16Array(capacity);
+  constructor(
+    readonly capacity: number,
+    initial = 8000,
+  ) {
+    this.#ring = new Int16Array(Math.min(capacity, initial));
+  }
+
+  /** Samples of ring memory held now (≤ capacity). */
+  get allocated(): number {
+    return this.#ring.length;
+  }
+
+  #grow(need: number): void {
+    let size = this.#ring.length;
+    while (size < need && size < this.capacity) size = Math.min(this.capacity, size * 2);
+    if (size === this.#ring.length) return;
+    const old = this.#ring;
+    const ring = new Int16Array(size);
+    // Positions are absolute sample indices modulo the ring size: re-place what is queued.
+    for (let i = this.#read; i < this.#write; i++) ring[i % size] = old[i % old.length]!;
+    this.#ring = ring;
   }
 
   get buffered(): number {
@@ -25,7 +48,8 @@ export class PlayoutBuffer {
 
   /** Queues PCM samples (copied). */
   push(samples: Int16Array): void {
-    const cap = this.capacity;
+    if (this.buffered + samples.length > this.#ring.length) this.#grow(this.buffered + samples.length);
+    const cap = this.#ring.length;
     let src = samples;
     if (src.length > cap) {
       this.overflowSamples += src.length - cap;
@@ -53,7 +77,7 @@ export class PlayoutBuffer {
    * were written (0 = silence). Reached marks are passed to `onMark` in order.
    */
   read(out: Int16Array, onMark: (name: string) => void): number {
-    const cap = this.capacity;
+    const cap = this.#ring.length;
     const n = Math.min(out.length, this.buffered);
     const pos = this.#read % cap;
     const first = Math.min(n, cap - pos);

@@ -12,6 +12,9 @@ import { requestDestination } from '../sip-util.js';
 
 const log = logger('edge:proxy');
 
+/** How many failover periods a node that still heartbeats may take to answer an INVITE. */
+const SLOW_NODE_PATIENCE = 4;
+
 /** A dialog the proxy has not seen end (lost BYE) is forgotten after this long. */
 const DIALOG_MAX_AGE_MS = 4 * 3600 * 1000;
 
@@ -290,6 +293,8 @@ class Forward {
   #timer: NodeJS.Timeout | undefined;
   #cancelled = false;
   #done = false;
+  /** ACKs sent for late 2xx of abandoned nodes, re-sent to their retransmissions. */
+  readonly #lateAcks = new Map<ClientTransactionHandle, SipRequest>();
 
   constructor(
     private readonly proxy: SipProxy,
@@ -318,13 +323,24 @@ class Forward {
     const client = this.proxy.layer.sendRequest(out, { address: host, port, transport: 'udp' });
     this.#client = client;
     let answered = false;
-    this.#timer = setTimeout(() => {
+    const sentAt = Date.now();
+    const silent = () => {
       if (answered || this.#client !== client) return;
+      // A node that has refreshed its row since we sent the INVITE is alive, likely just slow
+      // (overload): sending the call elsewhere at once adds load everywhere and orphans its late
+      // answer, so it gets up to SLOW_NODE_PATIENCE times the failover time. A node silent on both
+      // SIP and NATS (crashed) is skipped after one.
+      const row = [...this.proxy.view.members()].find((m) => m.id === node.id);
+      if (row && row.heartbeat > sentAt && Date.now() - sentAt < SLOW_NODE_PATIENCE * this.proxy.options.failoverTimeoutMs) {
+        this.#timer = setTimeout(silent, this.proxy.options.failoverTimeoutMs);
+        return;
+      }
       log.warn({ node: node.id }, 'node did not answer the INVITE; trying the next');
       this.proxy.stats.failovers++;
       this.#abandon(client);
       this.next();
-    }, this.proxy.options.failoverTimeoutMs);
+    };
+    this.#timer = setTimeout(silent, this.proxy.options.failoverTimeoutMs);
     client.onResponse = (res) => {
       if (this.#client !== client) return this.#late(client, res);
       answered = true;
@@ -370,6 +386,13 @@ class Forward {
   /** A 2xx from a node we gave up on: ACK it and hang it up so no orphan call lingers. */
   #late(client: ClientTransactionHandle, res: SipResponse): void {
     if (res.status < 200 || res.status >= 300) return;
+    // The node retransmits its 2xx until ACKed: a copy gets the same ACK again, and the orphan is
+    // hung up once, not once per copy.
+    const sentAck = this.#lateAcks.get(client);
+    if (sentAck) {
+      this.proxy.layer.sendStateless(sentAck, client.destination);
+      return;
+    }
     log.warn({ dest: client.destination }, 'late 2xx from an abandoned node; ACK and BYE');
     const dest = client.destination;
     const base = (method: string, cseq: number) => {
@@ -385,7 +408,9 @@ class Forward {
       return { kind: 'request' as const, method, uri: target ? `sip:${target.user ? `${target.user}@` : ''}${target.host}:${target.port ?? 5060}` : `sip:${dest.address}:${dest.port}`, headers: h, body: new Uint8Array(0) };
     };
     const cseq = Number.parseInt(res.headers.get('CSeq') ?? '1', 10);
-    this.proxy.layer.sendStateless(base('ACK', cseq), dest);
+    const ack = base('ACK', cseq);
+    this.#lateAcks.set(client, ack);
+    this.proxy.layer.sendStateless(ack, dest);
     this.proxy.layer.sendRequest(base('BYE', cseq + 1), dest);
   }
 }

@@ -93,3 +93,25 @@ describe('PlayoutBuffer.clearMarks', () => {
     assert.equal(out[99], 100);
   });
 });
+
+describe('PlayoutBuffer memory', () => {
+  it('starts small and grows to capacity only when a burst needs it, keeping order', () => {
+    const b = new PlayoutBuffer(48000, 8000);
+    assert.equal(b.allocated, 8000);
+    const out = new Int16Array(160);
+    b.push(ramp(1, 5000));
+    b.read(out, () => undefined); // read position 160: the ring now wraps on growth
+    b.push(ramp(5001, 20000));
+    assert.equal(b.allocated, 32000);
+    assert.equal(b.buffered, 24840);
+    assert.equal(out[0], 1);
+    const all = new Int16Array(24840);
+    b.read(all, () => undefined);
+    assert.equal(all[0], 161);
+    assert.equal(all[24839], 25000);
+    for (let i = 1; i < all.length; i++) assert.equal(all[i], all[i - 1]! + 1);
+    b.push(ramp(1, 60000));
+    assert.equal(b.allocated, 48000);
+    assert.equal(b.overflowSamples, 12000);
+  });
+});
