@@ -226,6 +226,7 @@ interface RawExports {
   sqlite3_bind_double(p: number, i: number, v: number): number;
   sqlite3_bind_null(p: number, i: number): number;
   sqlite3_bind_int(p: number, i: number, v: number): number;
+  sqlite3_column_count(p: number): number;
   sqlite3_column_type(p: number, i: number): number;
   sqlite3_column_double(p: number, i: number): number;
   sqlite3_column_text(p: number, i: number): number;
@@ -354,6 +355,8 @@ export class Tdb {
   #flushScheduled = false;
 
   readonly #stmts = new Map<string, CachedStmt>();
+  /** BEGIN / COMMIT / ROLLBACK, prepared once: oo1's exec() parses and prepares its SQL on every call. */
+  readonly #ctlStmts = new Map<string, PreparedStatement>();
   readonly #streams = new Set<ChangeStream>();
   readonly #members = new Map<string, number>();
   readonly #subs: Array<{ unsubscribe(): void }> = [];
@@ -686,6 +689,8 @@ export class Tdb {
     await this.#transport.flush().catch(() => undefined);
     for (const c of this.#stmts.values()) c.stmt.finalize();
     this.#stmts.clear();
+    for (const st of this.#ctlStmts.values()) st.finalize();
+    this.#ctlStmts.clear();
     for (const t of this.#tables.values()) this.#finalizeTable(t);
     this.#db.close();
   }
@@ -703,6 +708,24 @@ export class Tdb {
   #sqlError(err: unknown): Error {
     if (err instanceof this.#sqlite.SQLite3Error) return new SqlError(err.message, err.resultCode, { cause: err });
     return err instanceof Error ? err : new Error(String(err));
+  }
+
+  /** Steps a cached transaction-control statement on the raw WASM exports; throws `SqlError` on failure. */
+  #ctl(sql: 'BEGIN' | 'COMMIT' | 'ROLLBACK'): void {
+    let s = this.#ctlStmts.get(sql);
+    if (!s) {
+      s = this.#db.prepare(sql);
+      this.#ctlStmts.set(sql, s);
+    }
+    const x = this.#sqlite.wasm.exports as unknown as RawExports;
+    const p = s.pointer as number;
+    const rc = x.sqlite3_step(p);
+    if (rc !== 101) {
+      const msg = this.#sqlite.capi.sqlite3_errmsg(this.#db);
+      x.sqlite3_reset(p);
+      throw new SqlError(`sqlite3 result code ${rc}: ${msg}`, rc);
+    }
+    x.sqlite3_reset(p);
   }
 
   #isScript(sql: string): boolean {
@@ -795,6 +818,33 @@ export class Tdb {
     }
   }
 
+  /** The full row with this primary key (or undefined), read on the raw exports when the key is numeric. */
+  #selectRow(t: TableInfo, pk: SqlValue[]): SqlValue[] | undefined {
+    const sel = this.#stmtSelect(t);
+    const x = this.#sqlite.wasm.exports as unknown as RawExports;
+    const p = sel.pointer as number;
+    try {
+      if (pk.every(simpleParam)) {
+        for (let i = 0; i < pk.length; i++) {
+          const v = pk[i] as number | null;
+          if (v === null) x.sqlite3_bind_null(p, i + 1);
+          else if (v === (v | 0)) x.sqlite3_bind_int(p, i + 1, v);
+          else x.sqlite3_bind_double(p, i + 1, v);
+        }
+      } else sel.bind(pk as SqlValue[]);
+      const rc = x.sqlite3_step(p);
+      if (rc === 101) return undefined;
+      if (rc !== 100) throw new SqlError(`sqlite3 result code ${rc}: ${this.#sqlite.capi.sqlite3_errmsg(this.#db)}`, rc);
+      const n = x.sqlite3_column_count(p);
+      const values: SqlValue[] = new Array(n);
+      for (let i = 0; i < n; i++) values[i] = this.#column(x, p, i);
+      return values;
+    } finally {
+      x.sqlite3_reset(p);
+      x.sqlite3_clear_bindings(p);
+    }
+  }
+
   #runResult(): RunResult {
     const capi = this.#sqlite.capi;
     const id = capi.sqlite3_last_insert_rowid(this.#db);
@@ -854,7 +904,7 @@ export class Tdb {
   }
 
   #begin(owned: boolean): void {
-    this.#db.exec('BEGIN');
+    this.#ctl('BEGIN');
     this.#txDepth = 1;
     this.#owned = owned;
     this.#pending = new Map();
@@ -868,7 +918,7 @@ export class Tdb {
     this.#pending = new Map();
     this.#unknown = [];
     try {
-      this.#db.exec('ROLLBACK');
+      this.#ctl('ROLLBACK');
     } catch {
       // SQLite may already have rolled back (e.g. after SQLITE_FULL); nothing left to undo.
     }
@@ -889,13 +939,7 @@ export class Tdb {
     for (const [key, p] of pending) {
       let values: SqlValue[] | undefined;
       if (!p.deleted) {
-        const sel = this.#stmtSelect(p.table);
-        try {
-          sel.bind(p.pk as SqlValue[]);
-          if (sel.step()) values = sel.get([]) as SqlValue[];
-        } finally {
-          sel.reset(true);
-        }
+        values = this.#selectRow(p.table, p.pk);
       }
       const prev = this.#meta.get(key);
       if (!values && !p.deleted && !prev) continue; // inserted and gone again (or a failed insert): nothing to say
@@ -903,7 +947,7 @@ export class Tdb {
       if (values) rows.push({ table: p.table.name, op: OP_UPSERT, owner, values });
       else rows.push({ table: p.table.name, op: OP_DELETE, owner, values: p.pk });
     }
-    this.#db.exec('COMMIT');
+    this.#ctl('COMMIT');
     this.#txDepth = 0;
     this.#owned = false;
     this.#pending = new Map();
@@ -1255,7 +1299,7 @@ export class Tdb {
       return;
     }
     this.#applying = true;
-    this.#db.exec('BEGIN');
+    this.#ctl('BEGIN');
     try {
       for (const tx of txs) {
         this.#hlc.observe(tx.hlc);
@@ -1263,9 +1307,9 @@ export class Tdb {
         for (const row of tx.rows) this.#applyRow(row, tx.hlc, origin, frame.writerId);
         this.#stats.txApplied++;
       }
-      this.#db.exec('COMMIT');
+      this.#ctl('COMMIT');
     } catch (err) {
-      this.#db.exec('ROLLBACK');
+      this.#ctl('ROLLBACK');
       this.#log?.error({ db: this.name, origin, seq: frame.seq, err }, 'applying a remote change failed; resyncing');
       this.#applying = false;
       this.#requestResync('gap', origin, frame.seq);
@@ -1463,7 +1507,7 @@ export class Tdb {
   #mergeSnapshot(s: SnapshotPayload, reason: 'join' | 'gap' | 'overflow' | 'reconnect'): void {
     let changed = 0;
     this.#applying = true;
-    this.#db.exec('BEGIN');
+    this.#ctl('BEGIN');
     try {
       for (const [name, sql] of s.tables) if (!this.#tables.has(name)) this.#applyDdl(sql);
       for (const row of s.rows) {
@@ -1471,9 +1515,9 @@ export class Tdb {
         this.#hlc.observe(row.hlc);
         if (this.#applyRow(row, row.hlc, row.origin, row.origin.split('/')[0] ?? row.origin)) changed++;
       }
-      this.#db.exec('COMMIT');
+      this.#ctl('COMMIT');
     } catch (err) {
-      this.#db.exec('ROLLBACK');
+      this.#ctl('ROLLBACK');
       throw err;
     } finally {
       this.#applying = false;
