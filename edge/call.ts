@@ -9,6 +9,7 @@ import type { ServerTransactionHandle, TransactionLayer } from '../sip/transacti
 import type { EndCause } from './api/events.js';
 import { readFileSync } from 'node:fs';
 import { BotStream, BotUnreachableError } from './bot/bot-stream.js';
+import { MuxBotStream } from './bot/mux.js';
 import type { BotCommand, BotProtocol } from './bot/protocol.js';
 import { createProtocol } from './bot/protocols.js';
 import { TwilioProtocol } from './bot/twilio.js';
@@ -64,7 +65,7 @@ export class InboundCall {
   readonly startedAt = Date.now();
   answeredAt = 0;
   #media: CallMedia | undefined;
-  #bot: BotStream | undefined;
+  #bot: BotStream | MuxBotStream | undefined;
   #protocol: BotProtocol | undefined;
   #streamStart = 0;
   #overflowReported = 0;
@@ -159,11 +160,13 @@ export class InboundCall {
       const protocol = createProtocol(this.route, { callId: this.id, sipCallId: this.sipCallId, from: this.from, to: this.to, headers: this.#forwardedHeaders() });
       this.#protocol = protocol;
       this.#streamStart = performance.now();
-      this.#bot = await BotStream.connect(
+      const connect = this.route.protocol === 'native-mux' ? MuxBotStream.connect : BotStream.connect;
+      this.#bot = await connect(
         this.route.url,
         protocol,
         {
           callId: this.id,
+          nodeId: opts.nodeId,
           timeoutMs: opts.botConnectTimeoutMs,
           sendBufferBytes: opts.botSendBufferBytes,
           queueFrames: opts.botSendQueueFrames,

@@ -36,8 +36,8 @@ export const RouteSchema = z
   .object({
     /** Bot WebSocket URL (ws:// or wss://). */
     url: z.string().url().refine((u) => /^wss?:\/\//.test(u), 'must be a ws:// or wss:// URL'),
-    /** Bot protocol: `native` (ours), `twilio` (Media Streams) or `jambonz` (listen). */
-    protocol: z.enum(['native', 'twilio', 'jambonz']).default('native'),
+    /** Bot protocol: `native` (ours), `native-mux` (ours, one shared socket per bot URL), `twilio` (Media Streams) or `jambonz` (listen). */
+    protocol: z.enum(['native', 'native-mux', 'twilio', 'jambonz']).default('native'),
     /** PCM rate the bot speaks, Hz (native and jambonz; twilio is always 8000 µ-law). */
     sampleRate: z.union([z.literal(8000), z.literal(16000), z.literal(24000)]).default(8000),
     /** Playout buffer for this route's bots, ms; default: the node's `playoutBufferMs`. */

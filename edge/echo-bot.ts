@@ -1,5 +1,6 @@
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import type { AddressInfo } from 'node:net';
+import { acceptMux, selectMuxProtocol, type MuxCall } from '../sdk/mux-server.js';
 import { logger } from './log.js';
 
 const log = logger('edge:echo-bot');
@@ -19,21 +20,26 @@ export interface EchoCallStats {
 const SILENCE_PEAK = 64;
 
 /**
- * A `native`-protocol bot that plays the caller's audio back: every binary frame is returned
- * unchanged. It is the reference peer for tests, `botedge up` and the benchmark.
+ * A bot that plays the caller's audio back: every frame is returned unchanged. It speaks `native`
+ * on any path and `native-mux` (through the bot SDK, sdk/mux-server.ts) on `/mux`, or wherever the
+ * node offers the `botedge-mux.v1` subprotocol. It is the reference peer for tests, `botedge up`
+ * and the benchmark.
  */
 export class EchoBot {
   readonly calls = new Map<string, EchoCallStats>();
   private constructor(private readonly wss: WebSocketServer) {}
 
   static async listen(port: number, host = '127.0.0.1'): Promise<EchoBot> {
-    const wss = new WebSocketServer({ port, host, perMessageDeflate: false });
+    const wss = new WebSocketServer({ port, host, perMessageDeflate: false, handleProtocols: selectMuxProtocol });
     await new Promise<void>((resolve, reject) => {
       wss.once('listening', resolve);
       wss.once('error', reject);
     });
     const bot = new EchoBot(wss);
-    wss.on('connection', (ws) => bot.#serve(ws));
+    wss.on('connection', (ws, req) => {
+      if (ws.protocol !== '' || req.url?.split('?')[0] === '/mux') acceptMux(ws, req).on('call', (call) => bot.#serveMux(call));
+      else bot.#serve(ws);
+    });
     return bot;
   }
 
@@ -43,6 +49,26 @@ export class EchoBot {
 
   get url(): string {
     return `ws://127.0.0.1:${this.port}/echo`;
+  }
+
+  /** Where `native-mux` routes point. */
+  get muxUrl(): string {
+    return `ws://127.0.0.1:${this.port}/mux`;
+  }
+
+  #serveMux(call: MuxCall): void {
+    const stats: EchoCallStats = { callId: call.callId, sampleRate: call.sampleRate, frames: 0, nonSilentFrames: 0, dtmf: [], stopped: false, closed: false };
+    this.calls.set(call.callId, stats);
+    call.on('audio', (pcm) => {
+      stats.frames++;
+      if (peakOf(pcm) > SILENCE_PEAK) stats.nonSilentFrames++;
+      call.sendAudio(pcm);
+    });
+    call.on('dtmf', (d) => stats.dtmf.push(d.digit));
+    call.on('stop', (reason) => {
+      stats.stopped = !reason.startsWith('connection closed');
+      stats.closed = true;
+    });
   }
 
   #serve(ws: WebSocket): void {
@@ -82,6 +108,12 @@ export class EchoBot {
     for (const ws of this.wss.clients) ws.terminate();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
+}
+
+function peakOf(pcm: Int16Array): number {
+  let max = 0;
+  for (let i = 0; i < pcm.length; i++) max = Math.max(max, Math.abs(pcm[i]!));
+  return max;
 }
 
 function peak(buf: Buffer): number {

@@ -22,6 +22,7 @@ export function createProtocol(route: Route, call: CallInfo): BotProtocol {
         passDtmf: route.jambonz?.passDtmf ?? true,
       });
     case 'native':
+    case 'native-mux': // the same messages, carried on a shared socket by MuxBotStream (mux.ts)
       return new NativeProtocol(call, route.sampleRate);
   }
 }
