@@ -32,6 +32,11 @@ function range(value: string): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
+function protocolName(value: string): 'native' | 'native-mux' {
+  if (value !== 'native' && value !== 'native-mux') throw new InvalidArgumentError('must be native or native-mux');
+  return value;
+}
+
 const say = (line: string) => process.stdout.write(line + '\n');
 const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
 
@@ -54,8 +59,9 @@ const program = new Command()
   .option('--media-cli <path>', 'botedge CLI the media node runs from (e.g. a build of another commit)')
   .option('--max-loss <fraction>', 'ramp limit: frame loss either way', num(0), 0.001)
   .option('--max-p99 <ms>', 'ramp limit: p99 added latency either way', num(0), 50)
+  .option('--protocol <name>', 'bot protocol of the media node\'s route: native (a socket per call) or native-mux (one shared socket)', protocolName, 'native')
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
+  .action(async (o: { protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
     const { result } = await runBench(
       {
@@ -76,6 +82,7 @@ const program = new Command()
         out,
         maxLoss: o.maxLoss,
         maxP99Ms: o.maxP99,
+        protocol: o.protocol,
       },
       say,
       command,

@@ -15,6 +15,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
+import { acceptMux, selectMuxProtocol, type MuxCall } from '../sdk/mux-server.js';
 import { monoUs32 } from './clock.js';
 import { readPcmFrame, stampBotTime, usDiff, type FrameMark } from './frame.js';
 import { Histogram } from './histogram.js';
@@ -42,11 +43,25 @@ let starts = 0;
 const tagsInWindow = new Set<number>();
 const echoAll = process.argv.includes('--echo-all');
 
+/** `--protocol native-mux`: one socket carries every call; the bot SDK hands us per-call streams. */
+function serveMux(call: MuxCall): void {
+  starts++;
+  const mark: FrameMark = { tag: 0, seq: 0, callerUs: 0, botUs: 0 };
+  call.on('audio', (pcm) => echoFrame(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength), mark, (b) => call.sendAudio(b)));
+}
+
 function serve(ws: WebSocket): void {
   connections++;
   open++;
+  ws.on('close', () => open--);
+  ws.on('error', () => undefined);
+  if (ws.protocol !== '') {
+    acceptMux(ws).on('call', serveMux);
+    return;
+  }
   let started = false;
   const mark: FrameMark = { tag: 0, seq: 0, callerUs: 0, botUs: 0 };
+  const send = (b: Buffer) => ws.send(b, { binary: true });
   ws.on('message', (data: RawData, isBinary: boolean) => {
     const buf = data as Buffer;
     if (!isBinary) {
@@ -58,29 +73,31 @@ function serve(ws: WebSocket): void {
       return;
     }
     if (!started) return;
-    const now = monoUs32();
-    framesTotal++;
-    bytesTotal += buf.length;
-    if (readPcmFrame(buf, mark)) {
-      if (win.contains(mark.callerUs)) {
-        framesInWindow++;
-        callerToBot.record(usDiff(now, mark.callerUs));
-        tagsInWindow.add(mark.tag);
-      }
-      const sendUs = monoUs32();
-      stampBotTime(buf, sendUs);
-      if (win.contains(sendUs)) echoedInWindow++;
-      ws.send(buf, { binary: true });
-    } else {
-      // Unmarked audio is the caller's pause (or SIPp's recording): a bot does not talk over
-      // silence, so it is not echoed — which also lets the edge's playout buffer drain between
-      // turns, as it does with a real bot (BENCHMARKS.md, "talk spurts"). With --echo-all, it is.
-      unmarkedFrames++;
-      if (echoAll) ws.send(buf, { binary: true });
-    }
+    echoFrame(buf, mark, send);
   });
-  ws.on('close', () => open--);
-  ws.on('error', () => undefined);
+}
+
+function echoFrame(buf: Buffer, mark: FrameMark, send: (b: Buffer) => void): void {
+  const now = monoUs32();
+  framesTotal++;
+  bytesTotal += buf.length;
+  if (readPcmFrame(buf, mark)) {
+    if (win.contains(mark.callerUs)) {
+      framesInWindow++;
+      callerToBot.record(usDiff(now, mark.callerUs));
+      tagsInWindow.add(mark.tag);
+    }
+    const sendUs = monoUs32();
+    stampBotTime(buf, sendUs);
+    if (win.contains(sendUs)) echoedInWindow++;
+    send(buf);
+  } else {
+    // Unmarked audio is the caller's pause (or SIPp's recording): a bot does not talk over
+    // silence, so it is not echoed — which also lets the edge's playout buffer drain between
+    // turns, as it does with a real bot (BENCHMARKS.md, "talk spurts"). With --echo-all, it is.
+    unmarkedFrames++;
+    if (echoAll) send(buf);
+  }
 }
 
 function report(): BotReport {
@@ -101,7 +118,7 @@ function report(): BotReport {
 
 async function main(): Promise<void> {
   const port = Number(process.argv[2] ?? '0');
-  const wss = new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate: false, backlog: 4096 });
+  const wss = new WebSocketServer({ port, host: '127.0.0.1', perMessageDeflate: false, backlog: 4096, handleProtocols: selectMuxProtocol });
   await new Promise<void>((resolve, reject) => {
     wss.once('listening', resolve);
     wss.once('error', reject);

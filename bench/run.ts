@@ -47,6 +47,8 @@ export interface BenchOptions {
   /** Limits of a passing ramp step. */
   maxLoss: number;
   maxP99Ms: number;
+  /** Bot protocol of the node's route; default native (one WebSocket per call). */
+  protocol?: 'native' | 'native-mux';
 }
 
 export interface LatencySummary {
@@ -156,6 +158,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       rtpPortMin: opts.rtpPortMin,
       rtpPortMax: opts.rtpPortMax,
       nodeId: 'bench-media-1',
+      protocol: opts.protocol ?? 'native',
       maxCalls: Math.max(opts.calls * 2, 2000),
       ...(opts.mediaCli ? { cli: opts.mediaCli } : {}),
     });
@@ -328,7 +331,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const setup = setupH.summaryMs();
     const talk = opts.pauseMs > 0 ? `talk${opts.talkMs}-pause${opts.pauseMs}` : 'continuous';
     const result: BenchResult = {
-      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:media-direct:pcmu-20ms:native-echo:${talk}`,
+      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:media-direct:pcmu-20ms:${opts.protocol ?? 'native'}-echo:${talk}`,
       cores,
       node_version: process.version,
       calls_target: chosen.calls_target,
