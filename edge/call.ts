@@ -75,10 +75,13 @@ export class InboundCall {
   #ok: PendingOk | undefined;
   #sdpVersion = 1;
   #ended = false;
-  readonly #tick = () => {
+  /** Phase 1 of the node tick: this call's RTP packet leaves (before any call's bot I/O). */
+  readonly #tick = () => this.#media?.tick();
+  /** Phase 2: bot I/O and reports. */
+  readonly #afterTick = () => {
     const media = this.#media;
     if (!media) return;
-    media.tick();
+    media.afterTick();
     const now = performance.now();
     this.#bot?.pump(now);
     const over = media.playout.overflowSamples;
@@ -212,7 +215,7 @@ export class InboundCall {
     });
     this.dialog.confirm();
     this.#retransmitOk(res, this.inviteTx, this.#cseq(this.invite));
-    this.ctx.ticker.add(this.#tick);
+    this.ctx.ticker.add(this.#tick, this.#afterTick);
     this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'answered', codec: offer.codec.name });
     log.info({ call: this.id, sipCallId: this.sipCallId, codec: offer.codec.name }, 'answered');
   }

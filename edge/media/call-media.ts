@@ -44,10 +44,12 @@ export class CallMedia {
   readonly #decoded = new Int16Array(MAX_DECODE);
   readonly #out = new Int16Array(SAMPLES_PER_FRAME);
   /**
-   * dgram's send() with an address resolves it first and writes on a later turn of the event loop,
-   * so a buffer handed to it must not be rewritten until then. When the ticker catches up several
-   * ticks in one wake-up, one shared buffer would send the last frame N times and lose the rest:
-   * rotate through more buffers than the ticker ever catches up (it caps at 5).
+   * dgram's send() with an address resolves it first, and with Node's default lookup writes on a
+   * later turn of the event loop (the port pool's sockets answer IP literals at once, but a socket
+   * from elsewhere or a full socket buffer still defers), so a buffer handed to it must not be
+   * rewritten until then. When the ticker catches up several ticks in one wake-up, one shared
+   * buffer would send the last frame N times and lose the rest: rotate through more buffers than
+   * the ticker ever catches up (it caps at 5).
    */
   readonly #packets = Array.from({ length: 8 }, () => new Uint8Array(RTP_HEADER_SIZE + SAMPLES_PER_FRAME));
   #nextPacket = 0;
@@ -211,7 +213,10 @@ export class CallMedia {
     return p;
   }
 
-  /** Runs once per 20 ms node tick: sends the next frame of bot audio, or silence, or a DTMF event. */
+  /**
+   * Runs once per 20 ms node tick: sends the next frame of bot audio, or silence, or a DTMF event.
+   * Marks the frame reached are reported by `afterTick()`.
+   */
   tick(): void {
     if (this.#closed) return;
     if (this.#dtmfOut.active) {
@@ -232,6 +237,14 @@ export class CallMedia {
       this.socket.send(packet, 0, len, this.#remote.port, this.#remote.address);
       this.stats.rtpSent++;
     }
+  }
+
+  /**
+   * Runs after every call's `tick()` of the same node tick: reports the marks this tick's packet
+   * reached (the packet is already written: RTP sockets send synchronously, see port-pool.ts), so
+   * the bot's WebSocket write never delays another call's packet.
+   */
+  afterTick(): void {
     if (this.#marksDue.length > 0) {
       for (const name of this.#marksDue) this.sink.onMark(name);
       this.#marksDue.length = 0;

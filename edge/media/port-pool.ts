@@ -1,4 +1,18 @@
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, type Socket, type SocketOptions } from 'node:dgram';
+import { lookup as dnsLookup } from 'node:dns';
+import { isIP } from 'node:net';
+
+/**
+ * dgram resolves every send's address through `lookup`, and Node's own answers even an IP literal
+ * on process.nextTick: the packet leaves only after the caller's whole turn of the event loop (for
+ * a tick, after every call's work). Answering IP literals at once makes `send` write the datagram
+ * right away, so a call's RTP leaves when its frame is ready. Names still go to DNS.
+ */
+const syncLookup = ((host: string, options: unknown, callback: (err: Error | null, address: string, family: number) => void) => {
+  const family = isIP(host);
+  if (family !== 0) callback(null, host, family);
+  else dnsLookup(host, options as number, callback);
+}) as unknown as NonNullable<SocketOptions['lookup']>;
 
 export class PortsExhaustedError extends Error {
   override name = 'PortsExhaustedError';
@@ -30,7 +44,7 @@ export class RtpPortPool {
     for (let i = 0; i < attempts; i++) {
       const port = this.#take();
       if (port === undefined) break;
-      const socket = createSocket({ type: 'udp4', reuseAddr: false });
+      const socket = createSocket({ type: 'udp4', reuseAddr: false, lookup: syncLookup });
       try {
         await new Promise<void>((resolve, reject) => {
           socket.once('error', reject);

@@ -1,24 +1,41 @@
+import { writeFileSync } from 'node:fs';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
 
 /**
  * One 20 ms clock for all calls of a node (DESIGN.md: one timer per shard, not one per call).
  *
- * The beat comes from a tiny timing thread that sleeps in `Atomics.wait` (a futex: sub-millisecond
- * wake-ups) and posts one message per period. setTimeout alone wakes on whole milliseconds of the
- * loop's cached clock, so packets leave up to ~1-2 ms early or late (measured: inter-departure p99
- * 3.6-3.9 ms off 20 ms; docs/benchmarks/bot-protocols.md); the thread costs no CPU while it sleeps
- * and keeps no work off the main thread: every tick still runs here, in order.
+ * The beat comes from a tiny timing thread that sleeps in `Atomics.wait` (a futex) and posts one
+ * message per period; setTimeout alone wakes on whole milliseconds of the loop's cached clock.
+ * Every tick still runs on the main thread, in order.
+ *
+ * Wake-ups are not exact: the timing thread's futex wake, its message to the main thread and the
+ * main thread's own wake-up each take ~0.1-0.2 ms and, now and then, 1-4 ms (another thread held
+ * the core; measured in docs/benchmarks/bot-protocols.md). A packet's departure is its tick's start,
+ * so that tail was the whole inter-departure jitter tail. So the beat is posted `leadMs` EARLY, and
+ * the main thread, once it has it, waits out the rest in `Atomics.wait` (no CPU) until the beat is
+ * due: the long hops' lateness is absorbed, and only one sub-millisecond futex wake stays between
+ * the due time and the tick. The price: the event loop sits idle for up to `leadMs` per period
+ * (other I/O waits that long; a barge-in read in that window takes effect one tick later).
+ *
+ * Ticks run in two phases: every subscriber's `fn` (the RTP sends), then every `after` (bot I/O,
+ * reports), so no call's packet waits behind another call's WebSocket work.
  *
  * Each beat carries the absolute time it was due; a beat that arrives more than `maxCatchUp`
  * periods late (the event loop stalled) is skipped and counted instead of bursting seconds of audio
  * at once. If the thread cannot be started, setTimeout drives the same logic.
+ *
+ * `BOTEDGE_TICKER_TRACE=<file>`: records each beat's timing (due, posted by the thread, received,
+ * tick start, tick end; epoch ms) and every GC into that JSON file, once a second. Diagnostics only.
  */
 const BEAT_SOURCE = `
 const { workerData, parentPort } = require('node:worker_threads');
-const flags = new Int32Array(workerData.sab); // [0] running (0/1), [1] wake-up generation
+const flags = new Int32Array(workerData.sab, 0, 2); // [0] running (0/1), [1] wake-up generation
+const posted = new Float64Array(workerData.sab, 8, 1); // when the last beat was posted (diagnostics)
 const period = workerData.period;
+const lead = workerData.lead;
 const now = () => performance.timeOrigin + performance.now();
-let next = 0;
+let next = now() + period;
 for (;;) {
   if (Atomics.load(flags, 0) === 0) {
     // Bounded waits: a thread parked in a futex cannot be terminated, and the process waits for it at exit.
@@ -26,22 +43,29 @@ for (;;) {
     continue;
   }
   const gen = Atomics.load(flags, 1);
-  const wait = next - now();
+  const wait = next - lead - now();
   if (wait > 0 && Atomics.wait(flags, 1, gen, wait) !== 'timed-out') continue;
   if (Atomics.load(flags, 0) === 0) continue;
+  posted[0] = now();
   parentPort.postMessage(next);
   next += period;
   if (now() - next > period * 50) next = now() + period; // the process was suspended: restart the beat
 }
 `;
 
+const TRACE_FILE = process.env.BOTEDGE_TICKER_TRACE;
+
 export class Ticker {
-  readonly #subscribers = new Set<() => void>();
+  readonly #subscribers = new Map<() => void, (() => void) | undefined>();
   #timer: NodeJS.Timeout | undefined;
   #nextAt = 0;
   #worker: Worker | undefined;
   #flags: Int32Array | undefined;
+  #posted: Float64Array | undefined;
+  /** Never notified: the main thread's precise sleep until a beat is due. */
+  readonly #sleep = new Int32Array(new SharedArrayBuffer(4));
   #running = false;
+  readonly #trace: { beats: number[][]; gcs: number[][] } | undefined;
   /** Ticks skipped because the event loop stalled. */
   skipped = 0;
   /** Subscriber calls that threw. */
@@ -52,10 +76,24 @@ export class Ticker {
   constructor(
     readonly periodMs = 20,
     private readonly maxCatchUp = 5,
-  ) {}
+    /** How early the timing thread posts a beat; the main thread sleeps the rest (see above). */
+    readonly leadMs = 2,
+  ) {
+    if (TRACE_FILE) {
+      const trace = (this.#trace = { beats: [] as number[][], gcs: [] as number[][] });
+      new PerformanceObserver((l) => {
+        for (const e of l.getEntries()) trace.gcs.push([performance.timeOrigin + e.startTime, e.duration, (e as unknown as { detail?: { kind?: number } }).detail?.kind ?? 0]);
+      }).observe({ entryTypes: ['gc'] });
+      setInterval(() => writeFileSync(TRACE_FILE, JSON.stringify(trace)), 1000).unref();
+    }
+  }
 
-  add(fn: () => void): void {
-    this.#subscribers.add(fn);
+  /**
+   * Calls `fn` every period; `after`, if given, in the same tick once every subscriber's `fn` has
+   * run. Put what must leave on time (RTP) in `fn` and the rest (bot I/O) in `after`.
+   */
+  add(fn: () => void, after?: () => void): void {
+    this.#subscribers.set(fn, after);
     if (!this.#running) this.#start();
   }
 
@@ -86,9 +124,10 @@ export class Ticker {
   #beat(): boolean {
     try {
       if (!this.#worker) {
-        const sab = new SharedArrayBuffer(8);
-        this.#flags = new Int32Array(sab);
-        const w = new Worker(BEAT_SOURCE, { eval: true, workerData: { sab, period: this.periodMs } });
+        const sab = new SharedArrayBuffer(16);
+        this.#flags = new Int32Array(sab, 0, 2);
+        this.#posted = new Float64Array(sab, 8, 1);
+        const w = new Worker(BEAT_SOURCE, { eval: true, workerData: { sab, period: this.periodMs, lead: this.leadMs } });
         w.on('message', (dueAt: number) => this.#onBeat(dueAt));
         w.unref(); // the clock never keeps the process alive (after on('message'), which refs it again)
         w.on('error', () => {
@@ -114,11 +153,21 @@ export class Ticker {
 
   #onBeat(dueAt: number): void {
     if (!this.#running) return;
-    if (performance.timeOrigin + performance.now() - dueAt > this.maxCatchUp * this.periodMs) {
+    const receivedAt = performance.timeOrigin + performance.now();
+    const early = dueAt - receivedAt;
+    if (-early > this.maxCatchUp * this.periodMs) {
       this.skipped++;
       return;
     }
+    // Bounded by the lead: a clock oddity must never park the event loop for long.
+    if (early > 0) Atomics.wait(this.#sleep, 0, 0, Math.min(early, this.leadMs));
+    if (!this.#trace) {
+      this.#runOnce();
+      return;
+    }
+    const startAt = performance.timeOrigin + performance.now();
     this.#runOnce();
+    this.#trace.beats.push([dueAt, this.#posted?.[0] ?? 0, receivedAt, startAt, performance.timeOrigin + performance.now()]);
   }
 
   #schedule(): void {
@@ -143,14 +192,17 @@ export class Ticker {
   }
 
   #runOnce(): void {
-    for (const fn of this.#subscribers) {
-      try {
-        fn();
-      } catch (err) {
-        // A subscriber's bug must not stop every other call's audio: count it, report the first.
-        this.errors++;
-        if (this.errors === 1) this.onFirstError?.(err);
-      }
+    for (const fn of this.#subscribers.keys()) this.#call(fn);
+    for (const after of this.#subscribers.values()) if (after) this.#call(after);
+  }
+
+  #call(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      // A subscriber's bug must not stop every other call's audio: count it, report the first.
+      this.errors++;
+      if (this.errors === 1) this.onFirstError?.(err);
     }
   }
 }
