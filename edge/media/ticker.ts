@@ -55,6 +55,12 @@ for (;;) {
 
 const TRACE_FILE = process.env.BOTEDGE_TICKER_TRACE;
 
+/** `BOTEDGE_TICKER_LEAD_MS` (0 to period/4; default 2): 0 restores wake-on-time, no idle window. */
+function leadFromEnv(periodMs: number): number {
+  const v = Number(process.env.BOTEDGE_TICKER_LEAD_MS ?? 2);
+  return Number.isFinite(v) && v >= 0 ? Math.min(v, periodMs / 4) : 2;
+}
+
 export class Ticker {
   readonly #subscribers = new Map<() => void, (() => void) | undefined>();
   #timer: NodeJS.Timeout | undefined;
@@ -77,7 +83,7 @@ export class Ticker {
     readonly periodMs = 20,
     private readonly maxCatchUp = 5,
     /** How early the timing thread posts a beat; the main thread sleeps the rest (see above). */
-    readonly leadMs = 2,
+    readonly leadMs = leadFromEnv(periodMs),
   ) {
     if (TRACE_FILE) {
       const trace = (this.#trace = { beats: [] as number[][], gcs: [] as number[][] });

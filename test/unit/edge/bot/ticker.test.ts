@@ -32,4 +32,23 @@ describe('Ticker', { timeout: 10000 }, () => {
     t.stop();
     assert.ok(at.length - before >= 4, 'ticks again after add');
   });
+
+  it('runs every subscriber before any `after` in one tick, on time', async () => {
+    const t = new Ticker(20);
+    const order: string[] = [];
+    const at: number[] = [];
+    const a = () => void order.push('a');
+    const b = () => {
+      order.push('b');
+      at.push(performance.now());
+    };
+    t.add(a, () => void order.push('a-after'));
+    t.add(b, () => void order.push('b-after'));
+    await new Promise((r) => setTimeout(r, 110));
+    t.stop();
+    assert.ok(order.length >= 12, `${order.length} calls`);
+    for (let i = 0; i + 4 <= order.length; i += 4) assert.deepEqual(order.slice(i, i + 4), ['a', 'b', 'a-after', 'b-after']);
+    const steps = at.slice(1).map((x, i) => x - at[i]!);
+    assert.ok(steps.every((d) => d > 10 && d < 30), `periods ${steps.map((d) => d.toFixed(1)).join(',')}`);
+  });
 });
