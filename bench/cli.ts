@@ -60,8 +60,10 @@ const program = new Command()
   .option('--max-loss <fraction>', 'ramp limit: frame loss either way', num(0), 0.001)
   .option('--max-p99 <ms>', 'ramp limit: p99 added latency either way', num(0), 50)
   .option('--protocol <name>', 'bot protocol of the media node\'s route: native (a socket per call) or native-mux (one shared socket)', protocolName, 'native')
+  .option('--shards <n>', 'media nodes (one process each) behind the load-steering proxy; > 1 starts the proxy and turns pinning off', int(1), 1)
+  .option('--via-proxy', 'put the proxy in front even with one shard (the like-for-like baseline for --shards)', false)
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
+  .action(async (o: { shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
     const { result } = await runBench(
       {
@@ -83,6 +85,7 @@ const program = new Command()
         maxLoss: o.maxLoss,
         maxP99Ms: o.maxP99,
         protocol: o.protocol,
+        ...(o.shards > 1 || o.viaProxy ? { shards: o.shards, viaProxy: o.viaProxy } : {}),
       },
       say,
       command,

@@ -8,6 +8,7 @@ import { createWriteStream, writeFileSync, type WriteStream } from 'node:fs';
 import { createServer, createConnection } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { readStatus, type StatusMember } from '../edge/status.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
 export const REPO_ROOT = join(here, '..', '..');
@@ -174,4 +175,21 @@ export async function startMediaNode(
   });
   child.stdout!.resume();
   return { child, sipPort };
+}
+
+/** Live rows of the cluster table (edge/status.ts, as `botedge status --json` reads them). */
+export async function readMembers(natsUrl: string): Promise<StatusMember[]> {
+  return (await readStatus(natsUrl)).members;
+}
+
+/** Waits until every id in `ids` is a live, active member of the cluster table. */
+export async function waitForMembers(natsUrl: string, ids: string[], timeoutMs: number): Promise<StatusMember[]> {
+  const until = Date.now() + timeoutMs;
+  let seen: StatusMember[] = [];
+  for (;;) {
+    seen = await readMembers(natsUrl).catch(() => []);
+    if (ids.every((id) => seen.some((m) => m.id === id && m.state === 'active'))) return seen;
+    if (Date.now() > until) throw new Error(`cluster table after ${timeoutMs} ms: ${seen.map((m) => m.id).join(', ') || 'empty'}; waiting for ${ids.join(', ')}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
 }

@@ -17,7 +17,8 @@ import { monoMs, monoUs32 } from './clock.js';
 import { Histogram } from './histogram.js';
 import type { BotReport, FromLoadgen, LoadgenProgress, LoadgenReached, LoadgenReport } from './messages.js';
 import { cpuBetween, sampleMachine, sampleProc, type ProcSample } from './proc.js';
-import { Children, forkBench, pin, startMediaNode, startNats } from './procs.js';
+import { Children, forkBench, pin, readMembers, startMediaNode, startNats, waitForMembers, type MediaNodeProcess } from './procs.js';
+import { startProxy } from './proxy-procs.js';
 import { renderReport } from './report.js';
 
 export interface BenchOptions {
@@ -49,6 +50,29 @@ export interface BenchOptions {
   maxP99Ms: number;
   /** Bot protocol of the node's route; default native (one WebSocket per call). */
   protocol?: 'native' | 'native-mux';
+  /**
+   * Media nodes (shards), default 1. With more than one, or with `viaProxy`, the bench starts the
+   * load-steering proxy in front of them and the generator calls the proxy; the SUT is then every
+   * media node plus the proxy, and nothing is pinned (see docs/benchmarks/capacity.md).
+   */
+  shards?: number;
+  /** Put the proxy in front even of a single media node (to compare 1 vs N shards like for like). */
+  viaProxy?: boolean;
+}
+
+/** details.json, sharded runs only: where the SUT's CPU went in a window. */
+export interface ShardedStep {
+  shards: number;
+  /** SUT CPU (media nodes + proxy) in cores over the window, and calls per such core. */
+  sut_cores: number;
+  calls_per_core: number;
+  /** Media nodes only (the proxy left out). */
+  media_cpu_us_per_call_second: number;
+  media_calls_per_core: number;
+  proxy_cpu_pct: number;
+  proxy_cpu_us_per_call_second: number;
+  proxy_share_of_sut: number;
+  per_shard: { id: string; cpu_pct: number; calls: number | null; cpu_us_per_call_second: number | null; rss_kb: number }[];
 }
 
 export interface LatencySummary {
@@ -107,6 +131,8 @@ export interface StepResult {
   softirq_cpu_pct: number;
   pass: boolean;
   limited_by: string;
+  /** Only with --shards > 1 or --via-proxy. */
+  sharded?: ShardedStep;
 }
 
 export interface BenchDetails {
@@ -152,21 +178,46 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     // ----------------------------------------------------------------------------- processes
     const nats = await startNats(children);
     const bot = await forkBench<{ type: 'ready'; port: number }>(children, 'echo-bot', ['0']);
-    const media = await startMediaNode(children, opts.out, {
-      natsUrl: nats.url,
-      botUrl: `ws://127.0.0.1:${bot.ready.port}/bench`,
-      rtpPortMin: opts.rtpPortMin,
-      rtpPortMax: opts.rtpPortMax,
-      nodeId: 'bench-media-1',
-      protocol: opts.protocol ?? 'native',
-      maxCalls: Math.max(opts.calls * 2, 2000),
-      ...(opts.mediaCli ? { cli: opts.mediaCli } : {}),
-    });
+    const shardCount = opts.shards ?? 1;
+    const viaProxy = shardCount > 1 || opts.viaProxy === true;
+    const shardNodes: MediaNodeProcess[] = [];
+    // Sharded: disjoint slices of the RTP range, one per node.
+    const slice = Math.floor((opts.rtpPortMax - opts.rtpPortMin + 1) / shardCount / 2) * 2;
+    for (let i = 0; i < (viaProxy ? shardCount : 1); i++) {
+      shardNodes.push(
+        await startMediaNode(children, opts.out, {
+          natsUrl: nats.url,
+          botUrl: `ws://127.0.0.1:${bot.ready.port}/bench`,
+          rtpPortMin: viaProxy ? opts.rtpPortMin + i * slice : opts.rtpPortMin,
+          rtpPortMax: viaProxy ? opts.rtpPortMin + (i + 1) * slice - 1 : opts.rtpPortMax,
+          nodeId: viaProxy ? `shard-${i}` : 'bench-media-1',
+          protocol: opts.protocol ?? 'native',
+          maxCalls: Math.max(opts.calls * 2, 2000),
+          ...(opts.mediaCli ? { cli: opts.mediaCli } : {}),
+        }),
+      );
+    }
+    const media = shardNodes[0]!;
+    // The proxy after the nodes; the load goes to it once every node is in its cluster table.
+    const proxy = viaProxy ? await startProxy(children, { natsUrl: nats.url, strategy: 'load', id: 'bench-proxy' }) : undefined;
+    if (proxy) {
+      await waitForMembers(nats.url, shardNodes.map((_, i) => `shard-${i}`).concat('bench-proxy'), 20_000);
+      say(`cluster up: ${shardCount} media node(s) ${shardNodes.map((n, i) => `shard-${i}@${n.sipPort}`).join(' ')} behind bench-proxy@${proxy.port}`);
+    }
     const lg = await forkBench<{ type: 'ready' }>(children, 'loadgen', []);
     const pids = { media: media.child.pid!, loadgen: lg.child.pid!, bot: bot.child.pid!, nats: nats.child.pid! };
+    // The rest of the SUT when sharded: media nodes 2..N and the proxy. Empty on the direct path.
+    const extraSut: Record<string, number> = {};
+    for (let i = 1; i < shardNodes.length; i++) extraSut[`media:shard-${i}`] = shardNodes[i]!.child.pid!;
+    if (proxy) extraSut['proxy'] = proxy.child.pid!;
+    const allPids: Record<string, number> = { ...pids, ...extraSut };
+    const sutKeys = ['media', ...Object.keys(extraSut)];
+    const mediaKeys = sutKeys.filter((k) => k !== 'proxy');
 
     let pinning: Record<string, string> | null = null;
-    if (opts.pin && cores >= 2) {
+    if (viaProxy && opts.pin) {
+      say(`not pinning: with ${shardCount} shard(s) behind the proxy on ${cores} cores, pinning cannot keep the SUT apart from the load generator (as --no-pin); calls per core come from the SUT's own CPU`);
+    } else if (opts.pin && cores >= 2) {
       const sutCpu = String(cores - 1);
       const rest = cores === 2 ? '0' : `0-${cores - 2}`;
       const ok = pin(pids.media, sutCpu) && pin(pids.loadgen, rest) && pin(pids.bot, rest) && pin(pids.nats, rest);
@@ -187,16 +238,23 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       }
     })().catch(() => undefined);
 
-    lg.child.send({ type: 'config', host: '127.0.0.1', port: media.sipPort, number: 'bench', rate: opts.rate, phases: opts.phases, talkMs: opts.talkMs, pauseMs: opts.pauseMs, setupTimeoutMs: 40_000 });
+    lg.child.send({ type: 'config', host: '127.0.0.1', port: proxy ? proxy.port : media.sipPort, number: 'bench', rate: opts.rate, phases: opts.phases, talkMs: opts.talkMs, pauseMs: opts.pauseMs, setupTimeoutMs: 40_000 });
 
     // Progress: one line a second from the generator's figures and the SUT's /proc.
     let lastMedia = sampleProc(pids.media, monoMs());
+    const lastExtra: Record<string, ProcSample | undefined> = {};
+    for (const [k, pid] of Object.entries(extraSut)) lastExtra[k] = sampleProc(pid, monoMs());
     let lastUp = 0;
     lg.child.on('message', (m: FromLoadgen) => {
       if (m.type !== 'progress') return;
       const p = m as LoadgenProgress;
       const now = sampleProc(pids.media, monoMs());
-      const pct = now && lastMedia ? (cpuBetween(lastMedia, now) / ((now.atMs - lastMedia.atMs) * 1000)) * 100 : 0;
+      let pct = now && lastMedia ? (cpuBetween(lastMedia, now) / ((now.atMs - lastMedia.atMs) * 1000)) * 100 : 0;
+      for (const [k, pid] of Object.entries(extraSut)) {
+        const s = sampleProc(pid, monoMs());
+        if (s && lastExtra[k]) pct += (cpuBetween(lastExtra[k], s) / Math.max(1, (s.atMs - lastExtra[k]!.atMs) * 1000)) * 100;
+        lastExtra[k] = s;
+      }
       lastMedia = now;
       lastUp = p.up;
       const back = p.sentLastS > 0 ? ((p.recvLastS / p.sentLastS) * 100).toFixed(1) : '-';
@@ -207,7 +265,8 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
 
     await sleep(1000);
     const baseline = sampleProc(pids.media, monoMs());
-    const rssBaselineKb = baseline?.rssKb ?? 0;
+    let rssBaselineKb = baseline?.rssKb ?? 0;
+    for (const k of mediaKeys.slice(1)) rssBaselineKb += sampleProc(allPids[k]!, monoMs())?.rssKb ?? 0;
     say(`[${elapsed()}] system up: media node pid ${pids.media} sip 127.0.0.1:${media.sipPort}, idle rss ${Math.round(rssBaselineKb / 1024)} MB`);
 
     const steps: StepResult[] = [];
@@ -237,13 +296,13 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       bot.child.send({ type: 'window', fromUs, toUs });
       await sleep(Math.max(0, fromMs - monoMs()));
       const a: Record<string, ProcSample | undefined> = {};
-      for (const [k, pid] of Object.entries(pids)) a[k] = sampleProc(pid, monoMs());
+      for (const [k, pid] of Object.entries(allPids)) a[k] = sampleProc(pid, monoMs());
       const machineA = sampleMachine();
       const selfCpuA = process.cpuUsage().user + process.cpuUsage().system;
       say(`[${elapsed()}] window open: ${opts.duration} s at ${lastUp} calls`);
       await sleep(Math.max(0, fromMs + opts.duration * 1000 - monoMs()));
       const b: Record<string, ProcSample | undefined> = {};
-      for (const [k, pid] of Object.entries(pids)) b[k] = sampleProc(pid, monoMs());
+      for (const [k, pid] of Object.entries(allPids)) b[k] = sampleProc(pid, monoMs());
       const machineB = sampleMachine();
       // Grace: frames sent at the end of the window are still on their way.
       await sleep(1000);
@@ -263,12 +322,15 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       const newFailed = lr.failed - failedBefore;
       failedBefore = lr.failed;
       const callsFailed = newFailed + lr.silentCalls;
-      const rssKb = b['media']?.rssKb ?? 0;
+      let rssKb = b['media']?.rssKb ?? 0;
+      for (const k of mediaKeys.slice(1)) rssKb += b[k]?.rssKb ?? 0;
+      let sutCpuUs = cpuBetween(a['media'], b['media']);
+      for (const k of sutKeys.slice(1)) sutCpuUs += cpuBetween(a[k], b[k]);
       const pct = (k: string) => round((cpuBetween(a[k], b[k]) / (windowS * 1e6)) * 100, 1);
       // CPU the machine spent on anything but our processes (other workloads, softirq): a noisy
       // neighbour makes every figure worse, so it is reported next to them.
       let oursUs = 0;
-      for (const k of Object.keys(pids)) oursUs += cpuBetween(a[k], b[k]);
+      for (const k of Object.keys(allPids)) oursUs += cpuBetween(a[k], b[k]);
       oursUs += process.cpuUsage().user + process.cpuUsage().system - selfCpuA;
       const irqUs = machineB.irqUs - machineA.irqUs;
       const otherPct = round((Math.max(0, machineB.busyUs - machineA.busyUs - irqUs - oursUs) / (windowS * 1e6)) * 100, 1);
@@ -291,8 +353,8 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         failures: { ...lr.failures, ...(lr.silentCalls ? { 'no-audio-back': lr.silentCalls } : {}) },
         silent_calls: lr.silentCalls,
         window_s: round(windowS, 3),
-        cpu_us_per_call_second: round(cpuBetween(a['media'], b['media']) / perCallS, 1),
-        sut_cpu_pct: pct('media'),
+        cpu_us_per_call_second: round(sutCpuUs / perCallS, 1),
+        sut_cpu_pct: sutKeys.length === 1 ? pct('media') : round((sutCpuUs / (windowS * 1e6)) * 100, 1),
         rss_kb_per_call: round(Math.max(0, rssKb - rssBaselineKb) / Math.max(1, calls), 1),
         sut_rss_kb: rssKb,
         loss_caller_to_bot: round(lossC2b, 6),
@@ -311,6 +373,37 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         pass: reasons.length === 0,
         limited_by: reasons.join('; '),
       };
+      if (viaProxy) {
+        // Calls each node holds, from the cluster table (its own row), right after the window.
+        const rows = await readMembers(nats.url).catch(() => []);
+        const mediaUs = mediaKeys.reduce((s, k) => s + cpuBetween(a[k], b[k]), 0);
+        const proxyUs = cpuBetween(a['proxy'], b['proxy']);
+        const sutCores = sutCpuUs / (windowS * 1e6);
+        step.sharded = {
+          shards: shardCount,
+          sut_cores: round(sutCores, 3),
+          calls_per_core: round(calls / Math.max(1e-9, sutCores), 1),
+          media_cpu_us_per_call_second: round(mediaUs / perCallS, 1),
+          media_calls_per_core: round(calls / Math.max(1e-9, mediaUs / (windowS * 1e6)), 1),
+          proxy_cpu_pct: pct('proxy'),
+          proxy_cpu_us_per_call_second: round(proxyUs / perCallS, 1),
+          proxy_share_of_sut: round(proxyUs / Math.max(1, sutCpuUs), 3),
+          per_shard: mediaKeys.map((k, i) => {
+            const row = rows.find((r) => r.id === `shard-${i}`);
+            const us = cpuBetween(a[k], b[k]);
+            return {
+              id: `shard-${i}`,
+              cpu_pct: pct(k),
+              calls: row ? row.calls : null,
+              cpu_us_per_call_second: row && row.calls > 0 ? round(us / (row.calls * windowS), 1) : null,
+              rss_kb: b[k]?.rssKb ?? 0,
+            };
+          }),
+        };
+        say(
+          `[${elapsed()}] sharded: ${shardCount} shard(s) + proxy = ${step.sharded.sut_cores} cores → ${step.sharded.calls_per_core} calls/core (media only ${step.sharded.media_calls_per_core}) | proxy ${step.sharded.proxy_cpu_pct}% (${(step.sharded.proxy_share_of_sut * 100).toFixed(1)}% of SUT) | ${step.sharded.per_shard.map((s) => `${s.id} ${s.calls ?? '?'} calls ${s.cpu_pct}%`).join(', ')}`,
+        );
+      }
       steps.push(step);
       say(
         `[${elapsed()}] step ${target}: ${step.pass ? 'PASS' : 'FAIL'} | cpu ${step.cpu_us_per_call_second} µs/call·s (${step.sut_cpu_pct}% of a core) | rss ${step.rss_kb_per_call} kB/call | loss c→b ${(lossC2b * 100).toFixed(3)}% b→c ${(lossB2c * 100).toFixed(3)}% | p99 c→b ${lat.caller_to_bot.p99} ms b→c ${lat.bot_to_caller.p99} ms | generator ${step.loadgen_cpu_pct}% lag ${lr.lagMaxMs} ms | softirq ${irqPct}% | other load ${otherPct}%${otherPct > 10 ? ' (NOISY MACHINE)' : ''}${step.pass ? '' : ` | ${step.limited_by}`}`,
@@ -331,7 +424,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const setup = setupH.summaryMs();
     const talk = opts.pauseMs > 0 ? `talk${opts.talkMs}-pause${opts.pauseMs}` : 'continuous';
     const result: BenchResult = {
-      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:media-direct:pcmu-20ms:${opts.protocol ?? 'native'}-echo:${talk}`,
+      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:pcmu-20ms:${opts.protocol ?? 'native'}-echo:${talk}`,
       cores,
       node_version: process.version,
       calls_target: chosen.calls_target,

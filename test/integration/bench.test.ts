@@ -97,4 +97,27 @@ describe('npm run bench', () => {
     assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org)/, 'self-contained: no scripts, nothing fetched');
     assert.ok(existsSync(join(out, 'bench-media-1.log')), 'the media node log is kept next to the result');
   });
+  it('--shards 2: two media nodes behind the proxy share the calls', { timeout: 40_000 }, async () => {
+    const out2 = mkdtempSync(join(tmpdir(), 'botedge-bench-shards-'));
+    const base = 30000 + 2 * Math.floor(Math.random() * 4000);
+    const child = spawn(process.execPath, [CLI, '--shards', '2', '--calls', '10', '--duration', '3', '--rate', '40', '--settle', '1', '--rtp-ports', `${base}-${base + 199}`, '--out', out2], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.resume();
+    try {
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      assert.equal(code, 0, `bench --shards 2 failed:\n${stderr}`);
+      const result = JSON.parse(readFileSync(join(out2, 'result.json'), 'utf8')) as Record<string, unknown>;
+      assert.match(String(result['scenario']), /proxy-2shards/);
+      assert.equal(result['calls_established'], 10);
+      const details = JSON.parse(readFileSync(join(out2, 'details.json'), 'utf8')) as { pinning: unknown; steps: { sharded?: { per_shard: { calls: number | null }[]; proxy_cpu_pct: number } }[] };
+      assert.equal(details.pinning, null, 'no pinning when sharded');
+      const sh = details.steps[0]!.sharded!;
+      assert.equal(sh.per_shard.length, 2);
+      for (const s of sh.per_shard) assert.ok((s.calls ?? 0) > 0, `every shard took calls: ${JSON.stringify(sh.per_shard)}`);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      rmSync(out2, { recursive: true, force: true });
+    }
+  });
 });
