@@ -70,6 +70,8 @@ describe('SIPp calls to Twilio and jambonz bots through a media node', { timeout
     assert.equal(tw.successful, 2, `sipp to the twilio bot:\n${tw.stdout.slice(-1500)}\n${tw.stderr}`);
     assert.equal(jb.successful, 2, `sipp to the jambonz bot:\n${jb.stdout.slice(-1500)}\n${jb.stderr}`);
     await events.until(() => events.of('ended').length >= 4, 10000, '4 ended events');
+    // `ended` is published when the node closes its side; the bot sees the close a moment later.
+    await events.until(() => [...jambonzBot.conns, ...twilioBot.conns].every((c) => c.closeCode !== 0), 5000, 'bot sockets closed');
 
     assert.equal(twilioBot.conns.length, 2);
     for (const c of twilioBot.conns) {

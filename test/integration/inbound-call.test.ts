@@ -56,6 +56,8 @@ describe('an inbound SIPp call reaches the echo bot and comes back', { timeout: 
     assert.equal(tapped.successful, 5);
 
     await events.until(() => events.of('ended').length >= 30, 10000, '30 ended events');
+    // The stop frame leaves before `ended` is published, but the two travel different sockets.
+    await events.until(() => bot.calls.size === 30 && [...bot.calls.values()].every((c) => c.stopped), 5000, 'a stop frame at the bot for every call');
 
     // The bot heard each caller: non-silent audio on every call, a DTMF '1', and a stop at the end.
     assert.equal(bot.calls.size, 30);
