@@ -10,26 +10,14 @@ import {
   type OpusDecoder,
   type OpusSampleRate,
 } from '../../../codecs/opus.js';
+import { amplitudeAt, sine } from '../../fixtures/audio.js';
 
 const AMPLITUDE = 8000;
 
 function tone(rate: number, frequency: number, samples: number, amplitude = AMPLITUDE): Int16Array {
-  const out = new Int16Array(samples);
-  for (let i = 0; i < samples; i++) out[i] = Math.round(amplitude * Math.sin((2 * Math.PI * frequency * i) / rate));
-  return out;
+  return sine(rate, frequency, samples, amplitude);
 }
 
-/** Amplitude of the component at `frequency` (Goertzel-style correlation). */
-function amplitudeAt(signal: Int16Array, rate: number, frequency: number): number {
-  let re = 0;
-  let im = 0;
-  for (let i = 0; i < signal.length; i++) {
-    const w = (2 * Math.PI * frequency * i) / rate;
-    re += signal[i]! * Math.cos(w);
-    im -= signal[i]! * Math.sin(w);
-  }
-  return (2 * Math.hypot(re, im)) / signal.length;
-}
 
 /** The frequency (1 Hz steps between lo and hi) holding the most energy. */
 function peakFrequency(signal: Int16Array, rate: number, lo: number, hi: number): number {

@@ -2,13 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { Resampler, type SampleRate } from '../../../codecs/resample.js';
+import { amplitudeAt, sine } from '../../fixtures/audio.js';
 
 const AMPLITUDE = 10000;
 
 function tone(rate: number, frequency: number, seconds = 1): Int16Array {
-  const out = new Int16Array(rate * seconds);
-  for (let i = 0; i < out.length; i++) out[i] = Math.round(AMPLITUDE * Math.sin((2 * Math.PI * frequency * i) / rate));
-  return out;
+  return sine(rate, frequency, rate * seconds, AMPLITUDE);
 }
 
 /** Runs `input` through a fresh resampler in `frameMs` frames and returns the whole output. */
@@ -26,17 +25,6 @@ function run(from: SampleRate, to: SampleRate, input: Int16Array, frameMs = 20):
   return out.subarray(0, n);
 }
 
-/** Amplitude of the component at `frequency` (Goertzel over a whole number of periods). */
-function amplitudeAt(signal: Int16Array, rate: number, frequency: number): number {
-  let re = 0;
-  let im = 0;
-  for (let i = 0; i < signal.length; i++) {
-    const w = (2 * Math.PI * frequency * i) / rate;
-    re += signal[i]! * Math.cos(w);
-    im -= signal[i]! * Math.sin(w);
-  }
-  return (2 * Math.hypot(re, im)) / signal.length;
-}
 
 function rmsAmplitude(signal: Int16Array): number {
   let sum = 0;

@@ -4,23 +4,12 @@ import { after, before, describe, it } from 'node:test';
 
 import { LibopusDecoder, OpusEncoder, OpusError } from '../../../codecs/opus.js';
 import { OpusPool, OpusPoolError } from '../../../workers/opus-pool.js';
+import { amplitudeAt, sine } from '../../fixtures/audio.js';
 
 function tone(rate: number, frequency: number, samples: number, start = 0): Int16Array {
-  const out = new Int16Array(samples);
-  for (let i = 0; i < samples; i++) out[i] = Math.round(8000 * Math.sin((2 * Math.PI * frequency * (start + i)) / rate));
-  return out;
+  return sine(rate, frequency, samples, 8000, start);
 }
 
-function amplitudeAt(signal: Int16Array, rate: number, frequency: number): number {
-  let re = 0;
-  let im = 0;
-  for (let i = 0; i < signal.length; i++) {
-    const w = (2 * Math.PI * frequency * i) / rate;
-    re += signal[i]! * Math.cos(w);
-    im -= signal[i]! * Math.sin(w);
-  }
-  return (2 * Math.hypot(re, im)) / signal.length;
-}
 
 const CALLS = 24;
 const TICKS = 10;
