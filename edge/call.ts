@@ -1,5 +1,4 @@
 import { randomUUID } from 'node:crypto';
-import type { Socket } from 'node:dgram';
 import { Dialog } from '../sip/dialog.js';
 import { SipError } from '../sip/errors.js';
 import { newTag } from '../sip/ids.js';
@@ -19,7 +18,7 @@ import { logger } from './log.js';
 import { CallMedia } from './media/call-media.js';
 import { loadPrompt } from './media/prompt.js';
 import type { RtpPortPool } from './media/port-pool.js';
-import type { Ticker } from './media/ticker.js';
+import type { MediaClock, RtpSocket } from './media/rtp-socket.js';
 import type { NatsLink } from './nats-link.js';
 import { requestDestination } from './sip-util.js';
 
@@ -29,7 +28,7 @@ export interface CallContext {
   options: ResolvedMediaNodeOptions;
   layer: TransactionLayer;
   nats: NatsLink;
-  ticker: Ticker;
+  ticker: MediaClock;
   ports: RtpPortPool;
   /** Our Contact URI. */
   contact: string;
@@ -116,7 +115,7 @@ export class InboundCall {
   async start(): Promise<void> {
     const opts = this.ctx.options;
     let offer: OfferAnswerResult;
-    let socket: Socket;
+    let socket: RtpSocket;
     let port: number;
     try {
       ({ socket, port } = await this.ctx.ports.bind());
@@ -366,8 +365,9 @@ export class InboundCall {
         media.playout.mark(cmd.name);
         break;
       case 'clear':
-        // Takes effect on the next tick: the packet after this one is silence (barge-in ≤ 20 ms).
-        for (const name of media.playout.clear()) this.#bot?.send({ type: 'mark', name, cleared: true });
+        // Takes effect at once: a packet staged but not yet sent turns silent (native RTP I/O),
+        // otherwise the next tick's packet is silence (barge-in ≤ 20 ms either way).
+        for (const name of media.clear()) this.#bot?.send({ type: 'mark', name, cleared: true });
         break;
       case 'clearMarks':
         media.playout.clearMarks();

@@ -84,6 +84,12 @@ export const MediaNodeOptionsSchema = z
     rtpPortMax: z.number().int().min(1025).max(65535).default(29999),
     /** Address RTP sockets bind. Default: sipHost. */
     rtpHost: z.string().min(1).optional(),
+    /**
+     * RTP I/O backend: `native` (one I/O thread for every RTP socket, packets sent at the exact tick
+     * time), `dgram` (node:dgram, a socket per call), or `auto` (native when the addon has it and
+     * rtpHost is IPv4). Default: the BOTEDGE_RTP_IO environment variable, else auto.
+     */
+    rtpIo: z.enum(['auto', 'native', 'dgram']).optional(),
     /** NATS server URL(s). Default nats://127.0.0.1:4222. */
     natsUrl: z.string().min(1).default('nats://127.0.0.1:4222'),
     /** Codecs we accept, in our order of preference. Default PCMU, PCMA. */

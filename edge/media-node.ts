@@ -10,7 +10,8 @@ import { startTwilioRest } from './bot/twilio-rest.js';
 import { resolveMediaNodeOptions, routeFor, type MediaNodeOptions, type ResolvedMediaNodeOptions } from './config.js';
 import { logger } from './log.js';
 import { RtpPortPool } from './media/port-pool.js';
-import { Ticker } from './media/ticker.js';
+import { createRtpIo, rtpIoFallbackReason, type RtpIo } from './media/rtp-io.js';
+import type { MediaClock } from './media/rtp-socket.js';
 import { Membership } from './cluster/membership.js';
 import { NatsLink } from './nats-link.js';
 import { SipTransport } from './sip-transport.js';
@@ -27,7 +28,7 @@ const UAS_POLICY = { supportedExtensions: [] as string[], acceptContentTypes: ['
 export class MediaNode {
   readonly calls = new Map<string, InboundCall>(); // by dialog id
   readonly #byInvite = new Map<ServerTransactionHandle, InboundCall>();
-  readonly ticker = new Ticker(20);
+  readonly ticker: MediaClock;
   readonly layer: TransactionLayer;
   /** Calls handled since start, answered or not. */
   callsTotal = 0;
@@ -42,8 +43,10 @@ export class MediaNode {
   private constructor(
     readonly options: ResolvedMediaNodeOptions,
     readonly nats: NatsLink,
+    readonly rtpIo: RtpIo,
     private readonly ports: RtpPortPool,
   ) {
+    this.ticker = rtpIo.clock;
     this.layer = new TransactionLayer({
       send: (msg, dest) => this.#transport.send(msg, dest),
       scheduler: systemScheduler,
@@ -57,7 +60,8 @@ export class MediaNode {
   static async start(input: MediaNodeOptions): Promise<MediaNode> {
     const options = resolveMediaNodeOptions(input, { hostname: hostname(), pid: process.pid });
     const nats = await NatsLink.open(options.natsUrl, options.nodeId);
-    const node = new MediaNode(options, nats, new RtpPortPool(options.rtpHost, options.rtpPortMin, options.rtpPortMax));
+    const rtpIo = createRtpIo(options.rtpHost, options.rtpIo);
+    const node = new MediaNode(options, nats, rtpIo, new RtpPortPool(rtpIo, options.rtpHost, options.rtpPortMin, options.rtpPortMax));
     try {
       node.#transport = await SipTransport.listen(options.sipHost, options.sipPort, (msg, src) => node.#receive(msg, src));
     } catch (err) {
@@ -80,7 +84,7 @@ export class MediaNode {
     }
     // The Twilio-REST-shaped hangup endpoint (edge/bot/twilio-rest.ts), when twilioRestPort is set.
     node.#stopTwilioRest = await startTwilioRest(options);
-    log.info({ node: options.nodeId, sip: `${options.sipHost}:${node.sipPort}`, g711: g711Backend }, 'media node up');
+    log.info({ node: options.nodeId, sip: `${options.sipHost}:${node.sipPort}`, g711: g711Backend, rtpIo: node.rtpIo.kind, ...(rtpIoFallbackReason ? { rtpIoFallback: rtpIoFallbackReason } : {}) }, 'media node up');
     return node;
   }
 
@@ -247,6 +251,7 @@ export class MediaNode {
     // Let the BYEs leave before the socket closes.
     await new Promise((r) => setTimeout(r, 50));
     this.ticker.stop();
+    this.rtpIo.close();
     await this.#membership?.close();
     await this.#stopTwilioRest?.();
     await this.#transport.close();

@@ -7,6 +7,7 @@
 #include <string>
 
 #include "g711.h"
+#include "rtp_io.h"
 
 namespace {
 
@@ -64,6 +65,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
               Napi::Function::New(env, Batch<int16_t, uint8_t, napi_int16_array, napi_uint8_array,
                                              botedge::AlawEncode>,
                                   "alawEncode"));
+#if defined(__linux__)
+  botedge::InitRtpIo(env, exports);
+#endif
   return exports;
 }
 

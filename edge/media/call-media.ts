@@ -1,4 +1,3 @@
-import type { RemoteInfo, Socket } from 'node:dgram';
 import { g711 } from '../../codecs/native.js';
 import { isRtcp, parseRtp, serializeRtpInto, RTP_HEADER_SIZE } from '../../codecs/rtp.js';
 import { Resampler } from '../../codecs/resample.js';
@@ -6,6 +5,7 @@ import { DtmfReceiver, serializeTelephoneEventInto, type DtmfKeyPress } from '..
 import type { MediaStats } from '../api/events.js';
 import { DtmfSender } from './dtmf-sender.js';
 import { PlayoutBuffer } from './playout.js';
+import { ipv4ToU32, type RtpSocket } from './rtp-socket.js';
 
 export type G711Name = 'PCMU' | 'PCMA';
 
@@ -13,7 +13,10 @@ export interface CallMediaOptions {
   codec: G711Name;
   payloadType: number;
   telephoneEventPt?: number;
-  /** Where the caller's SDP says to send RTP. */
+  /**
+   * Where the caller's SDP says to send RTP. RTP sockets are IPv4: another address (IPv6, a name)
+   * is answered only once symmetric RTP latches onto the caller's packets.
+   */
   remote: { address: string; port: number };
   /** Latch onto the first RTP source (symmetric RTP) instead of trusting the SDP address. */
   symmetric: boolean;
@@ -44,12 +47,11 @@ export class CallMedia {
   readonly #decoded = new Int16Array(MAX_DECODE);
   readonly #out = new Int16Array(SAMPLES_PER_FRAME);
   /**
-   * dgram's send() with an address resolves it first, and with Node's default lookup writes on a
-   * later turn of the event loop (the port pool's sockets answer IP literals at once, but a socket
-   * from elsewhere or a full socket buffer still defers), so a buffer handed to it must not be
-   * rewritten until then. When the ticker catches up several ticks in one wake-up, one shared
-   * buffer would send the last frame N times and lose the rest: rotate through more buffers than
-   * the ticker ever catches up (it caps at 5).
+   * The dgram backend's send() may write on a later turn of the event loop (a socket buffer that is
+   * full defers it), so a buffer handed to it must not be rewritten until then. When the ticker
+   * catches up several ticks in one wake-up, one shared buffer would send the last frame N times
+   * and lose the rest: rotate through more buffers than the ticker ever catches up (it caps at 5).
+   * (The native backend copies at once.)
    */
   readonly #packets = Array.from({ length: 8 }, () => new Uint8Array(RTP_HEADER_SIZE + SAMPLES_PER_FRAME));
   #nextPacket = 0;
@@ -70,7 +72,11 @@ export class CallMedia {
   readonly #frame: Int16Array;
   #frameFill = 0;
   #downsampled = new Int16Array(0);
-  #remote: { address: string; port: number };
+  #remoteIp = 0;
+  #remotePort = 0;
+  /** The audio packet this tick sent (or staged), so a barge-in can still silence it. */
+  #lastAudio: Uint8Array | undefined;
+  #lastAudioLen = 0;
   #latched = false;
   #sending = true;
   #closed = false;
@@ -86,7 +92,7 @@ export class CallMedia {
   };
 
   constructor(
-    private readonly socket: Socket,
+    private readonly socket: RtpSocket,
     readonly port: number,
     private options: CallMediaOptions,
     private readonly sink: CallMediaSink,
@@ -98,27 +104,31 @@ export class CallMedia {
     }
     this.#upsampled = new Int16Array(this.#up ? this.#up.maxOutputLength(MAX_DECODE) : 0);
     this.#frame = new Int16Array(options.botRate / 50);
-    this.#remote = { ...options.remote };
+    this.#setRemote(options.remote);
     this.#header.payloadType = options.payloadType;
     this.#header.sequenceNumber = (Math.random() * 0x10000) >>> 0;
     this.#header.timestamp = (Math.random() * 0x100000000) >>> 0;
     this.#header.ssrc = (Math.random() * 0x100000000) >>> 0;
-    socket.on('message', (msg, rinfo) => this.#onPacket(msg, rinfo));
-    socket.on('error', () => undefined);
+    socket.onPacket = (msg, ip, port) => this.#onPacket(msg, ip, port);
+  }
+
+  #setRemote(remote: { address: string; port: number }): void {
+    this.#remoteIp = ipv4ToU32(remote.address) ?? 0;
+    this.#remotePort = this.#remoteIp === 0 ? 0 : remote.port;
   }
 
   /** A re-INVITE changed the media (hold/unhold, new address): apply it without a new socket. */
   update(options: Partial<CallMediaOptions>, sending: boolean): void {
     this.options = { ...this.options, ...options };
     this.#header.payloadType = this.options.payloadType;
-    if (options.remote && !this.#latched) this.#remote = { ...options.remote };
+    if (options.remote && !this.#latched) this.#setRemote(options.remote);
     this.#sending = sending;
   }
 
-  #onPacket(msg: Buffer, rinfo: RemoteInfo): void {
+  #onPacket(msg: Uint8Array, ip: number, port: number): void {
     if (this.#closed) return;
     if (this.#latched || !this.options.symmetric) {
-      if (rinfo.port !== this.#remote.port || rinfo.address !== this.#remote.address) {
+      if (port !== this.#remotePort || ip !== this.#remoteIp) {
         this.stats.rtpUnexpectedSource++;
         return;
       }
@@ -131,12 +141,13 @@ export class CallMedia {
       this.stats.rtpMalformed++;
       return;
     }
-    if (!this.#latched && this.options.symmetric && rinfo.port !== 0) {
+    if (!this.#latched && this.options.symmetric && port !== 0) {
       // Symmetric RTP (RFC 4961): answer where the caller's packets come from, which behind a NAT is
       // not what its SDP says. Only a well-formed packet latches, only once, and never onto port 0
       // (nothing can be sent there; raw-socket senders such as SIPp's pcap player produce it).
       this.#latched = true;
-      this.#remote = { address: rinfo.address, port: rinfo.port };
+      this.#remoteIp = ip;
+      this.#remotePort = port;
     }
     this.stats.rtpReceived++;
     const pt = pkt.payloadType;
@@ -219,6 +230,7 @@ export class CallMedia {
    */
   tick(): void {
     if (this.#closed) return;
+    this.#lastAudio = undefined;
     if (this.#dtmfOut.active) {
       this.#tickDtmf();
       return;
@@ -234,9 +246,40 @@ export class CallMedia {
       const packet = this.#takePacket();
       const len = serializeRtpInto(packet, 0, this.#header, this.#encoded);
       this.#header.marker = false;
-      this.socket.send(packet, 0, len, this.#remote.port, this.#remote.address);
-      this.stats.rtpSent++;
+      this.#send(packet, len);
+      this.#lastAudio = packet;
+      this.#lastAudioLen = len;
     }
+  }
+
+  #send(packet: Uint8Array, len: number): void {
+    if (this.#remotePort === 0) return; // nowhere to send yet (no IPv4 address, or port 0)
+    this.socket.send(packet, len, this.#remoteIp, this.#remotePort);
+    this.stats.rtpSent++;
+  }
+
+  /**
+   * Barge-in: drops queued bot audio and, if this tick's packet has not left yet (the native
+   * backend sends at the tick's due time), turns it into silence. Returns every mark that will now
+   * never be played, oldest first.
+   */
+  clear(): string[] {
+    const dropped: string[] = [];
+    const packet = this.#lastAudio;
+    if (packet) {
+      this.#out.fill(0);
+      if (this.options.codec === 'PCMU') g711.ulawEncode(this.#out, this.#encoded);
+      else g711.alawEncode(this.#out, this.#encoded);
+      packet.set(this.#encoded, RTP_HEADER_SIZE);
+      if (this.socket.replace(packet, this.#lastAudioLen)) {
+        // Its audio will not be heard, so the marks it reached were not reached.
+        dropped.push(...this.#marksDue);
+        this.#marksDue.length = 0;
+      }
+      this.#lastAudio = undefined;
+    }
+    dropped.push(...this.playout.clear());
+    return dropped;
   }
 
   /**
@@ -276,8 +319,7 @@ export class CallMedia {
       serializeTelephoneEventInto(this.#tePayload, 0, { event: step.event, end: step.end, volume: step.volume, duration: step.durationUnits });
       len = serializeRtpInto(packet, 0, h, this.#tePayload);
     }
-    this.socket.send(packet, 0, len, this.#remote.port, this.#remote.address);
-    this.stats.rtpSent++;
+    this.#send(packet, len);
   }
 
   close(): MediaStats {

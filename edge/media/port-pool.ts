@@ -1,18 +1,5 @@
-import { createSocket, type Socket, type SocketOptions } from 'node:dgram';
-import { lookup as dnsLookup } from 'node:dns';
-import { isIP } from 'node:net';
-
-/**
- * dgram resolves every send's address through `lookup`, and Node's own answers even an IP literal
- * on process.nextTick: the packet leaves only after the caller's whole turn of the event loop (for
- * a tick, after every call's work). Answering IP literals at once makes `send` write the datagram
- * right away, so a call's RTP leaves when its frame is ready. Names still go to DNS.
- */
-const syncLookup = ((host: string, options: unknown, callback: (err: Error | null, address: string, family: number) => void) => {
-  const family = isIP(host);
-  if (family !== 0) callback(null, host, family);
-  else dnsLookup(host, options as number, callback);
-}) as unknown as NonNullable<SocketOptions['lookup']>;
+import type { RtpIo } from './rtp-io.js';
+import type { RtpSocket } from './rtp-socket.js';
 
 export class PortsExhaustedError extends Error {
   override name = 'PortsExhaustedError';
@@ -28,6 +15,7 @@ export class RtpPortPool {
   #next: number;
 
   constructor(
+    private readonly io: RtpIo,
     private readonly host: string,
     private readonly min: number,
     private readonly max: number,
@@ -39,24 +27,15 @@ export class RtpPortPool {
     return Math.floor((this.max - this.min + 1) / 2);
   }
 
-  async bind(): Promise<{ socket: Socket; port: number }> {
+  async bind(): Promise<{ socket: RtpSocket; port: number }> {
     const attempts = this.size;
     for (let i = 0; i < attempts; i++) {
       const port = this.#take();
       if (port === undefined) break;
-      const socket = createSocket({ type: 'udp4', reuseAddr: false, lookup: syncLookup });
       try {
-        await new Promise<void>((resolve, reject) => {
-          socket.once('error', reject);
-          socket.bind(port, this.host, () => {
-            socket.off('error', reject);
-            resolve();
-          });
-        });
-        return { socket, port };
+        return { socket: await this.io.bind(this.host, port), port };
       } catch {
         this.#inUse.delete(port);
-        socket.close();
       }
     }
     throw new PortsExhaustedError(`no free RTP port in ${this.min}-${this.max}`);

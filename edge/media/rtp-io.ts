@@ -1,0 +1,382 @@
+import { createSocket, type Socket, type SocketOptions } from 'node:dgram';
+import { lookup as dnsLookup } from 'node:dns';
+import { createRequire } from 'node:module';
+import { isIP } from 'node:net';
+import { Ticker } from './ticker.js';
+import { ipv4ToU32, u32ToIpv4, type MediaClock, type PacketHandler, type RtpSocket } from './rtp-socket.js';
+
+/**
+ * The node's RTP I/O backend, chosen once at start-up:
+ *
+ * - `native`: every RTP socket on one native I/O thread (native/rtp_io.cc, decision 0007): packets
+ *   arrive in batches (one event-loop wake-up per few ms for the whole node, not one per packet),
+ *   and each tick's packets are sent by that thread at the exact due time.
+ * - `dgram`: one node:dgram socket per call and the Ticker's timing thread; the fallback when the
+ *   addon is missing (BOTEDGE_NATIVE=0, not Linux, build failed) or the RTP host is not IPv4.
+ *
+ * `BOTEDGE_RTP_IO=dgram|native` forces one (native fails loudly if it cannot run); default: native
+ * when available.
+ */
+export type RtpIoKind = 'native' | 'dgram';
+
+export interface RtpIo {
+  readonly kind: RtpIoKind;
+  readonly clock: MediaClock;
+  /** Binds ip:port; rejects with an Error whose `code` is the errno name (EADDRINUSE, …). */
+  bind(host: string, port: number): Promise<RtpSocket>;
+  /** Counters for status and logs. */
+  stats(): Record<string, number>;
+  close(): void;
+}
+
+export class RtpIoUnavailableError extends Error {
+  override name = 'RtpIoUnavailableError';
+}
+
+/**
+ * dgram resolves every send's address through `lookup`, and Node's own answers even an IP literal
+ * on process.nextTick: the packet leaves only after the caller's whole turn of the event loop (for
+ * a tick, after every call's work). Answering IP literals at once makes `send` write the datagram
+ * right away, so a call's RTP leaves when its frame is ready. Names still go to DNS.
+ */
+const syncLookup = ((host: string, options: unknown, callback: (err: Error | null, address: string, family: number) => void) => {
+  const family = isIP(host);
+  if (family !== 0) callback(null, host, family);
+  else dnsLookup(host, options as number, callback);
+}) as unknown as NonNullable<SocketOptions['lookup']>;
+
+class DgramRtpSocket implements RtpSocket {
+  onPacket: PacketHandler | undefined;
+  #lastIp = -1;
+  #lastAddress = '';
+
+  constructor(
+    private readonly socket: Socket,
+    readonly port: number,
+  ) {
+    socket.on('message', (msg, rinfo) => {
+      const ip = ipv4ToU32(rinfo.address);
+      if (ip !== undefined) this.onPacket?.(msg, ip, rinfo.port);
+    });
+    socket.on('error', () => undefined);
+  }
+
+  send(packet: Uint8Array, len: number, ip: number, port: number): void {
+    // One string per remote, not per packet.
+    if (ip !== this.#lastIp) {
+      this.#lastIp = ip;
+      this.#lastAddress = u32ToIpv4(ip);
+    }
+    this.socket.send(packet, 0, len, port, this.#lastAddress);
+  }
+
+  replace(): boolean {
+    return false; // already written
+  }
+
+  close(): void {
+    this.onPacket = undefined;
+    this.socket.close();
+  }
+}
+
+export class DgramRtpIo implements RtpIo {
+  readonly kind = 'dgram';
+  readonly clock = new Ticker(20);
+
+  async bind(host: string, port: number): Promise<RtpSocket> {
+    const socket = createSocket({ type: 'udp4', reuseAddr: false, lookup: syncLookup });
+    try {
+      await new Promise<void>((resolve, reject) => {
+        socket.once('error', reject);
+        socket.bind(port, host, () => {
+          socket.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      socket.close();
+      throw err;
+    }
+    return new DgramRtpSocket(socket, socket.address().port);
+  }
+
+  stats(): Record<string, number> {
+    return {};
+  }
+
+  close(): void {
+    this.clock.stop();
+  }
+}
+
+/** What native/rtp_io.cc exports. */
+interface NativeEngine {
+  /** Returns slot * 65536 + the bound port. */
+  open(host: number, port: number): number;
+  close(slot: number): void;
+  stage(slot: number, bytes: Uint8Array, len: number, ip: number, port: number): boolean;
+  replace(slot: number, bytes: Uint8Array, len: number): boolean;
+  commit(): void;
+  take(): number;
+  release(): void;
+  setClock(on: boolean): void;
+  setLead(ms: number): void;
+  arena(i: 0 | 1): ArrayBuffer;
+  stats(): Record<string, number>;
+  shutdown(): void;
+}
+type NativeEngineClass = new (onEvent: (kinds: number) => void, periodMs: number, leadMs: number, batchMs: number, arenaBytes: number) => NativeEngine;
+
+const EVENT_INBOUND = 1;
+const EVENT_BEAT = 2;
+const EVENT_SENT = 4;
+const RECORD_HEADER = 12;
+
+function loadNativeEngine(): NativeEngineClass | Error {
+  if (process.env['BOTEDGE_NATIVE'] === '0') return new Error('native addon disabled by BOTEDGE_NATIVE=0');
+  try {
+    const require = createRequire(import.meta.url);
+    // Compiled JS lives in dist/edge/media/.
+    const addon = require('../../../build/Release/botedge_native.node') as { RtpIo?: NativeEngineClass };
+    if (typeof addon.RtpIo !== 'function') return new Error('native addon has no RtpIo (not Linux, or an older build)');
+    return addon.RtpIo;
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+class NativeRtpSocket implements RtpSocket {
+  onPacket: PacketHandler | undefined;
+  #closed = false;
+
+  constructor(
+    private readonly io: NativeRtpIo,
+    readonly slot: number,
+    readonly port: number,
+  ) {}
+
+  send(packet: Uint8Array, len: number, ip: number, port: number): void {
+    if (!this.#closed) this.io.engine.stage(this.slot, packet, len, ip, port);
+  }
+
+  replace(packet: Uint8Array, len: number): boolean {
+    return !this.#closed && this.io.engine.replace(this.slot, packet, len);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.onPacket = undefined;
+    this.io.forget(this.slot);
+  }
+}
+
+/**
+ * The clock of the native backend. The I/O thread posts a beat `lead` ms before each due time; the
+ * subscribers' `fn` stage their packets and we commit; the thread sends them at the due time and
+ * reports it, and only then do the `after` callbacks run.
+ *
+ * The lead adapts: it must cover the time the event loop needs to stage every call's packet (which
+ * grows with the number of calls), or packets leave late; a longer lead only means bot audio is
+ * taken from the playout buffer that much earlier. So it follows the slowest staging of the last
+ * second, plus a margin for the thread-to-loop wake-up, between `minLeadMs` and a quarter period.
+ */
+class NativeClock implements MediaClock {
+  readonly #subscribers = new Map<() => void, (() => void) | undefined>();
+  #on = false;
+  #lead: number;
+  #slowest = 0;
+  #beatsInWindow = 0;
+  errors = 0;
+  onFirstError: ((err: unknown) => void) | undefined;
+
+  constructor(
+    private readonly engine: NativeEngine,
+    readonly periodMs: number,
+    private readonly minLeadMs: number,
+  ) {
+    this.#lead = minLeadMs;
+  }
+
+  get skipped(): number {
+    return this.engine.stats()['skipped'] ?? 0;
+  }
+
+  get leadMs(): number {
+    return this.#lead;
+  }
+
+  add(fn: () => void, after?: () => void): void {
+    this.#subscribers.set(fn, after);
+    if (!this.#on) {
+      this.#on = true;
+      this.engine.setClock(true);
+    }
+  }
+
+  delete(fn: () => void): void {
+    this.#subscribers.delete(fn);
+    if (this.#subscribers.size === 0) this.stop();
+  }
+
+  stop(): void {
+    if (!this.#on) return;
+    this.#on = false;
+    this.engine.setClock(false);
+  }
+
+  beat(): void {
+    const start = performance.now();
+    try {
+      for (const fn of this.#subscribers.keys()) this.#call(fn);
+    } finally {
+      // Always commit, even after a subscriber threw: the thread waits for it to send anything.
+      this.engine.commit();
+    }
+    this.#adapt(performance.now() - start);
+  }
+
+  sent(): void {
+    for (const after of this.#subscribers.values()) if (after) this.#call(after);
+  }
+
+  #adapt(tookMs: number): void {
+    if (tookMs > this.#slowest) this.#slowest = tookMs;
+    if (++this.#beatsInWindow < 1000 / this.periodMs) return;
+    const want = Math.min(this.periodMs / 4, Math.max(this.minLeadMs, this.#slowest * 1.5 + 1));
+    if (Math.abs(want - this.#lead) >= 0.25) {
+      this.#lead = want;
+      this.engine.setLead(want);
+    }
+    this.#slowest = 0;
+    this.#beatsInWindow = 0;
+  }
+
+  #call(fn: () => void): void {
+    try {
+      fn();
+    } catch (err) {
+      this.errors++;
+      if (this.errors === 1) this.onFirstError?.(err);
+    }
+  }
+}
+
+export class NativeRtpIo implements RtpIo {
+  readonly kind = 'native';
+  readonly engine: NativeEngine;
+  readonly clock: NativeClock;
+  readonly #sockets: (NativeRtpSocket | undefined)[] = [];
+  readonly #u8: [Uint8Array, Uint8Array];
+  readonly #u16: [Uint16Array, Uint16Array];
+  readonly #u32: [Uint32Array, Uint32Array];
+  /** Datagrams for a slot already closed (late packets of an ended call). */
+  #orphans = 0;
+
+  constructor(Engine: NativeEngineClass, opts: { periodMs?: number; leadMs?: number; batchMs?: number; arenaBytes?: number } = {}) {
+    const periodMs = opts.periodMs ?? 20;
+    const leadMs = opts.leadMs ?? 2;
+    this.engine = new Engine((kinds) => this.#onEvent(kinds), periodMs, leadMs, opts.batchMs ?? 2, opts.arenaBytes ?? 1 << 20);
+    this.clock = new NativeClock(this.engine, periodMs, leadMs);
+    const a0 = this.engine.arena(0);
+    const a1 = this.engine.arena(1);
+    this.#u8 = [new Uint8Array(a0), new Uint8Array(a1)];
+    this.#u16 = [new Uint16Array(a0), new Uint16Array(a1)];
+    this.#u32 = [new Uint32Array(a0), new Uint32Array(a1)];
+  }
+
+  async bind(host: string, port: number): Promise<RtpSocket> {
+    const ip = ipv4ToU32(host);
+    if (ip === undefined) throw new RtpIoUnavailableError(`native RTP I/O binds IPv4 only, not "${host}"`);
+    const opened = this.engine.open(ip, port);
+    const slot = Math.floor(opened / 65536);
+    const socket = new NativeRtpSocket(this, slot, opened % 65536);
+    this.#sockets[slot] = socket;
+    return socket;
+  }
+
+  forget(slot: number): void {
+    this.#sockets[slot] = undefined;
+    this.engine.close(slot);
+  }
+
+  stats(): Record<string, number> {
+    return { ...this.engine.stats(), orphans: this.#orphans, leadMs: this.clock.leadMs };
+  }
+
+  close(): void {
+    this.clock.stop();
+    this.engine.shutdown();
+  }
+
+  #onEvent(kinds: number): void {
+    // The previous tick's packets have left: its marks and bot I/O go first.
+    if (kinds & EVENT_SENT) this.clock.sent();
+    if (kinds & EVENT_INBOUND) this.#deliver();
+    if (kinds & EVENT_BEAT) this.clock.beat();
+  }
+
+  /** Hands every datagram of the ready arena to its socket, then gives the arena back. */
+  #deliver(): void {
+    const taken = this.engine.take();
+    if (taken < 0) return;
+    const index = taken >= 2147483648 ? 1 : 0;
+    const length = taken - index * 2147483648;
+    const u8 = this.#u8[index];
+    const u16 = this.#u16[index];
+    const u32 = this.#u32[index];
+    try {
+      let off = 0;
+      while (off < length) {
+        const slot = u32[off >>> 2]!;
+        const ip = u32[(off >>> 2) + 1]!;
+        const port = u16[(off + 8) >>> 1]!;
+        const len = u16[(off + 10) >>> 1]!;
+        const socket = this.#sockets[slot];
+        if (socket?.onPacket) {
+          try {
+            socket.onPacket(u8.subarray(off + RECORD_HEADER, off + RECORD_HEADER + len), ip, port);
+          } catch (err) {
+            this.clock.errors++;
+            if (this.clock.errors === 1) this.clock.onFirstError?.(err);
+          }
+        } else {
+          this.#orphans++;
+        }
+        off += RECORD_HEADER + ((len + 3) & ~3);
+      }
+    } finally {
+      this.engine.release();
+    }
+  }
+}
+
+/** Why the native backend is not in use (for the start-up log), when it is not. */
+export let rtpIoFallbackReason: string | undefined;
+
+/** Picks the backend for a node whose RTP sockets bind to `host`. */
+export function createRtpIo(host: string, configured?: 'auto' | 'native' | 'dgram'): RtpIo {
+  const choice = configured ?? process.env['BOTEDGE_RTP_IO'] ?? 'auto';
+  if (choice === 'dgram') {
+    rtpIoFallbackReason = 'BOTEDGE_RTP_IO=dgram';
+    return new DgramRtpIo();
+  }
+  const engine = loadNativeEngine();
+  let reason: string | undefined;
+  if (engine instanceof Error) reason = engine.message;
+  else if (ipv4ToU32(host) === undefined) reason = `RTP host ${host} is not an IPv4 address`;
+  if (reason === undefined && !(engine instanceof Error)) {
+    rtpIoFallbackReason = undefined;
+    return new NativeRtpIo(engine, { leadMs: leadFromEnv() });
+  }
+  if (choice === 'native') throw new RtpIoUnavailableError(`BOTEDGE_RTP_IO=native, but: ${reason}`);
+  rtpIoFallbackReason = reason;
+  return new DgramRtpIo();
+}
+
+/** `BOTEDGE_TICKER_LEAD_MS`: the least lead of the native clock (it adapts upwards), default 2. */
+function leadFromEnv(): number {
+  const v = Number(process.env['BOTEDGE_TICKER_LEAD_MS'] ?? 2);
+  return Number.isFinite(v) && v >= 0.2 ? Math.min(v, 5) : 2;
+}
