@@ -32,6 +32,11 @@ function range(value: string): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
+function rtpIoName(value: string): 'native' | 'dgram' {
+  if (value !== 'native' && value !== 'dgram') throw new InvalidArgumentError('native or dgram');
+  return value;
+}
+
 function protocolName(value: string): 'native' | 'native-mux' {
   if (value !== 'native' && value !== 'native-mux') throw new InvalidArgumentError('must be native or native-mux');
   return value;
@@ -60,10 +65,11 @@ const program = new Command()
   .option('--max-loss <fraction>', 'ramp limit: frame loss either way', num(0), 0.001)
   .option('--max-p99 <ms>', 'ramp limit: p99 added latency either way', num(0), 50)
   .option('--protocol <name>', 'bot protocol of the media node\'s route: native (a socket per call) or native-mux (one shared socket)', protocolName, 'native')
+  .option('--rtp-io <backend>', 'the media node\'s RTP I/O: native (one I/O thread, batched) or dgram (node:dgram); default: native when the addon is built', rtpIoName)
   .option('--shards <n>', 'media nodes (one process each) behind the load-steering proxy; > 1 starts the proxy and turns pinning off', int(1), 1)
   .option('--via-proxy', 'put the proxy in front even with one shard (the like-for-like baseline for --shards)', false)
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
+  .action(async (o: { rtpIo?: 'native' | 'dgram'; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
     const { result } = await runBench(
       {
@@ -85,6 +91,7 @@ const program = new Command()
         maxLoss: o.maxLoss,
         maxP99Ms: o.maxP99,
         protocol: o.protocol,
+        ...(o.rtpIo ? { rtpIo: o.rtpIo } : {}),
         ...(o.shards > 1 || o.viaProxy ? { shards: o.shards, viaProxy: o.viaProxy } : {}),
       },
       say,

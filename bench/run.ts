@@ -50,6 +50,8 @@ export interface BenchOptions {
   maxP99Ms: number;
   /** Bot protocol of the node's route; default native (one WebSocket per call). */
   protocol?: 'native' | 'native-mux';
+  /** The media node's RTP I/O backend (edge/media/rtp-io.ts); default: the node's own choice (native when built). */
+  rtpIo?: 'native' | 'dgram';
   /**
    * Media nodes (shards), default 1. With more than one, or with `viaProxy`, the bench starts the
    * load-steering proxy in front of them and the generator calls the proxy; the SUT is then every
@@ -192,6 +194,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
           rtpPortMax: viaProxy ? opts.rtpPortMin + (i + 1) * slice - 1 : opts.rtpPortMax,
           nodeId: viaProxy ? `shard-${i}` : 'bench-media-1',
           protocol: opts.protocol ?? 'native',
+          ...(opts.rtpIo ? { rtpIo: opts.rtpIo } : {}),
           maxCalls: Math.max(opts.calls * 2, 2000),
           ...(opts.mediaCli ? { cli: opts.mediaCli } : {}),
         }),
@@ -424,7 +427,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const setup = setupH.summaryMs();
     const talk = opts.pauseMs > 0 ? `talk${opts.talkMs}-pause${opts.pauseMs}` : 'continuous';
     const result: BenchResult = {
-      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:pcmu-20ms:${opts.protocol ?? 'native'}-echo:${talk}`,
+      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:pcmu-20ms:${opts.protocol ?? 'native'}-echo:${talk}${opts.rtpIo ? `:rtp-${opts.rtpIo}` : ''}`,
       cores,
       node_version: process.version,
       calls_target: chosen.calls_target,

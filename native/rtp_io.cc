@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <deque>
 #include <cstdint>
 #include <mutex>
 #include <string>
@@ -93,7 +94,7 @@ class Engine {
     epoll_ctl(epfd_, EPOLL_CTL_ADD, wakefd_, &ev);
     ev.data.u64 = kTimerTag;
     epoll_ctl(epfd_, EPOLL_CTL_ADD, timerfd_, &ev);
-    for (uint32_t i = kMaxSlots; i > 0; i--) free_.push_back(i - 1);
+    for (uint32_t i = 0; i < kMaxSlots; i++) free_.push_back(i);
     for (auto& s : staged_) s.reserve(256);
   }
 
@@ -134,8 +135,10 @@ class Engine {
         ::close(fd);
         return -EMFILE;
       }
-      slot = free_.back();
-      free_.pop_back();
+      // Oldest-freed first: records of a just-closed socket may still sit in an arena, and must not
+      // reach the next call on that slot (it would latch onto the old caller's address).
+      slot = free_.front();
+      free_.pop_front();
     }
     Slot& s = slots_[slot];
     uint32_t gen = s.generation.load() + 1;
@@ -269,7 +272,8 @@ class Engine {
       if (fd < 0) return true;
       for (;;) {
         size_t room = arenas_[fill_].size() - fill_len_;
-        if (room < kRecordHeader + 256) return false;
+        // Room for a whole recvmmsg batch of the largest datagrams: nothing read is ever dropped.
+        if (room < kBatchRecv * (kRecordHeader + kMaxPacket)) return false;
         for (int i = 0; i < kBatchRecv; i++) msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
         int n = recvmmsg(fd, msgs.data(), kBatchRecv, MSG_DONTWAIT, nullptr);
         if (n <= 0) return true;  // EAGAIN (drained) or an error to ignore, as dgram does
@@ -501,7 +505,7 @@ class Engine {
   std::atomic<bool> clock_on_{false};
 
   std::mutex mu_;
-  std::vector<uint32_t> free_;      // mu_
+  std::deque<uint32_t> free_;       // mu_
   std::vector<uint32_t> closing_;   // mu_
   std::vector<Staged> staged_[2];   // mu_: [filling_] is being staged, the other was committed
   int filling_ = 0;                 // mu_
