@@ -142,6 +142,7 @@ export class InboundCall {
         remote: offer.remote,
         symmetric: opts.symmetricRtp,
         playoutCapacity: Math.round(((this.route.playoutBufferMs ?? opts.playoutBufferMs) / 1000) * 8000),
+        playoutTrim: this.route.playoutTrim,
         botRate: this.route.protocol === 'twilio' ? 8000 : this.route.sampleRate,
       },
       {

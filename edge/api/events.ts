@@ -62,6 +62,8 @@ export const MediaStatsSchema = z.object({
   framesFromBot: z.number().int().nonnegative(),
   framesToBotDropped: z.number().int().nonnegative(),
   playoutOverflowSamples: z.number().int().nonnegative(),
+  /** Bot audio dropped by the live-stream trim (edge/media/playout.ts), samples at 8 kHz. */
+  playoutTrimmedSamples: z.number().int().nonnegative(),
 });
 export type MediaStats = z.infer<typeof MediaStatsSchema>;
 

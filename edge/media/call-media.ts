@@ -22,6 +22,8 @@ export interface CallMediaOptions {
   symmetric: boolean;
   /** Bot audio buffered for playout at most, samples at 8 kHz. */
   playoutCapacity: number;
+  /** Drop a frame of a standing live-stream queue (PlayoutBuffer's trim); default true. */
+  playoutTrim?: boolean;
   /** PCM rate the bot speaks; G.711 is 8 kHz, so 16 and 24 kHz are resampled both ways. */
   botRate: 8000 | 16000 | 24000;
 }
@@ -89,6 +91,7 @@ export class CallMedia {
     framesFromBot: 0,
     framesToBotDropped: 0,
     playoutOverflowSamples: 0,
+    playoutTrimmedSamples: 0,
   };
 
   constructor(
@@ -97,7 +100,7 @@ export class CallMedia {
     private options: CallMediaOptions,
     private readonly sink: CallMediaSink,
   ) {
-    this.playout = new PlayoutBuffer(options.playoutCapacity);
+    this.playout = new PlayoutBuffer(options.playoutCapacity, 8000, options.playoutTrim === false ? 0 : 25);
     if (options.botRate !== 8000) {
       this.#up = new Resampler(8000, options.botRate);
       this.#down = new Resampler(options.botRate, 8000);
@@ -327,6 +330,7 @@ export class CallMedia {
       this.#closed = true;
       for (const press of this.#dtmf.flush()) this.sink.onDtmf(press);
       this.stats.playoutOverflowSamples = this.playout.overflowSamples;
+      this.stats.playoutTrimmedSamples = this.playout.trimmedSamples;
       this.socket.close();
     }
     return this.stats;

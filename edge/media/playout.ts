@@ -5,8 +5,19 @@
  * positions and are reported when playout passes them; `clear()` (barge-in) drops all audio and
  * returns the pending marks.
  *
+ * Live-stream trim: a bot that streams in real time (speech-to-speech, echo) delivers one frame per
+ * tick with jitter. Whenever two frames land in one tick the queue grows by a frame, and nothing
+ * ever shrinks it again (an underflow inserts silence, which also delays what follows): latency
+ * ratchets up over a call. So when the queue has held at least one whole frame after every read
+ * for a window (`trimWindow` reads) while never exceeding a few frames (so it is a standing
+ * cushion, not a TTS burst being played out), one frame is dropped (counted in `trimmedSamples`).
+ * A burst of seconds is never trimmed: its depth is far above the bound.
+ *
  * Pure: no timers, no I/O. One ring of Int16 per call, grown on demand up to `capacity`.
  */
+/** The deepest standing queue (in frames) the trim treats as jitter rather than a burst. */
+const MAX_CUSHION_FRAMES = 4;
+
 export class PlayoutBuffer {
   /**
    * Grows on demand from one second up to `capacity`: most calls never queue more than a second or
@@ -18,10 +29,17 @@ export class PlayoutBuffer {
   #marks: { name: string; at: number }[] = [];
   /** Samples dropped because the buffer was full. */
   overflowSamples = 0;
+  /** Samples dropped by the live-stream trim. */
+  trimmedSamples = 0;
+  #windowReads = 0;
+  #windowMin = Infinity;
+  #windowMax = 0;
 
   constructor(
     readonly capacity: number,
     initial = 8000,
+    /** Reads per trim window; 0 turns the trim off. */
+    readonly trimWindow = 25,
   ) {
     this.#ring = new Int16Array(Math.min(capacity, initial));
   }
@@ -85,8 +103,25 @@ export class PlayoutBuffer {
     if (first < n) out.set(this.#ring.subarray(0, n - first), first);
     if (n < out.length) out.fill(0, n);
     this.#read += n;
+    if (this.trimWindow > 0) this.#trim(out.length);
     while (this.#marks.length > 0 && this.#marks[0]!.at <= this.#read) onMark(this.#marks.shift()!.name);
     return n;
+  }
+
+  /** The live-stream trim (see the class comment); `frame` is the samples one read takes. */
+  #trim(frame: number): void {
+    const left = this.buffered;
+    if (left < this.#windowMin) this.#windowMin = left;
+    if (left > this.#windowMax) this.#windowMax = left;
+    if (++this.#windowReads < this.trimWindow) return;
+    if (this.#windowMin >= frame && this.#windowMax <= frame * MAX_CUSHION_FRAMES) {
+      // Marks inside the dropped audio are passed (reported by the caller's loop), as if played.
+      this.#read += frame;
+      this.trimmedSamples += frame;
+    }
+    this.#windowReads = 0;
+    this.#windowMin = Infinity;
+    this.#windowMax = 0;
   }
 
   /** Forgets pending marks without reporting them (jambonz `clearMarks`); the audio stays. */
@@ -97,6 +132,9 @@ export class PlayoutBuffer {
   /** Barge-in: drops all queued audio; returns the names of marks that will now never play. */
   clear(): string[] {
     this.#read = this.#write;
+    this.#windowReads = 0;
+    this.#windowMin = Infinity;
+    this.#windowMax = 0;
     const names = this.#marks.map((m) => m.name);
     this.#marks = [];
     return names;

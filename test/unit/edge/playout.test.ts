@@ -114,4 +114,81 @@ describe('PlayoutBuffer memory', () => {
     assert.equal(b.allocated, 48000);
     assert.equal(b.overflowSamples, 12000);
   });
+
+  describe('live-stream trim', () => {
+    const frame = () => new Int16Array(160);
+
+    it('drops one frame of a standing queue left by a jitter burst, so latency comes back down', () => {
+      const b = new PlayoutBuffer(8000);
+      const out = frame();
+      let next = 1;
+      const pushFrame = () => {
+        b.push(ramp(next, 160));
+        next += 160;
+      };
+      // Real time: one frame in per frame out; then two frames land in one tick (jitter).
+      for (let i = 0; i < 10; i++) {
+        pushFrame();
+        b.read(out, () => undefined);
+      }
+      pushFrame();
+      pushFrame();
+      b.read(out, () => undefined);
+      assert.equal(b.buffered, 160, 'a standing one-frame queue: +20 ms for the rest of the call without the trim');
+      let reads = 0;
+      while (b.trimmedSamples === 0 && reads < 100) {
+        pushFrame();
+        b.read(out, () => undefined);
+        reads++;
+      }
+      assert.equal(b.trimmedSamples, 160);
+      assert.ok(reads <= 50, `trimmed after ${reads} reads`);
+      assert.equal(b.buffered, 0);
+      // Audio goes on in order after the dropped frame, and nothing more is dropped.
+      for (let i = 0; i < 100; i++) {
+        pushFrame();
+        b.read(out, () => undefined);
+        assert.equal(out[0], next - 160);
+      }
+      assert.equal(b.trimmedSamples, 160);
+    });
+
+    it('never trims a TTS burst being played out', () => {
+      const b = new PlayoutBuffer(48000);
+      b.push(ramp(1, 16000)); // 2 s in one message
+      b.mark('end');
+      const out = frame();
+      const marks: string[] = [];
+      for (let i = 0; i < 100; i++) {
+        b.read(out, (m) => marks.push(m));
+        assert.equal(out[0], i * 160 + 1);
+      }
+      assert.equal(b.trimmedSamples, 0);
+      assert.deepEqual(marks, ['end']);
+    });
+
+    it('leaves a queue that empties now and then alone, and can be switched off', () => {
+      const out = frame();
+      for (const window of [25, 0]) {
+        const b = new PlayoutBuffer(8000, 8000, window);
+        for (let i = 0; i < 200; i++) {
+          // Two frames every other tick: the queue goes 1, 0, 1, 0…
+          if (i % 2 === 0) {
+            b.push(ramp(1, 160));
+            b.push(ramp(1, 160));
+          }
+          b.read(out, () => undefined);
+        }
+        assert.equal(b.trimmedSamples, 0);
+      }
+      const off = new PlayoutBuffer(8000, 8000, 0);
+      off.push(ramp(1, 320));
+      for (let i = 0; i < 100; i++) {
+        off.push(ramp(1, 160));
+        off.read(out, () => undefined);
+      }
+      assert.equal(off.trimmedSamples, 0);
+      assert.equal(off.buffered, 320);
+    });
+  });
 });
