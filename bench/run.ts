@@ -87,7 +87,7 @@ export interface LatencySummary {
   max: number;
 }
 
-/** result.json: exactly the fields issue 3 names. */
+/** result.json: the fields issue 3 names, and the bot's PCM rate they were measured at. */
 export interface BenchResult {
   scenario: string;
   cores: number;

@@ -71,7 +71,7 @@ describe('npm run bench', () => {
     assert.match(stdout, /calls up \d+/, 'progress lines are printed while it runs');
 
     const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(result).sort(), [...FIELDS].sort(), 'exactly the fields issue 3 names (no capacity outside a ramp)');
+    assert.deepEqual(Object.keys(result).sort(), [...FIELDS].sort(), 'exactly the fields issue 3 names and bot_rate_hz (no capacity outside a ramp)');
     for (const f of NUMERIC_FIELDS) assert.ok(typeof result[f] === 'number' && Number.isFinite(result[f]), `${f} is a number`);
     assert.equal(typeof result['scenario'], 'string');
     const latency = result['latency_ms'] as Record<string, Record<string, number>>;
