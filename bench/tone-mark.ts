@@ -263,8 +263,3 @@ export function unwrapUs24(us24: number, nowUs32: number): number {
   if (age >= 0x800000) age -= 0x1000000;
   return (nowUs32 - age) >>> 0;
 }
-
-/** Tone amplitudes of the last frame read, for tests and diagnostics (a copy). */
-export function lastAmplitudes(): Float64Array {
-  return Float64Array.from(amp);
-}
