@@ -37,6 +37,11 @@ function rtpIoName(value: string): 'native' | 'dgram' {
   return value;
 }
 
+function botRate(value: string): 8000 | 16000 {
+  if (value !== '8000' && value !== '16000') throw new InvalidArgumentError('must be 8000 or 16000');
+  return Number(value) as 8000 | 16000;
+}
+
 function protocolName(value: string): 'native' | 'native-mux' {
   if (value !== 'native' && value !== 'native-mux') throw new InvalidArgumentError('must be native or native-mux');
   return value;
@@ -66,10 +71,11 @@ const program = new Command()
   .option('--max-p99 <ms>', 'ramp limit: p99 added latency either way', num(0), 50)
   .option('--protocol <name>', 'bot protocol of the media node\'s route: native (a socket per call) or native-mux (one shared socket)', protocolName, 'native')
   .option('--rtp-io <backend>', 'the media node\'s RTP I/O: native (one I/O thread, batched) or dgram (node:dgram); default: native when the addon is built', rtpIoName)
+  .option('--bot-rate <hz>', 'PCM rate of the node\'s route to the bot: 16000 (resampled both ways; tone-coded frame marker) or 8000 (no resampling; exact byte marker)', botRate, 16000 as 8000 | 16000)
   .option('--shards <n>', 'media nodes (one process each) behind the load-steering proxy; > 1 starts the proxy and turns pinning off', int(1), 1)
   .option('--via-proxy', 'put the proxy in front even with one shard (the like-for-like baseline for --shards)', false)
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { rtpIo?: 'native' | 'dgram'; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
+  .action(async (o: { rtpIo?: 'native' | 'dgram'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
     const { result } = await runBench(
       {
@@ -92,6 +98,7 @@ const program = new Command()
         maxP99Ms: o.maxP99,
         protocol: o.protocol,
         ...(o.rtpIo ? { rtpIo: o.rtpIo } : {}),
+        botRate: o.botRate,
         ...(o.shards > 1 || o.viaProxy ? { shards: o.shards, viaProxy: o.viaProxy } : {}),
       },
       say,

@@ -12,6 +12,10 @@
  *
  * Marked frames are echoed; unmarked ones (the caller's pauses) are not, unless `--echo-all` (the
  * SIPp run, whose audio carries no marker).
+ *
+ * `--bot-rate 16000`: the node resamples the caller to 16 kHz, which the byte marker does not
+ * survive; frames carry the tone marker (bench/tone-mark.ts) instead, and the bot writes a fresh one
+ * over each frame it echoes (same tag and sequence, its own send time), as 16 kHz PCM.
  */
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
@@ -19,6 +23,7 @@ import { acceptMux, selectMuxProtocol, type MuxCall } from '../sdk/mux-server.js
 import { monoUs32 } from './clock.js';
 import { readPcmFrame, stampBotTime, usDiff, type FrameMark } from './frame.js';
 import { Histogram } from './histogram.js';
+import { readTonePcm16k, unwrapUs24, writeTonePcm16k, type ToneMark } from './tone-mark.js';
 import type { BotReport, ToBot } from './messages.js';
 
 class Window {
@@ -42,6 +47,9 @@ let open = 0;
 let starts = 0;
 const tagsInWindow = new Set<number>();
 const echoAll = process.argv.includes('--echo-all');
+const rateAt = process.argv.indexOf('--bot-rate');
+const toneMarks = rateAt > 0 && process.argv[rateAt + 1] === '16000';
+const tone: ToneMark = { tag: 0, seq: 0, us24: 0 };
 
 /** `--protocol native-mux`: one socket carries every call; the bot SDK hands us per-call streams. */
 function serveMux(call: MuxCall): void {
@@ -77,27 +85,47 @@ function serve(ws: WebSocket): void {
   });
 }
 
+/** Measures and echoes a byte-marked frame (8 kHz), its bot stamp written in place; false when unmarked. */
+function echoByteFrame(buf: Buffer, now: number, mark: FrameMark, send: (b: Buffer) => void): boolean {
+  if (!readPcmFrame(buf, mark)) return false;
+  if (win.contains(mark.callerUs)) {
+    framesInWindow++;
+    callerToBot.record(usDiff(now, mark.callerUs));
+    tagsInWindow.add(mark.tag);
+  }
+  const sendUs = monoUs32();
+  stampBotTime(buf, sendUs);
+  if (win.contains(sendUs)) echoedInWindow++;
+  send(buf);
+  return true;
+}
+
+/** The same for a tone-marked frame (16 kHz): the stamp is 24 bits, and the whole frame is rewritten. */
+function echoToneFrame(buf: Buffer, now: number, send: (b: Buffer) => void): boolean {
+  if (!readTonePcm16k(buf, tone)) return false;
+  const callerUs = unwrapUs24(tone.us24, now);
+  if (win.contains(callerUs)) {
+    framesInWindow++;
+    callerToBot.record(usDiff(now, callerUs));
+    tagsInWindow.add(tone.tag);
+  }
+  const sendUs = monoUs32();
+  writeTonePcm16k(buf, tone.tag, tone.seq, sendUs);
+  if (win.contains(sendUs)) echoedInWindow++;
+  send(buf);
+  return true;
+}
+
 function echoFrame(buf: Buffer, mark: FrameMark, send: (b: Buffer) => void): void {
   const now = monoUs32();
   framesTotal++;
   bytesTotal += buf.length;
-  if (readPcmFrame(buf, mark)) {
-    if (win.contains(mark.callerUs)) {
-      framesInWindow++;
-      callerToBot.record(usDiff(now, mark.callerUs));
-      tagsInWindow.add(mark.tag);
-    }
-    const sendUs = monoUs32();
-    stampBotTime(buf, sendUs);
-    if (win.contains(sendUs)) echoedInWindow++;
-    send(buf);
-  } else {
-    // Unmarked audio is the caller's pause (or SIPp's recording): a bot does not talk over
-    // silence, so it is not echoed — which also lets the edge's playout buffer drain between
-    // turns, as it does with a real bot (BENCHMARKS.md, "talk spurts"). With --echo-all, it is.
-    unmarkedFrames++;
-    if (echoAll) send(buf);
-  }
+  if (toneMarks ? echoToneFrame(buf, now, send) : echoByteFrame(buf, now, mark, send)) return;
+  // Unmarked audio is the caller's pause (or SIPp's recording): a bot does not talk over
+  // silence, so it is not echoed — which also lets the edge's playout buffer drain between
+  // turns, as it does with a real bot (BENCHMARKS.md, "talk spurts"). With --echo-all, it is.
+  unmarkedFrames++;
+  if (echoAll) send(buf);
 }
 
 function report(): BotReport {

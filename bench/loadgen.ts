@@ -2,8 +2,9 @@
  * The load generator, run as its own process (child_process.fork from bench/run.ts) so its CPU is
  * never counted as the system's. One SIP UDP socket for all calls, driven by the project's own SIP
  * stack (transaction layer, dialogs, SDP offer/answer); one RTP socket per call, as a phone would
- * have. Every call sends marked G.711 µ-law frames (bench/frame.ts) at 20 ms and reads the marker of
- * what comes back, so loss and latency are counted per frame, not estimated.
+ * have. Every call sends marked G.711 µ-law frames at 20 ms and reads the marker of what comes back,
+ * so loss and latency are counted per frame, not estimated: the byte marker (bench/frame.ts) when the
+ * bot speaks 8 kHz, the tone marker (bench/tone-mark.ts) when the node resamples to 16 kHz.
  *
  * RTP pacing: one timer for all calls, with each 20 ms period split into `phases` slots and calls
  * spread over them, so the system under test sees a steady stream rather than one burst every 20 ms
@@ -21,6 +22,7 @@ import { parseNameAddr, parseUri } from '../sip/uri.js';
 import { monoMs, monoUs32 } from './clock.js';
 import { FRAME_SAMPLES, readUlawFrame, usDiff, writeCallerFrame, type FrameMark } from './frame.js';
 import { Histogram } from './histogram.js';
+import { readToneUlaw, unwrapUs24, writeToneUlaw, type ToneMark } from './tone-mark.js';
 import type { FailureCounts, FromLoadgen, LoadgenConfig, ToLoadgen } from './messages.js';
 
 const HOST = '127.0.0.1';
@@ -51,6 +53,12 @@ interface Call {
   firstPacket: boolean;
   /** Where in the talk/pause cycle this call starts, frames: calls do not pause in unison. */
   cycleOffset: number;
+  /**
+   * Tone marker only: the send time of the last 256 frames, by sequence mod 256. The tone marker
+   * carries 8 bits of sequence and no room for the caller's stamp on the way back, so the round
+   * trip is looked up here (right while it is under 256 frames, 5.1 s).
+   */
+  sentUs: Uint32Array | undefined;
 }
 
 let config: LoadgenConfig | undefined;
@@ -179,6 +187,7 @@ async function startCall(index: number): Promise<void> {
     recvInWindow: 0,
     firstPacket: true,
     cycleOffset: Math.floor(Math.random() * Math.max(1, cycleFrames)),
+    sentUs: cfg.botRate === 16000 ? new Uint32Array(256) : undefined,
   };
   calls.push(call);
   byCallId.set(callId, call);
@@ -231,16 +240,30 @@ function onInviteResponse(call: Call, res: SipResponse): void {
   if (call.ack && call.dialog) layer.sendStateless(call.ack, dialogDestination(call.dialog));
 }
 
+const tone: ToneMark = { tag: 0, seq: 0, us24: 0 };
+
+/** Reads the marker of an echoed frame into `mark` (both stamps 32-bit); false when unmarked or another call's. */
+function readMark(call: Call, payload: Uint8Array, now: number, mark: FrameMark): boolean {
+  if (!call.sentUs) return readUlawFrame(payload, mark) !== undefined && mark.tag === call.tag;
+  if (!readToneUlaw(payload, tone) || tone.tag !== (call.tag & 0xfff)) return false;
+  mark.tag = call.tag;
+  mark.seq = tone.seq;
+  mark.callerUs = call.sentUs[tone.seq]!;
+  mark.botUs = unwrapUs24(tone.us24, now);
+  return true;
+}
+
 function onRtp(call: Call, msg: Buffer, mark: FrameMark): void {
   if (call.state !== 'up' && call.state !== 'ending') return;
   if (msg.length < 12 || msg[0]! >> 6 !== 2) return;
+  // Arrival time before decoding: the tone marker's Goertzel filters take a few µs.
+  const now = monoUs32();
   const offset = 12 + (msg[0]! & 0x0f) * 4 + ((msg[0]! & 0x10) !== 0 ? 4 + 4 * ((msg[14 + (msg[0]! & 0x0f) * 4]! << 8) | msg[15 + (msg[0]! & 0x0f) * 4]!) : 0);
   const payload = msg.subarray(offset);
-  if (!readUlawFrame(payload, mark) || mark.tag !== call.tag) {
+  if (!readMark(call, payload, now, mark)) {
     if (!(payload[0] === 0xff && payload[1] === 0xff)) unmarked++; // silence is the node's filler, not a frame
     return;
   }
-  const now = monoUs32();
   const rtt = usDiff(now, mark.callerUs);
   recvLastS++;
   rttLast.record(rtt);
@@ -275,7 +298,12 @@ function sendFrame(call: Call): void {
     // The caller's pause: G.711 silence, unmarked; the bot does not answer it (see echo-bot.ts).
     packet.fill(0xff, 12);
   } else {
-    writeCallerFrame(packet.subarray(12), call.tag, call.frameSeq, us);
+    if (call.sentUs) {
+      writeToneUlaw(packet.subarray(12), call.tag, call.frameSeq, us);
+      call.sentUs[call.frameSeq & 0xff] = us;
+    } else {
+      writeCallerFrame(packet.subarray(12), call.tag, call.frameSeq, us);
+    }
     if (inWindow(us)) {
       sentInWindow++;
       call.sentInWindow++;

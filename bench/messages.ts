@@ -51,6 +51,11 @@ export interface LoadgenConfig {
   pauseMs: number;
   /** Give up on an INVITE after this long, ms. */
   setupTimeoutMs: number;
+  /**
+   * PCM rate of the node's route to the bot. 8000: the byte marker (bench/frame.ts), exact because
+   * nothing is resampled. 16000: the tone marker (bench/tone-mark.ts), which survives the resampler.
+   */
+  botRate: 8000 | 16000;
 }
 
 export type ToLoadgen =

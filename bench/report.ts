@@ -165,6 +165,7 @@ export function renderReport(result: BenchResult, details: BenchDetails): string
     ['latency bot→caller p50/p99/max', `${result.latency_ms.bot_to_caller.p50} / ${result.latency_ms.bot_to_caller.p99} / ${result.latency_ms.bot_to_caller.max} ms`],
     ['call setup p50/p99', `${result.setup_ms.p50} / ${result.setup_ms.p99} ms at ${result.cps} calls/s`],
     ['load generator CPU per call-second', `${result.loadgen_cpu_us_per_call_second} µs (not counted as SUT)`],
+    ['bot PCM rate', `${result.bot_rate_hz} Hz${result.bot_rate_hz === 8000 ? ' (no resampling; byte marker)' : ' (8↔16 kHz resampled by the node; tone marker)'}`],
     ['window', `${result.window_s} s`],
     ['machine', `${details.machine.cpu}, ${details.machine.cores} cores, ${details.machine.mem_gb} GB, Linux ${details.machine.kernel}, Node ${details.machine.node}`],
     ['pinning', details.pinning ? Object.entries(details.pinning).map(([k, v]) => `${k}→cpu ${v}`).join(', ') : 'none'],

@@ -60,6 +60,12 @@ export interface BenchOptions {
   shards?: number;
   /** Put the proxy in front even of a single media node (to compare 1 vs N shards like for like). */
   viaProxy?: boolean;
+  /**
+   * PCM rate of the node's route to the bot, Hz; default 16000. At 16000 the node resamples both
+   * ways and frames carry the tone marker (bench/tone-mark.ts); at 8000 nothing is resampled and
+   * they carry the exact byte marker (bench/frame.ts).
+   */
+  botRate?: 8000 | 16000;
 }
 
 /** details.json, sharded runs only: where the SUT's CPU went in a window. */
@@ -83,7 +89,7 @@ export interface LatencySummary {
   max: number;
 }
 
-/** result.json: exactly the fields issue 3 names. */
+/** result.json: the fields issue 3 names, and the bot's PCM rate they were measured at. */
 export interface BenchResult {
   scenario: string;
   cores: number;
@@ -100,6 +106,8 @@ export interface BenchResult {
   setup_ms: { p50: number; p99: number };
   cps: number;
   loadgen_cpu_us_per_call_second: number;
+  /** PCM rate the node spoke to the bot (8000: no resampling; 16000: 8↔16 kHz both ways). */
+  bot_rate_hz: number;
   capacity?: { calls: number; limited_by: string };
 }
 
@@ -179,7 +187,8 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
   try {
     // ----------------------------------------------------------------------------- processes
     const nats = await startNats(children);
-    const bot = await forkBench<{ type: 'ready'; port: number }>(children, 'echo-bot', ['0']);
+    const botRate = opts.botRate ?? 16000;
+    const bot = await forkBench<{ type: 'ready'; port: number }>(children, 'echo-bot', ['0', '--bot-rate', String(botRate)]);
     const shardCount = opts.shards ?? 1;
     const viaProxy = shardCount > 1 || opts.viaProxy === true;
     const shardNodes: MediaNodeProcess[] = [];
@@ -195,6 +204,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
           nodeId: viaProxy ? `shard-${i}` : 'bench-media-1',
           protocol: opts.protocol ?? 'native',
           ...(opts.rtpIo ? { rtpIo: opts.rtpIo } : {}),
+          sampleRate: botRate,
           maxCalls: Math.max(opts.calls * 2, 2000),
           ...(opts.mediaCli ? { cli: opts.mediaCli } : {}),
         }),
@@ -241,7 +251,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       }
     })().catch(() => undefined);
 
-    lg.child.send({ type: 'config', host: '127.0.0.1', port: proxy ? proxy.port : media.sipPort, number: 'bench', rate: opts.rate, phases: opts.phases, talkMs: opts.talkMs, pauseMs: opts.pauseMs, setupTimeoutMs: 40_000 });
+    lg.child.send({ type: 'config', host: '127.0.0.1', port: proxy ? proxy.port : media.sipPort, number: 'bench', rate: opts.rate, phases: opts.phases, talkMs: opts.talkMs, pauseMs: opts.pauseMs, setupTimeoutMs: 40_000, botRate });
 
     // Progress: one line a second from the generator's figures and the SUT's /proc.
     let lastMedia = sampleProc(pids.media, monoMs());
@@ -270,7 +280,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const baseline = sampleProc(pids.media, monoMs());
     let rssBaselineKb = baseline?.rssKb ?? 0;
     for (const k of mediaKeys.slice(1)) rssBaselineKb += sampleProc(allPids[k]!, monoMs())?.rssKb ?? 0;
-    say(`[${elapsed()}] system up: media node pid ${pids.media} sip 127.0.0.1:${media.sipPort}, idle rss ${Math.round(rssBaselineKb / 1024)} MB`);
+    say(`[${elapsed()}] system up: media node pid ${pids.media} sip 127.0.0.1:${media.sipPort}, bot PCM ${botRate} Hz (${botRate === 8000 ? 'byte marker' : 'resampled, tone marker'}), idle rss ${Math.round(rssBaselineKb / 1024)} MB`);
 
     const steps: StepResult[] = [];
     const targets: number[] = [];
@@ -427,7 +437,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const setup = setupH.summaryMs();
     const talk = opts.pauseMs > 0 ? `talk${opts.talkMs}-pause${opts.pauseMs}` : 'continuous';
     const result: BenchResult = {
-      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:pcmu-20ms:${opts.protocol ?? 'native'}-echo:${talk}${opts.rtpIo ? `:rtp-${opts.rtpIo}` : ''}`,
+      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:pcmu-20ms:${opts.protocol ?? 'native'}-echo${botRate === 8000 ? '' : `-l16@${botRate / 1000}k`}:${talk}${opts.rtpIo ? `:rtp-${opts.rtpIo}` : ''}`,
       cores,
       node_version: process.version,
       calls_target: chosen.calls_target,
@@ -442,6 +452,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       setup_ms: { p50: setup.p50, p99: setup.p99 },
       cps: chosen.cps,
       loadgen_cpu_us_per_call_second: chosen.loadgen_cpu_us_per_call_second,
+      bot_rate_hz: botRate,
     };
     if (opts.ramp) {
       result.capacity = {

@@ -1,7 +1,8 @@
 /**
  * The capacity benchmark end to end, small: 20 calls for a 5 s window against a real media node
  * (spawned through its CLI), a real nats-server, the instrumented echo bot and the load generator,
- * each its own process. Asserts result.json's schema and that audio flowed both ways.
+ * each its own process. Asserts result.json's schema and that audio flowed both ways — with the
+ * bot at 8 kHz (byte marker, no resampling) and at 16 kHz (the node resamples both ways; tone marker).
  */
 import { strict as assert } from 'node:assert';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -25,6 +26,7 @@ const NUMERIC_FIELDS = [
   'loss_bot_to_caller',
   'cps',
   'loadgen_cpu_us_per_call_second',
+  'bot_rate_hz',
 ] as const;
 
 const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms'];
@@ -54,10 +56,10 @@ describe('npm run bench', () => {
     rmSync(out, { recursive: true, force: true });
   });
 
-  it('runs 20 calls for 5 s and writes a result whose frames flowed both ways', { timeout: 45_000 }, async () => {
+  it('runs 20 calls for 5 s with an 8 kHz bot and writes a result whose frames flowed both ways', { timeout: 45_000 }, async () => {
     // Random RTP range per run so parallel test files do not compete for ports.
     const base = 40000 + 2 * Math.floor(Math.random() * 5000);
-    bench = spawn(process.execPath, [CLI, '--calls', '20', '--duration', '5', '--rate', '40', '--settle', '1', '--rtp-ports', `${base}-${base + 199}`, '--out', out], {
+    bench = spawn(process.execPath, [CLI, '--bot-rate', '8000', '--calls', '20', '--duration', '5', '--rate', '40', '--settle', '1', '--rtp-ports', `${base}-${base + 199}`, '--out', out], {
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
@@ -69,7 +71,7 @@ describe('npm run bench', () => {
     assert.match(stdout, /calls up \d+/, 'progress lines are printed while it runs');
 
     const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(result).sort(), [...FIELDS].sort(), 'exactly the fields issue 3 names (no capacity outside a ramp)');
+    assert.deepEqual(Object.keys(result).sort(), [...FIELDS].sort(), 'exactly the fields issue 3 names and bot_rate_hz (no capacity outside a ramp)');
     for (const f of NUMERIC_FIELDS) assert.ok(typeof result[f] === 'number' && Number.isFinite(result[f]), `${f} is a number`);
     assert.equal(typeof result['scenario'], 'string');
     const latency = result['latency_ms'] as Record<string, Record<string, number>>;
@@ -80,6 +82,7 @@ describe('npm run bench', () => {
     const setup = result['setup_ms'] as Record<string, number>;
     assert.ok(setup['p50']! > 0 && setup['p99']! >= setup['p50']!);
 
+    assert.equal(result['bot_rate_hz'], 8000);
     assert.equal(result['calls_target'], 20);
     assert.equal(result['calls_established'], 20);
     assert.equal(result['calls_failed'], 0);
@@ -96,6 +99,43 @@ describe('npm run bench', () => {
     assert.match(html, /<svg /);
     assert.doesNotMatch(html, /<script|https?:\/\/(?!www\.w3\.org)/, 'self-contained: no scripts, nothing fetched');
     assert.ok(existsSync(join(out, 'bench-media-1.log')), 'the media node log is kept next to the result');
+  });
+  it('--bot-rate 16000: 10 calls through the node\'s resamplers lose no frame and read plausible latencies', { timeout: 40_000 }, async () => {
+    const out16 = mkdtempSync(join(tmpdir(), 'botedge-bench-16k-'));
+    const base = 50000 + 2 * Math.floor(Math.random() * 4000);
+    const child = spawn(process.execPath, [CLI, '--bot-rate', '16000', '--calls', '10', '--duration', '5', '--rate', '40', '--settle', '1', '--rtp-ports', `${base}-${base + 199}`, '--out', out16], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.stdout!.resume();
+    try {
+      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      assert.equal(code, 0, `bench --bot-rate 16000 failed:\n${stderr}`);
+      const result = JSON.parse(readFileSync(join(out16, 'result.json'), 'utf8')) as Record<string, unknown>;
+      assert.equal(result['bot_rate_hz'], 16000);
+      assert.match(String(result['scenario']), /l16@16k/);
+      assert.equal(result['calls_established'], 10);
+      assert.equal(result['calls_failed'], 0);
+      assert.equal(result['loss_caller_to_bot'], 0);
+      assert.equal(result['loss_bot_to_caller'], 0);
+      const latency = result['latency_ms'] as Record<string, Record<string, number>>;
+      // Caller → bot is a hop through the node's event loop; bot → caller waits for the node's next
+      // 20 ms tick. Zero or hundreds of ms would mean the stamps were misread, not a slow machine.
+      for (const dir of ['caller_to_bot', 'bot_to_caller']) {
+        const l = latency[dir]!;
+        assert.ok(l['p50']! > 0 && l['p99']! >= l['p50']! && l['p99']! < 100, `${dir}: ${JSON.stringify(l)}`);
+      }
+      assert.ok(latency['bot_to_caller']!['p50']! < 25, `bot→caller p50 within about one tick: ${JSON.stringify(latency['bot_to_caller'])}`);
+      const details = JSON.parse(readFileSync(join(out16, 'details.json'), 'utf8')) as { steps: { frames: { sent: number; at_bot: number; echoed: number; back: number; unrecognised_back: number } }[] };
+      const frames = details.steps[0]!.frames;
+      // 10 calls × 5 s × 50 frames/s less the pauses; every one read at the bot and back, none misread.
+      assert.ok(frames.sent > 1500, JSON.stringify(frames));
+      assert.equal(frames.at_bot, frames.sent, JSON.stringify(frames));
+      assert.equal(frames.back, frames.echoed, JSON.stringify(frames));
+      assert.equal(frames.unrecognised_back, 0, JSON.stringify(frames));
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+      rmSync(out16, { recursive: true, force: true });
+    }
   });
   it('--shards 2: two media nodes behind the proxy share the calls', { timeout: 40_000 }, async () => {
     const out2 = mkdtempSync(join(tmpdir(), 'botedge-bench-shards-'));

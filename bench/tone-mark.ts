@@ -1,0 +1,265 @@
+/**
+ * The benchmark's frame marker for a bot that speaks 16 kHz PCM (`--bot-rate 16000`): tone-coded
+ * bits that survive the media node's resampling (codecs/resample.ts, 8 → 16 kHz toward the bot and
+ * 16 → 8 kHz back) and G.711 µ-law, where bench/frame.ts's byte marker does not (its exact µ-law
+ * codes are smeared by the low-pass FIR).
+ *
+ * Why tones: the resampler is a linear-phase FIR that passes 0–3.4 kHz at unit gain and delays
+ * everything by 12 samples at 8 kHz, and µ-law adds noise ≈ 38 dB below the signal. A sum of tones
+ * inside the pass band comes out as the same tones, delayed. Presence or absence of each tone is one
+ * bit, read by its amplitude, which neither the delay nor the phase shift changes.
+ *
+ * Frame (20 ms; 160 samples at 8 kHz from the caller, 320 at 16 kHz from the bot):
+ *
+ *   48 tones at k × 62.5 Hz, k = 6..53 (375 – 3312.5 Hz), each 600 peak or absent
+ *     tone 14 (1250 Hz)   pilot, always present: the amplitude every other tone is judged against
+ *     the other 47        bits 0..11 call tag, 12..19 frame sequence, 20..43 send time
+ *                         (µs mod 2^24), 44..46 check (number of 1 bits in 0..43, inverted, mod 8)
+ *
+ * Reading: only the part of the frame the FIR computed from this frame's own samples carries the
+ * marker cleanly — its first 24 samples at 8 kHz (48 at 16 kHz) still mix in the previous frame. The
+ * reader takes 128 samples at 8 kHz from inside the clean part (16 ms: samples 28..155; at 16 kHz
+ * every other sample of 56..310) and runs one Goertzel filter per tone over them. 62.5 Hz is the bin
+ * spacing of 128 samples at 8 kHz, so every tone has a whole number of cycles in the window and the
+ * tones are exactly orthogonal wherever the window starts. Taking every other 16 kHz sample is a
+ * valid 8 kHz sampling here: the upsampler left nothing above 4 kHz but its ≥ 50 dB-down images,
+ * and those fold back onto the tone they came from.
+ *
+ * A frame is marked only when: the pilot is within a factor 2 of its nominal amplitude; every
+ * other tone is clearly on (≥ 0.7 × pilot, ≤ 1.4 ×) or clearly off (≤ 0.3 ×); the tones hold at
+ * least 95 % of the window's energy (speech, a 400 Hz tone or noise spreads energy between the
+ * bins); and the check bits match. Silence, the SIPp recording and the 8 kHz path's tone fail the
+ * first or third test by a wide margin (test/unit/bench/tone-mark.test.ts).
+ *
+ * Send times are 24 bits (16.7 s at 1 µs); the reader turns them back into 32-bit stamps on the
+ * shared clock (bench/clock.ts) with its own reading of that clock: fine while a frame is younger than
+ * ±8 s. The caller keeps its own send time of each sequence number, so the bot's frame need not carry it.
+ *
+ * Pure: no I/O, no timers. Module-level scratch buffers: not re-entrant, like the rest of a
+ * single-threaded bench process.
+ */
+import { ULAW_DECODE_TABLE, ULAW_ENCODE_TABLE } from '../codecs/g711.js';
+
+export type ToneRate = 8000 | 16000;
+
+/** What one marked frame carries. */
+export interface ToneMark {
+  /** Call tag, 12 bits (the caller's tag mod 4096). */
+  tag: number;
+  /** Frame sequence, 8 bits. */
+  seq: number;
+  /** Send time, µs mod 2^24 on the shared clock. */
+  us24: number;
+}
+
+export const TAG_BITS = 12;
+export const SEQ_BITS = 8;
+export const US_BITS = 24;
+const CHECK_BITS = 3;
+const DATA_BITS = TAG_BITS + SEQ_BITS + US_BITS;
+const BITS = DATA_BITS + CHECK_BITS;
+
+const STEP_HZ = 62.5;
+const FIRST_K = 6;
+const TONES = BITS + 1;
+const PILOT = 14;
+/** Peak of one tone. 48 tones all on sum to at most 28 800: no pattern can clip, before or after the FIR (ripple ≪ 1 %). */
+export const TONE_AMPLITUDE = 600;
+
+/** Goertzel window: 128 samples at 8 kHz (16 ms), so 62.5 Hz is one bin. */
+const N = 128;
+/** First window sample at 8 kHz: past the FIR's 24-sample reach into the previous frame, with 4 to spare. */
+const WINDOW_AT_8K = 28;
+
+const PILOT_MIN = 0.5 * TONE_AMPLITUDE;
+const PILOT_MAX = 2 * TONE_AMPLITUDE;
+const ON_MIN = 0.7;
+const ON_MAX = 1.4;
+const OFF_MAX = 0.3;
+const MIN_TONE_ENERGY = 0.95;
+
+/** Tone index (0..47) of each bit, the pilot skipped. */
+const BIT_TONE = new Uint8Array(BITS);
+for (let b = 0, t = 0; b < BITS; t++) if (t !== PILOT) BIT_TONE[b++] = t;
+
+const FREQ = Float64Array.from({ length: TONES }, (_, t) => (FIRST_K + t) * STEP_HZ);
+/** Newman phases: keep a sum of many tones from peaking where they line up (less µ-law noise). */
+const PHASE = Float64Array.from({ length: TONES }, (_, t) => (Math.PI * t * t) / TONES);
+const GOERTZEL = Float64Array.from({ length: TONES }, (_, t) => 2 * Math.cos((2 * Math.PI * (FIRST_K + t)) / N));
+
+/**
+ * Writing a frame is the bench's per-frame cost in the generator and the bot (10 000 frames/s at
+ * 200 calls, on the cores the SUT is kept off), so the sums are precomputed: bits in groups of 4,
+ * one table per group holding the frame for each of its 16 values (the pilot folded into group 0).
+ * A frame is then 12 table adds instead of one per tone that is on (about 24): half the time, for
+ * 250 kB of tables at 16 kHz. Float32 is exact enough: sums stay below 2^12, error below 10^-3.
+ */
+const GROUP_BITS = 4;
+const GROUPS = Math.ceil(BITS / GROUP_BITS);
+
+function groupTables(rate: ToneRate): Float32Array[][] {
+  const samples = rate / 50;
+  const tone = (t: number) => Float64Array.from({ length: samples }, (_, i) => TONE_AMPLITUDE * Math.sin((2 * Math.PI * FREQ[t]! * i) / rate + PHASE[t]!));
+  const tones = Array.from({ length: TONES }, (_, t) => tone(t));
+  return Array.from({ length: GROUPS }, (_, g) =>
+    Array.from({ length: 1 << GROUP_BITS }, (_, value) => {
+      const sum = new Float64Array(samples);
+      if (g === 0) for (let i = 0; i < samples; i++) sum[i] = tones[PILOT]![i]!;
+      for (let j = 0; j < GROUP_BITS; j++) {
+        const b = g * GROUP_BITS + j;
+        if (b >= BITS || ((value >> j) & 1) === 0) continue;
+        const t = tones[BIT_TONE[b]!]!;
+        for (let i = 0; i < samples; i++) sum[i]! += t[i]!;
+      }
+      return Float32Array.from(sum);
+    }),
+  );
+}
+const TABLE_8K = groupTables(8000);
+const TABLE_16K = groupTables(16000);
+
+function popcount(v: number): number {
+  let n = 0;
+  for (let x = v >>> 0; x !== 0; x &= x - 1) n++;
+  return n;
+}
+
+/**
+ * Check bits: the number of 1 bits, inverted, mod 8. One tone misread changes the count by one, so
+ * it always shows; inverted, so the all-zero mark has its check tones on and a lone tone at the
+ * pilot's frequency is not a mark.
+ */
+function checkOf(lo: number, hiData: number): number {
+  return ~(popcount(lo) + popcount(hiData)) & 0x7;
+}
+
+/** The 47 bits of a mark: [lo 32 bits, hi 15 bits]. */
+function pack(tag: number, seq: number, us: number): [number, number] {
+  const t = tag & 0xfff;
+  const s = seq & 0xff;
+  const u = us & 0xffffff;
+  // bits 0..11 tag, 12..19 seq, 20..43 us, 44..46 check
+  const lo = (t | (s << 12) | ((u & 0xfff) << 20)) >>> 0;
+  const hiData = u >>> 12; // 12 bits: 32..43
+  const check = checkOf(lo, hiData);
+  return [lo, hiData | (check << 12)];
+}
+
+const synth = new Float64Array(320);
+
+function synthesise(table: Float32Array[][], samples: number, tag: number, seq: number, us: number): Float64Array {
+  const [lo, hi] = pack(tag, seq, us);
+  synth.fill(0, 0, samples);
+  for (let g = 0; g < GROUPS; g++) {
+    // 32 is a multiple of GROUP_BITS: no group straddles the two words.
+    const b = g * GROUP_BITS;
+    const value = b < 32 ? (lo >>> b) & 0xf : (hi >>> (b - 32)) & 0xf;
+    const part = table[g]![value]!;
+    for (let i = 0; i < samples; i++) synth[i]! += part[i]!;
+  }
+  return synth;
+}
+
+/** Writes a marked caller frame: 160 µ-law bytes at 8 kHz. */
+export function writeToneUlaw(out: Uint8Array, tag: number, seq: number, us: number): void {
+  const s = synthesise(TABLE_8K, 160, tag, seq, us);
+  for (let i = 0; i < 160; i++) out[i] = ULAW_ENCODE_TABLE[Math.round(s[i]!) + 32768]!;
+}
+
+/** Writes a marked bot frame: 320 samples of little-endian 16-bit PCM at 16 kHz (640 bytes). */
+export function writeTonePcm16k(out: Uint8Array, tag: number, seq: number, us: number): void {
+  const s = synthesise(TABLE_16K, 320, tag, seq, us);
+  for (let i = 0; i < 320; i++) {
+    const v = Math.round(s[i]!);
+    out[2 * i] = v & 0xff;
+    out[2 * i + 1] = (v >> 8) & 0xff;
+  }
+}
+
+const win = new Float64Array(N);
+const amp = new Float64Array(TONES);
+
+/** Goertzel amplitudes of every tone over `win`, four tones at a time (independent chains run in parallel in the CPU). */
+function measure(): number {
+  let energy = 0;
+  for (let i = 0; i < N; i++) energy += win[i]! * win[i]!;
+  for (let t = 0; t < TONES; t += 4) {
+    const ca = GOERTZEL[t]!;
+    const cb = GOERTZEL[t + 1]!;
+    const cc = GOERTZEL[t + 2]!;
+    const cd = GOERTZEL[t + 3]!;
+    let a1 = 0, a2 = 0, b1 = 0, b2 = 0, c1 = 0, c2 = 0, d1 = 0, d2 = 0;
+    for (let i = 0; i < N; i++) {
+      const x = win[i]!;
+      const a0 = x + ca * a1 - a2;
+      const b0 = x + cb * b1 - b2;
+      const c0 = x + cc * c1 - c2;
+      const d0 = x + cd * d1 - d2;
+      a2 = a1; a1 = a0;
+      b2 = b1; b1 = b0;
+      c2 = c1; c1 = c0;
+      d2 = d1; d1 = d0;
+    }
+    // |X_k|² = s1² + s2² − coef·s1·s2; a tone of peak A on bin k has |X_k| = A·N/2.
+    amp[t] = (2 / N) * Math.sqrt(Math.max(0, a1 * a1 + a2 * a2 - ca * a1 * a2));
+    amp[t + 1] = (2 / N) * Math.sqrt(Math.max(0, b1 * b1 + b2 * b2 - cb * b1 * b2));
+    amp[t + 2] = (2 / N) * Math.sqrt(Math.max(0, c1 * c1 + c2 * c2 - cc * c1 * c2));
+    amp[t + 3] = (2 / N) * Math.sqrt(Math.max(0, d1 * d1 + d2 * d2 - cd * d1 * d2));
+  }
+  return energy;
+}
+
+/** Decodes what `measure` left in `amp`; undefined unless every test in the header passes. */
+function decode(energy: number, into: ToneMark): ToneMark | undefined {
+  const pilot = amp[PILOT]!;
+  if (!(pilot >= PILOT_MIN && pilot <= PILOT_MAX)) return undefined;
+  // Parseval over a whole number of cycles: a tone of peak A holds A²·N/2 of the window's energy.
+  let toneEnergy = 0;
+  for (let t = 0; t < TONES; t++) toneEnergy += amp[t]! * amp[t]!;
+  if (toneEnergy * (N / 2) < MIN_TONE_ENERGY * energy) return undefined;
+  let lo = 0;
+  let hi = 0;
+  for (let b = 0; b < BITS; b++) {
+    const r = amp[BIT_TONE[b]!]! / pilot;
+    let bit: number;
+    if (r <= OFF_MAX) bit = 0;
+    else if (r >= ON_MIN && r <= ON_MAX) bit = 1;
+    else return undefined;
+    if (b < 32) lo |= bit << b;
+    else hi |= bit << (b - 32);
+  }
+  lo >>>= 0;
+  const hiData = hi & 0xfff;
+  if (checkOf(lo, hiData) !== hi >>> 12) return undefined;
+  into.tag = lo & 0xfff;
+  into.seq = (lo >>> 12) & 0xff;
+  into.us24 = ((lo >>> 20) | (hiData << 12)) >>> 0;
+  return into;
+}
+
+/** Reads the mark of a µ-law frame at 8 kHz (what the caller gets back); undefined when unmarked. */
+export function readToneUlaw(payload: Uint8Array, into: ToneMark): ToneMark | undefined {
+  if (payload.length < WINDOW_AT_8K + N) return undefined;
+  for (let i = 0; i < N; i++) win[i] = ULAW_DECODE_TABLE[payload[WINDOW_AT_8K + i]!]!;
+  return decode(measure(), into);
+}
+
+/** Reads the mark of a 16 kHz little-endian PCM frame (what the bot gets); undefined when unmarked. */
+export function readTonePcm16k(pcm: Uint8Array, into: ToneMark): ToneMark | undefined {
+  if (pcm.length < 2 * (2 * (WINDOW_AT_8K + N))) return undefined;
+  for (let i = 0; i < N; i++) {
+    const at = 4 * (WINDOW_AT_8K + i); // sample 2·(28 + i) at 16 kHz, 2 bytes each
+    win[i] = ((pcm[at + 1]! << 8) | pcm[at]!) << 16 >> 16;
+  }
+  return decode(measure(), into);
+}
+
+/**
+ * The full 32-bit stamp (µs mod 2^32, bench/clock.ts) of a 24-bit one, given the reader's clock:
+ * the stamp within ±2^23 µs (8.4 s) of `nowUs32`.
+ */
+export function unwrapUs24(us24: number, nowUs32: number): number {
+  let age = (nowUs32 - us24) & 0xffffff;
+  if (age >= 0x800000) age -= 0x1000000;
+  return (nowUs32 - age) >>> 0;
+}
