@@ -44,7 +44,7 @@ export const RouteSchema = z
     playoutBufferMs: z.number().int().min(100).max(600000).optional(),
     /**
      * Live-stream trim: when a bot streaming in real time leaves a standing queue of 1-4 frames for
-     * half a second, drop one frame so bot→caller latency does not ratchet up over the call (see
+     * a second, drop one frame so bot→caller latency does not ratchet up over the call (see
      * edge/media/playout.ts). TTS bursts are never trimmed. Default true.
      */
     playoutTrim: z.boolean().default(true),

@@ -100,7 +100,7 @@ export class CallMedia {
     private options: CallMediaOptions,
     private readonly sink: CallMediaSink,
   ) {
-    this.playout = new PlayoutBuffer(options.playoutCapacity, 8000, options.playoutTrim === false ? 0 : 25);
+    this.playout = new PlayoutBuffer(options.playoutCapacity, 8000, options.playoutTrim === false ? 0 : 50);
     if (options.botRate !== 8000) {
       this.#up = new Resampler(8000, options.botRate);
       this.#down = new Resampler(options.botRate, 8000);

@@ -39,7 +39,7 @@ export class PlayoutBuffer {
     readonly capacity: number,
     initial = 8000,
     /** Reads per trim window; 0 turns the trim off. */
-    readonly trimWindow = 25,
+    readonly trimWindow = 50,
   ) {
     this.#ring = new Int16Array(Math.min(capacity, initial));
   }
