@@ -128,14 +128,24 @@ if (nativeG711) {
 // ---------------------------------------------------------------------------------------------
 // Resampling and the jitter buffer
 
-const up = new Resampler(8000, 16000);
-const down = new Resampler(16000, 8000);
 const in8 = tone(8000, 440, 160);
-const out16 = new Int16Array(up.maxOutputLength(160) + 8);
 const in16 = tone(16000, 440, 320);
-const out8 = new Int16Array(down.maxOutputLength(320) + 8);
-row('Resample 8 → 16 kHz, 20 ms frame', perOp(5000, () => up.process(in8, out16)), 'µs/frame');
-row('Resample 16 → 8 kHz, 20 ms frame', perOp(5000, () => down.process(in16, out8)), 'µs/frame');
+const resampleRow = (label: string, native: boolean): { up: number; down: number } => {
+  const up = new Resampler(8000, 16000, { native });
+  const down = new Resampler(16000, 8000, { native });
+  const out16 = new Int16Array(up.maxOutputLength(160) + 8);
+  const out8 = new Int16Array(down.maxOutputLength(320) + 8);
+  const u = perOp(5000, () => up.process(in8, out16));
+  const d = perOp(5000, () => down.process(in16, out8));
+  row(`Resample 8 → 16 kHz, 20 ms frame, ${label}`, u, 'µs/frame');
+  row(`Resample 16 → 8 kHz, 20 ms frame, ${label}`, d, 'µs/frame');
+  return { up: u, down: d };
+};
+const jsResample = resampleRow('JS loops', false);
+if (new Resampler(8000, 16000).native) {
+  const natResample = resampleRow('native loops', true);
+  row('  ratio JS / native, 8 → 16 + 16 → 8', (jsResample.up + jsResample.down) / (natResample.up + natResample.down), '×');
+}
 
 const jb = new JitterBuffer();
 const payload = new Uint8Array(160);

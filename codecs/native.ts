@@ -16,8 +16,14 @@ export type { G711Impl } from './g711.js';
 
 export type NativeBackend = 'native' | 'js';
 
+/** The resampler's FIR loops (native/fir.cc); codecs/resample.ts keeps the state and the TS loops. */
+export interface NativeFir {
+  firUp(phases: Float64Array, lengths: Uint32Array, factor: number, work: Float64Array, history: number, n: number, dst: Int16Array): number;
+  firDown(h: Float64Array, factor: number, work: Float64Array, history: number, start: number, n: number, dst: Int16Array): number;
+}
+
 /** What the addon exports (native/addon.cc). */
-interface NativeAddon extends G711Impl {}
+interface NativeAddon extends G711Impl, Partial<NativeFir> {}
 
 /** Why the addon is not in use, for a start-up log line; undefined when it is. */
 export let nativeLoadError: Error | undefined;
@@ -52,6 +58,10 @@ export const nativeG711: G711Impl | undefined = addon
       alawEncode: addon.alawEncode,
     })
   : undefined;
+
+/** The native FIR loops, or undefined (addon missing, disabled, or built before they existed). */
+export const nativeFir: NativeFir | undefined =
+  addon && typeof addon.firUp === 'function' && typeof addon.firDown === 'function' ? Object.freeze({ firUp: addon.firUp, firDown: addon.firDown }) : undefined;
 
 /** The G.711 implementation every caller should use. */
 export const g711: G711Impl = nativeG711 ?? jsG711;

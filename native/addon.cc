@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "fir.h"
 #include "g711.h"
 #include "rtp_io.h"
 
@@ -47,7 +48,76 @@ Napi::Value Batch(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+template <typename T>
+bool Typed(Napi::Env env, const Napi::Value& v, napi_typedarray_type type, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
+    Napi::TypeError::New(env, std::string("resampler: ") + what).ThrowAsJavaScriptException();
+    return false;
+  }
+  return true;
+}
+
+bool RangeFail(Napi::Env env, const char* what) {
+  Napi::RangeError::New(env, std::string("resampler: ") + what).ThrowAsJavaScriptException();
+  return false;
+}
+
+// firUp(phases: Float64Array, lengths: Uint32Array, factor, work: Float64Array, history, n, dst: Int16Array)
+Napi::Value FirUpJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 7 || !Typed<double>(env, info[0], napi_float64_array, "phases must be a Float64Array") ||
+      !Typed<uint32_t>(env, info[1], napi_uint32_array, "lengths must be a Uint32Array") ||
+      !Typed<double>(env, info[3], napi_float64_array, "work must be a Float64Array") ||
+      !Typed<int16_t>(env, info[6], napi_int16_array, "dst must be an Int16Array")) {
+    return env.Undefined();
+  }
+  auto phases = info[0].As<Napi::Float64Array>();
+  auto lengths = info[1].As<Napi::Uint32Array>();
+  uint32_t factor = info[2].As<Napi::Number>().Uint32Value();
+  auto work = info[3].As<Napi::Float64Array>();
+  size_t history = info[4].As<Napi::Number>().Uint32Value();
+  size_t n = info[5].As<Napi::Number>().Uint32Value();
+  auto dst = info[6].As<Napi::Int16Array>();
+  if (factor < 2 || factor > 6 || lengths.ElementLength() != factor) return RangeFail(env, "factor 2-6 with one length per phase"), env.Undefined();
+  size_t total = 0;
+  for (uint32_t p = 0; p < factor; p++) {
+    if (lengths[p] == 0 || lengths[p] > history + 1) return RangeFail(env, "a phase is longer than the history"), env.Undefined();
+    total += lengths[p];
+  }
+  if (total != phases.ElementLength()) return RangeFail(env, "phases and lengths disagree"), env.Undefined();
+  if (work.ElementLength() < history + n) return RangeFail(env, "work shorter than history + n"), env.Undefined();
+  if (dst.ElementLength() < n * factor) return RangeFail(env, "dst too short"), env.Undefined();
+  size_t w = botedge::FirUp(phases.Data(), lengths.Data(), factor, work.Data(), history, n, dst.Data());
+  return Napi::Number::New(env, static_cast<double>(w));
+}
+
+// firDown(h: Float64Array, factor, work: Float64Array, history, start, n, dst: Int16Array)
+Napi::Value FirDownJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 7 || !Typed<double>(env, info[0], napi_float64_array, "h must be a Float64Array") ||
+      !Typed<double>(env, info[2], napi_float64_array, "work must be a Float64Array") ||
+      !Typed<int16_t>(env, info[6], napi_int16_array, "dst must be an Int16Array")) {
+    return env.Undefined();
+  }
+  auto h = info[0].As<Napi::Float64Array>();
+  uint32_t factor = info[1].As<Napi::Number>().Uint32Value();
+  auto work = info[2].As<Napi::Float64Array>();
+  size_t history = info[3].As<Napi::Number>().Uint32Value();
+  size_t start = info[4].As<Napi::Number>().Uint32Value();
+  size_t n = info[5].As<Napi::Number>().Uint32Value();
+  auto dst = info[6].As<Napi::Int16Array>();
+  if (factor < 2 || factor > 6) return RangeFail(env, "factor 2-6"), env.Undefined();
+  if (h.ElementLength() == 0 || h.ElementLength() > history + 1) return RangeFail(env, "filter longer than the history"), env.Undefined();
+  if (work.ElementLength() < history + n) return RangeFail(env, "work shorter than history + n"), env.Undefined();
+  size_t outputs = start < n ? (n - start + factor - 1) / factor : 0;
+  if (dst.ElementLength() < outputs) return RangeFail(env, "dst too short"), env.Undefined();
+  size_t w = botedge::FirDown(h.Data(), h.ElementLength(), factor, work.Data(), history, start, n, dst.Data());
+  return Napi::Number::New(env, static_cast<double>(w));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("firUp", Napi::Function::New(env, FirUpJs, "firUp"));
+  exports.Set("firDown", Napi::Function::New(env, FirDownJs, "firDown"));
   botedge::G711Init();
   exports.Set("ulawDecode",
               Napi::Function::New(env, Batch<uint8_t, int16_t, napi_uint8_array, napi_int16_array,
