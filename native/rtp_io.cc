@@ -62,13 +62,10 @@ int64_t NowNs() {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
 }
 
-struct Staged {
-  uint32_t slot;
-  uint32_t ip;
-  uint16_t port;
-  uint16_t len;
-  uint8_t data[kStagedPacket];
-};
+// A staged packet in a byte buffer: slot u32, ip u32, port u16, len u16, bytes, padded to 4.
+constexpr size_t kStagedHeader = 12;
+
+inline size_t StagedSize(size_t len) { return kStagedHeader + ((len + 3) & ~static_cast<size_t>(3)); }
 
 struct Slot {
   std::atomic<int> fd{-1};
@@ -95,7 +92,8 @@ class Engine {
     ev.data.u64 = kTimerTag;
     epoll_ctl(epfd_, EPOLL_CTL_ADD, timerfd_, &ev);
     for (uint32_t i = 0; i < kMaxSlots; i++) free_.push_back(i);
-    for (auto& s : staged_) s.reserve(256);
+    for (auto& s : staged_) s.reserve(1 << 18);
+    sending_.reserve(1 << 18);
   }
 
   ~Engine() {
@@ -165,30 +163,39 @@ class Engine {
   // Copies a packet to send at the next due time. False when it cannot be staged.
   bool Stage(uint32_t slot, const uint8_t* data, size_t len, uint32_t ip, uint16_t port) {
     if (len > kStagedPacket || slot >= kMaxSlots) return false;
+    uint8_t header[kStagedHeader];
+    uint16_t l16 = static_cast<uint16_t>(len);
+    memcpy(header, &slot, 4);
+    memcpy(header + 4, &ip, 4);
+    memcpy(header + 8, &port, 2);
+    memcpy(header + 10, &l16, 2);
+    static const uint8_t pad[4] = {0, 0, 0, 0};
     std::lock_guard<std::mutex> lock(mu_);
     auto& v = staged_[filling_];
-    v.emplace_back();
-    Staged& s = v.back();
-    s.slot = slot;
-    s.ip = ip;
-    s.port = port;
-    s.len = static_cast<uint16_t>(len);
-    memcpy(s.data, data, len);
+    // Capacity is kept across ticks (the buffers rotate, never shrink): no allocation in steady state.
+    v.insert(v.end(), header, header + kStagedHeader);
+    v.insert(v.end(), data, data + len);
+    v.insert(v.end(), pad, pad + (StagedSize(len) - kStagedHeader - len));
     return true;
   }
 
   // Rewrites the packet a slot committed for the coming due time, if it has not left yet (barge-in).
+  // Only a packet of the same length fits in place (the records' layout must not change).
   bool Replace(uint32_t slot, const uint8_t* data, size_t len) {
-    if (len > kStagedPacket) return false;
     std::lock_guard<std::mutex> lock(mu_);
     if (!committed_) return false;
     bool done = false;
-    for (auto& s : staged_[filling_ ^ 1]) {
-      if (s.slot == slot) {
-        s.len = static_cast<uint16_t>(len);
-        memcpy(s.data, data, len);
+    auto& v = staged_[filling_ ^ 1];
+    for (size_t off = 0; off + kStagedHeader <= v.size();) {
+      uint32_t s;
+      uint16_t l;
+      memcpy(&s, v.data() + off, 4);
+      memcpy(&l, v.data() + off + 10, 2);
+      if (s == slot && len == l) {
+        memcpy(v.data() + off + kStagedHeader, data, len);
         done = true;
       }
+      off += StagedSize(l);
     }
     return done;
   }
@@ -203,7 +210,7 @@ class Engine {
         auto& prev = staged_[filling_ ^ 1];
         auto& cur = staged_[filling_];
         prev.insert(prev.end(), cur.begin(), cur.end());
-        cur.clear();
+        cur.clear();  // keeps its capacity
       } else {
         committed_ = true;
         filling_ ^= 1;
@@ -467,31 +474,36 @@ class Engine {
   }
 
   void SendCommitted() {
-    std::vector<Staged> out;
     {
+      // The committed buffer becomes the one we send from; our emptied one takes its place, so the
+      // three buffers rotate with their capacity and nothing is allocated per tick.
       std::lock_guard<std::mutex> lock(mu_);
-      out.swap(staged_[filling_ ^ 1]);
+      sending_.swap(staged_[filling_ ^ 1]);
       committed_ = false;
     }
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
-    for (const Staged& s : out) {
-      int fd = slots_[s.slot].fd.load();
-      if (fd < 0) continue;
-      sa.sin_port = htons(s.port);
-      sa.sin_addr.s_addr = htonl(s.ip);
-      if (sendto(fd, s.data, s.len, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
-        stats_.sendErrors.fetch_add(1, std::memory_order_relaxed);
-      } else {
-        stats_.sent.fetch_add(1, std::memory_order_relaxed);
+    const uint8_t* base = sending_.data();
+    for (size_t off = 0; off + kStagedHeader <= sending_.size();) {
+      uint32_t slot, ip;
+      uint16_t port, len;
+      memcpy(&slot, base + off, 4);
+      memcpy(&ip, base + off + 4, 4);
+      memcpy(&port, base + off + 8, 2);
+      memcpy(&len, base + off + 10, 2);
+      int fd = slots_[slot].fd.load();
+      if (fd >= 0) {
+        sa.sin_port = htons(port);
+        sa.sin_addr.s_addr = htonl(ip);
+        if (sendto(fd, base + off + kStagedHeader, len, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+          stats_.sendErrors.fetch_add(1, std::memory_order_relaxed);
+        } else {
+          stats_.sent.fetch_add(1, std::memory_order_relaxed);
+        }
       }
+      off += StagedSize(len);
     }
-    out.clear();
-    std::lock_guard<std::mutex> lock(mu_);
-    // Hand the (cleared, still allocated) vector back so staging never reallocates in steady state.
-    if (staged_[filling_ ^ 1].empty() && staged_[filling_ ^ 1].capacity() < out.capacity()) {
-      staged_[filling_ ^ 1].swap(out);
-    }
+    sending_.clear();
   }
 
   const int64_t period_ns_;
@@ -507,7 +519,8 @@ class Engine {
   std::mutex mu_;
   std::deque<uint32_t> free_;       // mu_
   std::vector<uint32_t> closing_;   // mu_
-  std::vector<Staged> staged_[2];   // mu_: [filling_] is being staged, the other was committed
+  std::vector<uint8_t> staged_[2];  // mu_: [filling_] is being staged, the other was committed
+  std::vector<uint8_t> sending_;    // thread only: the packets being sent now
   int filling_ = 0;                 // mu_
   bool committed_ = false;          // mu_
   std::vector<uint8_t> arenas_[2];
