@@ -37,6 +37,11 @@ function protocolName(value: string): 'native' | 'native-mux' {
   return value;
 }
 
+function codecName(value: string): 'pcmu' | 'opus' {
+  if (value !== 'pcmu' && value !== 'opus') throw new InvalidArgumentError('must be pcmu or opus');
+  return value;
+}
+
 const say = (line: string) => process.stdout.write(line + '\n');
 const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
 
@@ -62,8 +67,9 @@ const program = new Command()
   .option('--protocol <name>', 'bot protocol of the media node\'s route: native (a socket per call) or native-mux (one shared socket)', protocolName, 'native')
   .option('--shards <n>', 'media nodes (one process each) behind the load-steering proxy; > 1 starts the proxy and turns pinning off', int(1), 1)
   .option('--via-proxy', 'put the proxy in front even with one shard (the like-for-like baseline for --shards)', false)
+  .option('--codec <name>', 'what callers speak: pcmu (marked frames) or opus (48 kHz Opus, bot at 16 kHz; loss by frame counts, no latency)', codecName, 'pcmu')
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
+  .action(async (o: { codec: 'pcmu' | 'opus'; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
     const { result } = await runBench(
       {
@@ -85,6 +91,7 @@ const program = new Command()
         maxLoss: o.maxLoss,
         maxP99Ms: o.maxP99,
         protocol: o.protocol,
+        codec: o.codec,
         ...(o.shards > 1 || o.viaProxy ? { shards: o.shards, viaProxy: o.viaProxy } : {}),
       },
       say,

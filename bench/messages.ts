@@ -51,6 +51,8 @@ export interface LoadgenConfig {
   pauseMs: number;
   /** Give up on an INVITE after this long, ms. */
   setupTimeoutMs: number;
+  /** What the callers offer and send: marked PCMU (default) or replayed Opus (bench/opus-caller.ts). */
+  codec?: 'pcmu' | 'opus';
 }
 
 export type ToLoadgen =

@@ -143,7 +143,7 @@ export interface MediaNodeProcess {
 export async function startMediaNode(
   children: Children,
   dir: string,
-  opts: { natsUrl: string; botUrl: string; protocol?: string; rtpPortMin: number; rtpPortMax: number; nodeId: string; maxCalls: number; cli?: string },
+  opts: { natsUrl: string; botUrl: string; protocol?: string; rtpPortMin: number; rtpPortMax: number; nodeId: string; maxCalls: number; cli?: string; codecs?: string[]; sampleRate?: number },
 ): Promise<MediaNodeProcess> {
   const configPath = join(dir, `${opts.nodeId}.json`);
   writeFileSync(
@@ -157,7 +157,8 @@ export async function startMediaNode(
         rtpPortMin: opts.rtpPortMin,
         rtpPortMax: opts.rtpPortMax,
         maxCalls: opts.maxCalls,
-        defaultRoute: { url: opts.botUrl, ...(opts.protocol ? { protocol: opts.protocol } : {}) },
+        ...(opts.codecs ? { codecs: opts.codecs } : {}),
+        defaultRoute: { url: opts.botUrl, ...(opts.protocol ? { protocol: opts.protocol } : {}), ...(opts.sampleRate ? { sampleRate: opts.sampleRate } : {}) },
       },
       null,
       2,
