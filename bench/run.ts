@@ -456,7 +456,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const failing = steps.find((s) => !s.pass);
     const setupH = Histogram.fromSparse(lastReport!.setup);
     const setup = setupH.summaryMs();
-    const talk = opts.pauseMs > 0 ? `talk${opts.talkMs}-pause${opts.pauseMs}` : 'continuous';
+    const talk = opts.pauseMs > 0 && !isOpus ? `talk${opts.talkMs}-pause${opts.pauseMs}` : 'continuous';
     const result: BenchResult = {
       scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:${isOpus ? 'opus48k-20ms-bot16k' : 'pcmu-20ms'}:${opts.protocol ?? 'native'}-echo:${talk}`,
       cores,

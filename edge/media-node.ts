@@ -27,6 +27,8 @@ const log = logger('edge:media-node');
  * shorter than a tick; 1 ms samples every one, at the cost of a native (no JavaScript) timer.
  */
 const LOOP_DELAY_RESOLUTION_MS = 1;
+/** nice(2) increment of the Opus worker threads. */
+const OPUS_WORKER_NICE = 5;
 
 /** Event-loop delay of the node's main thread (the one that owns the RTP sockets) over a window. */
 export interface EventLoopDelay {
@@ -71,7 +73,9 @@ export class MediaNode {
   ) {
     this.ticker = rtpIo.clock;
     // Started at start-up, not per call: worker threads take tens of ms to boot.
-    this.opus = options.codecs.includes('opus') ? new OpusBatch(new OpusPool()) : undefined;
+    // Workers at a lower priority: when they share a core with this thread, RTP timing comes first
+    // and codec throughput second (an overloaded pool sheds frames, see OpusBatch.congested).
+    this.opus = options.codecs.includes('opus') ? new OpusBatch(new OpusPool({ niceIncrement: OPUS_WORKER_NICE })) : undefined;
     this.#loopDelay.enable();
     this.layer = new TransactionLayer({
       send: (msg, dest) => this.#transport.send(msg, dest),
@@ -165,7 +169,9 @@ export class MediaNode {
   /** The node's load and health; `reset` starts a new event-loop delay window after reading this one. */
   status(reset = false): { ok: true; node: string; calls: number; callsTotal: number; draining: boolean; eventLoopDelayMs: EventLoopDelay; opus?: OpusPoolStats } {
     const h = this.#loopDelay;
-    const ms = (ns: number) => Math.round(ns / 1e4) / 100; // ns → ms, 2 decimals
+    // The histogram holds the time between the sampling timer's runs, which includes its own period:
+    // subtract it, so an idle loop reads ~0 and the figures are how late the loop was.
+    const ms = (ns: number) => Math.max(0, Math.round(ns / 1e4) / 100 - LOOP_DELAY_RESOLUTION_MS); // ns → ms, 2 decimals
     const now = performance.now();
     const empty = h.count === 0;
     const eventLoopDelayMs: EventLoopDelay = {

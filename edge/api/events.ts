@@ -71,6 +71,8 @@ export const MediaStatsSchema = z.object({
   codecErrors: z.number().int().nonnegative().optional(),
   /** Opus calls only: encoded frames that missed their tick and left in a later one. */
   encodeLate: z.number().int().nonnegative().optional(),
+  /** Opus calls only: frames (either way) not coded because the worker pool was over a tick behind. */
+  codecShed: z.number().int().nonnegative().optional(),
 });
 export type MediaStats = z.infer<typeof MediaStatsSchema>;
 

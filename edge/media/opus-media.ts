@@ -34,6 +34,8 @@ const OPUS_CLOCK = 48000;
 const TICK_TS = 960; // 20 ms at 48 kHz
 /** Outbound frames in flight at most (submitted, not yet sent); beyond it the oldest is dropped. */
 const OUT_SLOTS = 4;
+/** Unanswered flushes beyond which the pool counts as behind (see OpusBatch.congested). */
+const MAX_FLUSHES_IN_FLIGHT = 2;
 /** Largest Opus packet we send: 20 ms at ≤ 510 kbit/s is ≤ 1275 bytes (RFC 6716 §3.2.1). */
 const MAX_OPUS_BYTES = 1275;
 
@@ -45,14 +47,31 @@ const MAX_OPUS_BYTES = 1275;
  */
 export class OpusBatch {
   #scheduled = false;
+  #inFlight = 0;
   /** Flushes that threw (the pool rejects their frames itself; this counts the rest). */
   flushErrors = 0;
+  readonly #settled = () => void this.#inFlight--;
+  readonly #failed = () => {
+    this.#inFlight--;
+    this.flushErrors++;
+  };
   readonly #flush = () => {
     this.#scheduled = false;
-    this.pool.flush().catch(() => void this.flushErrors++);
+    this.#inFlight++;
+    this.pool.flush().then(this.#settled, this.#failed);
   };
 
   constructor(readonly pool: OpusPool) {}
+
+  /**
+   * The workers are more than a tick behind: two flushes are still unanswered. Calls then shed
+   * this tick's codec work (counted as `codecShed`) instead of queueing it: a queue would grow
+   * without bound under overload and every frame would come out too late, where shedding loses
+   * some frames and keeps the rest on time.
+   */
+  get congested(): boolean {
+    return this.#inFlight >= MAX_FLUSHES_IN_FLIGHT;
+  }
 
   requestFlush(): void {
     if (this.#scheduled) return;
@@ -154,6 +173,7 @@ export class OpusMedia implements MediaSession {
     rtpLate: 0,
     codecErrors: 0,
     encodeLate: 0,
+    codecShed: 0,
   };
 
   constructor(
@@ -297,6 +317,10 @@ export class OpusMedia implements MediaSession {
   #tickCaller(): void {
     const out = this.#jitter.pop(performance.now());
     const id = this.options.callId;
+    if (out.type !== 'wait' && this.batch.congested) {
+      this.stats.codecShed!++;
+      return;
+    }
     if (out.type === 'frame') {
       this.#pool.decode(id, out.payload).then(this.#onCallerPcm, this.#onCodecError);
     } else if (out.type === 'conceal') {
@@ -331,13 +355,20 @@ export class OpusMedia implements MediaSession {
   readonly #onMarkRead = (name: string) => void this.#markTarget.push(name);
 
   #readAndEncode(): void {
+    if (this.batch.congested) {
+      // The audio of this tick is dropped, not delayed: the caller's jitter buffer conceals it.
+      this.#markTarget = this.#marksDue;
+      this.playout.read(this.#pcm, this.#onMarkRead);
+      this.stats.codecShed!++;
+      return;
+    }
     if (this.#outCount === OUT_SLOTS) {
       // The pool is OUT_SLOTS ticks behind: drop the oldest frame rather than queue without bound.
       const old = this.#out[this.#outHead]!;
       old.generation++;
       for (const m of old.marks) this.#marksDue.push(m);
       old.marks.length = 0;
-      this.stats.codecErrors!++;
+      this.stats.codecShed!++;
       this.#outHead = (this.#outHead + 1) % OUT_SLOTS;
       this.#outCount--;
     }
