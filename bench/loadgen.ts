@@ -24,6 +24,7 @@ import { FRAME_SAMPLES, readUlawFrame, usDiff, writeCallerFrame, type FrameMark 
 import { Histogram } from './histogram.js';
 import { readToneUlaw, unwrapUs24, writeToneUlaw, type ToneMark } from './tone-mark.js';
 import type { FailureCounts, FromLoadgen, LoadgenConfig, ToLoadgen } from './messages.js';
+import { OpusReplay } from './opus-caller.js';
 
 const HOST = '127.0.0.1';
 const PACKET_BYTES = 12 + FRAME_SAMPLES;
@@ -72,6 +73,8 @@ let up = 0;
 let pending = 0;
 let failed = 0;
 let hangingUp = false;
+/** `--codec opus`: the pre-encoded stream every call replays (bench/opus-caller.ts). */
+let opus: OpusReplay | undefined;
 
 // Measurement window (µs mod 2^32 on the shared clock).
 let winFrom = 0;
@@ -147,7 +150,7 @@ async function startCall(index: number): Promise<void> {
     failures['rtp-bind'] = (failures['rtp-bind'] ?? 0) + 1;
     return;
   }
-  const offer = createOffer({ address: HOST, port: bound.port, codecs: ['PCMU'], telephoneEvent: true });
+  const offer = createOffer({ address: HOST, port: bound.port, codecs: opus ? ['opus'] : ['PCMU'], telephoneEvent: true });
   const callId = newCallId(HOST);
   const local = `sip:bench@${HOST}:${sip.address().port}`;
   const h = new SipHeaders();
@@ -181,7 +184,7 @@ async function startCall(index: number): Promise<void> {
     seq: (Math.random() * 0x10000) >>> 0,
     timestamp: (Math.random() * 0x100000000) >>> 0,
     frameSeq: 0,
-    packets: [new Uint8Array(PACKET_BYTES), new Uint8Array(PACKET_BYTES)],
+    packets: opus ? [new Uint8Array(12 + opus.maxBytes), new Uint8Array(12 + opus.maxBytes)] : [new Uint8Array(PACKET_BYTES), new Uint8Array(PACKET_BYTES)],
     inviteAtMs: monoMs(),
     sentInWindow: 0,
     recvInWindow: 0,
@@ -219,7 +222,8 @@ function onInviteResponse(call: Call, res: SipResponse): void {
       const answer = applyAnswer(call.offer, parseSdp(Buffer.from(res.body).toString('utf8')));
       call.remote = answer.remote;
       call.payloadType = answer.codec.payloadType;
-      if (answer.codec.name !== 'PCMU') throw new Error(`answered ${answer.codec.name}, offered PCMU only`);
+      const offered = opus ? 'opus' : 'PCMU';
+      if (answer.codec.name !== offered) throw new Error(`answered ${answer.codec.name}, offered ${offered} only`);
       call.ack = call.dialog.createAck(1);
     } catch {
       fail(call, 'bad-answer');
@@ -256,6 +260,15 @@ function readMark(call: Call, payload: Uint8Array, now: number, mark: FrameMark)
 function onRtp(call: Call, msg: Buffer, mark: FrameMark): void {
   if (call.state !== 'up' && call.state !== 'ending') return;
   if (msg.length < 12 || msg[0]! >> 6 !== 2) return;
+  if (opus) {
+    // No marker survives Opus: count packets, by arrival time (bench/opus-caller.ts).
+    recvLastS++;
+    if (inWindow(monoUs32())) {
+      recvInWindow++;
+      call.recvInWindow++;
+    }
+    return;
+  }
   // Arrival time before decoding: the tone marker's Goertzel filters take a few µs.
   const now = monoUs32();
   const offset = 12 + (msg[0]! & 0x0f) * 4 + ((msg[0]! & 0x10) !== 0 ? 4 + 4 * ((msg[14 + (msg[0]! & 0x0f) * 4]! << 8) | msg[15 + (msg[0]! & 0x0f) * 4]!) : 0);
@@ -279,7 +292,7 @@ function sendFrame(call: Call): void {
   const packet = call.packets[call.frameSeq & 1]!;
   call.frameSeq++;
   call.seq = (call.seq + 1) & 0xffff;
-  call.timestamp = (call.timestamp + FRAME_SAMPLES) >>> 0;
+  call.timestamp = (call.timestamp + (opus ? 960 : FRAME_SAMPLES)) >>> 0; // RFC 7587: Opus' RTP clock is 48 kHz
   packet[0] = 0x80;
   packet[1] = (call.firstPacket ? 0x80 : 0) | call.payloadType;
   call.firstPacket = false;
@@ -294,6 +307,17 @@ function sendFrame(call: Call): void {
   packet[10] = (call.ssrc >>> 8) & 0xff;
   packet[11] = call.ssrc & 0xff;
   const us = monoUs32();
+  if (opus) {
+    const payload = opus.frame(call.frameSeq + call.cycleOffset);
+    packet.set(payload, 12);
+    if (inWindow(us)) {
+      sentInWindow++;
+      call.sentInWindow++;
+    }
+    sentLastS++;
+    call.socket.send(packet, 0, 12 + payload.length);
+    return;
+  }
   if (cycleFrames > 0 && (call.frameSeq + call.cycleOffset) % cycleFrames >= talkFrames) {
     // The caller's pause: G.711 silence, unmarked; the bot does not answer it (see echo-bot.ts).
     packet.fill(0xff, 12);
@@ -482,6 +506,7 @@ async function main(): Promise<void> {
     switch (msg.type) {
       case 'config':
         config = msg;
+        if (msg.codec === 'opus') opus = new OpusReplay();
         phases = Array.from({ length: Math.max(1, msg.phases) }, () => []);
         slotMs = 20 / phases.length;
         talkFrames = Math.round(msg.talkMs / 20);

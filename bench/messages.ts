@@ -56,6 +56,8 @@ export interface LoadgenConfig {
    * nothing is resampled. 16000: the tone marker (bench/tone-mark.ts), which survives the resampler.
    */
   botRate: 8000 | 16000;
+  /** What the callers offer and send: marked PCMU (default) or replayed Opus (bench/opus-caller.ts). */
+  codec?: 'pcmu' | 'opus';
 }
 
 export type ToLoadgen =

@@ -20,6 +20,7 @@ import { cpuBetween, sampleMachine, sampleProc, type ProcSample } from './proc.j
 import { Children, forkBench, pin, readMembers, startMediaNode, startNats, waitForMembers, type MediaNodeProcess } from './procs.js';
 import { startProxy } from './proxy-procs.js';
 import { renderReport } from './report.js';
+import { readLoopDelay, type LoopDelay } from './node-status.js';
 
 export interface BenchOptions {
   /** Concurrent calls (fixed mode) or the ramp's ceiling. */
@@ -66,6 +67,12 @@ export interface BenchOptions {
    * they carry the exact byte marker (bench/frame.ts).
    */
   botRate?: 8000 | 16000;
+  /**
+   * What the callers speak: `pcmu` (default; marked frames, per-frame loss and latency) or `opus`
+   * (48 kHz Opus replayed from a pre-encoded stream, bot route at 16 kHz; loss counted by frames,
+   * no latency: bench/opus-caller.ts).
+   */
+  codec?: 'pcmu' | 'opus';
 }
 
 /** details.json, sharded runs only: where the SUT's CPU went in a window. */
@@ -109,6 +116,10 @@ export interface BenchResult {
   /** PCM rate the node spoke to the bot (8000: no resampling; 16000: 8↔16 kHz both ways). */
   bot_rate_hz: number;
   capacity?: { calls: number; limited_by: string };
+  /** The media node's own event-loop delay over the window, ms (worst node when sharded). */
+  event_loop_delay_ms?: LoopDelay;
+  /** Opus runs: how loss was counted, and that latency was not measured. */
+  note?: string;
 }
 
 /** One measured window: a fixed run has one, a ramp one per step. */
@@ -143,6 +154,8 @@ export interface StepResult {
   limited_by: string;
   /** Only with --shards > 1 or --via-proxy. */
   sharded?: ShardedStep;
+  /** The media node's own event-loop delay over the window, ms (worst node when sharded). */
+  event_loop_delay_ms?: LoopDelay;
 }
 
 export interface BenchDetails {
@@ -187,8 +200,11 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
   try {
     // ----------------------------------------------------------------------------- processes
     const nats = await startNats(children);
-    const botRate = opts.botRate ?? 16000;
-    const bot = await forkBench<{ type: 'ready'; port: number }>(children, 'echo-bot', ['0', '--bot-rate', String(botRate)]);
+    const isOpus = opts.codec === 'opus';
+    // Opus: the route speaks 16 kHz, and no marker survives the codec, so the bot echoes every frame
+    // (--echo-all) and loss is counted by frames.
+    const botRate = isOpus ? 16000 : (opts.botRate ?? 16000);
+    const bot = await forkBench<{ type: 'ready'; port: number }>(children, 'echo-bot', isOpus ? ['0', '--echo-all', '--bot-rate', String(botRate)] : ['0', '--bot-rate', String(botRate)]);
     const shardCount = opts.shards ?? 1;
     const viaProxy = shardCount > 1 || opts.viaProxy === true;
     const shardNodes: MediaNodeProcess[] = [];
@@ -207,6 +223,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
           sampleRate: botRate,
           maxCalls: Math.max(opts.calls * 2, 2000),
           ...(opts.mediaCli ? { cli: opts.mediaCli } : {}),
+          ...(isOpus ? { codecs: ['opus', 'PCMU'], sampleRate: 16000 } : {}),
         }),
       );
     }
@@ -251,7 +268,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       }
     })().catch(() => undefined);
 
-    lg.child.send({ type: 'config', host: '127.0.0.1', port: proxy ? proxy.port : media.sipPort, number: 'bench', rate: opts.rate, phases: opts.phases, talkMs: opts.talkMs, pauseMs: opts.pauseMs, setupTimeoutMs: 40_000, botRate });
+    lg.child.send({ type: 'config', host: '127.0.0.1', port: proxy ? proxy.port : media.sipPort, number: 'bench', rate: opts.rate, phases: opts.phases, talkMs: opts.talkMs, pauseMs: isOpus ? 0 : opts.pauseMs, setupTimeoutMs: 40_000, botRate, codec: isOpus ? 'opus' : 'pcmu' });
 
     // Progress: one line a second from the generator's figures and the SUT's /proc.
     let lastMedia = sampleProc(pids.media, monoMs());
@@ -308,6 +325,11 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       lg.child.send({ type: 'window', fromUs, toUs });
       bot.child.send({ type: 'window', fromUs, toUs });
       await sleep(Math.max(0, fromMs - monoMs()));
+      const nodeIds = viaProxy ? shardNodes.map((_, i) => `shard-${i}`) : ['bench-media-1'];
+      // Opus: frames at the bot are counted by arrival between the window's edges (no markers).
+      const botAtOpen = isOpus ? nextMessage<BotReport>(bot.child, 'report', 10_000) : undefined;
+      if (isOpus) bot.child.send({ type: 'report' });
+      await readLoopDelay(nc, nodeIds); // opens the node's event-loop delay window
       const a: Record<string, ProcSample | undefined> = {};
       for (const [k, pid] of Object.entries(allPids)) a[k] = sampleProc(pid, monoMs());
       const machineA = sampleMachine();
@@ -317,6 +339,10 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       const b: Record<string, ProcSample | undefined> = {};
       for (const [k, pid] of Object.entries(allPids)) b[k] = sampleProc(pid, monoMs());
       const machineB = sampleMachine();
+      const loopDelay = await readLoopDelay(nc, nodeIds);
+      const botAtClose = isOpus ? nextMessage<BotReport>(bot.child, 'report', 10_000) : undefined;
+      if (isOpus) bot.child.send({ type: 'report' });
+      const opusAtBot = isOpus ? (await botAtClose!).framesTotal - (await botAtOpen!).framesTotal : 0;
       // Grace: frames sent at the end of the window are still on their way.
       await sleep(1000);
       lg.child.send({ type: 'report' });
@@ -330,8 +356,14 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       const c2b = Histogram.fromSparse(br.callerToBot);
       const b2c = Histogram.fromSparse(lr.botToCaller);
       const rtt = Histogram.fromSparse(lr.roundTrip);
-      const lossC2b = lr.sentInWindow > 0 ? Math.max(0, 1 - br.framesInWindow / lr.sentInWindow) : 1;
-      const lossB2c = br.echoedInWindow > 0 ? Math.max(0, 1 - lr.recvInWindow / br.echoedInWindow) : 1;
+      let lossC2b = lr.sentInWindow > 0 ? Math.max(0, 1 - br.framesInWindow / lr.sentInWindow) : 1;
+      let lossB2c = br.echoedInWindow > 0 ? Math.max(0, 1 - lr.recvInWindow / br.echoedInWindow) : 1;
+      if (isOpus) {
+        // By frames: the bot's frames vs the callers' packets, and the node's packets back (one per
+        // tick per call, echo or silence) vs the callers' packets, all counted in the same window.
+        lossC2b = lr.sentInWindow > 0 ? Math.max(0, 1 - opusAtBot / lr.sentInWindow) : 1;
+        lossB2c = lr.sentInWindow > 0 ? Math.max(0, 1 - lr.recvInWindow / lr.sentInWindow) : 1;
+      }
       const newFailed = lr.failed - failedBefore;
       failedBefore = lr.failed;
       const callsFailed = newFailed + lr.silentCalls;
@@ -372,7 +404,9 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         sut_rss_kb: rssKb,
         loss_caller_to_bot: round(lossC2b, 6),
         loss_bot_to_caller: round(lossB2c, 6),
-        frames: { sent: lr.sentInWindow, at_bot: br.framesInWindow, echoed: br.echoedInWindow, back: lr.recvInWindow, unrecognised_back: lr.unmarked },
+        frames: isOpus
+          ? { sent: lr.sentInWindow, at_bot: opusAtBot, echoed: opusAtBot, back: lr.recvInWindow, unrecognised_back: 0 }
+          : { sent: lr.sentInWindow, at_bot: br.framesInWindow, echoed: br.echoedInWindow, back: lr.recvInWindow, unrecognised_back: lr.unmarked },
         latency_ms: lat,
         latency_bins_ms: { width: binWidth / 1000, caller_to_bot: c2b.bins(binWidth, binTo), bot_to_caller: b2c.bins(binWidth, binTo) },
         cps: round(reached.cps, 2),
@@ -385,6 +419,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         softirq_cpu_pct: irqPct,
         pass: reasons.length === 0,
         limited_by: reasons.join('; '),
+        ...(loopDelay ? { event_loop_delay_ms: loopDelay } : {}),
       };
       if (viaProxy) {
         // Calls each node holds, from the cluster table (its own row), right after the window.
@@ -419,7 +454,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       }
       steps.push(step);
       say(
-        `[${elapsed()}] step ${target}: ${step.pass ? 'PASS' : 'FAIL'} | cpu ${step.cpu_us_per_call_second} µs/call·s (${step.sut_cpu_pct}% of a core) | rss ${step.rss_kb_per_call} kB/call | loss c→b ${(lossC2b * 100).toFixed(3)}% b→c ${(lossB2c * 100).toFixed(3)}% | p99 c→b ${lat.caller_to_bot.p99} ms b→c ${lat.bot_to_caller.p99} ms | generator ${step.loadgen_cpu_pct}% lag ${lr.lagMaxMs} ms | softirq ${irqPct}% | other load ${otherPct}%${otherPct > 10 ? ' (NOISY MACHINE)' : ''}${step.pass ? '' : ` | ${step.limited_by}`}`,
+        `[${elapsed()}] step ${target}: ${step.pass ? 'PASS' : 'FAIL'} | cpu ${step.cpu_us_per_call_second} µs/call·s (${step.sut_cpu_pct}% of a core) | rss ${step.rss_kb_per_call} kB/call | loss c→b ${(lossC2b * 100).toFixed(3)}% b→c ${(lossB2c * 100).toFixed(3)}% | p99 c→b ${lat.caller_to_bot.p99} ms b→c ${lat.bot_to_caller.p99} ms | generator ${step.loadgen_cpu_pct}% lag ${lr.lagMaxMs} ms | loop delay p50/p99/max ${loopDelay ? `${loopDelay.p50}/${loopDelay.p99}/${loopDelay.max}` : '?'} ms | softirq ${irqPct}% | other load ${otherPct}%${otherPct > 10 ? ' (NOISY MACHINE)' : ''}${step.pass ? '' : ` | ${step.limited_by}`}`,
       );
       if (opts.ramp && !step.pass) break;
     }
@@ -435,9 +470,9 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const failing = steps.find((s) => !s.pass);
     const setupH = Histogram.fromSparse(lastReport!.setup);
     const setup = setupH.summaryMs();
-    const talk = opts.pauseMs > 0 ? `talk${opts.talkMs}-pause${opts.pauseMs}` : 'continuous';
+    const talk = opts.pauseMs > 0 && !isOpus ? `talk${opts.talkMs}-pause${opts.pauseMs}` : 'continuous';
     const result: BenchResult = {
-      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:pcmu-20ms:${opts.protocol ?? 'native'}-echo${botRate === 8000 ? '' : `-l16@${botRate / 1000}k`}:${talk}${opts.rtpIo ? `:rtp-${opts.rtpIo}` : ''}`,
+      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:${isOpus ? 'opus48k-20ms' : 'pcmu-20ms'}:${opts.protocol ?? 'native'}-echo${botRate === 8000 ? '' : `-l16@${botRate / 1000}k`}:${talk}${opts.rtpIo ? `:rtp-${opts.rtpIo}` : ''}`,
       cores,
       node_version: process.version,
       calls_target: chosen.calls_target,
@@ -453,6 +488,10 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       cps: chosen.cps,
       loadgen_cpu_us_per_call_second: chosen.loadgen_cpu_us_per_call_second,
       bot_rate_hz: botRate,
+      ...(chosen.event_loop_delay_ms ? { event_loop_delay_ms: chosen.event_loop_delay_ms } : {}),
+      ...(isOpus
+        ? { note: 'opus: loss counted by frames (bot frames and RTP packets back vs RTP packets sent, per window by arrival), latency not measured (no marker survives the codec): latency_ms fields are 0' }
+        : {}),
     };
     if (opts.ramp) {
       result.capacity = {

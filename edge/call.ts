@@ -3,7 +3,7 @@ import { Dialog } from '../sip/dialog.js';
 import { SipError } from '../sip/errors.js';
 import { newTag } from '../sip/ids.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
-import { answerOffer, formatSdp, parseSdp, type OfferAnswerResult } from '../sip/sdp.js';
+import { answerOffer, formatSdp, parseSdp, type CodecName, type OfferAnswerResult } from '../sip/sdp.js';
 import type { ServerTransactionHandle, TransactionLayer } from '../sip/transaction-layer.js';
 import type { EndCause } from './api/events.js';
 import { readFileSync } from 'node:fs';
@@ -16,6 +16,8 @@ import { twilioCalls } from './bot/twilio-rest.js';
 import type { Route, ResolvedMediaNodeOptions } from './config.js';
 import { logger } from './log.js';
 import { CallMedia } from './media/call-media.js';
+import { OpusMedia, type OpusBatch } from './media/opus-media.js';
+import type { CallMediaSink, MediaSession } from './media/session.js';
 import { loadPrompt } from './media/prompt.js';
 import type { RtpPortPool } from './media/port-pool.js';
 import type { MediaClock, RtpSocket } from './media/rtp-socket.js';
@@ -30,6 +32,8 @@ export interface CallContext {
   nats: NatsLink;
   ticker: MediaClock;
   ports: RtpPortPool;
+  /** The node's Opus worker pool; present when `opus` is among the node's codecs. */
+  opus?: OpusBatch | undefined;
   /** Our Contact URI. */
   contact: string;
   /** The call reached its end; the node forgets it. */
@@ -63,7 +67,7 @@ export class InboundCall {
   readonly dialog: Dialog;
   readonly startedAt = Date.now();
   answeredAt = 0;
-  #media: CallMedia | undefined;
+  #media: MediaSession | undefined;
   #bot: BotStream | MuxBotStream | undefined;
   #protocol: BotProtocol | undefined;
   #streamStart = 0;
@@ -85,7 +89,7 @@ export class InboundCall {
     this.#bot?.pump(now);
     const over = media.playout.overflowSamples;
     if (over > this.#overflowReported && now - this.#overflowReportedAt >= OVERFLOW_REPORT_MS) {
-      this.#bot?.send({ type: 'overflow', droppedMs: Math.round((over - this.#overflowReported) / 8), totalDroppedMs: Math.round(over / 8) });
+      this.#bot?.send({ type: 'overflow', droppedMs: Math.round((over - this.#overflowReported) / (media.playoutRate / 1000)), totalDroppedMs: Math.round(over / (media.playoutRate / 1000)) });
       this.#overflowReported = over;
       this.#overflowReportedAt = now;
     }
@@ -132,31 +136,62 @@ export class InboundCall {
       this.#reject(e.status, e.reason, 'rejected', err);
       return;
     }
-    this.#media = new CallMedia(
-      socket,
-      port,
-      {
-        codec: offer.codec.name,
-        payloadType: offer.codec.payloadType,
-        telephoneEventPt: offer.telephoneEventPt,
-        remote: offer.remote,
-        symmetric: opts.symmetricRtp,
-        playoutCapacity: Math.round(((this.route.playoutBufferMs ?? opts.playoutBufferMs) / 1000) * 8000),
-        playoutTrim: this.route.playoutTrim,
-        botRate: this.route.protocol === 'twilio' ? 8000 : this.route.sampleRate,
+    const sink: CallMediaSink = {
+      onCallerAudio: (pcm) => this.#bot?.sendAudio(pcm, performance.now() - this.#streamStart),
+      onDtmf: (press) => {
+        this.#bot?.send({ type: 'dtmf', digit: press.digit, durationMs: press.durationMs });
+        this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'dtmf', digit: press.digit, durationMs: press.durationMs });
       },
-      {
-        onCallerAudio: (pcm) => this.#bot?.sendAudio(pcm, performance.now() - this.#streamStart),
-        onDtmf: (press) => {
-          this.#bot?.send({ type: 'dtmf', digit: press.digit, durationMs: press.durationMs });
-          this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'dtmf', digit: press.digit, durationMs: press.durationMs });
-        },
-        onMark: (name) => {
-          if (name === PROMPT_DONE) this.hangup('bot-error', 'fallback prompt played');
-          else this.#bot?.send({ type: 'mark', name, cleared: false });
-        },
+      onMark: (name) => {
+        if (name === PROMPT_DONE) this.hangup('bot-error', 'fallback prompt played');
+        else this.#bot?.send({ type: 'mark', name, cleared: false });
       },
-    );
+    };
+    const botRate = this.route.protocol === 'twilio' ? 8000 : this.route.sampleRate;
+    const playoutMs = this.route.playoutBufferMs ?? opts.playoutBufferMs;
+    const codec = offer.codec;
+    if (codec.name === 'opus') {
+      if (!this.ctx.opus) {
+        // answerOffer picks opus only from the node's codecs, and the node starts the pool for them.
+        socket.close();
+        this.ctx.ports.release(port);
+        this.#reject(500, 'Server Internal Error (no Opus pool)', 'rejected', new Error('opus negotiated without an OpusPool'));
+        return;
+      }
+      this.#media = new OpusMedia(
+        socket,
+        port,
+        {
+          callId: this.id,
+          payloadType: codec.payloadType,
+          telephoneEventPt: offer.telephoneEventPt,
+          telephoneEventRate: offer.telephoneEventRate ?? 48000,
+          remote: offer.remote,
+          symmetric: opts.symmetricRtp,
+          playoutBufferMs: playoutMs,
+          botRate,
+          remoteFec: codec.params['useinbandfec'] === '1',
+        },
+        this.ctx.opus,
+        sink,
+      );
+    } else {
+      this.#media = new CallMedia(
+        socket,
+        port,
+        {
+          codec: codec.name,
+          payloadType: codec.payloadType,
+          telephoneEventPt: offer.telephoneEventPt,
+          remote: offer.remote,
+          symmetric: opts.symmetricRtp,
+          playoutCapacity: Math.round((playoutMs / 1000) * 8000),
+          playoutTrim: this.route.playoutTrim,
+          botRate,
+        },
+        sink,
+      );
+    }
     this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'created', direction: 'inbound', from: this.from, to: this.to, botUrl: this.route.url });
 
     try {
@@ -220,7 +255,7 @@ export class InboundCall {
     log.info({ call: this.id, sipCallId: this.sipCallId, codec: offer.codec.name }, 'answered');
   }
 
-  #negotiate(req: SipRequest, port: number): OfferAnswerResult {
+  #negotiate(req: SipRequest, port: number, codecs: CodecName[] = this.ctx.options.codecs): OfferAnswerResult {
     const ct = (req.headers.get('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
     if (req.body.length === 0 || ct !== 'application/sdp') {
       // We need the caller's offer to know where to send RTP; late offer is not supported yet.
@@ -236,7 +271,7 @@ export class InboundCall {
       return answerOffer(sdp, {
         address: this.ctx.options.advertisedAddress,
         port,
-        codecs: this.ctx.options.codecs,
+        codecs,
         telephoneEvent: true,
         sessionVersion: this.#sdpVersion++,
       });
@@ -329,14 +364,19 @@ export class InboundCall {
     }
     let result: OfferAnswerResult;
     try {
-      result = this.#negotiate(req, media.port);
+      // The call keeps its codec family: a re-offer is answered with Opus for an Opus call and with
+      // G.711 for a G.711 one (switching would need a new media session).
+      const codecs = media instanceof OpusMedia ? ['opus' as const] : this.ctx.options.codecs.filter((c) => c !== 'opus');
+      result = this.#negotiate(req, media.port, codecs);
     } catch (err) {
       const e = err instanceof SipError ? err : new SipError(488, 'Not Acceptable Here');
       tx.reply(e.status, e.reason);
       return;
     }
     const sending = result.direction === 'sendrecv' || result.direction === 'sendonly';
-    media.update({ codec: result.codec.name, payloadType: result.codec.payloadType, telephoneEventPt: result.telephoneEventPt, remote: result.remote }, sending);
+    const update = { payloadType: result.codec.payloadType, telephoneEventPt: result.telephoneEventPt, remote: result.remote };
+    if (media instanceof CallMedia && result.codec.name !== 'opus') media.update({ ...update, codec: result.codec.name }, sending);
+    else media.update(update, sending);
     const res = tx.reply(200, 'OK', {
       toTag: this.dialog.localTag,
       headers: [['Contact', `<${this.ctx.contact}>`], ['Allow', ALLOW]],

@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { dialogId } from '../sip/dialog.js';
 import type { SipMessage, SipRequest } from '../sip/message.js';
 import { parseNameAddr, formatUri } from '../sip/uri.js';
@@ -9,7 +10,9 @@ import { ALLOW, InboundCall, type CallContext } from './call.js';
 import { startTwilioRest } from './bot/twilio-rest.js';
 import { resolveMediaNodeOptions, routeFor, type MediaNodeOptions, type ResolvedMediaNodeOptions } from './config.js';
 import { logger } from './log.js';
+import { OpusBatch } from './media/opus-media.js';
 import { RtpPortPool } from './media/port-pool.js';
+import { OpusPool, type OpusPoolStats } from '../workers/opus-pool.js';
 import { createRtpIo, rtpIoFallbackReason, type RtpIo } from './media/rtp-io.js';
 import type { MediaClock } from './media/rtp-socket.js';
 import { Membership } from './cluster/membership.js';
@@ -18,6 +21,24 @@ import { SipTransport } from './sip-transport.js';
 import { calledNumber } from './sip-util.js';
 
 const log = logger('edge:media-node');
+
+/**
+ * Sampling period of the event-loop delay histogram, ms. Node's default (10) would miss most stalls
+ * shorter than a tick; 1 ms samples every one, at the cost of a native (no JavaScript) timer.
+ */
+const LOOP_DELAY_RESOLUTION_MS = 1;
+/** nice(2) increment of the Opus worker threads. */
+const OPUS_WORKER_NICE = 5;
+
+/** Event-loop delay of the node's main thread (the one that owns the RTP sockets) over a window. */
+export interface EventLoopDelay {
+  p50: number;
+  p99: number;
+  max: number;
+  mean: number;
+  /** Window length, ms: since start or since the last `reset`. */
+  windowMs: number;
+}
 
 const UAS_POLICY = { supportedExtensions: [] as string[], acceptContentTypes: ['application/sdp'] };
 
@@ -35,6 +56,10 @@ export class MediaNode {
   #transport!: SipTransport;
   #membership: Membership | undefined;
   #stopTwilioRest: (() => Promise<void>) | undefined;
+  /** Present when `opus` is among the node's codecs: one pool for all the node's Opus calls. */
+  readonly opus: OpusBatch | undefined;
+  readonly #loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
+  #loopDelaySince = performance.now();
   #closed = false;
   #draining = false;
   #drained: (() => void) | undefined;
@@ -47,6 +72,11 @@ export class MediaNode {
     private readonly ports: RtpPortPool,
   ) {
     this.ticker = rtpIo.clock;
+    // Started at start-up, not per call: worker threads take tens of ms to boot.
+    // Workers at a lower priority: when they share a core with this thread, RTP timing comes first
+    // and codec throughput second (an overloaded pool sheds frames, see OpusBatch.congested).
+    this.opus = options.codecs.includes('opus') ? new OpusBatch(new OpusPool({ niceIncrement: OPUS_WORKER_NICE })) : undefined;
+    this.#loopDelay.enable();
     this.layer = new TransactionLayer({
       send: (msg, dest) => this.#transport.send(msg, dest),
       scheduler: systemScheduler,
@@ -65,6 +95,7 @@ export class MediaNode {
     try {
       node.#transport = await SipTransport.listen(options.sipHost, options.sipPort, (msg, src) => node.#receive(msg, src));
     } catch (err) {
+      await node.#release();
       await nats.close();
       throw err;
     }
@@ -79,6 +110,7 @@ export class MediaNode {
       node.#serveControl();
     } catch (err) {
       await node.#transport.close();
+      await node.#release();
       await nats.close();
       throw err;
     }
@@ -86,6 +118,12 @@ export class MediaNode {
     node.#stopTwilioRest = await startTwilioRest(options);
     log.info({ node: options.nodeId, sip: `${options.sipHost}:${node.sipPort}`, g711: g711Backend, rtpIo: node.rtpIo.kind, ...(rtpIoFallbackReason ? { rtpIoFallback: rtpIoFallbackReason } : {}) }, 'media node up');
     return node;
+  }
+
+  /** What the constructor started besides NATS: the loop-delay monitor and the Opus workers. */
+  async #release(): Promise<void> {
+    this.#loopDelay.disable();
+    await this.opus?.pool.destroy();
   }
 
   get sipPort(): number {
@@ -100,15 +138,62 @@ export class MediaNode {
     return `sip:botedge@${this.options.advertisedAddress}:${this.sipPort}`;
   }
 
-  /** `botedge.v1.node.<id>.drain`: request/reply, answers `{ok, calls}`. */
+  /**
+   * `botedge.v1.node.<id>.drain`: request/reply, answers `{ok, calls}`.
+   * `botedge.v1.node.<id>.status`: request/reply (body empty or `{"reset":true}`), answers the node's
+   * calls and its event-loop delay since the last reset (docs/nats-api.md).
+   */
   #serveControl(): void {
-    const sub = this.nats.nc.subscribe(`botedge.v1.node.${this.options.nodeId}.drain`);
+    const prefix = `botedge.v1.node.${this.options.nodeId}`;
+    const drain = this.nats.nc.subscribe(`${prefix}.drain`);
     void (async () => {
-      for await (const m of sub) {
+      for await (const m of drain) {
         this.drain();
         m.respond(JSON.stringify({ ok: true, node: this.options.nodeId, calls: this.calls.size }));
       }
     })().catch(() => undefined);
+    const status = this.nats.nc.subscribe(`${prefix}.status`);
+    void (async () => {
+      for await (const m of status) {
+        let reset = false;
+        try {
+          reset = m.data.length > 0 && (JSON.parse(m.string()) as { reset?: unknown }).reset === true;
+        } catch {
+          // A body that is not JSON reads as a plain status request.
+        }
+        m.respond(JSON.stringify(this.status(reset)));
+      }
+    })().catch(() => undefined);
+  }
+
+  /** The node's load and health; `reset` starts a new event-loop delay window after reading this one. */
+  status(reset = false): { ok: true; node: string; calls: number; callsTotal: number; draining: boolean; eventLoopDelayMs: EventLoopDelay; opus?: OpusPoolStats } {
+    const h = this.#loopDelay;
+    // The histogram holds the time between the sampling timer's runs, which includes its own period:
+    // subtract it, so an idle loop reads ~0 and the figures are how late the loop was.
+    const ms = (ns: number) => Math.max(0, Math.round(ns / 1e4) / 100 - LOOP_DELAY_RESOLUTION_MS); // ns → ms, 2 decimals
+    const now = performance.now();
+    const empty = h.count === 0;
+    const eventLoopDelayMs: EventLoopDelay = {
+      p50: empty ? 0 : ms(h.percentile(50)),
+      p99: empty ? 0 : ms(h.percentile(99)),
+      max: empty ? 0 : ms(h.max),
+      mean: empty ? 0 : ms(h.mean),
+      windowMs: Math.round(now - this.#loopDelaySince),
+    };
+    if (reset) {
+      h.reset();
+      this.#loopDelaySince = now;
+    }
+    return {
+      ok: true,
+      node: this.options.nodeId,
+      calls: this.calls.size,
+      callsTotal: this.callsTotal,
+      draining: this.#draining,
+      eventLoopDelayMs,
+      ...(this.opus ? { opus: this.opus.pool.stats } : {}),
+    };
   }
 
   get draining(): boolean {
@@ -234,6 +319,7 @@ export class MediaNode {
       nats: this.nats,
       ticker: this.ticker,
       ports: this.ports,
+      opus: this.opus,
       contact: this.contact,
       onGone: (call) => {
         this.calls.delete(call.dialogId);
@@ -252,6 +338,7 @@ export class MediaNode {
     await new Promise((r) => setTimeout(r, 50));
     this.ticker.stop();
     this.rtpIo.close();
+    await this.#release();
     await this.#membership?.close();
     await this.#stopTwilioRest?.();
     await this.#transport.close();

@@ -1,6 +1,6 @@
 /**
- * SDP (RFC 4566) parsing and formatting, and the offer/answer model (RFC 3264) for one G.711 audio
- * stream plus RFC 4733 telephone-event.
+ * SDP (RFC 4566) parsing and formatting, and the offer/answer model (RFC 3264) for one audio stream
+ * (G.711, or Opus as RFC 7587 describes it) plus RFC 4733 telephone-event.
  *
  * Session description layout (RFC 4566 §5, order is mandatory):
  *
@@ -15,6 +15,8 @@
 
 export type SdpDirection = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 export type G711Name = 'PCMU' | 'PCMA';
+/** Audio codecs we negotiate. `opus` is RFC 7587's `opus/48000/2` at a dynamic payload type. */
+export type CodecName = G711Name | 'opus';
 
 export interface SdpOrigin {
   username: string;
@@ -458,7 +460,16 @@ const STATIC_AUDIO: ReadonlyMap<number, string> = new Map([
 
 const G711_STATIC_PT: Readonly<Record<G711Name, number>> = { PCMU: 0, PCMA: 8 };
 const DEFAULT_TELEPHONE_EVENT_PT = 101;
+/** telephone-event at Opus' 48 kHz clock, offered beside the 8 kHz one when we offer Opus. */
+const DEFAULT_TELEPHONE_EVENT_48K_PT = 102;
+const DEFAULT_OPUS_PT = 96;
 const DEFAULT_PTIME = 20;
+/**
+ * Our Opus receive parameters (RFC 7587 §6.1): we decode in-band FEC, and mono is all a bot hears.
+ * `useinbandfec` and `stereo` describe the receiver, so they are ours to state whatever the offer
+ * says; we ask for nothing else (no maxplaybackrate: the caller's encoder picks its bandwidth).
+ */
+const OPUS_FMTP = 'useinbandfec=1; stereo=0';
 
 /** What we offer or answer with. */
 export interface LocalMediaOptions {
@@ -467,8 +478,8 @@ export interface LocalMediaOptions {
   /** Our RTP port. */
   port: number;
   /** Supported codecs, most preferred first. */
-  codecs: G711Name[];
-  /** Offer/accept RFC 4733 telephone-event/8000. */
+  codecs: CodecName[];
+  /** Offer/accept RFC 4733 telephone-event (at 8000, and at 48000 for Opus). */
   telephoneEvent: boolean;
   /** o= session id; default: a random number. Keep it for the whole dialog. */
   sessionId?: string;
@@ -480,13 +491,29 @@ export interface LocalMediaOptions {
   ptime?: number;
 }
 
+/** The negotiated codec. */
+export interface NegotiatedCodec {
+  name: CodecName;
+  /** Its payload type on the wire (the offerer's, for a dynamic one). */
+  payloadType: number;
+  /** RTP clock: 8000 for G.711; 48000 for Opus whatever the audio bandwidth (RFC 7587 §4.1). */
+  clockRate: 8000 | 48000;
+  /**
+   * The far end's format parameters for this codec (its `a=fmtp`, `key=value` pairs, keys lower
+   * case), i.e. what it wants to receive: for Opus `useinbandfec=1` means it decodes our FEC.
+   */
+  params: Record<string, string>;
+}
+
 export interface OfferAnswerResult {
   /** The answer SDP (for `applyAnswer`, the answer that was applied). */
   answer: Sdp;
   /** The codec to send with, and its payload type on the wire. */
-  codec: { name: G711Name; payloadType: number; clockRate: 8000 };
-  /** The payload type of telephone-event/8000, when both sides support it. */
+  codec: NegotiatedCodec;
+  /** The payload type of telephone-event, when both sides support it. */
   telephoneEventPt?: number;
+  /** Its RTP clock rate: the codec's when the far end offers that, else 8000. */
+  telephoneEventRate?: number;
   /** Where to send RTP (0.0.0.0 when the far end put us on hold the RFC 2543 way). */
   remote: { address: string; port: number };
   /** Our direction for this stream. */
@@ -572,50 +599,108 @@ function newSession(local: LocalMediaOptions): Sdp {
   };
 }
 
-function audioSection(local: LocalMediaOptions, codecs: { name: G711Name; pt: number }[], tePt: number | undefined, teFmtp: string, direction: SdpDirection): SdpMedia {
+interface Format {
+  name: CodecName;
+  pt: number;
+}
+
+interface TelephoneEvent {
+  pt: number;
+  rate: number;
+  fmtp: string;
+}
+
+function rtpmapOf(c: Format): SdpRtpMap {
+  // RFC 7587 §7: the rtpmap is always opus/48000/2, whatever the channels and bandwidth used.
+  return c.name === 'opus' ? { payloadType: c.pt, encodingName: 'opus', clockRate: 48000, encodingParameters: '2' } : { payloadType: c.pt, encodingName: c.name, clockRate: 8000 };
+}
+
+function audioSection(local: LocalMediaOptions, codecs: Format[], events: TelephoneEvent[], direction: SdpDirection): SdpMedia {
   const media: SdpMedia = {
     type: 'audio',
     port: local.port,
     proto: 'RTP/AVP',
     formats: codecs.map((c) => String(c.pt)),
     bandwidths: [],
-    rtpmaps: codecs.map((c) => ({ payloadType: c.pt, encodingName: c.name, clockRate: 8000 })),
-    fmtps: [],
+    rtpmaps: codecs.map(rtpmapOf),
+    fmtps: codecs.filter((c) => c.name === 'opus').map((c) => ({ format: String(c.pt), parameters: OPUS_FMTP })),
     ptime: local.ptime ?? DEFAULT_PTIME,
     direction,
     attributes: [],
   };
-  if (tePt !== undefined) {
-    media.formats.push(String(tePt));
-    media.rtpmaps.push({ payloadType: tePt, encodingName: 'telephone-event', clockRate: 8000 });
-    media.fmtps.push({ format: String(tePt), parameters: teFmtp });
+  for (const te of events) {
+    media.formats.push(String(te.pt));
+    media.rtpmaps.push({ payloadType: te.pt, encodingName: 'telephone-event', clockRate: te.rate });
+    media.fmtps.push({ format: String(te.pt), parameters: te.fmtp });
   }
   return media;
 }
 
-/** An offer for an outbound call (or a re-INVITE): our codecs at their static PTs, DTMF at 101. */
+/**
+ * An offer for an outbound call (or a re-INVITE): G.711 at its static PTs, Opus at 96, DTMF at 101
+ * (8 kHz) and, when Opus is offered, at 102 (48 kHz, so events share Opus' clock: RFC 4733 §2.1).
+ */
 export function createOffer(local: LocalMediaOptions): Sdp {
   const sdp = newSession(local);
-  const codecs = local.codecs.map((name) => ({ name, pt: G711_STATIC_PT[name] }));
-  const tePt = local.telephoneEvent ? DEFAULT_TELEPHONE_EVENT_PT : undefined;
-  sdp.media.push(audioSection(local, codecs, tePt, '0-15', local.direction ?? 'sendrecv'));
+  const codecs = local.codecs.map((name): Format => ({ name, pt: name === 'opus' ? DEFAULT_OPUS_PT : G711_STATIC_PT[name] }));
+  const events: TelephoneEvent[] = [];
+  if (local.telephoneEvent) {
+    events.push({ pt: DEFAULT_TELEPHONE_EVENT_PT, rate: 8000, fmtp: '0-15' });
+    if (local.codecs.includes('opus')) events.push({ pt: DEFAULT_TELEPHONE_EVENT_48K_PT, rate: 48000, fmtp: '0-15' });
+  }
+  sdp.media.push(audioSection(local, codecs, events, local.direction ?? 'sendrecv'));
   return sdp;
+}
+
+/** The RTP clock a codec runs at on the wire, and the rtpmap name/rate it is found under. */
+function wireName(name: CodecName): string {
+  return name === 'opus' ? 'opus/48000' : `${name}/8000`;
+}
+
+/** `a=fmtp` parameters of a payload type as a map (RFC 7587 §6: `key=value` pairs separated by `;`). */
+function fmtpParams(media: SdpMedia, pt: number): Record<string, string> {
+  const out: Record<string, string> = {};
+  const fmtp = media.fmtps.find((f) => f.format === String(pt));
+  if (!fmtp) return out;
+  for (const part of fmtp.parameters.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq <= 0) continue;
+    out[part.slice(0, eq).trim().toLowerCase()] = part.slice(eq + 1).trim();
+  }
+  return out;
+}
+
+/**
+ * The telephone-event format to use beside `codec`: the one at the codec's clock when offered (the
+ * events then share the audio's timestamps, RFC 4733 §2.1), else the 8 kHz one.
+ */
+function pickTelephoneEvent(media: SdpMedia, codec: Format): { pt: number; rate: number } | undefined {
+  const rates = codec.name === 'opus' ? [48000, 8000] : [8000];
+  for (const rate of rates) {
+    const pt = findPayloadType(media, `telephone-event/${rate}`);
+    if (pt !== undefined) return { pt, rate };
+  }
+  return undefined;
+}
+
+function negotiated(media: SdpMedia, codec: Format): NegotiatedCodec {
+  return { name: codec.name, payloadType: codec.pt, clockRate: codec.name === 'opus' ? 48000 : 8000, params: fmtpParams(media, codec.pt) };
 }
 
 /**
  * Answers an offer (RFC 3264 §6): accepts the first RTP/AVP audio stream with the most preferred of
- * our codecs that the offer contains (at the offer's payload type), echoes telephone-event/8000 at
- * the offer's payload type, reverses the offer's direction, and rejects every other stream with
- * port 0. Throws {@link NoCommonCodecError} (→ 488) when nothing matches.
+ * our codecs that the offer contains (at the offer's payload type; Opus as `opus/48000`, RFC 7587),
+ * echoes telephone-event at the offer's payload type, reverses the offer's direction, and rejects
+ * every other stream with port 0. Throws {@link NoCommonCodecError} (→ 488) when nothing matches.
  */
 export function answerOffer(offer: Sdp, local: LocalMediaOptions): OfferAnswerResult {
   const index = firstAudioIndex(offer);
   const offered = offer.media[index];
   if (!offered) throw new NoCommonCodecError(offeredNames(offer.media.find((m) => m.type === 'audio')));
 
-  let codec: { name: G711Name; pt: number } | undefined;
+  let codec: Format | undefined;
   for (const name of local.codecs) {
-    const pt = findPayloadType(offered, `${name}/8000`);
+    const pt = findPayloadType(offered, wireName(name));
     if (pt !== undefined) {
       codec = { name, pt };
       break;
@@ -623,35 +708,38 @@ export function answerOffer(offer: Sdp, local: LocalMediaOptions): OfferAnswerRe
   }
   if (!codec) throw new NoCommonCodecError(offeredNames(offered));
 
-  const tePt = local.telephoneEvent ? findPayloadType(offered, 'telephone-event/8000') : undefined;
-  const teFmtp = offered.fmtps.find((f) => f.format === String(tePt))?.parameters ?? '0-15';
+  const te = local.telephoneEvent ? pickTelephoneEvent(offered, codec) : undefined;
+  const teFmtp = offered.fmtps.find((f) => f.format === String(te?.pt))?.parameters ?? '0-15';
 
   const ours = reverse(effectiveDirection(offer, offered)) & DIRECTION_BITS[local.direction ?? 'sendrecv'];
   const direction = directionFromBits(ours);
 
   const answer = newSession(local);
   answer.media = offer.media.map((m, i) => {
-    if (i === index) return audioSection(local, [codec], tePt, teFmtp, direction);
+    if (i === index) return audioSection(local, [codec], te ? [{ ...te, fmtp: teFmtp }] : [], direction);
     // RFC 3264 §6: a rejected stream keeps its media type, proto and formats, with port 0.
     return { type: m.type, port: 0, proto: m.proto, formats: [...m.formats], bandwidths: [], rtpmaps: [], fmtps: [], attributes: [] };
   });
 
   const result: OfferAnswerResult = {
     answer,
-    codec: { name: codec.name, payloadType: codec.pt, clockRate: 8000 },
+    codec: negotiated(offered, codec),
     remote: remoteOf(offer, offered),
     direction,
   };
-  if (tePt !== undefined) result.telephoneEventPt = tePt;
+  if (te) {
+    result.telephoneEventPt = te.pt;
+    result.telephoneEventRate = te.rate;
+  }
   if (offered.ptime !== undefined) result.ptime = offered.ptime;
   return result;
 }
 
 /**
  * Reads the negotiated stream from the answer to our offer (RFC 3264 §7): the answer's stream at
- * the index of our audio stream, its first format that is a G.711 codec we offered, its
- * telephone-event payload type, and our direction. Throws {@link NoCommonCodecError} when the
- * answer rejected the stream or chose nothing we offered.
+ * the index of our audio stream, its first format that is a codec we offered, its telephone-event
+ * payload type, and our direction. Throws {@link NoCommonCodecError} when the answer rejected the
+ * stream or chose nothing we offered.
  */
 export function applyAnswer(offer: Sdp, answer: Sdp): OfferAnswerResult {
   const index = firstAudioIndex(offer);
@@ -659,12 +747,12 @@ export function applyAnswer(offer: Sdp, answer: Sdp): OfferAnswerResult {
   const theirs = answer.media[index];
   if (!ours || !theirs || theirs.port === 0 || theirs.type !== 'audio') throw new NoCommonCodecError(offeredNames(theirs));
 
-  let codec: { name: G711Name; pt: number } | undefined;
+  let codec: Format | undefined;
   for (const f of theirs.formats) {
     const pt = Number(f);
     const name = formatName(theirs, pt)?.toUpperCase();
-    for (const candidate of ['PCMU', 'PCMA'] as const) {
-      if (name === `${candidate}/8000` && findPayloadType(ours, `${candidate}/8000`) !== undefined) {
+    for (const candidate of ['PCMU', 'PCMA', 'opus'] as const) {
+      if (name === wireName(candidate).toUpperCase() && findPayloadType(ours, wireName(candidate)) !== undefined) {
         codec = { name: candidate, pt };
         break;
       }
@@ -673,17 +761,20 @@ export function applyAnswer(offer: Sdp, answer: Sdp): OfferAnswerResult {
   }
   if (!codec) throw new NoCommonCodecError(offeredNames(theirs));
 
-  const offeredTe = findPayloadType(ours, 'telephone-event/8000') !== undefined;
-  const tePt = offeredTe ? findPayloadType(theirs, 'telephone-event/8000') : undefined;
+  const offeredTe = findPayloadType(ours, 'telephone-event/8000') !== undefined || findPayloadType(ours, 'telephone-event/48000') !== undefined;
+  const te = offeredTe ? pickTelephoneEvent(theirs, codec) : undefined;
   const bits = reverse(effectiveDirection(answer, theirs)) & DIRECTION_BITS[ours.direction ?? offer.direction ?? 'sendrecv'];
 
   const result: OfferAnswerResult = {
     answer,
-    codec: { name: codec.name, payloadType: codec.pt, clockRate: 8000 },
+    codec: negotiated(theirs, codec),
     remote: remoteOf(answer, theirs),
     direction: directionFromBits(bits),
   };
-  if (tePt !== undefined) result.telephoneEventPt = tePt;
+  if (te) {
+    result.telephoneEventPt = te.pt;
+    result.telephoneEventRate = te.rate;
+  }
   if (theirs.ptime !== undefined) result.ptime = theirs.ptime;
   return result;
 }

@@ -66,6 +66,12 @@ export interface OpusPoolOptions {
   threads?: number;
   /** The task module. Default: workers/opus-task.js beside this file. Tests substitute their own. */
   filename?: string;
+  /**
+   * Lowers the workers' scheduling priority by this much (nice(2); Piscina's `niceIncrement`, via
+   * @napi-rs/nice). Default 0. A media node raises it so that, on a core shared with the workers,
+   * the thread that owns the RTP sockets wins the CPU when it wakes.
+   */
+  niceIncrement?: number;
 }
 
 export interface OpusPoolStats {
@@ -139,6 +145,7 @@ export class OpusPool {
           maxThreads: 1,
           idleTimeout: Infinity,
           concurrentTasksPerWorker: 1,
+          niceIncrement: options.niceIncrement ?? 0,
         }),
         calls: new Map(),
         open: [],

@@ -30,7 +30,7 @@ export const CallCreatedSchema = z.object({
 export const CallAnsweredSchema = z.object({
   ...base,
   event: z.literal('answered'),
-  codec: z.enum(['PCMU', 'PCMA']),
+  codec: z.enum(['PCMU', 'PCMA', 'opus']),
 });
 
 export const CallDtmfSchema = z.object({
@@ -64,6 +64,17 @@ export const MediaStatsSchema = z.object({
   playoutOverflowSamples: z.number().int().nonnegative(),
   /** Bot audio dropped by the live-stream trim (edge/media/playout.ts), samples at 8 kHz. */
   playoutTrimmedSamples: z.number().int().nonnegative(),
+  /** Opus calls only: frames concealed by PLC, and lost frames recovered from the next packet's FEC. */
+  concealedFrames: z.number().int().nonnegative().optional(),
+  fecFrames: z.number().int().nonnegative().optional(),
+  /** Opus calls only: packets that arrived too late for the jitter buffer, or twice. */
+  rtpLate: z.number().int().nonnegative().optional(),
+  /** Opus calls only: frames the codec rejected (corrupt packet, worker lost). */
+  codecErrors: z.number().int().nonnegative().optional(),
+  /** Opus calls only: encoded frames that missed their tick and left in a later one. */
+  encodeLate: z.number().int().nonnegative().optional(),
+  /** Opus calls only: frames (either way) not coded because the worker pool was over a tick behind. */
+  codecShed: z.number().int().nonnegative().optional(),
 });
 export type MediaStats = z.infer<typeof MediaStatsSchema>;
 

@@ -1,11 +1,14 @@
 import { g711 } from '../../codecs/native.js';
 import { isRtcp, parseRtp, serializeRtpInto, RTP_HEADER_SIZE } from '../../codecs/rtp.js';
 import { Resampler } from '../../codecs/resample.js';
-import { DtmfReceiver, serializeTelephoneEventInto, type DtmfKeyPress } from '../../codecs/telephone-event.js';
+import { DtmfReceiver, serializeTelephoneEventInto } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
 import { DtmfSender } from './dtmf-sender.js';
 import { PlayoutBuffer } from './playout.js';
 import { ipv4ToU32, type RtpSocket } from './rtp-socket.js';
+import type { CallMediaSink, MediaSession } from './session.js';
+
+export type { CallMediaSink } from './session.js';
 
 export type G711Name = 'PCMU' | 'PCMA';
 
@@ -28,14 +31,6 @@ export interface CallMediaOptions {
   botRate: 8000 | 16000 | 24000;
 }
 
-export interface CallMediaSink {
-  /** 20 ms of caller audio at the bot's rate, whatever the caller's ptime; valid only during the call. */
-  onCallerAudio(pcm: Int16Array): void;
-  onDtmf(press: DtmfKeyPress): void;
-  /** Playout passed a mark: called only after the packet carrying the audio before it was sent. */
-  onMark(name: string): void;
-}
-
 const SAMPLES_PER_FRAME = 160; // 20 ms at 8 kHz
 const MAX_DECODE = 1440; // 180 ms: the largest ptime we decode in one packet
 
@@ -44,8 +39,9 @@ const MAX_DECODE = 1440; // 180 ms: the largest ptime we decode in one packet
  * node tick sends the next 20 ms of bot audio (or silence, so the stream and NAT bindings stay
  * alive) as RTP. All buffers are allocated once per call; nothing is allocated per packet.
  */
-export class CallMedia {
+export class CallMedia implements MediaSession {
   readonly playout: PlayoutBuffer;
+  readonly playoutRate = 8000;
   readonly #decoded = new Int16Array(MAX_DECODE);
   readonly #out = new Int16Array(SAMPLES_PER_FRAME);
   /**

@@ -29,7 +29,8 @@ const NUMERIC_FIELDS = [
   'bot_rate_hz',
 ] as const;
 
-const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms'];
+// Issue 3's fields, plus the media node's own event-loop delay over the window.
+const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms'];
 
 describe('npm run bench', () => {
   const out = mkdtempSync(join(tmpdir(), 'botedge-bench-'));
@@ -71,7 +72,7 @@ describe('npm run bench', () => {
     assert.match(stdout, /calls up \d+/, 'progress lines are printed while it runs');
 
     const result = JSON.parse(readFileSync(join(out, 'result.json'), 'utf8')) as Record<string, unknown>;
-    assert.deepEqual(Object.keys(result).sort(), [...FIELDS].sort(), 'exactly the fields issue 3 names and bot_rate_hz (no capacity outside a ramp)');
+    assert.deepEqual(Object.keys(result).sort(), [...FIELDS].sort(), 'exactly the fields issue 3 names, bot_rate_hz and the event-loop delay (no capacity outside a ramp)');
     for (const f of NUMERIC_FIELDS) assert.ok(typeof result[f] === 'number' && Number.isFinite(result[f]), `${f} is a number`);
     assert.equal(typeof result['scenario'], 'string');
     const latency = result['latency_ms'] as Record<string, Record<string, number>>;
@@ -79,6 +80,9 @@ describe('npm run bench', () => {
       for (const q of ['p50', 'p99', 'max']) assert.ok(Number.isFinite(latency[dir]?.[q]), `latency_ms.${dir}.${q}`);
       assert.ok(latency[dir]!['p50']! > 0, `${dir} latency was measured`);
     }
+    const loop = result['event_loop_delay_ms'] as Record<string, number>;
+    for (const q of ['p50', 'p99', 'max']) assert.ok(Number.isFinite(loop[q]) && loop[q]! >= 0, `event_loop_delay_ms.${q}`);
+    assert.ok(loop['max']! >= loop['p99']! && loop['p99']! >= loop['p50']!, 'event-loop delay quantiles are ordered');
     const setup = result['setup_ms'] as Record<string, number>;
     assert.ok(setup['p50']! > 0 && setup['p99']! >= setup['p50']!);
 

@@ -115,7 +115,7 @@ describe('SDP parsing', () => {
 describe('SDP offer/answer', () => {
   it('answers a PCMU-only offer with PCMU and sends to the offered address', { timeout: 5000 }, () => {
     const r = answerOffer(offer('offer-pcmu-only.sdp'), LOCAL);
-    assert.deepEqual(r.codec, { name: 'PCMU', payloadType: 0, clockRate: 8000 });
+    assert.deepEqual(r.codec, { name: 'PCMU', payloadType: 0, clockRate: 8000, params: {} });
     assert.deepEqual(r.remote, { address: '198.51.100.7', port: 49170 });
     assert.equal(r.direction, 'sendrecv');
     assert.equal(r.telephoneEventPt, undefined);
@@ -130,7 +130,7 @@ describe('SDP offer/answer', () => {
   it('chooses by our preference, not the offer order', { timeout: 5000 }, () => {
     const sdp = offer('offer-pcma-pcmu-te101.sdp');
     assert.equal(answerOffer(sdp, LOCAL).codec.name, 'PCMU');
-    assert.deepEqual(answerOffer(sdp, { ...LOCAL, codecs: ['PCMA', 'PCMU'] }).codec, { name: 'PCMA', payloadType: 8, clockRate: 8000 });
+    assert.deepEqual(answerOffer(sdp, { ...LOCAL, codecs: ['PCMA', 'PCMU'] }).codec, { name: 'PCMA', payloadType: 8, clockRate: 8000, params: {} });
   });
 
   it('recognizes static payload types 0 and 8 without an rtpmap', { timeout: 5000 }, () => {
@@ -198,10 +198,75 @@ describe('SDP offer/answer', () => {
     const [video, audio] = r.answer.media;
     assert.deepEqual({ type: video?.type, port: video?.port, formats: video?.formats }, { type: 'video', port: 0, formats: ['97', '98'] });
     assert.equal(audio?.port, 40000);
-    assert.deepEqual(r.codec, { name: 'PCMU', payloadType: 96, clockRate: 8000 });
+    assert.deepEqual(r.codec, { name: 'PCMU', payloadType: 96, clockRate: 8000, params: {} });
     assert.deepEqual(r.remote, { address: '192.0.2.51', port: 49174 });
     // The answer is itself valid SDP.
     assert.deepEqual(parseSdp(formatSdp(r.answer)), r.answer);
+  });
+});
+
+describe('SDP offer/answer with Opus (RFC 7587)', () => {
+  const OPUS_FIRST: LocalMediaOptions = { ...LOCAL, codecs: ['opus', 'PCMU', 'PCMA'] };
+
+  it('answers opus/48000/2 at the offer\'s dynamic payload type with our fmtp, and telephone-event at 48 kHz', { timeout: 5000 }, () => {
+    const r = answerOffer(offer('offer-opus-pcmu-pcma-te.sdp'), OPUS_FIRST);
+    assert.deepEqual(r.codec, {
+      name: 'opus', payloadType: 111, clockRate: 48000, params: { useinbandfec: '1', maxplaybackrate: '16000', minptime: '10' },
+    });
+    assert.equal(r.telephoneEventPt, 110);
+    assert.equal(r.telephoneEventRate, 48000);
+    assert.equal(
+      formatSdp(r.answer),
+      ['v=0', 'o=- 555 1 IN IP4 10.0.0.5', 's=-', 'c=IN IP4 10.0.0.5', 't=0 0', 'm=audio 40000 RTP/AVP 111 110',
+        'a=rtpmap:111 opus/48000/2', 'a=fmtp:111 useinbandfec=1; stereo=0', 'a=rtpmap:110 telephone-event/48000', 'a=fmtp:110 0-16',
+        'a=ptime:20', 'a=sendrecv', ''].join('\r\n'),
+    );
+  });
+
+  it('keeps G.711 first by default: an Opus offer to a PCMU, PCMA node gets PCMU', { timeout: 5000 }, () => {
+    const r = answerOffer(offer('offer-opus-pcmu-pcma-te.sdp'), LOCAL);
+    assert.deepEqual(r.codec, { name: 'PCMU', payloadType: 0, clockRate: 8000, params: {} });
+    assert.equal(r.telephoneEventPt, 101);
+    assert.equal(r.telephoneEventRate, 8000);
+  });
+
+  it('takes telephone-event/8000 beside Opus when the offer has no 48 kHz one', { timeout: 5000 }, () => {
+    const sdp = offer('offer-opus-pcmu-pcma-te.sdp');
+    const m = sdp.media[0]!;
+    m.formats = m.formats.filter((f) => f !== '110');
+    m.rtpmaps = m.rtpmaps.filter((r) => r.payloadType !== 110);
+    const r = answerOffer(sdp, OPUS_FIRST);
+    assert.equal(r.codec.name, 'opus');
+    assert.equal(r.telephoneEventPt, 101);
+    assert.equal(r.telephoneEventRate, 8000);
+  });
+
+  it('finds opus case-insensitively and does not mistake opus at another clock rate for it', { timeout: 5000 }, () => {
+    const sdp = offer('offer-opus-pcmu-pcma-te.sdp');
+    sdp.media[0]!.rtpmaps[0]!.encodingName = 'OPUS';
+    assert.equal(answerOffer(sdp, OPUS_FIRST).codec.payloadType, 111);
+    sdp.media[0]!.rtpmaps[0]!.clockRate = 16000;
+    assert.equal(answerOffer(sdp, OPUS_FIRST).codec.name, 'PCMU');
+    assert.throws(() => answerOffer(sdp, { ...LOCAL, codecs: ['opus'] }), NoCommonCodecError);
+  });
+
+  it('offers Opus at 96 with telephone-event at both clocks, and reads an Opus answer back', { timeout: 5000 }, () => {
+    const ours = createOffer({ ...LOCAL, codecs: ['opus', 'PCMU'] });
+    assert.equal(
+      formatSdp(ours),
+      ['v=0', 'o=- 555 1 IN IP4 10.0.0.5', 's=-', 'c=IN IP4 10.0.0.5', 't=0 0', 'm=audio 40000 RTP/AVP 96 0 101 102',
+        'a=rtpmap:96 opus/48000/2', 'a=fmtp:96 useinbandfec=1; stereo=0', 'a=rtpmap:0 PCMU/8000',
+        'a=rtpmap:101 telephone-event/8000', 'a=fmtp:101 0-15', 'a=rtpmap:102 telephone-event/48000', 'a=fmtp:102 0-15',
+        'a=ptime:20', 'a=sendrecv', ''].join('\r\n'),
+    );
+    const theirs = answerOffer(parseSdp(formatSdp(ours)), { ...OPUS_FIRST, address: '192.0.2.9', port: 7078 });
+    const r = applyAnswer(ours, parseSdp(formatSdp(theirs.answer)));
+    assert.deepEqual(r.codec, { name: 'opus', payloadType: 96, clockRate: 48000, params: { useinbandfec: '1', stereo: '0' } });
+    assert.equal(r.telephoneEventPt, 102);
+    assert.equal(r.telephoneEventRate, 48000);
+    // A G.711-only answerer picks PCMU from the same offer.
+    const g711 = answerOffer(parseSdp(formatSdp(ours)), { ...LOCAL, address: '192.0.2.9' });
+    assert.equal(applyAnswer(ours, g711.answer).codec.name, 'PCMU');
   });
 });
 
@@ -228,7 +293,7 @@ describe('SDP offers we make', () => {
       address: '192.0.2.9', port: 7078, codecs: ['PCMA', 'PCMU'], telephoneEvent: true, sessionId: '9',
     });
     const r = applyAnswer(ours, parseSdp(formatSdp(theirs.answer)));
-    assert.deepEqual(r.codec, { name: 'PCMA', payloadType: 8, clockRate: 8000 });
+    assert.deepEqual(r.codec, { name: 'PCMA', payloadType: 8, clockRate: 8000, params: {} });
     assert.equal(r.telephoneEventPt, 101);
     assert.deepEqual(r.remote, { address: '192.0.2.9', port: 7078 });
     assert.equal(r.direction, 'sendrecv');

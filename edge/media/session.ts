@@ -1,0 +1,47 @@
+import type { DtmfKeyPress } from '../../codecs/telephone-event.js';
+import type { MediaStats } from '../api/events.js';
+import type { PlayoutBuffer } from './playout.js';
+
+/**
+ * What a call (edge/call.ts) needs from its media, whichever codec the caller negotiated:
+ * CallMedia (G.711, coded inline) or OpusMedia (Opus, coded in the node's worker pool). Two classes
+ * behind one seam rather than one class with codec branches, so the G.711 hot path stays exactly
+ * what it was.
+ */
+export interface MediaSession {
+  readonly port: number;
+  /** Bot audio waiting to be played, at `playoutRate`. */
+  readonly playout: PlayoutBuffer;
+  /** Sample rate of the playout buffer, Hz: 8000 for G.711, the bot's rate for Opus. */
+  readonly playoutRate: number;
+  readonly stats: MediaStats;
+  /** A re-INVITE changed the media (hold/unhold, new address, new payload types); same codec. */
+  update(options: MediaUpdate, sending: boolean): void;
+  /** Queues bot audio (PCM at the bot's rate) for playout. */
+  queueBotAudio(samples: Int16Array): void;
+  /** Queues 8 kHz PCM (a fallback prompt). */
+  queue8k(samples: Int16Array): void;
+  /** Queues RFC 4733 digits; false when the caller did not negotiate telephone-event. */
+  sendDtmf(digits: string, durationMs: number): boolean;
+  /** Phase 1 of the node tick: this call's RTP. */
+  tick(): void;
+  /** Phase 2: reports marks whose audio has left. */
+  afterTick(): void;
+  /** Barge-in: drops queued bot audio; returns the marks that will never play. */
+  clear(): string[];
+  close(): MediaStats;
+}
+
+export interface MediaUpdate {
+  payloadType?: number;
+  telephoneEventPt?: number | undefined;
+  remote?: { address: string; port: number };
+}
+
+export interface CallMediaSink {
+  /** 20 ms of caller audio at the bot's rate, whatever the caller's ptime; valid only during the call. */
+  onCallerAudio(pcm: Int16Array): void;
+  onDtmf(press: DtmfKeyPress): void;
+  /** Playout passed a mark: called only after the packet carrying the audio before it was sent. */
+  onMark(name: string): void;
+}
