@@ -18,8 +18,9 @@ export type NativeBackend = 'native' | 'js';
 
 /** The resampler's FIR loops (native/fir.cc); codecs/resample.ts keeps the state and the TS loops. */
 export interface NativeFir {
-  firUp(phases: Float64Array, lengths: Uint32Array, factor: number, work: Float64Array, history: number, n: number, dst: Int16Array): number;
-  firDown(h: Float64Array, factor: number, work: Float64Array, history: number, start: number, n: number, dst: Int16Array): number;
+  /** Per phase `lengths[p]` coefficients (`coefs`) at tap offsets `taps` (ascending within a phase). */
+  firUp(coefs: Float64Array, taps: Uint32Array, lengths: Uint32Array, factor: number, work: Float64Array, history: number, n: number, dst: Int16Array): number;
+  firDown(coefs: Float64Array, taps: Uint32Array, factor: number, work: Float64Array, history: number, start: number, n: number, dst: Int16Array): number;
 }
 
 /** What the addon exports (native/addon.cc). */

@@ -52,6 +52,11 @@ export function designLowPass(taps: number, cutoff: number, beta = 6): Float64Ar
     sum += h[n]!;
   }
   for (let n = 0; n < taps; n++) h[n]! /= sum;
+  // A cutoff of 1/(2F) makes this a Nyquist filter: the taps F, 2F, … from the centre are zero in
+  // theory and ~1e-17 in floating point. Make them exactly zero, so a loop may skip them (the native
+  // one does) and still produce the same sums as one that multiplies them.
+  const peak = h.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
+  for (let n = 0; n < taps; n++) if (Math.abs(h[n]!) < peak * 1e-12) h[n] = 0;
   return h;
 }
 
@@ -83,9 +88,13 @@ export class Resampler {
   readonly #history: Float64Array;
   #work = new Float64Array(0);
   #untilNext = 0;
-  /** Native loops and the phases flattened for them; undefined: the TypeScript loops. */
+  /**
+   * Native loops, and for them each phase's non-zero coefficients flattened (`#flat`), the tap each
+   * one sits at (`#taps`) and how many each phase has (`#lengths`); undefined: the TypeScript loops.
+   */
   readonly #fir: NativeFir | undefined;
   readonly #flat: Float64Array;
+  readonly #taps: Uint32Array;
   readonly #lengths: Uint32Array;
 
   constructor(fromRate: SampleRate, toRate: SampleRate, options: { native?: boolean } = {}) {
@@ -103,6 +112,7 @@ export class Resampler {
       this.#history = new Float64Array(0);
       this.#fir = undefined;
       this.#flat = new Float64Array(0);
+      this.#taps = new Uint32Array(0);
       this.#lengths = new Uint32Array(0);
       return;
     }
@@ -121,13 +131,20 @@ export class Resampler {
       this.#history = new Float64Array(h.length - 1);
     }
     this.#fir = options.native === false ? undefined : nativeFir;
-    this.#lengths = Uint32Array.from(this.#phases, (p) => p.length);
-    this.#flat = new Float64Array(this.#lengths.reduce((a, b) => a + b, 0));
-    let at = 0;
-    for (const p of this.#phases) {
-      this.#flat.set(p, at);
-      at += p.length;
-    }
+    const coefs: number[] = [];
+    const taps: number[] = [];
+    this.#lengths = Uint32Array.from(this.#phases, (phase) => {
+      let n = 0;
+      phase.forEach((c, i) => {
+        if (c === 0) return;
+        coefs.push(c);
+        taps.push(i);
+        n++;
+      });
+      return n;
+    });
+    this.#flat = Float64Array.from(coefs);
+    this.#taps = Uint32Array.from(taps);
   }
 
   /** Whether the tap loops run natively. */
@@ -192,7 +209,7 @@ export class Resampler {
     const F = this.#factor;
     const H = this.#history.length;
     const work = this.#stage(src);
-    if (this.#fir) return this.#fir.firUp(this.#flat, this.#lengths, F, work, H, src.length, dst);
+    if (this.#fir) return this.#fir.firUp(this.#flat, this.#taps, this.#lengths, F, work, H, src.length, dst);
     let o = 0;
     for (let m = 0; m < src.length; m++) {
       const newest = H + m;
@@ -213,7 +230,7 @@ export class Resampler {
     const work = this.#stage(src);
     if (this.#fir) {
       const start = this.#untilNext;
-      const o = this.#fir.firDown(h, F, work, H, start, src.length, dst);
+      const o = this.#fir.firDown(this.#flat, this.#taps, F, work, H, start, src.length, dst);
       this.#untilNext = start + o * F - src.length;
       return o;
     }

@@ -62,56 +62,63 @@ bool RangeFail(Napi::Env env, const char* what) {
   return false;
 }
 
-// firUp(phases: Float64Array, lengths: Uint32Array, factor, work: Float64Array, history, n, dst: Int16Array)
+// firUp(coefs: Float64Array, taps: Uint32Array, lengths: Uint32Array, factor, work: Float64Array, history, n, dst: Int16Array)
 Napi::Value FirUpJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 7 || !Typed<double>(env, info[0], napi_float64_array, "phases must be a Float64Array") ||
-      !Typed<uint32_t>(env, info[1], napi_uint32_array, "lengths must be a Uint32Array") ||
-      !Typed<double>(env, info[3], napi_float64_array, "work must be a Float64Array") ||
-      !Typed<int16_t>(env, info[6], napi_int16_array, "dst must be an Int16Array")) {
+  if (info.Length() < 8 || !Typed<double>(env, info[0], napi_float64_array, "coefs must be a Float64Array") ||
+      !Typed<uint32_t>(env, info[1], napi_uint32_array, "taps must be a Uint32Array") ||
+      !Typed<uint32_t>(env, info[2], napi_uint32_array, "lengths must be a Uint32Array") ||
+      !Typed<double>(env, info[4], napi_float64_array, "work must be a Float64Array") ||
+      !Typed<int16_t>(env, info[7], napi_int16_array, "dst must be an Int16Array")) {
     return env.Undefined();
   }
-  auto phases = info[0].As<Napi::Float64Array>();
-  auto lengths = info[1].As<Napi::Uint32Array>();
-  uint32_t factor = info[2].As<Napi::Number>().Uint32Value();
-  auto work = info[3].As<Napi::Float64Array>();
-  size_t history = info[4].As<Napi::Number>().Uint32Value();
-  size_t n = info[5].As<Napi::Number>().Uint32Value();
-  auto dst = info[6].As<Napi::Int16Array>();
+  auto coefs = info[0].As<Napi::Float64Array>();
+  auto taps = info[1].As<Napi::Uint32Array>();
+  auto lengths = info[2].As<Napi::Uint32Array>();
+  uint32_t factor = info[3].As<Napi::Number>().Uint32Value();
+  auto work = info[4].As<Napi::Float64Array>();
+  size_t history = info[5].As<Napi::Number>().Uint32Value();
+  size_t n = info[6].As<Napi::Number>().Uint32Value();
+  auto dst = info[7].As<Napi::Int16Array>();
   if (factor < 2 || factor > 6 || lengths.ElementLength() != factor) return RangeFail(env, "factor 2-6 with one length per phase"), env.Undefined();
   size_t total = 0;
-  for (uint32_t p = 0; p < factor; p++) {
-    if (lengths[p] == 0 || lengths[p] > history + 1) return RangeFail(env, "a phase is longer than the history"), env.Undefined();
-    total += lengths[p];
+  for (uint32_t p = 0; p < factor; p++) total += lengths[p];
+  if (total != coefs.ElementLength() || total != taps.ElementLength()) return RangeFail(env, "coefs, taps and lengths disagree"), env.Undefined();
+  for (size_t k = 0; k < total; k++) {
+    if (taps[k] > history) return RangeFail(env, "a tap reaches past the history"), env.Undefined();
   }
-  if (total != phases.ElementLength()) return RangeFail(env, "phases and lengths disagree"), env.Undefined();
   if (work.ElementLength() < history + n) return RangeFail(env, "work shorter than history + n"), env.Undefined();
   if (dst.ElementLength() < n * factor) return RangeFail(env, "dst too short"), env.Undefined();
-  size_t w = botedge::FirUp(phases.Data(), lengths.Data(), factor, work.Data(), history, n, dst.Data());
+  size_t w = botedge::FirUp(coefs.Data(), taps.Data(), lengths.Data(), factor, work.Data(), history, n, dst.Data());
   return Napi::Number::New(env, static_cast<double>(w));
 }
 
-// firDown(h: Float64Array, factor, work: Float64Array, history, start, n, dst: Int16Array)
+// firDown(coefs: Float64Array, taps: Uint32Array, factor, work: Float64Array, history, start, n, dst: Int16Array)
 Napi::Value FirDownJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 7 || !Typed<double>(env, info[0], napi_float64_array, "h must be a Float64Array") ||
-      !Typed<double>(env, info[2], napi_float64_array, "work must be a Float64Array") ||
-      !Typed<int16_t>(env, info[6], napi_int16_array, "dst must be an Int16Array")) {
+  if (info.Length() < 8 || !Typed<double>(env, info[0], napi_float64_array, "coefs must be a Float64Array") ||
+      !Typed<uint32_t>(env, info[1], napi_uint32_array, "taps must be a Uint32Array") ||
+      !Typed<double>(env, info[3], napi_float64_array, "work must be a Float64Array") ||
+      !Typed<int16_t>(env, info[7], napi_int16_array, "dst must be an Int16Array")) {
     return env.Undefined();
   }
-  auto h = info[0].As<Napi::Float64Array>();
-  uint32_t factor = info[1].As<Napi::Number>().Uint32Value();
-  auto work = info[2].As<Napi::Float64Array>();
-  size_t history = info[3].As<Napi::Number>().Uint32Value();
-  size_t start = info[4].As<Napi::Number>().Uint32Value();
-  size_t n = info[5].As<Napi::Number>().Uint32Value();
-  auto dst = info[6].As<Napi::Int16Array>();
+  auto coefs = info[0].As<Napi::Float64Array>();
+  auto taps = info[1].As<Napi::Uint32Array>();
+  uint32_t factor = info[2].As<Napi::Number>().Uint32Value();
+  auto work = info[3].As<Napi::Float64Array>();
+  size_t history = info[4].As<Napi::Number>().Uint32Value();
+  size_t start = info[5].As<Napi::Number>().Uint32Value();
+  size_t n = info[6].As<Napi::Number>().Uint32Value();
+  auto dst = info[7].As<Napi::Int16Array>();
   if (factor < 2 || factor > 6) return RangeFail(env, "factor 2-6"), env.Undefined();
-  if (h.ElementLength() == 0 || h.ElementLength() > history + 1) return RangeFail(env, "filter longer than the history"), env.Undefined();
+  if (coefs.ElementLength() != taps.ElementLength() || coefs.ElementLength() == 0) return RangeFail(env, "coefs, taps and lengths disagree"), env.Undefined();
+  for (size_t k = 0; k < taps.ElementLength(); k++) {
+    if (taps[k] > history) return RangeFail(env, "a tap reaches past the history"), env.Undefined();
+  }
   if (work.ElementLength() < history + n) return RangeFail(env, "work shorter than history + n"), env.Undefined();
   size_t outputs = start < n ? (n - start + factor - 1) / factor : 0;
   if (dst.ElementLength() < outputs) return RangeFail(env, "dst too short"), env.Undefined();
-  size_t w = botedge::FirDown(h.Data(), h.ElementLength(), factor, work.Data(), history, start, n, dst.Data());
+  size_t w = botedge::FirDown(coefs.Data(), taps.Data(), coefs.ElementLength(), factor, work.Data(), history, start, n, dst.Data());
   return Napi::Number::New(env, static_cast<double>(w));
 }
 

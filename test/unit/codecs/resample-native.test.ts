@@ -81,13 +81,19 @@ describe('native resampler loops', () => {
   it('refuses arguments that would read or write out of bounds, with a RangeError', () => {
     const fir = nativeFir!;
     const work = new Float64Array(10);
-    assert.throws(() => fir.firDown(new Float64Array(5), 2, work, 3, 0, 7, new Int16Array(4)), RangeError);
-    assert.throws(() => fir.firDown(new Float64Array(5), 2, work, 3, 0, 7, new Int16Array(4)), /longer than the history/);
-    assert.throws(() => fir.firDown(new Float64Array(3), 2, work, 4, 0, 6, new Int16Array(2)), /dst too short/);
-    assert.throws(() => fir.firDown(new Float64Array(3), 2, work, 4, 0, 7, new Int16Array(4)), /work shorter/);
-    assert.throws(() => fir.firUp(new Float64Array(4), Uint32Array.of(2, 2), 2, work, 4, 7, new Int16Array(14)), /work shorter/);
-    assert.throws(() => fir.firUp(new Float64Array(4), Uint32Array.of(2, 3), 2, work, 4, 6, new Int16Array(12)), /disagree/);
-    assert.throws(() => fir.firUp(new Float64Array(4), Uint32Array.of(2, 2), 2, work, 4, 6, new Int16Array(11)), /dst too short/);
-    assert.throws(() => fir.firUp(new Float64Array(4), Uint32Array.of(2, 2), 2, work, 4, 6, new Int32Array(12) as unknown as Int16Array), TypeError);
+    const c3 = new Float64Array(3);
+    const t3 = Uint32Array.of(0, 1, 2);
+    assert.throws(() => fir.firDown(c3, Uint32Array.of(0, 1, 5), 2, work, 4, 0, 6, new Int16Array(3)), RangeError);
+    assert.throws(() => fir.firDown(c3, Uint32Array.of(0, 1, 5), 2, work, 4, 0, 6, new Int16Array(3)), /past the history/);
+    assert.throws(() => fir.firDown(c3, Uint32Array.of(0, 1), 2, work, 4, 0, 6, new Int16Array(3)), /disagree/);
+    assert.throws(() => fir.firDown(c3, t3, 2, work, 4, 0, 6, new Int16Array(2)), /dst too short/);
+    assert.throws(() => fir.firDown(c3, t3, 2, work, 4, 0, 7, new Int16Array(4)), /work shorter/);
+    const c4 = new Float64Array(4);
+    const t4 = Uint32Array.of(0, 1, 0, 1);
+    assert.throws(() => fir.firUp(c4, t4, Uint32Array.of(2, 2), 2, work, 4, 7, new Int16Array(14)), /work shorter/);
+    assert.throws(() => fir.firUp(c4, t4, Uint32Array.of(2, 3), 2, work, 4, 6, new Int16Array(12)), /disagree/);
+    assert.throws(() => fir.firUp(c4, Uint32Array.of(0, 1, 0, 9), Uint32Array.of(2, 2), 2, work, 4, 6, new Int16Array(12)), /past the history/);
+    assert.throws(() => fir.firUp(c4, t4, Uint32Array.of(2, 2), 2, work, 4, 6, new Int16Array(11)), /dst too short/);
+    assert.throws(() => fir.firUp(c4, t4, Uint32Array.of(2, 2), 2, work, 4, 6, new Int32Array(12) as unknown as Int16Array), TypeError);
   });
 });
