@@ -169,6 +169,7 @@ export class InboundCall {
           remote: offer.remote,
           symmetric: opts.symmetricRtp,
           playoutBufferMs: playoutMs,
+          playoutTrim: this.route.playoutTrim,
           botRate,
           remoteFec: codec.params['useinbandfec'] === '1',
         },

@@ -45,9 +45,11 @@ export const RouteSchema = z
     /**
      * Live-stream trim: when a bot streaming in real time leaves a standing queue of 1-4 frames for
      * a second, drop one frame so bot→caller latency does not ratchet up over the call (see
-     * edge/media/playout.ts). TTS bursts are never trimmed. Default true.
+     * edge/media/playout.ts). TTS bursts are never trimmed. Default false: every frame the bot sends
+     * is played, as Twilio and jambonz do; turn it on for bots that stream at real time (echo,
+     * speech-to-speech) when latency matters more than an occasional 20 ms gap.
      */
-    playoutTrim: z.boolean().default(true),
+    playoutTrim: z.boolean().default(false),
     /**
      * HMAC-SHA256 key that signs every connect (`X-BotEdge-Signature`); default: the node's
      * `botSigningSecret`. Unset on both: connects are not signed.

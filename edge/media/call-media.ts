@@ -25,7 +25,7 @@ export interface CallMediaOptions {
   symmetric: boolean;
   /** Bot audio buffered for playout at most, samples at 8 kHz. */
   playoutCapacity: number;
-  /** Drop a frame of a standing live-stream queue (PlayoutBuffer's trim); default true. */
+  /** Drop a frame of a standing live-stream queue (PlayoutBuffer's trim); default false. */
   playoutTrim?: boolean;
   /** PCM rate the bot speaks; G.711 is 8 kHz, so 16 and 24 kHz are resampled both ways. */
   botRate: 8000 | 16000 | 24000;
@@ -96,7 +96,7 @@ export class CallMedia implements MediaSession {
     private options: CallMediaOptions,
     private readonly sink: CallMediaSink,
   ) {
-    this.playout = new PlayoutBuffer(options.playoutCapacity, 8000, options.playoutTrim === false ? 0 : 50);
+    this.playout = new PlayoutBuffer(options.playoutCapacity, 8000, options.playoutTrim === true ? 50 : 0);
     if (options.botRate !== 8000) {
       this.#up = new Resampler(8000, options.botRate);
       this.#down = new Resampler(options.botRate, 8000);

@@ -91,6 +91,8 @@ export interface OpusMediaOptions {
   symmetric: boolean;
   /** Bot audio buffered for playout at most, ms. */
   playoutBufferMs: number;
+  /** The playout buffer's live-stream trim (edge/media/playout.ts); default false. */
+  playoutTrim?: boolean;
   /** PCM rate the bot speaks: the decoder's output and the encoder's input rate. */
   botRate: 8000 | 16000 | 24000;
   /** The caller decodes in-band FEC (its fmtp `useinbandfec=1`): our encoder then spends bits on it. */
@@ -186,7 +188,7 @@ export class OpusMedia implements MediaSession {
   ) {
     this.#pool = batch.pool;
     this.playoutRate = options.botRate;
-    this.playout = new PlayoutBuffer(Math.round((options.playoutBufferMs / 1000) * options.botRate), options.botRate);
+    this.playout = new PlayoutBuffer(Math.round((options.playoutBufferMs / 1000) * options.botRate), options.botRate, options.playoutTrim === true ? 50 : 0);
     this.#pcm = new Int16Array(options.botRate / 50);
     this.#out = Array.from({ length: OUT_SLOTS }, () => ({
       pcm: new Int16Array(options.botRate / 50),

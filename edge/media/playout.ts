@@ -38,8 +38,8 @@ export class PlayoutBuffer {
   constructor(
     readonly capacity: number,
     initial = 8000,
-    /** Reads per trim window; 0 turns the trim off. */
-    readonly trimWindow = 50,
+    /** Reads per trim window (50: one second of 20 ms reads); 0, the default, turns the trim off. */
+    readonly trimWindow = 0,
   ) {
     this.#ring = new Int16Array(Math.min(capacity, initial));
   }

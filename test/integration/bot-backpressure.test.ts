@@ -58,9 +58,7 @@ describe('stalled bots: disconnected by policy, other calls keep zero loss', { t
       routes: {
         stallprompt: { url: stalled.url, onBotFailure: 'prompt', fallbackPrompt: prompt },
         stallhangup: { url: stalled.url },
-        // Every echoed frame is counted at the caller: the live-stream trim (a latency policy, on by
-        // default) would drop a jitter frame now and then, which is not what this test is about.
-        ok: { url: echo.url, playoutTrim: false },
+        ok: { url: echo.url },
       },
     });
     events = await EventCollector.start(nats.url);

@@ -118,8 +118,10 @@ describe('PlayoutBuffer memory', () => {
   describe('live-stream trim', () => {
     const frame = () => new Int16Array(160);
 
+    it('is off unless asked for', () => assert.equal(new PlayoutBuffer(8000).trimWindow, 0));
+
     it('drops one frame of a standing queue left by a jitter burst, so latency comes back down', () => {
-      const b = new PlayoutBuffer(8000);
+      const b = new PlayoutBuffer(8000, 8000, 50);
       const out = frame();
       let next = 1;
       const pushFrame = () => {
@@ -154,7 +156,7 @@ describe('PlayoutBuffer memory', () => {
     });
 
     it('never trims a TTS burst being played out', () => {
-      const b = new PlayoutBuffer(48000);
+      const b = new PlayoutBuffer(48000, 8000, 50);
       b.push(ramp(1, 16000)); // 2 s in one message
       b.mark('end');
       const out = frame();
