@@ -26,6 +26,7 @@
  * than keep a second copy of a SIP UAC.
  */
 import { spawn } from 'node:child_process';
+import { connect } from '@nats-io/transport-node';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -207,6 +208,20 @@ async function runCall(proto: Proto, uac: RawUac, bot: RecordingBot, user: strin
   }
 }
 
+/** The node's status reply (docs/nats-api.md): RTP backend counters and event-loop delay; resets its window. */
+async function nodeStatus(natsUrl: string, id: string): Promise<unknown> {
+  const nc = await connect({ servers: natsUrl });
+  try {
+    const m = await nc.request(`botedge.v1.node.${id}.status`, JSON.stringify({ reset: true }), { timeout: 2000 });
+    const s = m.json<{ rtpIo?: unknown; eventLoopDelayMs?: unknown }>();
+    return { rtpIo: s.rtpIo, eventLoopDelayMs: s.eventLoopDelayMs };
+  } catch (err) {
+    return { error: String(err) };
+  } finally {
+    await nc.close();
+  }
+}
+
 async function main(): Promise<void> {
   const nats = await startNats();
   const bots: Record<Proto, RecordingBot> = {
@@ -252,6 +267,8 @@ async function main(): Promise<void> {
           departureJitterAllPacketsMs: summary(j.all),
         });
       }
+      // The node's own view of the same run: its RTP backend, and how many ticks left late and why.
+      Object.assign(results[proto] as object, { node: await nodeStatus(nats.url, 'media-bench-bot') });
       process.stdout.write(`${proto}: ${JSON.stringify(results[proto])}\n`);
     }
   } finally {

@@ -167,7 +167,7 @@ export class MediaNode {
   }
 
   /** The node's load and health; `reset` starts a new event-loop delay window after reading this one. */
-  status(reset = false): { ok: true; node: string; calls: number; callsTotal: number; draining: boolean; eventLoopDelayMs: EventLoopDelay; opus?: OpusPoolStats } {
+  status(reset = false): { ok: true; node: string; calls: number; callsTotal: number; draining: boolean; eventLoopDelayMs: EventLoopDelay; rtpIo: Record<string, number | string>; opus?: OpusPoolStats } {
     const h = this.#loopDelay;
     // The histogram holds the time between the sampling timer's runs, which includes its own period:
     // subtract it, so an idle loop reads ~0 and the figures are how late the loop was.
@@ -192,6 +192,7 @@ export class MediaNode {
       callsTotal: this.callsTotal,
       draining: this.#draining,
       eventLoopDelayMs,
+      rtpIo: { backend: this.rtpIo.kind, ...this.rtpIo.stats() },
       ...(this.opus ? { opus: this.opus.pool.stats } : {}),
     };
   }

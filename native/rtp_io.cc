@@ -20,6 +20,8 @@
 #include <napi.h>
 
 #include <arpa/inet.h>
+#include <pthread.h>
+#include <sched.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -202,6 +204,13 @@ class Engine {
 
   // JavaScript has staged everything for the beat it was given.
   void Commit() {
+    // How long the beat took to reach JavaScript and be staged: what the lead must cover.
+    int64_t at = NowNs();
+    commit_at_ns_.store(at);
+    int64_t lag = at - beat_posted_ns_.load();
+    int64_t seen = commit_lag_max_ns_.load();
+    while (lag > seen && !commit_lag_max_ns_.compare_exchange_weak(seen, lag)) {
+    }
     {
       std::lock_guard<std::mutex> lock(mu_);
       if (committed_) {
@@ -243,6 +252,9 @@ class Engine {
     Wake();
   }
 
+  // The slowest beat → commit since the last call, ms (and starts a new window).
+  double TakeCommitLagMax() { return static_cast<double>(commit_lag_max_ns_.exchange(0)) / 1e6; }
+
   void SetClock(bool on) {
     clock_on_.store(on);
     Wake();
@@ -254,6 +266,12 @@ class Engine {
   template <typename Post>
   void Run(Post post) {
     prctl(PR_SET_TIMERSLACK, 1UL);  // wake at the deadline, not up to 50 µs after it
+    // A media clock must get a core when its deadline comes: this thread sleeps almost all the time
+    // and does microseconds of work per wake-up, so a modest real-time priority cannot starve
+    // anything. Without the privilege (not root, no CAP_SYS_NICE) it runs at normal priority.
+    sched_param sp{};
+    sp.sched_priority = 10;
+    realtime_.store(pthread_setschedparam(pthread_self(), SCHED_FIFO, &sp) == 0);
     std::vector<epoll_event> events(256);
     std::vector<mmsghdr> msgs(kBatchRecv);
     std::vector<iovec> iovs(kBatchRecv);
@@ -345,6 +363,14 @@ class Engine {
             committed = committed_;
           }
           if (committed && now >= due) {
+            // Late by more than 1 ms: was it the commit (JavaScript) or our own wake-up?
+            if (now - due > 1000000) {
+              if (commit_at_ns_.load() > due) {
+                stats_.lateCommit.fetch_add(1, std::memory_order_relaxed);
+              } else {
+                stats_.lateWake.fetch_add(1, std::memory_order_relaxed);
+              }
+            }
             SendCommitted();
             beat_out = false;
             post_kinds |= kEventSent;
@@ -361,6 +387,7 @@ class Engine {
           beat_out = true;
           post_kinds |= kEventBeat;
           stats_.beats.fetch_add(1, std::memory_order_relaxed);
+          beat_posted_ns_.store(now);
         }
       }
 
@@ -460,7 +487,7 @@ class Engine {
 
   struct Stats {
     std::atomic<uint64_t> received{0}, sent{0}, sendErrors{0}, batches{0}, beats{0}, skipped{0},
-        dropped{0};
+        dropped{0}, lateCommit{0}, lateWake{0};
   } stats_;
 
  private:
@@ -516,6 +543,14 @@ class Engine {
   std::atomic<bool> running_{true};
   std::atomic<bool> clock_on_{false};
 
+ public:
+  std::atomic<bool> realtime_{false};
+
+ private:
+  std::atomic<int64_t> beat_posted_ns_{0};
+  std::atomic<int64_t> commit_lag_max_ns_{0};
+  std::atomic<int64_t> commit_at_ns_{0};
+
   std::mutex mu_;
   std::deque<uint32_t> free_;       // mu_
   std::vector<uint32_t> closing_;   // mu_
@@ -541,6 +576,7 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
                         InstanceMethod<&RtpIo::Release>("release"),
                         InstanceMethod<&RtpIo::SetClock>("setClock"),
                         InstanceMethod<&RtpIo::SetLead>("setLead"),
+                        InstanceMethod<&RtpIo::TakeCommitLag>("takeCommitLag"),
                         InstanceMethod<&RtpIo::Arena>("arena"),
                         InstanceMethod<&RtpIo::Stats>("stats"),
                         InstanceMethod<&RtpIo::Shutdown>("shutdown")});
@@ -696,6 +732,10 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
     return info.Env().Undefined();
   }
 
+  Napi::Value TakeCommitLag(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), engine_ ? engine_->TakeCommitLagMax() : 0);
+  }
+
   Napi::Value SetLead(const Napi::CallbackInfo& info) {
     if (engine_ && info.Length() > 0 && info[0].IsNumber()) engine_->SetLead(info[0].As<Napi::Number>().DoubleValue());
     return info.Env().Undefined();
@@ -725,6 +765,10 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
     o.Set("beats", Napi::Number::New(env, static_cast<double>(s.beats.load())));
     o.Set("skipped", Napi::Number::New(env, static_cast<double>(s.skipped.load())));
     o.Set("dropped", Napi::Number::New(env, static_cast<double>(s.dropped.load())));
+    // Ticks sent over 1 ms after their due time, because JavaScript committed late / we woke late.
+    o.Set("lateCommit", Napi::Number::New(env, static_cast<double>(s.lateCommit.load())));
+    o.Set("lateWake", Napi::Number::New(env, static_cast<double>(s.lateWake.load())));
+    o.Set("realtime", Napi::Number::New(env, engine_->realtime_.load() ? 1 : 0));
     return o;
   }
 

@@ -122,6 +122,8 @@ interface NativeEngine {
   release(): void;
   setClock(on: boolean): void;
   setLead(ms: number): void;
+  /** The slowest beat → commit (thread wake-up to JavaScript + staging) since the last call, ms. */
+  takeCommitLag(): number;
   arena(i: 0 | 1): ArrayBuffer;
   stats(): Record<string, number>;
   shutdown(): void;
@@ -177,16 +179,18 @@ class NativeRtpSocket implements RtpSocket {
  * subscribers' `fn` stage their packets and we commit; the thread sends them at the due time and
  * reports it, and only then do the `after` callbacks run.
  *
- * The lead adapts: it must cover the time the event loop needs to stage every call's packet (which
- * grows with the number of calls), or packets leave late; a longer lead only means bot audio is
- * taken from the playout buffer that much earlier. So it follows the slowest staging of the last
- * second, plus a margin for the thread-to-loop wake-up, between `minLeadMs` and a quarter period.
+ * The lead adapts: it must cover the time from the thread's beat to our commit — the wake-up of the
+ * event loop (usually ~0.2 ms, now and then 2-3 ms on a busy machine) plus staging every call's
+ * packet (which grows with the calls) — or packets leave late. A longer lead costs little: bot
+ * audio is taken from the playout buffer that much earlier, and a barge-in in that window still
+ * silences the staged packet. So each second the lead becomes 1.25 × the slowest beat → commit of
+ * the last second + 0.5 ms, never below `minLeadMs` nor above a quarter period; it shrinks
+ * again only slowly (by at most 10 % a second), because the slow wake-ups it must cover are rare.
  */
 class NativeClock implements MediaClock {
   readonly #subscribers = new Map<() => void, (() => void) | undefined>();
   #on = false;
   #lead: number;
-  #slowest = 0;
   #beatsInWindow = 0;
   errors = 0;
   onFirstError: ((err: unknown) => void) | undefined;
@@ -227,30 +231,28 @@ class NativeClock implements MediaClock {
   }
 
   beat(): void {
-    const start = performance.now();
     try {
       for (const fn of this.#subscribers.keys()) this.#call(fn);
     } finally {
       // Always commit, even after a subscriber threw: the thread waits for it to send anything.
       this.engine.commit();
     }
-    this.#adapt(performance.now() - start);
+    this.#adapt();
   }
 
   sent(): void {
     for (const after of this.#subscribers.values()) if (after) this.#call(after);
   }
 
-  #adapt(tookMs: number): void {
-    if (tookMs > this.#slowest) this.#slowest = tookMs;
+  #adapt(): void {
     if (++this.#beatsInWindow < 1000 / this.periodMs) return;
-    const want = Math.min(this.periodMs / 4, Math.max(this.minLeadMs, this.#slowest * 1.5 + 1));
-    if (Math.abs(want - this.#lead) >= 0.25) {
+    this.#beatsInWindow = 0;
+    const slowest = this.engine.takeCommitLag();
+    const want = Math.min(this.periodMs / 4, Math.max(this.minLeadMs, slowest * 1.25 + 0.5, this.#lead * 0.9));
+    if (Math.abs(want - this.#lead) >= 0.1) {
       this.#lead = want;
       this.engine.setLead(want);
     }
-    this.#slowest = 0;
-    this.#beatsInWindow = 0;
   }
 
   #call(fn: () => void): void {
