@@ -1,11 +1,12 @@
 import { g711 } from '../../codecs/native.js';
-import { isRtcp, parseRtp, serializeRtpInto, RTP_HEADER_SIZE } from '../../codecs/rtp.js';
+import { serializeRtpInto, RTP_HEADER_SIZE } from '../../codecs/rtp.js';
 import { Resampler } from '../../codecs/resample.js';
 import { DtmfReceiver, serializeTelephoneEventInto } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
 import { DtmfSender } from './dtmf-sender.js';
 import { PlayoutBuffer } from './playout.js';
-import { ipv4ToU32, type RtpSocket } from './rtp-socket.js';
+import { RtpPeer } from './rtp-peer.js';
+import type { RtpSocket } from './rtp-socket.js';
 import type { CallMediaSink, MediaSession } from './session.js';
 
 export type { CallMediaSink } from './session.js';
@@ -70,12 +71,10 @@ export class CallMedia implements MediaSession {
   readonly #frame: Int16Array;
   #frameFill = 0;
   #downsampled = new Int16Array(0);
-  #remoteIp = 0;
-  #remotePort = 0;
+  readonly #peer: RtpPeer;
   /** The audio packet this tick sent (or staged), so a barge-in can still silence it. */
   #lastAudio: Uint8Array | undefined;
   #lastAudioLen = 0;
-  #latched = false;
   #sending = true;
   #closed = false;
   readonly stats: MediaStats = {
@@ -103,7 +102,7 @@ export class CallMedia implements MediaSession {
     }
     this.#upsampled = new Int16Array(this.#up ? this.#up.maxOutputLength(MAX_DECODE) : 0);
     this.#frame = new Int16Array(options.botRate / 50);
-    this.#setRemote(options.remote);
+    this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats);
     this.#header.payloadType = options.payloadType;
     this.#header.sequenceNumber = (Math.random() * 0x10000) >>> 0;
     this.#header.timestamp = (Math.random() * 0x100000000) >>> 0;
@@ -111,44 +110,19 @@ export class CallMedia implements MediaSession {
     socket.onPacket = (msg, ip, port) => this.#onPacket(msg, ip, port);
   }
 
-  #setRemote(remote: { address: string; port: number }): void {
-    this.#remoteIp = ipv4ToU32(remote.address) ?? 0;
-    this.#remotePort = this.#remoteIp === 0 ? 0 : remote.port;
-  }
 
   /** A re-INVITE changed the media (hold/unhold, new address): apply it without a new socket. */
   update(options: Partial<CallMediaOptions>, sending: boolean): void {
     this.options = { ...this.options, ...options };
     this.#header.payloadType = this.options.payloadType;
-    if (options.remote && !this.#latched) this.#setRemote(options.remote);
+    if (options.remote) this.#peer.setRemote(options.remote);
     this.#sending = sending;
   }
 
   #onPacket(msg: Uint8Array, ip: number, port: number): void {
     if (this.#closed) return;
-    if (this.#latched || !this.options.symmetric) {
-      if (port !== this.#remotePort || ip !== this.#remoteIp) {
-        this.stats.rtpUnexpectedSource++;
-        return;
-      }
-    }
-    if (isRtcp(msg)) return; // RTCP multiplexed on the RTP port (RFC 5761); reports are issue 6's QoS.
-    let pkt;
-    try {
-      pkt = parseRtp(msg);
-    } catch {
-      this.stats.rtpMalformed++;
-      return;
-    }
-    if (!this.#latched && this.options.symmetric && port !== 0) {
-      // Symmetric RTP (RFC 4961): answer where the caller's packets come from, which behind a NAT is
-      // not what its SDP says. Only a well-formed packet latches, only once, and never onto port 0
-      // (nothing can be sent there; raw-socket senders such as SIPp's pcap player produce it).
-      this.#latched = true;
-      this.#remoteIp = ip;
-      this.#remotePort = port;
-    }
-    this.stats.rtpReceived++;
+    const pkt = this.#peer.receive(msg, ip, port);
+    if (!pkt) return;
     const pt = pkt.payloadType;
     if (pt === this.options.payloadType) {
       const n = Math.min(pkt.payload.length, MAX_DECODE);
@@ -252,9 +226,7 @@ export class CallMedia implements MediaSession {
   }
 
   #send(packet: Uint8Array, len: number): void {
-    if (this.#remotePort === 0) return; // nowhere to send yet (no IPv4 address, or port 0)
-    this.socket.send(packet, len, this.#remoteIp, this.#remotePort);
-    this.stats.rtpSent++;
+    this.#peer.send(packet, len);
   }
 
   /**

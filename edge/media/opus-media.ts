@@ -18,7 +18,7 @@
  * takes 8/12/16/24/48 kHz input): resampling to 8 kHz for a shared playout format would throw away
  * the bandwidth Opus exists to carry, and cost a resampler both ways.
  */
-import { isRtcp, parseRtp, serializeRtpInto, RTP_HEADER_SIZE } from '../../codecs/rtp.js';
+import { serializeRtpInto, RTP_HEADER_SIZE } from '../../codecs/rtp.js';
 import { JitterBuffer } from '../../codecs/jitter-buffer.js';
 import { Resampler } from '../../codecs/resample.js';
 import { DtmfReceiver, serializeTelephoneEventInto } from '../../codecs/telephone-event.js';
@@ -26,7 +26,8 @@ import type { OpusPool } from '../../workers/opus-pool.js';
 import type { MediaStats } from '../api/events.js';
 import { DtmfSender } from './dtmf-sender.js';
 import { PlayoutBuffer } from './playout.js';
-import { ipv4ToU32, type RtpSocket } from './rtp-socket.js';
+import { RtpPeer } from './rtp-peer.js';
+import type { RtpSocket } from './rtp-socket.js';
 import type { CallMediaSink, MediaSession, MediaUpdate } from './session.js';
 
 /** RFC 7587 §4.1: the RTP clock of Opus is 48 kHz whatever the audio bandwidth. */
@@ -142,9 +143,7 @@ export class OpusMedia implements MediaSession {
   readonly #tePacket = new Uint8Array(RTP_HEADER_SIZE + 4);
   readonly #marksDue: string[] = [];
   #upFrom8k: Resampler | undefined;
-  #remoteIp = 0;
-  #remotePort = 0;
-  #latched = false;
+  readonly #peer: RtpPeer;
   #sending = true;
   #closed = false;
   readonly #onCallerPcm = (pcm: Int16Array) => {
@@ -204,7 +203,7 @@ export class OpusMedia implements MediaSession {
     this.#dtmf = new DtmfReceiver({ clockRate: teRate });
     // DtmfSender counts durations in 8 kHz units; the events' clock may be 48 kHz.
     this.#teUnitsPer8k = teRate / 8000;
-    this.#setRemote(options.remote);
+    this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats);
     this.#header.payloadType = options.payloadType;
     this.#header.sequenceNumber = (Math.random() * 0x10000) >>> 0;
     this.#clockTs = (Math.random() * 0x100000000) >>> 0;
@@ -222,17 +221,12 @@ export class OpusMedia implements MediaSession {
     socket.onPacket = (msg, ip, port) => this.#onPacket(msg, ip, port);
   }
 
-  #setRemote(remote: { address: string; port: number }): void {
-    this.#remoteIp = ipv4ToU32(remote.address) ?? 0;
-    this.#remotePort = this.#remoteIp === 0 ? 0 : remote.port;
-  }
-
   update(options: MediaUpdate, sending: boolean): void {
     if (options.payloadType !== undefined) this.options.payloadType = options.payloadType;
     if ('telephoneEventPt' in options) this.options.telephoneEventPt = options.telephoneEventPt;
     if (options.remote) {
       this.options.remote = options.remote;
-      if (!this.#latched) this.#setRemote(options.remote);
+      this.#peer.setRemote(options.remote);
     }
     this.#header.payloadType = this.options.payloadType;
     this.#sending = sending;
@@ -240,27 +234,8 @@ export class OpusMedia implements MediaSession {
 
   #onPacket(msg: Uint8Array, ip: number, port: number): void {
     if (this.#closed) return;
-    if (this.#latched || !this.options.symmetric) {
-      if (port !== this.#remotePort || ip !== this.#remoteIp) {
-        this.stats.rtpUnexpectedSource++;
-        return;
-      }
-    }
-    if (isRtcp(msg)) return;
-    let pkt;
-    try {
-      pkt = parseRtp(msg);
-    } catch {
-      this.stats.rtpMalformed++;
-      return;
-    }
-    if (!this.#latched && this.options.symmetric && port !== 0) {
-      // Symmetric RTP (RFC 4961), as CallMedia: latch once onto a well-formed packet's source.
-      this.#latched = true;
-      this.#remoteIp = ip;
-      this.#remotePort = port;
-    }
-    this.stats.rtpReceived++;
+    const pkt = this.#peer.receive(msg, ip, port);
+    if (!pkt) return;
     const pt = pkt.payloadType;
     if (pt === this.options.payloadType) {
       // Copied into the jitter buffer's slab: the socket reuses `msg`.
@@ -412,9 +387,7 @@ export class OpusMedia implements MediaSession {
   }
 
   #send(packet: Uint8Array, len: number): void {
-    if (this.#remotePort === 0) return;
-    this.socket.send(packet, len, this.#remoteIp, this.#remotePort);
-    this.stats.rtpSent++;
+    this.#peer.send(packet, len);
   }
 
   /** One tick of outgoing DTMF: a telephone-event packet, or encoded silence between digits. */

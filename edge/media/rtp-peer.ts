@@ -1,0 +1,73 @@
+import { isRtcp, parseRtp, type RtpPacket } from '../../codecs/rtp.js';
+import type { MediaStats } from '../api/events.js';
+import { ipv4ToU32, type RtpSocket } from './rtp-socket.js';
+
+/**
+ * The caller's end of a call's RTP, whatever the codec: where to send, which source to accept, and
+ * symmetric RTP (RFC 4961). Shared by CallMedia (G.711) and OpusMedia so the rules live once.
+ *
+ * Symmetric: answer where the caller's packets come from, which behind a NAT is not what its SDP
+ * says. Only a well-formed packet latches, only once, and never onto port 0 (nothing can be sent
+ * there; raw-socket senders such as SIPp's pcap player produce it). Before latching (or when
+ * symmetric RTP is off) only the SDP's address and port are accepted once latched.
+ */
+export class RtpPeer {
+  #ip = 0;
+  #port = 0;
+  #latched = false;
+
+  constructor(
+    private readonly socket: RtpSocket,
+    private readonly symmetric: boolean,
+    remote: { address: string; port: number },
+    private readonly stats: MediaStats,
+  ) {
+    this.#set(remote);
+  }
+
+  /**
+   * The SDP's address (first offer, or a re-INVITE). RTP sockets are IPv4: another address (IPv6, a
+   * name) is answered only once symmetric RTP latches onto the caller's packets. Ignored once latched.
+   */
+  setRemote(remote: { address: string; port: number }): void {
+    if (!this.#latched) this.#set(remote);
+  }
+
+  #set(remote: { address: string; port: number }): void {
+    this.#ip = ipv4ToU32(remote.address) ?? 0;
+    this.#port = this.#ip === 0 ? 0 : remote.port;
+  }
+
+  /**
+   * A datagram from ip:port: the parsed RTP packet if it is one we take, else undefined (counted:
+   * unexpected source, malformed; RTCP multiplexed on the port (RFC 5761) is skipped silently).
+   */
+  receive(msg: Uint8Array, ip: number, port: number): RtpPacket | undefined {
+    if ((this.#latched || !this.symmetric) && (port !== this.#port || ip !== this.#ip)) {
+      this.stats.rtpUnexpectedSource++;
+      return undefined;
+    }
+    if (isRtcp(msg)) return undefined;
+    let pkt: RtpPacket;
+    try {
+      pkt = parseRtp(msg);
+    } catch {
+      this.stats.rtpMalformed++;
+      return undefined;
+    }
+    if (!this.#latched && this.symmetric && port !== 0) {
+      this.#latched = true;
+      this.#ip = ip;
+      this.#port = port;
+    }
+    this.stats.rtpReceived++;
+    return pkt;
+  }
+
+  /** Sends `packet[0, len)` to the caller, unless there is nowhere to send yet. */
+  send(packet: Uint8Array, len: number): void {
+    if (this.#port === 0) return;
+    this.socket.send(packet, len, this.#ip, this.#port);
+    this.stats.rtpSent++;
+  }
+}
