@@ -76,12 +76,13 @@ const program = new Command()
   .option('--max-p99 <ms>', 'ramp limit: p99 added latency either way', num(0), 50)
   .option('--protocol <name>', 'bot protocol of the media node\'s route: native (a socket per call) or native-mux (one shared socket)', protocolName, 'native')
   .option('--rtp-io <backend>', 'the media node\'s RTP I/O: native (one I/O thread, batched) or dgram (node:dgram); default: native when the addon is built', rtpIoName)
+  .option('--playout-trim', 'turn on the route\'s live-stream playout trim (a standing jitter queue loses a frame; counted as loss)', false)
   .option('--bot-rate <hz>', 'PCM rate of the node\'s route to the bot: 16000 (resampled both ways; tone-coded frame marker) or 8000 (no resampling; exact byte marker)', botRate, 16000 as 8000 | 16000)
   .option('--shards <n>', 'media nodes (one process each) behind the load-steering proxy; > 1 starts the proxy and turns pinning off', int(1), 1)
   .option('--via-proxy', 'put the proxy in front even with one shard (the like-for-like baseline for --shards)', false)
   .option('--codec <name>', 'what callers speak: pcmu (marked frames) or opus (48 kHz Opus, bot at 16 kHz; loss by frame counts, no latency)', codecName, 'pcmu')
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
+  .action(async (o: { playoutTrim: boolean; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
     const { result } = await runBench(
       {
@@ -104,6 +105,7 @@ const program = new Command()
         maxP99Ms: o.maxP99,
         protocol: o.protocol,
         ...(o.rtpIo ? { rtpIo: o.rtpIo } : {}),
+        ...(o.playoutTrim ? { playoutTrim: true } : {}),
         botRate: o.botRate,
         codec: o.codec,
         ...(o.shards > 1 || o.viaProxy ? { shards: o.shards, viaProxy: o.viaProxy } : {}),
