@@ -95,7 +95,8 @@ export class CallMedia implements MediaSession {
     private options: CallMediaOptions,
     private readonly sink: CallMediaSink,
   ) {
-    this.playout = new PlayoutBuffer(options.playoutCapacity, 8000, options.playoutTrim === true ? 50 : 0);
+    // 200 ms to start with (it grows on demand): most calls never queue more, and memory per call counts.
+    this.playout = new PlayoutBuffer(options.playoutCapacity, 1600, options.playoutTrim === true ? 50 : 0);
     if (options.botRate !== 8000) {
       this.#up = new Resampler(8000, options.botRate);
       this.#down = new Resampler(options.botRate, 8000);

@@ -187,7 +187,8 @@ export class OpusMedia implements MediaSession {
   ) {
     this.#pool = batch.pool;
     this.playoutRate = options.botRate;
-    this.playout = new PlayoutBuffer(Math.round((options.playoutBufferMs / 1000) * options.botRate), options.botRate, options.playoutTrim === true ? 50 : 0);
+    // 200 ms to start with (it grows on demand), as CallMedia.
+    this.playout = new PlayoutBuffer(Math.round((options.playoutBufferMs / 1000) * options.botRate), options.botRate / 5, options.playoutTrim === true ? 50 : 0);
     this.#pcm = new Int16Array(options.botRate / 50);
     this.#out = Array.from({ length: OUT_SLOTS }, () => ({
       pcm: new Int16Array(options.botRate / 50),

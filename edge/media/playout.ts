@@ -20,7 +20,7 @@ const MAX_CUSHION_FRAMES = 4;
 
 export class PlayoutBuffer {
   /**
-   * Grows on demand from one second up to `capacity`: most calls never queue more than a second or
+   * Grows on demand from `initial` (callers start at 200 ms) up to `capacity`: most calls never queue more than a second or
    * two, and a 30 s ring allocated up front is 480 kB per call (the benchmark's rss_kb_per_call).
    */
   #ring: Int16Array;
