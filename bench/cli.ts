@@ -6,7 +6,11 @@
  *   npm run bench -- --ramp --calls 3000 --duration 10 --out /tmp/r   ramp until a limit breaks
  *   npm run bench -- sipp --calls 100 --out /tmp/s                  interop run driven by SIPp
  */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+
 import { Command, InvalidArgumentError } from 'commander';
+import { compareRuns } from './compare.js';
 import { runBench } from './run.js';
 import { runSipp } from './sipp.js';
 
@@ -32,8 +36,8 @@ function range(value: string): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
-function rtpIoName(value: string): 'native' | 'dgram' {
-  if (value !== 'native' && value !== 'dgram') throw new InvalidArgumentError('native or dgram');
+function rtpIoName(value: string): 'native' | 'dgram' | 'both' {
+  if (value !== 'native' && value !== 'dgram' && value !== 'both') throw new InvalidArgumentError('native, dgram or both');
   return value;
 }
 
@@ -75,46 +79,58 @@ const program = new Command()
   .option('--max-loss <fraction>', 'ramp limit: frame loss either way', num(0), 0.001)
   .option('--max-p99 <ms>', 'ramp limit: p99 added latency either way', num(0), 50)
   .option('--protocol <name>', 'bot protocol of the media node\'s route: native (a socket per call) or native-mux (one shared socket)', protocolName, 'native')
-  .option('--rtp-io <backend>', 'the media node\'s RTP I/O: native (one I/O thread, batched) or dgram (node:dgram); default: native when the addon is built', rtpIoName)
+  .option('--rtp-io <backend>', 'the media node\'s RTP I/O: native (one I/O thread, batched), dgram (node:dgram), or both (the same run twice, native then dgram, into DIR/native and DIR/dgram, compared in DIR/compare.json); default: native when the addon is built', rtpIoName)
   .option('--playout-trim', 'turn on the route\'s live-stream playout trim (a standing jitter queue loses a frame; counted as loss)', false)
   .option('--bot-rate <hz>', 'PCM rate of the node\'s route to the bot: 16000 (resampled both ways; tone-coded frame marker) or 8000 (no resampling; exact byte marker)', botRate, 16000 as 8000 | 16000)
   .option('--shards <n>', 'media nodes (one process each) behind the load-steering proxy; > 1 starts the proxy and turns pinning off', int(1), 1)
   .option('--via-proxy', 'put the proxy in front even with one shard (the like-for-like baseline for --shards)', false)
   .option('--codec <name>', 'what callers speak: pcmu (marked frames) or opus (48 kHz Opus, bot at 16 kHz; loss by frame counts, no latency)', codecName, 'pcmu')
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { playoutTrim: boolean; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
+  .action(async (o: { playoutTrim: boolean; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
-    const { result } = await runBench(
-      {
-        calls: o.calls,
-        duration: o.duration,
-        rate: o.rate,
-        ramp: o.ramp,
-        rampStart: Math.min(o.rampStart, o.calls),
-        rampStep: o.rampStep,
-        settle: o.settle,
-        talkMs: o.talk,
-        pauseMs: o.pause,
-        phases: o.phases,
-        pin: o.pin,
-        rtpPortMin: o.rtpPorts[0],
-        rtpPortMax: o.rtpPorts[1],
-        ...(o.mediaCli ? { mediaCli: o.mediaCli } : {}),
-        out,
-        maxLoss: o.maxLoss,
-        maxP99Ms: o.maxP99,
-        protocol: o.protocol,
-        ...(o.rtpIo ? { rtpIo: o.rtpIo } : {}),
-        ...(o.playoutTrim ? { playoutTrim: true } : {}),
-        botRate: o.botRate,
-        codec: o.codec,
-        ...(o.shards > 1 || o.viaProxy ? { shards: o.shards, viaProxy: o.viaProxy } : {}),
-      },
-      say,
-      command,
-    );
-    say(JSON.stringify(result, null, 2));
-    say(`wrote ${out}/result.json, ${out}/details.json and ${out}/report.html`);
+    const run = async (rtpIo: 'native' | 'dgram' | undefined, dir: string) =>
+      runBench(
+        {
+          calls: o.calls,
+          duration: o.duration,
+          rate: o.rate,
+          ramp: o.ramp,
+          rampStart: Math.min(o.rampStart, o.calls),
+          rampStep: o.rampStep,
+          settle: o.settle,
+          talkMs: o.talk,
+          pauseMs: o.pause,
+          phases: o.phases,
+          pin: o.pin,
+          rtpPortMin: o.rtpPorts[0],
+          rtpPortMax: o.rtpPorts[1],
+          ...(o.mediaCli ? { mediaCli: o.mediaCli } : {}),
+          out: dir,
+          maxLoss: o.maxLoss,
+          maxP99Ms: o.maxP99,
+          protocol: o.protocol,
+          ...(rtpIo ? { rtpIo } : {}),
+          ...(o.playoutTrim ? { playoutTrim: true } : {}),
+          botRate: o.botRate,
+          codec: o.codec,
+          ...(o.shards > 1 || o.viaProxy ? { shards: o.shards, viaProxy: o.viaProxy } : {}),
+        },
+        say,
+        command,
+      );
+    if (o.rtpIo !== 'both') {
+      const { result } = await run(o.rtpIo, out);
+      say(JSON.stringify(result, null, 2));
+      say(`wrote ${out}/result.json, ${out}/details.json and ${out}/report.html`);
+      return;
+    }
+    // The native path and its fallback, side by side in one run (issue 6): same load, back to back.
+    const native = (await run('native', join(out, 'native'))).result;
+    const dgram = (await run('dgram', join(out, 'dgram'))).result;
+    const compare = compareRuns({ native, dgram });
+    writeFileSync(join(out, 'compare.json'), JSON.stringify(compare, null, 2) + '\n');
+    say(JSON.stringify(compare, null, 2));
+    say(`wrote ${out}/compare.json (each run's files in ${out}/native and ${out}/dgram)`);
   });
 
 program
