@@ -61,9 +61,15 @@ export function readRecords(msg: Buffer, visit: (stream: number, bytes: Buffer) 
 }
 
 /**
- * Builds one binary message from many records. Each `take()` hands over a buffer that is never
- * written again (the socket may still hold it); the next record starts a new one, sized from the
- * last message, so the hot path allocates once per message, not once per frame.
+ * Builds one binary message from many records. By default each `take()` hands over a buffer that
+ * is never written again (the socket may still hold it); the next record starts a new one, sized
+ * from the last message, so the hot path allocates once per message, not once per frame.
+ *
+ * `reuse: true` keeps one buffer for every message: `take()` returns a view of it that is valid only
+ * until the next `add()`. Only for a consumer that copies synchronously — a WebSocket *client*
+ * without compression: `ws` masks every client frame into a new buffer as it sends (RFC 6455 §5.3),
+ * so the view is free again once `send()` returns. That saves one allocation of the whole batch
+ * per message, which is garbage the edge's GC would otherwise chase (docs/benchmarks/capacity.md).
  */
 export class RecordWriter {
   #buf: Buffer | undefined;
@@ -71,7 +77,10 @@ export class RecordWriter {
   #records = 0;
   #next: number;
 
-  constructor(initialBytes = 16 * 1024) {
+  constructor(
+    initialBytes = 16 * 1024,
+    private readonly reuse = false,
+  ) {
     this.#next = initialBytes;
   }
 
@@ -107,7 +116,7 @@ export class RecordWriter {
     const out = buf.subarray(0, this.#len);
     // Room for a little growth without a copy next time.
     this.#next = Math.max(1024, Math.ceil(this.#len * 1.25));
-    this.#buf = undefined;
+    if (!this.reuse) this.#buf = undefined;
     this.#len = 0;
     this.#records = 0;
     return out;

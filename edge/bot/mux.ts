@@ -40,7 +40,8 @@ export const muxCounters = { connections: 0, batchesSent: 0, framesSent: 0, badI
 
 export class MuxConnection {
   readonly streams = new Map<number, MuxBotStream>();
-  readonly #writer = new RecordWriter();
+  /** One batch buffer for the connection's life: the client-side `ws` masks (copies) as it sends. */
+  readonly #writer = new RecordWriter(16 * 1024, true);
   readonly #badSeen = new Set<string>();
   #nextId = 1;
   #closed = false;

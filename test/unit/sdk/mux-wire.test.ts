@@ -43,6 +43,33 @@ describe('native-mux records', { timeout: 5000 }, () => {
     assert.equal(w.take(), undefined, 'empty writer gives nothing');
   });
 
+  it('with reuse, writes every message into the same buffer (for a consumer that copies as it sends)', () => {
+    // Above Buffer's pool size, so every buffer is its own ArrayBuffer and identity means reuse.
+    const w = new RecordWriter(16 * 1024, true);
+    w.add(1, Int16Array.of(1, 2));
+    const first = w.take()!;
+    const firstCopy = Buffer.from(first);
+    const got: number[][] = [];
+    readRecords(firstCopy, (id, bytes) => got.push([id, ...samplesOf(bytes)]));
+    assert.deepEqual(got, [[1, 1, 2]]);
+    w.add(2, Int16Array.of(3));
+    const second = w.take()!;
+    assert.equal(second.buffer, first.buffer, 'no new buffer for the second message');
+    assert.equal(second.byteOffset, first.byteOffset);
+    got.length = 0;
+    readRecords(second, (id, bytes) => got.push([id, ...samplesOf(bytes)]));
+    assert.deepEqual(got, [[2, 3]]);
+    // A message larger than the buffer grows it once, then that buffer is kept.
+    for (let i = 0; i < 40; i++) w.add(i, new Int16Array(320).fill(i));
+    const big = w.take()!;
+    assert.equal(big.length, 40 * (RECORD_HEADER_BYTES + 640));
+    assert.notEqual(big.buffer, first.buffer, 'grown');
+    w.add(7, Int16Array.of(7));
+    const after = w.take()!;
+    assert.equal(after.buffer, big.buffer);
+    assert.equal(after.byteOffset, big.byteOffset);
+  });
+
   it('accepts an empty message and zero-length records', () => {
     assert.deepEqual(collect(Buffer.alloc(0)), { out: [], problem: undefined });
     const w = new RecordWriter();
