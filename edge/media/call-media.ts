@@ -7,29 +7,17 @@ import { DtmfSender } from './dtmf-sender.js';
 import { PlayoutBuffer } from './playout.js';
 import { RtpPeer } from './rtp-peer.js';
 import type { RtpSocket } from './rtp-socket.js';
-import type { CallMediaSink, MediaSession } from './session.js';
+import { newMediaStats, type CallMediaSink, type MediaSession, type MediaSessionOptions } from './session.js';
 
 export type { CallMediaSink } from './session.js';
 
 export type G711Name = 'PCMU' | 'PCMA';
 
-export interface CallMediaOptions {
+/** G.711 is 8 kHz: a bot at 16 or 24 kHz is resampled both ways. */
+export interface CallMediaOptions extends MediaSessionOptions {
   codec: G711Name;
-  payloadType: number;
-  telephoneEventPt?: number;
-  /**
-   * Where the caller's SDP says to send RTP. RTP sockets are IPv4: another address (IPv6, a name)
-   * is answered only once symmetric RTP latches onto the caller's packets.
-   */
-  remote: { address: string; port: number };
-  /** Latch onto the first RTP source (symmetric RTP) instead of trusting the SDP address. */
-  symmetric: boolean;
   /** Bot audio buffered for playout at most, samples at 8 kHz. */
   playoutCapacity: number;
-  /** Drop a frame of a standing live-stream queue (PlayoutBuffer's trim); default false. */
-  playoutTrim?: boolean;
-  /** PCM rate the bot speaks; G.711 is 8 kHz, so 16 and 24 kHz are resampled both ways. */
-  botRate: 8000 | 16000 | 24000;
 }
 
 const SAMPLES_PER_FRAME = 160; // 20 ms at 8 kHz
@@ -77,17 +65,7 @@ export class CallMedia implements MediaSession {
   #lastAudioLen = 0;
   #sending = true;
   #closed = false;
-  readonly stats: MediaStats = {
-    rtpReceived: 0,
-    rtpSent: 0,
-    rtpUnexpectedSource: 0,
-    rtpMalformed: 0,
-    framesToBot: 0,
-    framesFromBot: 0,
-    framesToBotDropped: 0,
-    playoutOverflowSamples: 0,
-    playoutTrimmedSamples: 0,
-  };
+  readonly stats: MediaStats = newMediaStats();
 
   constructor(
     private readonly socket: RtpSocket,

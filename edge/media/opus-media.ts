@@ -28,7 +28,7 @@ import { DtmfSender } from './dtmf-sender.js';
 import { PlayoutBuffer } from './playout.js';
 import { RtpPeer } from './rtp-peer.js';
 import type { RtpSocket } from './rtp-socket.js';
-import type { CallMediaSink, MediaSession, MediaUpdate } from './session.js';
+import { newMediaStats, type CallMediaSink, type MediaSession, type MediaSessionOptions, type MediaUpdate } from './session.js';
 
 /** RFC 7587 §4.1: the RTP clock of Opus is 48 kHz whatever the audio bandwidth. */
 const OPUS_CLOCK = 48000;
@@ -81,21 +81,14 @@ export class OpusBatch {
   }
 }
 
-export interface OpusMediaOptions {
+/** `botRate` is the decoder's output and the encoder's input rate (no resampler). */
+export interface OpusMediaOptions extends MediaSessionOptions {
   /** Pool key: the call's id (pins the call's codec state to one worker). */
   callId: string;
-  payloadType: number;
-  telephoneEventPt?: number | undefined;
   /** Clock of the telephone-event payload type: 48000 beside Opus, or 8000 when that is all the caller has. */
   telephoneEventRate?: number;
-  remote: { address: string; port: number };
-  symmetric: boolean;
   /** Bot audio buffered for playout at most, ms. */
   playoutBufferMs: number;
-  /** The playout buffer's live-stream trim (edge/media/playout.ts); default false. */
-  playoutTrim?: boolean;
-  /** PCM rate the bot speaks: the decoder's output and the encoder's input rate. */
-  botRate: 8000 | 16000 | 24000;
   /** The caller decodes in-band FEC (its fmtp `useinbandfec=1`): our encoder then spends bits on it. */
   remoteFec: boolean;
 }
@@ -161,15 +154,7 @@ export class OpusMedia implements MediaSession {
   };
   readonly #onCodecError = () => void this.stats.codecErrors!++;
   readonly stats: MediaStats = {
-    rtpReceived: 0,
-    rtpSent: 0,
-    rtpUnexpectedSource: 0,
-    rtpMalformed: 0,
-    framesToBot: 0,
-    framesFromBot: 0,
-    framesToBotDropped: 0,
-    playoutOverflowSamples: 0,
-    playoutTrimmedSamples: 0,
+    ...newMediaStats(),
     concealedFrames: 0,
     fecFrames: 0,
     rtpLate: 0,

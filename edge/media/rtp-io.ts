@@ -3,7 +3,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { Ticker } from './ticker.js';
-import { ipv4ToU32, u32ToIpv4, type MediaClock, type PacketHandler, type RtpSocket } from './rtp-socket.js';
+import { countError, ipv4ToU32, runGuarded, u32ToIpv4, type MediaClock, type PacketHandler, type RtpSocket } from './rtp-socket.js';
 
 /**
  * The node's RTP I/O backend, chosen once at start-up:
@@ -232,7 +232,7 @@ class NativeClock implements MediaClock {
 
   beat(): void {
     try {
-      for (const fn of this.#subscribers.keys()) this.#call(fn);
+      for (const fn of this.#subscribers.keys()) runGuarded(this, fn);
     } finally {
       // Always commit, even after a subscriber threw: the thread waits for it to send anything.
       this.engine.commit();
@@ -241,7 +241,7 @@ class NativeClock implements MediaClock {
   }
 
   sent(): void {
-    for (const after of this.#subscribers.values()) if (after) this.#call(after);
+    for (const after of this.#subscribers.values()) if (after) runGuarded(this, after);
   }
 
   #adapt(): void {
@@ -255,14 +255,6 @@ class NativeClock implements MediaClock {
     }
   }
 
-  #call(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      this.errors++;
-      if (this.errors === 1) this.onFirstError?.(err);
-    }
-  }
 }
 
 export class NativeRtpIo implements RtpIo {
@@ -340,8 +332,7 @@ export class NativeRtpIo implements RtpIo {
           try {
             socket.onPacket(u8.subarray(off + RECORD_HEADER, off + RECORD_HEADER + len), ip, port);
           } catch (err) {
-            this.clock.errors++;
-            if (this.clock.errors === 1) this.clock.onFirstError?.(err);
+            countError(this.clock, err);
           }
         } else {
           this.#orphans++;

@@ -43,6 +43,26 @@ export interface MediaClock {
   onFirstError: ((err: unknown) => void) | undefined;
 }
 
+/**
+ * Runs one subscriber of a clock: a bug in one call's media must not stop every other call's audio,
+ * so a throw is counted on `owner` and only the first one reported (not 50 times a second).
+ */
+export function runGuarded(owner: ErrorCounter, fn: () => void): void {
+  try {
+    fn();
+  } catch (err) {
+    countError(owner, err);
+  }
+}
+
+export type ErrorCounter = Pick<MediaClock, 'onFirstError'> & { errors: number };
+
+/** The catch half of `runGuarded`, for a hot loop that must not allocate a closure per item. */
+export function countError(owner: ErrorCounter, err: unknown): void {
+  owner.errors++;
+  if (owner.errors === 1) owner.onFirstError?.(err);
+}
+
 /** Dotted-quad IPv4 → u32, or undefined for anything else (IPv6, names). Allocates nothing. */
 export function ipv4ToU32(s: string): number | undefined {
   let value = 0;

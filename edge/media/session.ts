@@ -32,6 +32,38 @@ export interface MediaSession {
   close(): MediaStats;
 }
 
+/** What every call's media is told at the start, whatever the codec. */
+export interface MediaSessionOptions {
+  payloadType: number;
+  telephoneEventPt?: number | undefined;
+  /**
+   * Where the caller's SDP says to send RTP. RTP sockets are IPv4: another address (IPv6, a name)
+   * is answered only once symmetric RTP latches onto the caller's packets.
+   */
+  remote: { address: string; port: number };
+  /** Latch onto the first RTP source (symmetric RTP) instead of trusting the SDP address. */
+  symmetric: boolean;
+  /** Drop a frame of a standing live-stream queue (PlayoutBuffer's trim); default false. */
+  playoutTrim?: boolean;
+  /** PCM rate the bot speaks. */
+  botRate: 8000 | 16000 | 24000;
+}
+
+/** The counters every call's media keeps from the start (codecs add their own). */
+export function newMediaStats(): MediaStats {
+  return {
+    rtpReceived: 0,
+    rtpSent: 0,
+    rtpUnexpectedSource: 0,
+    rtpMalformed: 0,
+    framesToBot: 0,
+    framesFromBot: 0,
+    framesToBotDropped: 0,
+    playoutOverflowSamples: 0,
+    playoutTrimmedSamples: 0,
+  };
+}
+
 export interface MediaUpdate {
   payloadType?: number;
   telephoneEventPt?: number | undefined;

@@ -1,6 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
+import { runGuarded } from './rtp-socket.js';
 
 /**
  * One 20 ms clock for all calls of a node (DESIGN.md: one timer per shard, not one per call).
@@ -198,17 +199,7 @@ export class Ticker {
   }
 
   #runOnce(): void {
-    for (const fn of this.#subscribers.keys()) this.#call(fn);
-    for (const after of this.#subscribers.values()) if (after) this.#call(after);
-  }
-
-  #call(fn: () => void): void {
-    try {
-      fn();
-    } catch (err) {
-      // A subscriber's bug must not stop every other call's audio: count it, report the first.
-      this.errors++;
-      if (this.errors === 1) this.onFirstError?.(err);
-    }
+    for (const fn of this.#subscribers.keys()) runGuarded(this, fn);
+    for (const after of this.#subscribers.values()) if (after) runGuarded(this, after);
   }
 }
