@@ -154,6 +154,58 @@ backendSuite('dgram', () => new DgramRtpIo());
 const native = createRtpIo('127.0.0.1', 'auto');
 if (native.kind === 'native') {
   backendSuite('native', () => native);
+  describe('RtpIo: native polling', () => {
+    it('polls the sockets once per batch window under a steady stream, loses nothing, and goes back to waiting when idle', async () => {
+      const io = createRtpIo('127.0.0.1', 'native');
+      const socks = await Promise.all(Array.from({ length: 20 }, () => io.bind('127.0.0.1', 0)));
+      const p = await peer();
+      try {
+        const got = socks.map(() => [] as number[]);
+        socks.forEach((s, i) => (s.onPacket = (pkt) => got[i]!.push(pkt[0]!)));
+        // 20 "calls", 1500 packets spaced 0.2 ms apart (sent from a busy loop: timers are too coarse;
+        // through connected sockets, which send at once instead of after an address lookup).
+        // A thread that waits on the sockets wakes for nearly every one of them; a polling thread
+        // wakes about once per 2 ms window (plus hand-overs to the event loop).
+        const senders = await Promise.all(
+          socks.map(async (s) => {
+            const c = createSocket('udp4');
+            await new Promise<void>((r) => c.connect(s.port, '127.0.0.1', () => r()));
+            return c;
+          }),
+        );
+        const at = performance.now();
+        for (let i = 0; i < 1500; i++) {
+          while (performance.now() < at + i * 0.2) {
+            // spin
+          }
+          senders[i % 20]!.send(Buffer.from([Math.floor(i / 20) & 0xff, 9, 9, 9]));
+        }
+        for (const c of senders) c.close();
+        await until(() => got.every((g) => g.length === 75));
+        for (const g of got) assert.deepEqual(g, Array.from({ length: 75 }, (_, i) => i));
+        const busy = io.stats();
+        assert.equal(busy['received'], 1500);
+        assert.ok(busy['pollStarts']! >= 1, 'the stream switched the thread to polling');
+        assert.ok(busy['wakeups']! < 750, `wakeups ${busy['wakeups']} for 1500 packets`);
+        // Idle for a while, then one packet: it must still arrive (the thread waits on the sockets again).
+        await new Promise((r) => setTimeout(r, 50));
+        const idleWakeups = io.stats()['wakeups']!;
+        await new Promise((r) => setTimeout(r, 100));
+        assert.ok(io.stats()['wakeups']! - idleWakeups < 10, 'an idle thread does not keep polling');
+        const sent = performance.now();
+        let arrived = 0;
+        socks[0]!.onPacket = () => (arrived = performance.now());
+        p.sock.send(Buffer.from([1]), socks[0]!.port, '127.0.0.1');
+        await until(() => arrived > 0);
+        assert.ok(arrived - sent < 50, `a lone packet after idle took ${arrived - sent} ms`);
+        assert.ok(io.stats()['pollStarts']! > busy['pollStarts']!, 'the lone packet woke the waiting thread');
+      } finally {
+        for (const s of socks) s.close();
+        p.sock.close();
+        io.close();
+      }
+    });
+  });
 } else {
   // The fallback run (BOTEDGE_NATIVE=0) has no native backend; say why instead of passing silently.
   describe('RtpIo: native', () => {
