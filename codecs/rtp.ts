@@ -64,69 +64,110 @@ export interface RtpPacket extends RtpHeader {
 
 const NO_CSRC: readonly number[] = Object.freeze([]);
 
-/** Parses one RTP packet; the payload and extension data are views of `buf`. */
-export function parseRtp(buf: Uint8Array): RtpPacket {
-  if (buf.length < RTP_HEADER_SIZE) {
-    throw new RtpParseError('truncated', buf.length, `RTP packet of ${buf.length} bytes is shorter than the 12-byte header`);
+/**
+ * A packet's header fields as `parseRtpInto` leaves them: one mutable object reused for every
+ * packet of a call, so the receive path allocates nothing but the payload view. CSRCs and the
+ * extension are located, not copied (the media path ignores them; `parseRtp` materialises them).
+ */
+export interface RtpFields {
+  marker: boolean;
+  payloadType: number;
+  sequenceNumber: number;
+  timestamp: number;
+  ssrc: number;
+  csrcCount: number;
+  /** Offset of the 4-byte extension header in the buffer, or -1 without X. */
+  extensionAt: number;
+  paddingLength: number;
+  /** A view into the parsed buffer, padding removed: not a copy. */
+  payload: Uint8Array;
+}
+
+const EMPTY = new Uint8Array(0);
+
+export function newRtpFields(): RtpFields {
+  return { marker: false, payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0, csrcCount: 0, extensionAt: -1, paddingLength: 0, payload: EMPTY };
+}
+
+/**
+ * Parses one RTP packet's header into `into` (see RtpFields) and returns it; throws RtpParseError.
+ * Reads bytes directly: a DataView per packet is an allocation the 50-packets-a-second-per-call
+ * path does not need.
+ */
+export function parseRtpInto(buf: Uint8Array, into: RtpFields): RtpFields {
+  const len = buf.length;
+  if (len < RTP_HEADER_SIZE) {
+    throw new RtpParseError('truncated', len, `RTP packet of ${len} bytes is shorter than the 12-byte header`);
   }
-  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
-  const b0 = view.getUint8(0);
-  const b1 = view.getUint8(1);
+  const b0 = buf[0]!;
+  const b1 = buf[1]!;
   const version = b0 >> 6;
   if (version !== 2) throw new RtpParseError('bad-version', 0, `RTP version ${version}, expected 2`);
-  const hasPadding = (b0 & 0x20) !== 0;
-  const hasExtension = (b0 & 0x10) !== 0;
   const csrcCount = b0 & 0x0f;
 
-  let offset = RTP_HEADER_SIZE;
-  let csrc = NO_CSRC;
-  if (csrcCount > 0) {
-    if (buf.length < offset + csrcCount * 4) {
-      throw new RtpParseError('truncated-csrc', buf.length, `RTP packet announces ${csrcCount} CSRCs but ends at byte ${buf.length}`);
+  let offset = RTP_HEADER_SIZE + csrcCount * 4;
+  if (len < offset) {
+    throw new RtpParseError('truncated-csrc', len, `RTP packet announces ${csrcCount} CSRCs but ends at byte ${len}`);
+  }
+  let extensionAt = -1;
+  if ((b0 & 0x10) !== 0) {
+    if (len < offset + 4) throw new RtpParseError('truncated-extension', len, 'RTP header extension header is truncated');
+    const words = (buf[offset + 2]! << 8) | buf[offset + 3]!;
+    extensionAt = offset;
+    offset += 4 + words * 4;
+    if (len < offset) {
+      throw new RtpParseError('truncated-extension', len, `RTP header extension of ${words} words runs past the packet end`);
     }
-    const list: number[] = [];
-    for (let i = 0; i < csrcCount; i++, offset += 4) list.push(view.getUint32(offset));
-    csrc = list;
   }
 
-  let extension: RtpHeaderExtension | undefined;
-  if (hasExtension) {
-    if (buf.length < offset + 4) {
-      throw new RtpParseError('truncated-extension', buf.length, 'RTP header extension header is truncated');
-    }
-    const profile = view.getUint16(offset);
-    const words = view.getUint16(offset + 2);
-    const start = offset + 4;
-    const end = start + words * 4;
-    if (buf.length < end) {
-      throw new RtpParseError('truncated-extension', buf.length, `RTP header extension of ${words} words runs past the packet end`);
-    }
-    extension = { profile, data: buf.subarray(start, end) };
-    offset = end;
-  }
-
-  let end = buf.length;
+  let end = len;
   let paddingLength = 0;
-  if (hasPadding) {
-    paddingLength = end > offset ? view.getUint8(end - 1) : 0;
+  if ((b0 & 0x20) !== 0) {
+    paddingLength = end > offset ? buf[end - 1]! : 0;
     if (paddingLength === 0 || paddingLength > end - offset) {
       throw new RtpParseError('bad-padding', end - 1, `RTP padding count ${paddingLength} does not fit a ${end - offset}-byte payload`);
     }
     end -= paddingLength;
   }
 
+  into.marker = (b1 & 0x80) !== 0;
+  into.payloadType = b1 & 0x7f;
+  into.sequenceNumber = (buf[2]! << 8) | buf[3]!;
+  into.timestamp = ((buf[4]! << 24) | (buf[5]! << 16) | (buf[6]! << 8) | buf[7]!) >>> 0;
+  into.ssrc = ((buf[8]! << 24) | (buf[9]! << 16) | (buf[10]! << 8) | buf[11]!) >>> 0;
+  into.csrcCount = csrcCount;
+  into.extensionAt = extensionAt;
+  into.paddingLength = paddingLength;
+  into.payload = buf.subarray(offset, end);
+  return into;
+}
+
+/** Parses one RTP packet; the payload and extension data are views of `buf`. */
+export function parseRtp(buf: Uint8Array): RtpPacket {
+  const f = parseRtpInto(buf, newRtpFields());
+  let csrc = NO_CSRC;
+  if (f.csrcCount > 0) {
+    const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    const list: number[] = [];
+    for (let i = 0; i < f.csrcCount; i++) list.push(view.getUint32(RTP_HEADER_SIZE + i * 4));
+    csrc = list;
+  }
   const packet: RtpPacket = {
     type: 'rtp',
-    marker: (b1 & 0x80) !== 0,
-    payloadType: b1 & 0x7f,
-    sequenceNumber: view.getUint16(2),
-    timestamp: view.getUint32(4),
-    ssrc: view.getUint32(8),
+    marker: f.marker,
+    payloadType: f.payloadType,
+    sequenceNumber: f.sequenceNumber,
+    timestamp: f.timestamp,
+    ssrc: f.ssrc,
     csrc,
-    paddingLength,
-    payload: buf.subarray(offset, end),
+    paddingLength: f.paddingLength,
+    payload: f.payload,
   };
-  if (extension) packet.extension = extension;
+  if (f.extensionAt >= 0) {
+    const at = f.extensionAt;
+    const words = (buf[at + 2]! << 8) | buf[at + 3]!;
+    packet.extension = { profile: (buf[at]! << 8) | buf[at + 1]!, data: buf.subarray(at + 4, at + 4 + words * 4) };
+  }
   return packet;
 }
 

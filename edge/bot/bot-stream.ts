@@ -2,6 +2,13 @@ import { WebSocket, type RawData } from 'ws';
 import { logOnce, type Logger } from '../log.js';
 import type { BotCommand, BotProtocol, EdgeEvent } from './protocol.js';
 import { SendQueue } from './send-queue.js';
+
+const BINARY = Object.freeze({ binary: true });
+const TEXT = Object.freeze({ binary: false });
+/** ws.send's options for a frame, without an object per frame. */
+function sendOptions(f: string | Uint8Array): { binary: boolean } {
+  return typeof f === 'string' ? TEXT : BINARY;
+}
 import { signConnect } from './signing.js';
 
 export class BotUnreachableError extends Error {
@@ -96,7 +103,7 @@ export class BotStream {
       ws.binaryType = 'nodebuffer';
       ws.once('open', () => {
         opened = true;
-        for (const f of protocol.open()) ws.send(f, { binary: typeof f !== 'string' });
+        for (const f of protocol.open()) ws.send(f, sendOptions(f));
         resolve(stream);
       });
       ws.on('message', (data: RawData, isBinary: boolean) => stream.#onMessage(data as Buffer, isBinary));
@@ -155,12 +162,12 @@ export class BotStream {
   #sendAudioNow(pcm: Int16Array, atMs: number): void {
     const f = this.protocol.audio(pcm, atMs);
     this.framesSent++;
-    this.ws.send(f, { binary: typeof f !== 'string' });
+    this.ws.send(f, sendOptions(f));
   }
 
   #sendEventNow(ev: EdgeEvent): void {
     const f = this.protocol.event(ev);
-    if (f !== undefined) this.ws.send(f, { binary: typeof f !== 'string' });
+    if (f !== undefined) this.ws.send(f, sendOptions(f));
   }
 
   #open(): boolean {

@@ -82,8 +82,17 @@ export class NativeProtocol implements BotProtocol {
     return [JSON.stringify(start)];
   }
 
+  /** The byte view of the last frame sent: callers hand the same reused frame buffer every tick. */
+  #lastPcm: Int16Array | undefined;
+  #lastBytes: Buffer | undefined;
+
   audio(pcm: Int16Array): OutFrame {
-    return bytesOfPcm(pcm);
+    // A view's offset and length never change, so the same Int16Array means the same bytes.
+    if (pcm !== this.#lastPcm) {
+      this.#lastPcm = pcm;
+      this.#lastBytes = bytesOfPcm(pcm);
+    }
+    return this.#lastBytes!;
   }
 
   event(ev: EdgeEvent): OutFrame {

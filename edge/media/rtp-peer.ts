@@ -1,4 +1,4 @@
-import { isRtcp, parseRtp, type RtpPacket } from '../../codecs/rtp.js';
+import { isRtcp, newRtpFields, parseRtpInto, type RtpFields } from '../../codecs/rtp.js';
 import type { MediaStats } from '../api/events.js';
 import { ipv4ToU32, type RtpSocket } from './rtp-socket.js';
 
@@ -15,6 +15,8 @@ export class RtpPeer {
   #ip = 0;
   #port = 0;
   #latched = false;
+  /** Reused for every packet: what `receive` returns is valid until the next call. */
+  readonly #fields = newRtpFields();
 
   constructor(
     private readonly socket: RtpSocket,
@@ -41,16 +43,17 @@ export class RtpPeer {
   /**
    * A datagram from ip:port: the parsed RTP packet if it is one we take, else undefined (counted:
    * unexpected source, malformed; RTCP multiplexed on the port (RFC 5761) is skipped silently).
+   * The fields object is reused: read it before the next packet.
    */
-  receive(msg: Uint8Array, ip: number, port: number): RtpPacket | undefined {
+  receive(msg: Uint8Array, ip: number, port: number): RtpFields | undefined {
     if ((this.#latched || !this.symmetric) && (port !== this.#port || ip !== this.#ip)) {
       this.stats.rtpUnexpectedSource++;
       return undefined;
     }
     if (isRtcp(msg)) return undefined;
-    let pkt: RtpPacket;
+    let pkt: RtpFields;
     try {
-      pkt = parseRtp(msg);
+      pkt = parseRtpInto(msg, this.#fields);
     } catch {
       this.stats.rtpMalformed++;
       return undefined;
