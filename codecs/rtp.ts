@@ -171,6 +171,19 @@ export function parseRtp(buf: Uint8Array): RtpPacket {
   return packet;
 }
 
+/** Big-endian 16 and 32 bits (the value taken modulo 2^16 / 2^32, as DataView does). */
+function put16(out: Uint8Array, at: number, v: number): void {
+  out[at] = (v >>> 8) & 0xff;
+  out[at + 1] = v & 0xff;
+}
+
+function put32(out: Uint8Array, at: number, v: number): void {
+  out[at] = (v >>> 24) & 0xff;
+  out[at + 1] = (v >>> 16) & 0xff;
+  out[at + 2] = (v >>> 8) & 0xff;
+  out[at + 3] = v & 0xff;
+}
+
 /** Bytes `serializeRtpInto` writes for this header and payload. */
 export function rtpSerializedSize(header: RtpHeader, payloadLength: number): number {
   const csrcCount = header.csrc?.length ?? 0;
@@ -196,18 +209,19 @@ export function serializeRtpInto(out: Uint8Array, offset: number, header: RtpHea
   if (offset < 0 || offset + size > out.length) {
     throw new RangeError(`RTP: ${size} bytes do not fit at offset ${offset} of a ${out.length}-byte buffer`);
   }
-  const view = new DataView(out.buffer, out.byteOffset + offset, size);
-  view.setUint8(0, 0x80 | (header.extension ? 0x10 : 0) | csrcCount);
-  view.setUint8(1, (header.marker ? 0x80 : 0) | header.payloadType);
-  view.setUint16(2, header.sequenceNumber & 0xffff);
-  view.setUint32(4, header.timestamp >>> 0);
-  view.setUint32(8, header.ssrc >>> 0);
+  // Byte writes, not a DataView: this runs for every packet every call sends.
+  const o = offset;
+  out[o] = 0x80 | (header.extension ? 0x10 : 0) | csrcCount;
+  out[o + 1] = (header.marker ? 0x80 : 0) | header.payloadType;
+  put16(out, o + 2, header.sequenceNumber);
+  put32(out, o + 4, header.timestamp);
+  put32(out, o + 8, header.ssrc);
   let pos = RTP_HEADER_SIZE;
-  for (let i = 0; i < csrcCount; i++, pos += 4) view.setUint32(pos, (header.csrc?.[i] ?? 0) >>> 0);
+  for (let i = 0; i < csrcCount; i++, pos += 4) put32(out, o + pos, header.csrc?.[i] ?? 0);
   if (header.extension) {
-    view.setUint16(pos, header.extension.profile & 0xffff);
-    view.setUint16(pos + 2, header.extension.data.length / 4);
-    out.set(header.extension.data, offset + pos + 4);
+    put16(out, o + pos, header.extension.profile);
+    put16(out, o + pos + 2, header.extension.data.length / 4);
+    out.set(header.extension.data, o + pos + 4);
     pos += 4 + header.extension.data.length;
   }
   out.set(payload, offset + pos);

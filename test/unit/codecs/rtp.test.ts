@@ -3,7 +3,7 @@ import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 
 import { RtpParseError } from '../../../codecs/errors.js';
-import { isRtcp, parseRtp, rtpSerializedSize, serializeRtpInto } from '../../../codecs/rtp.js';
+import { isRtcp, newRtpFields, parseRtp, parseRtpInto, rtpSerializedSize, serializeRtpInto } from '../../../codecs/rtp.js';
 
 // Compiled to dist/test/unit/codecs/, so the package root is four levels up.
 const FIXTURES = new URL('../../../../test/fixtures/rtp/', import.meta.url);
@@ -83,6 +83,22 @@ describe('RTP parsing', () => {
 });
 
 describe('RTP serialization', () => {
+  it('parses into one reused fields object, leaving nothing of the previous packet behind', { timeout: 5000 }, () => {
+    const f = newRtpFields();
+    const rich = fixture('valid-csrc-ext-padding.bin');
+    const plain = fixture('valid-pcmu.bin');
+    for (const raw of [rich, plain, rich, fixture('valid-telephone-event.bin')]) {
+      const p = parseRtp(raw);
+      assert.equal(parseRtpInto(raw, f), f);
+      assert.deepEqual(
+        [f.marker, f.payloadType, f.sequenceNumber, f.timestamp, f.ssrc, f.csrcCount, f.paddingLength, [...f.payload]],
+        [p.marker, p.payloadType, p.sequenceNumber, p.timestamp, p.ssrc, p.csrc.length, p.paddingLength, [...p.payload]],
+      );
+      assert.equal(f.extensionAt >= 0, p.extension !== undefined);
+    }
+    assert.throws(() => parseRtpInto(plain.subarray(0, 11), f), RtpParseError);
+  });
+
   it('round-trips packets without padding byte for byte', { timeout: 5000 }, () => {
     for (const name of ['valid-pcmu.bin', 'valid-telephone-event.bin']) {
       const raw = fixture(name);
