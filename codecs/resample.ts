@@ -94,10 +94,13 @@ export class Resampler {
   /** Native loops, or the TypeScript ones (same samples), and the filter prepared for them. */
   readonly #loops: FirLoops;
   readonly #plan: FirPlan | undefined;
-  /** The last inputs, oldest first. */
-  readonly #history: Int16Array;
-  /** History then the new inputs, contiguous: grows once to the largest frame seen, then is reused. */
-  #work = new Int16Array(0);
+  /** How many past inputs the filter reads. */
+  readonly #historyLength: number;
+  /**
+   * The last #historyLength inputs, oldest first, then room for a frame: the loops read history and
+   * new inputs as one array. Grows once to the largest frame seen, then is reused.
+   */
+  #work: Int16Array;
   #untilNext = 0;
 
   constructor(fromRate: SampleRate, toRate: SampleRate, options: { native?: boolean } = {}) {
@@ -114,12 +117,14 @@ export class Resampler {
     if (factor === 1) {
       this.#fir = undefined;
       this.#plan = undefined;
-      this.#history = new Int16Array(0);
+      this.#historyLength = 0;
+      this.#work = new Int16Array(0);
       return;
     }
     this.#fir = fixedPolyphase(designLowPass(TAPS_PER_PHASE * factor + 1, 0.5 / factor), factor, up);
     this.#plan = this.#loops.prepare(this.#fir);
-    this.#history = new Int16Array(this.#fir.history);
+    this.#historyLength = this.#fir.history;
+    this.#work = new Int16Array(this.#historyLength);
   }
 
   /** Whether the tap loops run natively. */
@@ -155,13 +160,14 @@ export class Resampler {
       written = this.#loops.down(plan, work, start, src.length, dst);
       this.#untilNext = start + written * this.#factor - src.length;
     }
-    this.#remember(src);
+    // The last inputs become the next call's history: a memmove within the buffer.
+    work.copyWithin(0, src.length, src.length + this.#historyLength);
     return written;
   }
 
   /** Forgets the history, as if no sample had been seen (e.g. after a stream change). */
   reset(): void {
-    this.#history.fill(0);
+    this.#work.fill(0);
     this.#untilNext = 0;
   }
 
@@ -174,29 +180,20 @@ export class Resampler {
       taps: f?.taps ?? 0,
       coefficients: f?.coefs.length ?? 0,
       fractionBits: f?.shift ?? 0,
-      history: [...this.#history],
+      history: [...this.#work.subarray(0, this.#historyLength)],
       untilNextOutput: this.#untilNext,
     };
   }
 
-  /** Copies history + `src` into the work buffer, so the loops read one array with no branch. */
+  /** Appends `src` to the history in the work buffer. */
   #stage(src: Int16Array): Int16Array {
-    const H = this.#history.length;
-    if (this.#work.length < H + src.length) this.#work = new Int16Array(H + src.length);
-    const work = this.#work;
-    work.set(this.#history, 0);
-    work.set(src, H);
-    return work;
-  }
-
-  #remember(src: Int16Array): void {
-    const hist = this.#history;
-    const H = hist.length;
-    if (src.length >= H) {
-      hist.set(src.subarray(src.length - H));
-    } else {
-      hist.copyWithin(0, src.length);
-      hist.set(src, H - src.length);
+    const H = this.#historyLength;
+    if (this.#work.length < H + src.length) {
+      const grown = new Int16Array(H + src.length);
+      grown.set(this.#work.subarray(0, H));
+      this.#work = grown;
     }
+    this.#work.set(src, H);
+    return this.#work;
   }
 }
