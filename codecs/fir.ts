@@ -83,7 +83,7 @@ export const MAX_ABS_SUM = 65535;
  * the coefficients' signs would sum to 2.3 · 2^30 > 2^31). So Q14, Σ|c| ≤ 37 660. Each coefficient
  * is rounded on its own, half away from zero, so symmetric taps stay symmetric and the phase linear.
  * Measured against the float design: |H_q − H| ≤ −71 dB at every frequency (F = 6 down; −77 to
- * −79 dB otherwise), the pass band to 3.4 kHz within 0.03 dB, the stop band from 5 kHz at −65.8 dB
+ * −80 dB otherwise), the pass band to 3.4 kHz within 0.03 dB, the stop band from 5 kHz at −65.8 dB
  * or lower (float: −67.6). test/unit/codecs/fir.test.ts holds it to −70 dB, 0.05 dB and ≥ 50 dB
  * from 4.6 kHz.
  */

@@ -15,7 +15,7 @@
  * A Resampler is stateful: it keeps the last inputs of the previous frame as filter history, so a
  * stream cut into frames of any size gives the same output as the whole stream in one call (no clicks
  * at frame boundaries). One Resampler per direction per call; `process` allocates nothing once it has
- * seen its largest frame size. Per 20 ms frame at 8 ↔ 16 kHz: ≈ 1 µs native, ≈ 5 µs in V8
+ * seen its largest frame size. Per 20 ms frame at 8 ↔ 16 kHz: ≈ 0.8–1.1 µs native, ≈ 5–6 µs in V8
  * (docs/benchmarks/codecs.md).
  *
  * The tap loops run in the native addon when it is loaded (native/fir.cc: the same integer sums,
