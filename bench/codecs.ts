@@ -7,7 +7,7 @@
  * Every figure is the median of `reps` runs; the ratios are computed within this one run. Not a
  * test: nothing here asserts.
  */
-import { writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg } from 'node:os';
 import { performance } from 'node:perf_hooks';
 
@@ -256,7 +256,10 @@ ${poolRows.join('\n')}
 `;
 
 if (OUT) {
-  writeFileSync(OUT, report);
+  // Earlier figures kept by hand under "## History" (before/after a change) survive a rerun.
+  const previous = existsSync(OUT) ? readFileSync(OUT, 'utf8') : '';
+  const history = previous.indexOf('\n## History');
+  writeFileSync(OUT, history >= 0 ? report + previous.slice(history) : report);
   console.log(`wrote ${OUT}`);
 } else {
   console.log(report);

@@ -10,21 +10,28 @@
  */
 import { createRequire } from 'node:module';
 
+import type { FirLoops, FirPlan, FixedFir } from './fir.js';
 import { jsG711, type G711Impl } from './g711.js';
 
 export type { G711Impl } from './g711.js';
 
 export type NativeBackend = 'native' | 'js';
 
-/** The resampler's FIR loops (native/fir.cc); codecs/resample.ts keeps the state and the TS loops. */
-export interface NativeFir {
-  /** Per phase `lengths[p]` coefficients (`coefs`) at tap offsets `taps` (ascending within a phase). */
-  firUp(coefs: Float64Array, taps: Uint32Array, lengths: Uint32Array, factor: number, work: Float64Array, history: number, n: number, dst: Int16Array): number;
-  firDown(coefs: Float64Array, taps: Uint32Array, factor: number, work: Float64Array, history: number, start: number, n: number, dst: Int16Array): number;
+/** The resampler's FIR loops (native/fir.cc), the twin of codecs/fir.ts's `jsFir`. */
+export type NativeFir = FirLoops;
+
+/**
+ * The addon's FIR exports: `firPrepare` checks and copies a filter once, `firUp`/`firDown` run it.
+ * (An addon built before the Int16 loops has Float64 firUp/firDown and no firPrepare: not used.)
+ */
+interface NativeFirExports {
+  firPrepare(up: boolean, coefs: Int16Array, lengths: Uint32Array, reach: Uint32Array, factor: number, shift: number, history: number): FirPlan;
+  firUp: FirLoops['up'];
+  firDown: FirLoops['down'];
 }
 
 /** What the addon exports (native/addon.cc). */
-interface NativeAddon extends G711Impl, Partial<NativeFir> {}
+interface NativeAddon extends G711Impl, Partial<NativeFirExports> {}
 
 /** Why the addon is not in use, for a start-up log line; undefined when it is. */
 export let nativeLoadError: Error | undefined;
@@ -62,7 +69,17 @@ export const nativeG711: G711Impl | undefined = addon
 
 /** The native FIR loops, or undefined (addon missing, disabled, or built before they existed). */
 export const nativeFir: NativeFir | undefined =
-  addon && typeof addon.firUp === 'function' && typeof addon.firDown === 'function' ? Object.freeze({ firUp: addon.firUp, firDown: addon.firDown }) : undefined;
+  typeof addon?.firPrepare === 'function' && typeof addon.firUp === 'function' && typeof addon.firDown === 'function'
+    ? nativeFirOf(addon as NativeFirExports)
+    : undefined;
+
+function nativeFirOf(fir: NativeFirExports): NativeFir {
+  return Object.freeze({
+    prepare: (f: FixedFir) => fir.firPrepare(f.up, f.coefs, f.lengths, f.reach, f.factor, f.shift, f.history),
+    up: fir.firUp,
+    down: fir.firDown,
+  });
+}
 
 /** The G.711 implementation every caller should use. */
 export const g711: G711Impl = nativeG711 ?? jsG711;

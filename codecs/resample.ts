@@ -1,23 +1,30 @@
 /**
  * Integer-ratio resampling of 16-bit PCM between telephone (8 kHz) and wideband bot rates
- * (16, 24, 48 kHz), with a windowed-sinc low-pass FIR, polyphase so no zero is ever multiplied.
+ * (16, 24, 48 kHz), with a windowed-sinc low-pass FIR in fixed point, polyphase so no zero is ever
+ * multiplied.
  *
  * Filter: cutoff at the lower rate's Nyquist (4 kHz for 8 kHz ↔ anything), 24·F + 1 taps for a
- * ratio F, Kaiser window with β = 6 (≈ 60 dB stop band). At every ratio this gives a ≈ 1.2 kHz wide
- * transition centred on the cutoff: flat to ≈ 3.4 kHz (the telephone band), ≥ 50 dB down from
- * ≈ 4.6 kHz. The group delay is 12 samples at the lower rate (1.5 ms at 8 kHz).
+ * ratio F, Kaiser window with β = 6 (≈ 60 dB stop band), designed in doubles, run with Int16
+ * coefficients (Q14 upsampling, Q15 downsampling) and Int32 sums — codecs/fir.ts has the layout and
+ * the proof that no sum can overflow. At every ratio this gives a ≈ 1.2 kHz wide transition centred
+ * on the cutoff: flat to ≈ 3.4 kHz (the telephone band, within 0.03 dB), ≥ 50 dB down from ≈ 4.6 kHz,
+ * ≥ 65 dB from 5 kHz; the Int16 filter is within −70 dB of the float design at every frequency
+ * (test/unit/codecs/fir.test.ts). Each output sample is the sum rounded half up, (sum + 2^(s−1)) >> s,
+ * clamped to 16 bits. The group delay is 12 samples at the lower rate (1.5 ms at 8 kHz).
  *
  * A Resampler is stateful: it keeps the last inputs of the previous frame as filter history, so a
  * stream cut into frames of any size gives the same output as the whole stream in one call (no clicks
- * at frame boundaries). One Resampler per direction per call; `process` allocates
- * nothing once it has seen its largest frame size (≈ 9 µs per 20 ms frame at 8 ↔ 16 kHz in V8).
+ * at frame boundaries). One Resampler per direction per call; `process` allocates nothing once it has
+ * seen its largest frame size. Per 20 ms frame at 8 ↔ 16 kHz: ≈ 0.8–1.1 µs native, ≈ 5–6 µs in V8
+ * (docs/benchmarks/codecs.md).
  *
- * The tap loops run in the native addon when it is loaded (native/fir.cc: the same sums in the same
- * order, several outputs at once), with identical output; `new Resampler(a, b, { native: false })`
- * forces the TypeScript loops (tests, benchmarks).
+ * The tap loops run in the native addon when it is loaded (native/fir.cc: the same integer sums,
+ * vectorised), with identical output by construction — an integer sum does not depend on the order
+ * of its additions; `new Resampler(a, b, { native: false })` forces the TypeScript loops (tests,
+ * benchmarks).
  */
-import { nativeFir, type NativeFir } from './native.js';
-
+import { fixedPolyphase, jsFir, type FirLoops, type FirPlan, type FixedFir } from './fir.js';
+import { nativeFir } from './native.js';
 
 export type SampleRate = 8000 | 16000 | 24000 | 32000 | 48000;
 
@@ -53,8 +60,8 @@ export function designLowPass(taps: number, cutoff: number, beta = 6): Float64Ar
   }
   for (let n = 0; n < taps; n++) h[n]! /= sum;
   // A cutoff of 1/(2F) makes this a Nyquist filter: the taps F, 2F, … from the centre are zero in
-  // theory and ~1e-17 in floating point. Make them exactly zero, so a loop may skip them (the native
-  // one does) and still produce the same sums as one that multiplies them.
+  // theory and ~1e-17 in floating point. Make them exactly zero, so the polyphase decomposition
+  // (codecs/fir.ts) can drop them rather than multiply them.
   const peak = h.reduce((m, v) => Math.max(m, Math.abs(v)), 0);
   for (let n = 0; n < taps; n++) if (Math.abs(h[n]!) < peak * 1e-12) h[n] = 0;
   return h;
@@ -62,16 +69,16 @@ export function designLowPass(taps: number, cutoff: number, beta = 6): Float64Ar
 
 const TAPS_PER_PHASE = 24;
 
-function clamp16(v: number): number {
-  const r = Math.round(v);
-  return r > 32767 ? 32767 : r < -32768 ? -32768 : r;
-}
-
 export interface ResamplerState {
   fromRate: number;
   toRate: number;
   factor: number;
+  /** Length of the prototype filter, zeros included (24·F + 1). */
   taps: number;
+  /** Coefficients actually multiplied: the non-zero ones, 24·(F − 1) + 1. */
+  coefficients: number;
+  /** Fraction bits of the Int16 coefficients: 14 (upsampling) or 15 (downsampling). */
+  fractionBits: number;
   history: number[];
   /** Downsampling only: inputs to skip before the next output sample. */
   untilNextOutput: number;
@@ -82,20 +89,19 @@ export class Resampler {
   readonly toRate: SampleRate;
   readonly #up: boolean;
   readonly #factor: number;
-  /** Upsampling: one coefficient array per phase (scaled by F). Downsampling: one array. */
-  readonly #phases: Float64Array[];
-  /** The last inputs, oldest first. */
-  readonly #history: Float64Array;
-  #work = new Float64Array(0);
-  #untilNext = 0;
+  /** The filter in Int16, one run of coefficients per phase; undefined for a ratio of 1. */
+  readonly #fir: FixedFir | undefined;
+  /** Native loops, or the TypeScript ones (same samples), and the filter prepared for them. */
+  readonly #loops: FirLoops;
+  readonly #plan: FirPlan | undefined;
+  /** How many past inputs the filter reads. */
+  readonly #historyLength: number;
   /**
-   * Native loops, and for them each phase's non-zero coefficients flattened (`#flat`), the tap each
-   * one sits at (`#taps`) and how many each phase has (`#lengths`); undefined: the TypeScript loops.
+   * The last #historyLength inputs, oldest first, then room for a frame: the loops read history and
+   * new inputs as one array. Grows once to the largest frame seen, then is reused.
    */
-  readonly #fir: NativeFir | undefined;
-  readonly #flat: Float64Array;
-  readonly #taps: Uint32Array;
-  readonly #lengths: Uint32Array;
+  #work: Int16Array;
+  #untilNext = 0;
 
   constructor(fromRate: SampleRate, toRate: SampleRate, options: { native?: boolean } = {}) {
     const up = toRate >= fromRate;
@@ -107,49 +113,23 @@ export class Resampler {
     this.toRate = toRate;
     this.#up = up;
     this.#factor = factor;
+    this.#loops = options.native === false ? jsFir : (nativeFir ?? jsFir);
     if (factor === 1) {
-      this.#phases = [];
-      this.#history = new Float64Array(0);
       this.#fir = undefined;
-      this.#flat = new Float64Array(0);
-      this.#taps = new Uint32Array(0);
-      this.#lengths = new Uint32Array(0);
+      this.#plan = undefined;
+      this.#historyLength = 0;
+      this.#work = new Int16Array(0);
       return;
     }
-    const h = designLowPass(TAPS_PER_PHASE * factor + 1, 0.5 / factor);
-    if (up) {
-      // Zero-stuffed input x[m] sits at high-rate index mF, so output mF + p uses taps p, p+F, ...
-      this.#phases = [];
-      for (let p = 0; p < factor; p++) {
-        const phase: number[] = [];
-        for (let k = p; k < h.length; k += factor) phase.push(h[k]! * factor);
-        this.#phases.push(Float64Array.from(phase));
-      }
-      this.#history = new Float64Array(this.#phases[0]!.length - 1);
-    } else {
-      this.#phases = [h];
-      this.#history = new Float64Array(h.length - 1);
-    }
-    this.#fir = options.native === false ? undefined : nativeFir;
-    const coefs: number[] = [];
-    const taps: number[] = [];
-    this.#lengths = Uint32Array.from(this.#phases, (phase) => {
-      let n = 0;
-      phase.forEach((c, i) => {
-        if (c === 0) return;
-        coefs.push(c);
-        taps.push(i);
-        n++;
-      });
-      return n;
-    });
-    this.#flat = Float64Array.from(coefs);
-    this.#taps = Uint32Array.from(taps);
+    this.#fir = fixedPolyphase(designLowPass(TAPS_PER_PHASE * factor + 1, 0.5 / factor), factor, up);
+    this.#plan = this.#loops.prepare(this.#fir);
+    this.#historyLength = this.#fir.history;
+    this.#work = new Int16Array(this.#historyLength);
   }
 
   /** Whether the tap loops run natively. */
   get native(): boolean {
-    return this.#fir !== undefined;
+    return this.#loops !== jsFir;
   }
 
   /** The most samples `process` can write for `inputLength` input samples. */
@@ -166,94 +146,54 @@ export class Resampler {
     if (dst.length < need) {
       throw new RangeError(`Resampler: output holds ${dst.length} samples, ${need} needed`);
     }
-    if (this.#factor === 1) {
+    const plan = this.#plan;
+    if (!plan) {
       dst.set(src);
       return src.length;
     }
-    const written = this.#up ? this.#upsample(src, dst) : this.#downsample(src, dst);
-    this.#remember(src);
+    const work = this.#stage(src);
+    let written: number;
+    if (this.#up) {
+      written = this.#loops.up(plan, work, src.length, dst);
+    } else {
+      const start = this.#untilNext;
+      written = this.#loops.down(plan, work, start, src.length, dst);
+      this.#untilNext = start + written * this.#factor - src.length;
+    }
+    // The last inputs become the next call's history: a memmove within the buffer.
+    work.copyWithin(0, src.length, src.length + this.#historyLength);
     return written;
   }
 
   /** Forgets the history, as if no sample had been seen (e.g. after a stream change). */
   reset(): void {
-    this.#history.fill(0);
+    this.#work.fill(0);
     this.#untilNext = 0;
   }
 
   state(): ResamplerState {
+    const f = this.#fir;
     return {
       fromRate: this.fromRate,
       toRate: this.toRate,
       factor: this.#factor,
-      taps: this.#phases.reduce((n, p) => n + p.length, 0),
-      history: [...this.#history],
+      taps: f?.taps ?? 0,
+      coefficients: f?.coefs.length ?? 0,
+      fractionBits: f?.shift ?? 0,
+      history: [...this.#work.subarray(0, this.#historyLength)],
       untilNextOutput: this.#untilNext,
     };
   }
 
-  /**
-   * Copies history + `src` into one contiguous work buffer so the tap loops below have no branch
-   * and no second index; the buffer grows once to the largest frame seen, then is reused.
-   */
-  #stage(src: Int16Array): Float64Array {
-    const H = this.#history.length;
-    if (this.#work.length < H + src.length) this.#work = new Float64Array(H + src.length);
-    const work = this.#work;
-    work.set(this.#history, 0);
-    for (let i = 0; i < src.length; i++) work[H + i] = src[i]!;
-    return work;
-  }
-
-  #upsample(src: Int16Array, dst: Int16Array): number {
-    const F = this.#factor;
-    const H = this.#history.length;
-    const work = this.#stage(src);
-    if (this.#fir) return this.#fir.firUp(this.#flat, this.#taps, this.#lengths, F, work, H, src.length, dst);
-    let o = 0;
-    for (let m = 0; m < src.length; m++) {
-      const newest = H + m;
-      for (let p = 0; p < F; p++) {
-        const g = this.#phases[p]!;
-        let acc = 0;
-        for (let i = 0; i < g.length; i++) acc += g[i]! * work[newest - i]!;
-        dst[o++] = clamp16(acc);
-      }
+  /** Appends `src` to the history in the work buffer. */
+  #stage(src: Int16Array): Int16Array {
+    const H = this.#historyLength;
+    if (this.#work.length < H + src.length) {
+      const grown = new Int16Array(H + src.length);
+      grown.set(this.#work.subarray(0, H));
+      this.#work = grown;
     }
-    return o;
-  }
-
-  #downsample(src: Int16Array, dst: Int16Array): number {
-    const F = this.#factor;
-    const h = this.#phases[0]!;
-    const H = this.#history.length;
-    const work = this.#stage(src);
-    if (this.#fir) {
-      const start = this.#untilNext;
-      const o = this.#fir.firDown(this.#flat, this.#taps, F, work, H, start, src.length, dst);
-      this.#untilNext = start + o * F - src.length;
-      return o;
-    }
-    let o = 0;
-    let i = this.#untilNext;
-    for (; i < src.length; i += F) {
-      const newest = H + i;
-      let acc = 0;
-      for (let k = 0; k < h.length; k++) acc += h[k]! * work[newest - k]!;
-      dst[o++] = clamp16(acc);
-    }
-    this.#untilNext = i - src.length;
-    return o;
-  }
-
-  #remember(src: Int16Array): void {
-    const hist = this.#history;
-    const H = hist.length;
-    if (src.length >= H) {
-      for (let i = 0; i < H; i++) hist[i] = src[src.length - H + i]!;
-    } else {
-      hist.copyWithin(0, src.length);
-      for (let i = 0; i < src.length; i++) hist[H - src.length + i] = src[i]!;
-    }
+    this.#work.set(src, H);
+    return this.#work;
   }
 }

@@ -48,81 +48,131 @@ Napi::Value Batch(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-template <typename T>
-bool Typed(Napi::Env env, const Napi::Value& v, napi_typedarray_type type, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != type) {
-    Napi::TypeError::New(env, std::string("resampler: ") + what).ThrowAsJavaScriptException();
-    return false;
-  }
-  return true;
-}
-
 bool RangeFail(Napi::Env env, const char* what) {
   Napi::RangeError::New(env, std::string("resampler: ") + what).ThrowAsJavaScriptException();
   return false;
 }
 
-// firUp(coefs: Float64Array, taps: Uint32Array, lengths: Uint32Array, factor, work: Float64Array, history, n, dst: Int16Array)
-Napi::Value FirUpJs(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  if (info.Length() < 8 || !Typed<double>(env, info[0], napi_float64_array, "coefs must be a Float64Array") ||
-      !Typed<uint32_t>(env, info[1], napi_uint32_array, "taps must be a Uint32Array") ||
-      !Typed<uint32_t>(env, info[2], napi_uint32_array, "lengths must be a Uint32Array") ||
-      !Typed<double>(env, info[4], napi_float64_array, "work must be a Float64Array") ||
-      !Typed<int16_t>(env, info[7], napi_int16_array, "dst must be an Int16Array")) {
-    return env.Undefined();
-  }
-  auto coefs = info[0].As<Napi::Float64Array>();
-  auto taps = info[1].As<Napi::Uint32Array>();
-  auto lengths = info[2].As<Napi::Uint32Array>();
-  uint32_t factor = info[3].As<Napi::Number>().Uint32Value();
-  auto work = info[4].As<Napi::Float64Array>();
-  size_t history = info[5].As<Napi::Number>().Uint32Value();
-  size_t n = info[6].As<Napi::Number>().Uint32Value();
-  auto dst = info[7].As<Napi::Int16Array>();
-  if (factor < 2 || factor > 6 || lengths.ElementLength() != factor) return RangeFail(env, "factor 2-6 with one length per phase"), env.Undefined();
-  size_t total = 0;
-  for (uint32_t p = 0; p < factor; p++) total += lengths[p];
-  if (total != coefs.ElementLength() || total != taps.ElementLength()) return RangeFail(env, "coefs, taps and lengths disagree"), env.Undefined();
-  for (size_t k = 0; k < total; k++) {
-    if (taps[k] > history) return RangeFail(env, "a tap reaches past the history"), env.Undefined();
-  }
-  if (work.ElementLength() < history + n) return RangeFail(env, "work shorter than history + n"), env.Undefined();
-  if (dst.ElementLength() < n * factor) return RangeFail(env, "dst too short"), env.Undefined();
-  size_t w = botedge::FirUp(coefs.Data(), taps.Data(), lengths.Data(), factor, work.Data(), history, n, dst.Data());
-  return Napi::Number::New(env, static_cast<double>(w));
+// The resampler's filter is checked and copied once per Resampler (firPrepare), so the per-frame
+// calls (firUp/firDown) take a handle, the work buffer, counts and dst, each read with one Node-API
+// call: ≈ 0.09 µs per call, against ≈ 0.7 µs when every call passed and re-checked the filter's
+// three arrays — more than the ≈ 0.4 µs of filtering a 20 ms frame now takes.
+
+// Tags the plan's External so no other External can be passed for it (N-API 8).
+constexpr napi_type_tag kFirPlanTag = {0x6a7d2c1e5b8f4a93ULL, 0x9e4b1d7c3f2a6e58ULL};
+
+bool TypeFail(Napi::Env env, const char* what) {
+  Napi::TypeError::New(env, std::string("resampler: ") + what).ThrowAsJavaScriptException();
+  return false;
 }
 
-// firDown(coefs: Float64Array, taps: Uint32Array, factor, work: Float64Array, history, start, n, dst: Int16Array)
-Napi::Value FirDownJs(const Napi::CallbackInfo& info) {
+template <typename T>
+bool TypedArg(Napi::Env env, napi_value v, napi_typedarray_type want, const char* what, T** data,
+              size_t* length) {
+  napi_typedarray_type type;
+  void* ptr = nullptr;
+  if (napi_get_typedarray_info(env, v, &type, length, &ptr, nullptr, nullptr) != napi_ok ||
+      type != want) {
+    return TypeFail(env, what);
+  }
+  *data = static_cast<T*>(ptr);
+  return true;
+}
+
+bool Uint32Arg(Napi::Env env, napi_value v, const char* what, size_t* out) {
+  uint32_t value = 0;
+  if (napi_get_value_uint32(env, v, &value) != napi_ok) return TypeFail(env, what);
+  *out = value;
+  return true;
+}
+
+const botedge::FirPlan* PlanArg(Napi::Env env, napi_value v, bool up) {
+  bool tagged = false;
+  void* data = nullptr;
+  if (napi_check_object_type_tag(env, v, &kFirPlanTag, &tagged) != napi_ok || !tagged ||
+      napi_get_value_external(env, v, &data) != napi_ok) {
+    TypeFail(env, "plan must come from firPrepare");
+    return nullptr;
+  }
+  auto* plan = static_cast<const botedge::FirPlan*>(data);
+  if (plan->up() != up) {
+    RangeFail(env, up ? "a downsampling plan passed to firUp" : "an upsampling plan passed to firDown");
+    return nullptr;
+  }
+  return plan;
+}
+
+// firPrepare(up: boolean, coefs: Int16Array, lengths: Uint32Array, reach: Uint32Array, factor,
+// shift, history) → an opaque plan holding a checked copy (fir.h FirPlan::Make says what is refused).
+Napi::Value FirPrepareJs(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 8 || !Typed<double>(env, info[0], napi_float64_array, "coefs must be a Float64Array") ||
-      !Typed<uint32_t>(env, info[1], napi_uint32_array, "taps must be a Uint32Array") ||
-      !Typed<double>(env, info[3], napi_float64_array, "work must be a Float64Array") ||
-      !Typed<int16_t>(env, info[7], napi_int16_array, "dst must be an Int16Array")) {
+  if (info.Length() < 7) return TypeFail(env, "firPrepare expects 7 arguments"), env.Undefined();
+  if (!info[0].IsBoolean()) return TypeFail(env, "up must be a boolean"), env.Undefined();
+  int16_t* coefs = nullptr;
+  uint32_t* lengths = nullptr;
+  uint32_t* reach = nullptr;
+  size_t count = 0, nlengths = 0, nreach = 0, factor = 0, shift = 0, history = 0;
+  if (!TypedArg(env, info[1], napi_int16_array, "coefs must be an Int16Array", &coefs, &count) ||
+      !TypedArg(env, info[2], napi_uint32_array, "lengths must be a Uint32Array", &lengths, &nlengths) ||
+      !TypedArg(env, info[3], napi_uint32_array, "reach must be a Uint32Array", &reach, &nreach) ||
+      !Uint32Arg(env, info[4], "factor must be a number", &factor) ||
+      !Uint32Arg(env, info[5], "shift must be a number", &shift) ||
+      !Uint32Arg(env, info[6], "history must be a number", &history)) {
     return env.Undefined();
   }
-  auto coefs = info[0].As<Napi::Float64Array>();
-  auto taps = info[1].As<Napi::Uint32Array>();
-  uint32_t factor = info[2].As<Napi::Number>().Uint32Value();
-  auto work = info[3].As<Napi::Float64Array>();
-  size_t history = info[4].As<Napi::Number>().Uint32Value();
-  size_t start = info[5].As<Napi::Number>().Uint32Value();
-  size_t n = info[6].As<Napi::Number>().Uint32Value();
-  auto dst = info[7].As<Napi::Int16Array>();
-  if (factor < 2 || factor > 6) return RangeFail(env, "factor 2-6"), env.Undefined();
-  if (coefs.ElementLength() != taps.ElementLength() || coefs.ElementLength() == 0) return RangeFail(env, "coefs, taps and lengths disagree"), env.Undefined();
-  for (size_t k = 0; k < taps.ElementLength(); k++) {
-    if (taps[k] > history) return RangeFail(env, "a tap reaches past the history"), env.Undefined();
+  if (nlengths != factor || nreach != factor) {
+    return RangeFail(env, "one length and one reach per phase"), env.Undefined();
   }
-  if (work.ElementLength() < history + n) return RangeFail(env, "work shorter than history + n"), env.Undefined();
-  size_t outputs = start < n ? (n - start + factor - 1) / factor : 0;
-  if (dst.ElementLength() < outputs) return RangeFail(env, "dst too short"), env.Undefined();
-  size_t w = botedge::FirDown(coefs.Data(), taps.Data(), coefs.ElementLength(), factor, work.Data(), history, start, n, dst.Data());
-  return Napi::Number::New(env, static_cast<double>(w));
+  const char* error = nullptr;
+  std::unique_ptr<botedge::FirPlan> plan = botedge::FirPlan::Make(
+      info[0].As<Napi::Boolean>().Value(), coefs, count, lengths, reach, factor,
+      static_cast<uint32_t>(shift), history, &error);
+  if (!plan) return RangeFail(env, error), env.Undefined();
+  auto external = Napi::External<botedge::FirPlan>::New(
+      env, plan.release(), [](Napi::Env, botedge::FirPlan* p) { delete p; });
+  external.TypeTag(&kFirPlanTag);
+  return external;
+}
+
+// firUp(plan, work: Int16Array, n, dst: Int16Array) → n · factor
+Napi::Value FirUpJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4) return TypeFail(env, "firUp expects 4 arguments"), env.Undefined();
+  const botedge::FirPlan* plan = PlanArg(env, info[0], true);
+  int16_t* work = nullptr;
+  int16_t* dst = nullptr;
+  size_t nwork = 0, n = 0, ndst = 0;
+  if (!plan || !TypedArg(env, info[1], napi_int16_array, "work must be an Int16Array", &work, &nwork) ||
+      !Uint32Arg(env, info[2], "n must be a number", &n) ||
+      !TypedArg(env, info[3], napi_int16_array, "dst must be an Int16Array", &dst, &ndst)) {
+    return env.Undefined();
+  }
+  if (nwork < plan->history() + n) return RangeFail(env, "work shorter than history + n"), env.Undefined();
+  if (ndst < n * plan->factor()) return RangeFail(env, "dst too short"), env.Undefined();
+  return Napi::Number::New(env, static_cast<double>(plan->Up(work, n, dst)));
+}
+
+// firDown(plan, work: Int16Array, start, n, dst: Int16Array) → outputs written
+Napi::Value FirDownJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 5) return TypeFail(env, "firDown expects 5 arguments"), env.Undefined();
+  const botedge::FirPlan* plan = PlanArg(env, info[0], false);
+  int16_t* work = nullptr;
+  int16_t* dst = nullptr;
+  size_t nwork = 0, start = 0, n = 0, ndst = 0;
+  if (!plan || !TypedArg(env, info[1], napi_int16_array, "work must be an Int16Array", &work, &nwork) ||
+      !Uint32Arg(env, info[2], "start must be a number", &start) ||
+      !Uint32Arg(env, info[3], "n must be a number", &n) ||
+      !TypedArg(env, info[4], napi_int16_array, "dst must be an Int16Array", &dst, &ndst)) {
+    return env.Undefined();
+  }
+  if (nwork < plan->history() + n) return RangeFail(env, "work shorter than history + n"), env.Undefined();
+  if (ndst < plan->DownOutputs(start, n)) return RangeFail(env, "dst too short"), env.Undefined();
+  return Napi::Number::New(env, static_cast<double>(plan->Down(work, start, n, dst)));
 }
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("firPrepare", Napi::Function::New(env, FirPrepareJs, "firPrepare"));
   exports.Set("firUp", Napi::Function::New(env, FirUpJs, "firUp"));
   exports.Set("firDown", Napi::Function::New(env, FirDownJs, "firDown"));
   botedge::G711Init();

@@ -1,73 +1,145 @@
 #include "fir.h"
 
-#include <cmath>
+#include <cstdlib>
 
 namespace botedge {
 namespace {
 
-// Math.round: the nearest integer, ties towards +infinity; then clamped to 16 bits.
-inline int16_t Round16(double v) {
-  double r = std::floor(v);
-  if (v - r >= 0.5) r += 1;
-  if (r > 32767) return 32767;
-  if (r < -32768) return -32768;
-  return static_cast<int16_t>(r);
+// (acc + 2^(shift−1)) >> shift: rounds half up, as JavaScript's `(acc + half) >> shift` does. `>>` of
+// a negative int32 is an arithmetic shift on every compiler we build with (and by definition from
+// C++20). The sum cannot overflow (kMaxAbsSum). Then clamped to 16 bits.
+inline int16_t Round16(int32_t acc, uint32_t shift) {
+  const int32_t v = (acc + (int32_t{1} << (shift - 1))) >> shift;
+  return static_cast<int16_t>(v > 32767 ? 32767 : v < -32768 ? -32768 : v);
 }
 
-// Outputs at input positions x[0], x[step], x[2 step], x[3 step] (each the newest input of its sum),
-// four sums in flight; `out` is written at out[0], out[stride], ...
-inline void Four(const double* c, const uint32_t* t, size_t count, const double* x, size_t step,
-                 int16_t* out, size_t stride) {
-  double a0 = 0, a1 = 0, a2 = 0, a3 = 0;
-  const double* x1 = x + step;
-  const double* x2 = x1 + step;
-  const double* x3 = x2 + step;
-  for (size_t k = 0; k < count; k++) {
-    const double ck = c[k];
-    const size_t i = t[k];
-    a0 += ck * *(x - i);
-    a1 += ck * *(x1 - i);
-    a2 += ck * *(x2 - i);
-    a3 += ck * *(x3 - i);
-  }
-  out[0] = Round16(a0);
-  out[stride] = Round16(a1);
-  out[2 * stride] = Round16(a2);
-  out[3 * stride] = Round16(a3);
+// The one loop that matters: a dot product of contiguous Int16 arrays into an int32. Plain C++, no
+// intrinsics and no target flags, so it builds for any x86-64 and for arm64; GCC 12 -O3 vectorises it
+// for baseline x86-64 (SSE2 pmaddwd, 8 products per instruction; `objdump -d` of fir.o shows them).
+// The int32 sum cannot overflow in any order (kMaxAbsSum), so reassociating it is exact. `L` is the
+// length when known at compile time (0: `len`).
+template <size_t L>
+inline int32_t Dot(const int16_t* __restrict c, const int16_t* __restrict x, size_t len) {
+  const size_t count = L ? L : len;
+  int32_t acc = 0;
+  for (size_t k = 0; k < count; k++) acc += int32_t{c[k]} * int32_t{x[k]};
+  return acc;
 }
 
-inline int16_t One(const double* c, const uint32_t* t, size_t count, const double* x) {
-  double acc = 0;
-  for (size_t k = 0; k < count; k++) acc += c[k] * *(x - t[k]);
-  return Round16(acc);
+template <size_t L>
+void UpPhase(const int16_t* c, size_t len, const int16_t* x, size_t n, size_t F, uint32_t shift,
+             int16_t* dst) {
+  for (size_t m = 0; m < n; m++) dst[m * F] = Round16(Dot<L>(c, x + m, len), shift);
 }
+
+// Downsampling deinterleaves each sub-filter's every-F-th inputs into a stack buffer, a block of
+// outputs at a time, so its taps are a contiguous dot product too. The block bounds the stack; each
+// block re-copies only len − 1 inputs of the previous one.
+constexpr size_t kBlock = 256;
+constexpr size_t kMaxFactor = 6;
 
 }  // namespace
 
-size_t FirUp(const double* coefs, const uint32_t* taps, const uint32_t* lengths, uint32_t factor,
-             const double* work, size_t history, size_t n, int16_t* dst) {
-  const double* x = work + history;  // x[m] is input m of this call
-  size_t at = 0;
-  for (uint32_t p = 0; p < factor; p++) {
-    const double* c = coefs + at;
-    const uint32_t* t = taps + at;
-    const size_t count = lengths[p];
-    at += count;
-    size_t m = 0;
-    for (; m + 3 < n; m += 4) Four(c, t, count, x + m, 1, dst + m * factor + p, factor);
-    for (; m < n; m++) dst[m * factor + p] = One(c, t, count, x + m);
+std::unique_ptr<FirPlan> FirPlan::Make(bool up, const int16_t* coefs, size_t count,
+                                       const uint32_t* lengths, const uint32_t* reach,
+                                       size_t factor, uint32_t shift, size_t history,
+                                       const char** error) {
+  if (factor < 2 || factor > kMaxFactor) return *error = "factor 2-6", nullptr;
+  if (shift < 1 || shift > 15) return *error = "shift 1-15", nullptr;
+  size_t total = 0;
+  int64_t sum_all = 0;
+  int64_t sum_worst = 0;
+  for (size_t p = 0; p < factor; p++) {
+    const size_t len = lengths[p];
+    const uint64_t back = up ? uint64_t{reach[p]} : p + uint64_t{factor} * reach[p];
+    if (len > kMaxPhaseLength) return *error = "a phase is longer than 256 coefficients", nullptr;
+    if (len > 0 && len - 1 > reach[p]) return *error = "a phase reads past the newest input", nullptr;
+    if (back > history) return *error = "a tap reaches past the history", nullptr;
+    if (total + len > count) return *error = "coefs, lengths and reach disagree", nullptr;
+    int64_t sum = 0;
+    for (size_t k = 0; k < len; k++) sum += std::abs(int32_t{coefs[total + k]});
+    sum_all += sum;
+    if (sum > sum_worst) sum_worst = sum;
+    total += len;
   }
-  return n * factor;
+  if (total != count) return *error = "coefs, lengths and reach disagree", nullptr;
+  // Upsampling: each output is one phase's sum; downsampling: all sub-filters' together.
+  if ((up ? sum_worst : sum_all) > kMaxAbsSum) {
+    return *error = "coefficients whose sum could overflow int32", nullptr;
+  }
+  std::unique_ptr<FirPlan> plan(new FirPlan());
+  plan->up_ = up;
+  plan->factor_ = factor;
+  plan->shift_ = shift;
+  plan->history_ = history;
+  plan->coefs_.assign(coefs, coefs + count);
+  plan->lengths_.assign(lengths, lengths + factor);
+  plan->reach_.assign(reach, reach + factor);
+  plan->nyquist_ = lengths[0] == 1;
+  for (size_t p = 1; p < factor; p++) plan->nyquist_ = plan->nyquist_ && lengths[p] == 24;
+  return plan;
 }
 
-size_t FirDown(const double* coefs, const uint32_t* taps, size_t count, uint32_t factor,
-               const double* work, size_t history, size_t start, size_t n, int16_t* dst) {
-  const double* x = work + history;
-  size_t o = 0;
-  size_t i = start;
-  for (; i + 3 * factor < n; i += 4 * factor, o += 4) Four(coefs, taps, count, x + i, factor, dst + o, 1);
-  for (; i < n; i += factor) dst[o++] = One(coefs, taps, count, x + i);
-  return o;
+// Our filters have 24-tap phases and one 1-tap phase (the Nyquist filter's centre); a length known
+// at compile time lets GCC unroll the 24 into three pmaddwd with no loop and no remainder.
+size_t FirPlan::Up(const int16_t* work, size_t n, int16_t* dst) const {
+  const size_t F = factor_;
+  const int16_t* c = coefs_.data();
+  for (size_t p = 0; p < F; p++) {
+    const size_t len = lengths_[p];
+    const int16_t* x = work + history_ - reach_[p];  // phase p's oldest input for m = 0
+    if (len == 24) {
+      UpPhase<24>(c, len, x, n, F, shift_, dst + p);
+    } else if (len == 1) {
+      UpPhase<1>(c, len, x, n, F, shift_, dst + p);
+    } else {
+      UpPhase<0>(c, len, x, n, F, shift_, dst + p);
+    }
+    c += len;
+  }
+  return n * F;
+}
+
+size_t FirPlan::Down(const int16_t* work, size_t start, size_t n, int16_t* dst) const {
+  const size_t F = factor_;
+  const size_t outputs = DownOutputs(start, n);
+  const int16_t* x = work + history_ + start;  // the first output's newest input
+  int16_t streams[kMaxFactor][kBlock + kMaxPhaseLength];
+  for (size_t k0 = 0; k0 < outputs; k0 += kBlock) {
+    const size_t count = outputs - k0 < kBlock ? outputs - k0 : kBlock;
+    for (size_t q = 0; q < F; q++) {
+      const size_t len = lengths_[q];
+      if (len == 0) continue;
+      // stream[v] = x[F·(k0 + v − reach_q) − q]: tap j of output k0 + k reads stream[k + j].
+      const int16_t* from = x + F * k0 - q - F * reach_[q];
+      int16_t* stream = streams[q];
+      for (size_t v = 0; v < count + len - 1; v++) stream[v] = from[v * F];
+    }
+    if (nyquist_) {
+      // Sub-filter 0 is the centre tap, the others 24 taps each: each output is one product plus
+      // F − 1 unrolled dot products (0.42 µs per 20 ms frame at 16 → 8 kHz in a standalone probe,
+      // against 0.59 for one sub-filter at a time over the whole block, which GCC vectorised across
+      // outputs instead of across taps).
+      const int32_t centre = coefs_[0];
+      const int16_t* c = coefs_.data() + 1;
+      for (size_t k = 0; k < count; k++) {
+        int32_t acc = centre * streams[0][k];
+        for (size_t q = 1; q < F; q++) acc += Dot<24>(c + 24 * (q - 1), streams[q] + k, 24);
+        dst[k0 + k] = Round16(acc, shift_);
+      }
+      continue;
+    }
+    for (size_t k = 0; k < count; k++) {
+      int32_t acc = 0;
+      const int16_t* c = coefs_.data();
+      for (size_t q = 0; q < F; q++) {
+        acc += Dot<0>(c, streams[q] + k, lengths_[q]);
+        c += lengths_[q];
+      }
+      dst[k0 + k] = Round16(acc, shift_);
+    }
+  }
+  return outputs;
 }
 
 }  // namespace botedge

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
+import { jsFir, type FixedFir } from '../../../codecs/fir.js';
 import { nativeFir } from '../../../codecs/native.js';
 import { Resampler, type SampleRate } from '../../../codecs/resample.js';
 
@@ -54,7 +55,7 @@ describe('native resampler loops', () => {
   }
 
   it('are built and selected by default', () => {
-    assert.ok(nativeFir, 'the addon should export firUp/firDown');
+    assert.ok(nativeFir, 'the addon should export firPrepare/firUp/firDown');
     assert.equal(new Resampler(8000, 16000).native, true);
     assert.equal(new Resampler(8000, 16000, { native: false }).native, false);
   });
@@ -78,22 +79,81 @@ describe('native resampler loops', () => {
     });
   }
 
-  it('refuses arguments that would read or write out of bounds, with a RangeError', () => {
+  it('give the same samples as the TypeScript loops for a filter of any shape (not only 1 + 24 · (F − 1) taps), empty phases included', () => {
     const fir = nativeFir!;
-    const work = new Float64Array(10);
-    const c3 = new Float64Array(3);
-    const t3 = Uint32Array.of(0, 1, 2);
-    assert.throws(() => fir.firDown(c3, Uint32Array.of(0, 1, 5), 2, work, 4, 0, 6, new Int16Array(3)), RangeError);
-    assert.throws(() => fir.firDown(c3, Uint32Array.of(0, 1, 5), 2, work, 4, 0, 6, new Int16Array(3)), /past the history/);
-    assert.throws(() => fir.firDown(c3, Uint32Array.of(0, 1), 2, work, 4, 0, 6, new Int16Array(3)), /disagree/);
-    assert.throws(() => fir.firDown(c3, t3, 2, work, 4, 0, 6, new Int16Array(2)), /dst too short/);
-    assert.throws(() => fir.firDown(c3, t3, 2, work, 4, 0, 7, new Int16Array(4)), /work shorter/);
-    const c4 = new Float64Array(4);
-    const t4 = Uint32Array.of(0, 1, 0, 1);
-    assert.throws(() => fir.firUp(c4, t4, Uint32Array.of(2, 2), 2, work, 4, 7, new Int16Array(14)), /work shorter/);
-    assert.throws(() => fir.firUp(c4, t4, Uint32Array.of(2, 3), 2, work, 4, 6, new Int16Array(12)), /disagree/);
-    assert.throws(() => fir.firUp(c4, Uint32Array.of(0, 1, 0, 9), Uint32Array.of(2, 2), 2, work, 4, 6, new Int16Array(12)), /past the history/);
-    assert.throws(() => fir.firUp(c4, t4, Uint32Array.of(2, 2), 2, work, 4, 6, new Int16Array(11)), /dst too short/);
-    assert.throws(() => fir.firUp(c4, t4, Uint32Array.of(2, 2), 2, work, 4, 6, new Int32Array(12) as unknown as Int16Array), TypeError);
+    let seed = 7;
+    const rnd = (n: number): number => {
+      seed = (Math.imul(seed, 1664525) + 1013904223) >>> 0;
+      return seed % n;
+    };
+    for (let trial = 0; trial < 40; trial++) {
+      const up = trial % 2 === 0;
+      const F = 2 + rnd(5);
+      const lengths = Uint32Array.from({ length: F }, () => (rnd(4) === 0 ? 0 : 1 + rnd(30)));
+      const reach = Uint32Array.from(lengths, (len) => Math.max(len - 1, 0) + rnd(5));
+      const total = lengths.reduce((s, v) => s + v, 0);
+      // Coefficients small enough for the bound whatever the shape: Σ|c| ≤ 150 · 400 < 65535.
+      const coefs = Int16Array.from({ length: total }, () => rnd(801) - 400);
+      const history = Math.max(...Array.from(reach, (r, q) => (up ? r : q + F * r)));
+      const f: FixedFir = { up, factor: F, shift: 1 + rnd(15), coefs, lengths, reach, history, taps: 0 };
+      const n = rnd(700);
+      const work = new Int16Array(history + n);
+      for (let i = 0; i < work.length; i++) work[i] = rnd(65536) - 32768;
+      const start = rnd(F + 2);
+      const a = new Int16Array(n * F + 1);
+      const b = new Int16Array(n * F + 1);
+      const wa = up ? jsFir.up(jsFir.prepare(f), work, n, a) : jsFir.down(jsFir.prepare(f), work, start, n, a);
+      const wb = up ? fir.up(fir.prepare(f), work, n, b) : fir.down(fir.prepare(f), work, start, n, b);
+      assert.equal(wb, wa, `trial ${trial}: count`);
+      assert.deepEqual(b, a, `trial ${trial}: ${up ? 'up' : 'down'} F = ${F}, lengths ${lengths.join(',')}`);
+    }
+  });
+
+  it('give the same clamped samples at the int32 bound (Σ|c| = 65535, full-scale inputs with the coefficients\' signs)', () => {
+    const fir = nativeFir!;
+    // Up, F = 2: phase 0 is one coefficient, phase 1 sums |c| to exactly 65535 over 24 taps.
+    const phase1 = Int16Array.from({ length: 24 }, (_, j) => (j % 2 ? -1 : 1) * (j < 23 ? 2730 : 65535 - 23 * 2730));
+    const f: FixedFir = { up: true, factor: 2, shift: 15, coefs: Int16Array.of(32767, ...phase1), lengths: Uint32Array.of(1, 24), reach: Uint32Array.of(12, 23), history: 23, taps: 49 };
+    const n = 64;
+    const work = new Int16Array(f.history + n);
+    // Alternating full scale: every other output's window matches the coefficients' signs (the largest
+    // positive sum), the ones between oppose them (the largest negative one).
+    for (let i = 0; i < work.length; i++) work[i] = i % 2 ? -32768 : 32767;
+    const a = new Int16Array(2 * n);
+    const b = new Int16Array(2 * n);
+    jsFir.up(jsFir.prepare(f), work, n, a);
+    fir.up(fir.prepare(f), work, n, b);
+    assert.deepEqual(b, a);
+    const odd = Array.from(a.filter((_, i) => i % 2 === 1));
+    assert.ok(odd.includes(32767) && odd.includes(-32768), 'both clamps reached, neither wrapped');
+  });
+
+  it('refuse filters that could overflow or read out of bounds, and calls that would, with a RangeError', () => {
+    const fir = nativeFir!;
+    const good: FixedFir = { up: true, factor: 2, shift: 14, coefs: Int16Array.of(100, 1, 2, 3), lengths: Uint32Array.of(1, 3), reach: Uint32Array.of(1, 2), history: 2, taps: 5 };
+    const bad = (patch: Partial<FixedFir>): FixedFir => ({ ...good, ...patch });
+    assert.throws(() => fir.prepare(bad({ coefs: Int16Array.of(100, 30000, 30000, 5536) })), /overflow int32/);
+    assert.throws(() => fir.prepare(bad({ up: false, coefs: Int16Array.of(20000, 20000, 20000, 5536), reach: Uint32Array.of(0, 2), history: 5 })), /overflow int32/);
+    assert.throws(() => fir.prepare(bad({ history: 1 })), /past the history/);
+    assert.throws(() => fir.prepare(bad({ up: false, history: 4 })), /past the history/, 'down: sub-filter 1 reaches 1 + 2 · 2 = 5 back');
+    assert.throws(() => fir.prepare(bad({ reach: Uint32Array.of(1, 1) })), /past the newest input/);
+    assert.throws(() => fir.prepare(bad({ lengths: Uint32Array.of(1, 2) })), /disagree/);
+    assert.throws(() => fir.prepare(bad({ lengths: Uint32Array.of(1, 3, 0) })), /one length and one reach per phase/);
+    assert.throws(() => fir.prepare(bad({ shift: 16 })), /shift/);
+    assert.throws(() => fir.prepare(bad({ factor: 7, lengths: new Uint32Array(7), reach: new Uint32Array(7), coefs: new Int16Array(0) })), /factor/);
+    assert.throws(() => fir.prepare(bad({ coefs: new Float64Array(4) as unknown as Int16Array })), TypeError);
+
+    const upPlan = fir.prepare(good);
+    const downPlan = fir.prepare(bad({ up: false, history: 5 }));
+    assert.throws(() => fir.up(upPlan, new Int16Array(2 + 9), 10, new Int16Array(20)), /work shorter/);
+    assert.throws(() => fir.up(upPlan, new Int16Array(2 + 10), 10, new Int16Array(19)), /dst too short/);
+    assert.throws(() => fir.down(downPlan, new Int16Array(5 + 9), 0, 10, new Int16Array(5)), /work shorter/);
+    assert.throws(() => fir.down(downPlan, new Int16Array(5 + 10), 1, 10, new Int16Array(4)), /dst too short/);
+    assert.throws(() => fir.up(downPlan, new Int16Array(20), 10, new Int16Array(20)), /downsampling plan/);
+    assert.throws(() => fir.down(upPlan, new Int16Array(20), 0, 10, new Int16Array(20)), /upsampling plan/);
+    assert.throws(() => fir.up({} as typeof upPlan, new Int16Array(20), 10, new Int16Array(20)), TypeError);
+    assert.throws(() => fir.up(upPlan, new Int32Array(20) as unknown as Int16Array, 10, new Int16Array(20)), TypeError);
+    assert.equal(fir.up(upPlan, new Int16Array(2 + 10), 10, new Int16Array(20)), 20);
+    assert.equal(fir.down(downPlan, new Int16Array(5 + 10), 1, 10, new Int16Array(5)), 5);
   });
 });
