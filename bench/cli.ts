@@ -76,6 +76,7 @@ const program = new Command()
   .option('--no-pin', 'do not pin the media node to its own core')
   .option('--rtp-ports <min-max>', 'media node RTP port range', range, [12000, 31999] as [number, number])
   .option('--media-cli <path>', 'botedge CLI the media node runs from (e.g. a build of another commit)')
+  .option('--node-flags <flags>', 'Node/V8 flags for the media node(s), space-separated, instead of what `botedge up` gives them (edge/node-flags.ts); --node-flags=none for none')
   .option('--max-loss <fraction>', 'ramp limit: frame loss either way', num(0), 0.001)
   .option('--max-p99 <ms>', 'ramp limit: p99 added latency either way', num(0), 50)
   .option('--protocol <name>', 'bot protocol of the media node\'s route: native (a socket per call) or native-mux (one shared socket)', protocolName, 'native')
@@ -86,7 +87,7 @@ const program = new Command()
   .option('--via-proxy', 'put the proxy in front even with one shard (the like-for-like baseline for --shards)', false)
   .option('--codec <name>', 'what callers speak: pcmu (marked frames) or opus (48 kHz Opus, bot at 16 kHz; loss by frame counts, no latency)', codecName, 'pcmu')
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { playoutTrim: boolean; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; out?: string }) => {
+  .action(async (o: { playoutTrim: boolean; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; nodeFlags?: string; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
     const run = async (rtpIo: 'native' | 'dgram' | undefined, dir: string) =>
       runBench(
@@ -105,6 +106,7 @@ const program = new Command()
           rtpPortMin: o.rtpPorts[0],
           rtpPortMax: o.rtpPorts[1],
           ...(o.mediaCli ? { mediaCli: o.mediaCli } : {}),
+          ...(o.nodeFlags ? { nodeFlags: o.nodeFlags === 'none' ? [] : o.nodeFlags.split(/\s+/).filter((f) => f !== '') } : {}),
           out: dir,
           maxLoss: o.maxLoss,
           maxP99Ms: o.maxP99,

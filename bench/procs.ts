@@ -8,6 +8,7 @@ import { createWriteStream, writeFileSync, type WriteStream } from 'node:fs';
 import { createServer, createConnection } from 'node:net';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { MEDIA_NODE_FLAGS } from '../edge/node-flags.js';
 import { readStatus, type StatusMember } from '../edge/status.js';
 
 const here = dirname(fileURLToPath(import.meta.url)); // dist/bench
@@ -143,7 +144,7 @@ export interface MediaNodeProcess {
 export async function startMediaNode(
   children: Children,
   dir: string,
-  opts: { natsUrl: string; botUrl: string; protocol?: string; sampleRate?: 8000 | 16000; rtpIo?: 'native' | 'dgram'; playoutTrim?: boolean; rtpPortMin: number; rtpPortMax: number; nodeId: string; maxCalls: number; cli?: string; codecs?: string[] },
+  opts: { natsUrl: string; botUrl: string; protocol?: string; sampleRate?: 8000 | 16000; rtpIo?: 'native' | 'dgram'; playoutTrim?: boolean; rtpPortMin: number; rtpPortMax: number; nodeId: string; maxCalls: number; cli?: string; nodeFlags?: readonly string[]; codecs?: string[] },
 ): Promise<MediaNodeProcess> {
   const configPath = join(dir, `${opts.nodeId}.json`);
   writeFileSync(
@@ -165,7 +166,7 @@ export async function startMediaNode(
       2,
     ),
   );
-  const child = children.track(spawn(process.execPath, [opts.cli ?? MEDIA_CLI, 'media', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] }), opts.nodeId);
+  const child = children.track(spawn(process.execPath, [...(opts.nodeFlags ?? MEDIA_NODE_FLAGS), opts.cli ?? MEDIA_CLI, 'media', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] }), opts.nodeId);
   const sipPort = await waitFor<number>(child, 'media node', 15_000, (resolve) => {
     let buf = '';
     child.stdout!.on('data', (chunk: Buffer) => {

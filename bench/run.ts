@@ -20,6 +20,7 @@ import { cpuBetween, sampleMachine, sampleProc, type ProcSample } from './proc.j
 import { Children, forkBench, pin, readMembers, startMediaNode, startNats, waitForMembers, type MediaNodeProcess } from './procs.js';
 import { startProxy } from './proxy-procs.js';
 import { renderReport } from './report.js';
+import { MEDIA_NODE_FLAGS } from '../edge/node-flags.js';
 import { readLoopDelay, type LoopDelay } from './node-status.js';
 
 export interface BenchOptions {
@@ -45,6 +46,8 @@ export interface BenchOptions {
   rtpPortMax: number;
   /** The botedge CLI the media node runs from; default this checkout's dist/edge/cli.js. */
   mediaCli?: string;
+  /** Node/V8 flags for the media node(s), e.g. ['--max-semi-space-size=4']. */
+  nodeFlags?: readonly string[];
   out: string;
   /** Limits of a passing ramp step. */
   maxLoss: number;
@@ -117,6 +120,8 @@ export interface BenchResult {
   loadgen_cpu_us_per_call_second: number;
   /** PCM rate the node spoke to the bot (8000: no resampling; 16000: 8↔16 kHz both ways). */
   bot_rate_hz: number;
+  /** The Node/V8 flags the media node(s) ran with. */
+  media_node_flags: readonly string[];
   capacity?: { calls: number; limited_by: string };
   /** The media node's own event-loop delay over the window, ms (worst node when sharded). */
   event_loop_delay_ms?: LoopDelay;
@@ -226,6 +231,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
           sampleRate: botRate,
           maxCalls: Math.max(opts.calls * 2, 2000),
           ...(opts.mediaCli ? { cli: opts.mediaCli } : {}),
+          ...(opts.nodeFlags ? { nodeFlags: opts.nodeFlags } : {}),
           ...(isOpus ? { codecs: ['opus', 'PCMU'], sampleRate: 16000 } : {}),
         }),
       );
@@ -491,6 +497,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       cps: chosen.cps,
       loadgen_cpu_us_per_call_second: chosen.loadgen_cpu_us_per_call_second,
       bot_rate_hz: botRate,
+      media_node_flags: opts.nodeFlags ?? MEDIA_NODE_FLAGS,
       ...(chosen.event_loop_delay_ms ? { event_loop_delay_ms: chosen.event_loop_delay_ms } : {}),
       ...(isOpus
         ? { note: 'opus: loss counted by frames (bot frames and RTP packets back vs RTP packets sent, per window by arrival), latency not measured (no marker survives the codec): latency_ms fields are 0' }

@@ -2,6 +2,7 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { connect } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { MEDIA_NODE_FLAGS } from './node-flags.js';
 
 const CLI = fileURLToPath(new URL('./cli.js', import.meta.url));
 
@@ -37,9 +38,9 @@ export async function waitForPort(port: number, host = '127.0.0.1', timeoutMs = 
 }
 
 /** Spawns `botedge <args>` and resolves once it prints a line containing `ready`. */
-export function spawnReady(args: string[], label: string): Promise<ChildProcess> {
+export function spawnReady(args: string[], label: string, nodeFlags: readonly string[] = []): Promise<ChildProcess> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn(process.execPath, [...nodeFlags, CLI, ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
     const rl = createInterface({ input: child.stdout! });
     rl.on('line', (line) => {
       process.stdout.write(`[${label}] ${line}\n`);
@@ -91,6 +92,7 @@ export async function runUp(flags: { sipPort: number; natsPort: number; botPort:
         await spawnReady(
           ['media', '--sip-port', '0', '--nats', nats, '--bot-url', `ws://127.0.0.1:${flags.botPort}/echo`, '--rtp-ports', `${lo}-${hi}`, '--node-id', `media-${i + 1}`],
           `media-${i + 1}`,
+          MEDIA_NODE_FLAGS,
         ),
       );
     }

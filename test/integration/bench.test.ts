@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { MEDIA_NODE_FLAGS } from '../../edge/node-flags.js';
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bench', 'cli.js');
 
@@ -30,7 +31,7 @@ const NUMERIC_FIELDS = [
 ] as const;
 
 // Issue 3's fields, plus the media node's own event-loop delay over the window.
-const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms'];
+const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags'];
 
 describe('npm run bench', () => {
   const out = mkdtempSync(join(tmpdir(), 'botedge-bench-'));
@@ -87,6 +88,7 @@ describe('npm run bench', () => {
     assert.ok(setup['p50']! > 0 && setup['p99']! >= setup['p50']!);
 
     assert.equal(result['bot_rate_hz'], 8000);
+    assert.deepEqual(result['media_node_flags'], [...MEDIA_NODE_FLAGS], 'the media node ran with the flags botedge up gives it');
     assert.equal(result['calls_target'], 20);
     assert.equal(result['calls_established'], 20);
     assert.equal(result['calls_failed'], 0);
