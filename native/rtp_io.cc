@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <deque>
 #include <cstdint>
@@ -723,33 +724,35 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
     return info.Env().Undefined();
   }
 
-  // stage(slot, bytes: Uint8Array, len, ipU32, port) -> bool
-  Napi::Value Stage(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!engine_ || info.Length() < 5 || !info[1].IsTypedArray()) {
-      Napi::TypeError::New(env, "RtpIo.stage: expected (slot, Uint8Array, len, ip, port)").ThrowAsJavaScriptException();
-      return env.Undefined();
+  // The (slot, bytes: Uint8Array, len, ...) head that stage and replace share: false (after throwing
+  // `usage`) unless there are `argc` arguments and a typed array; `len` is clamped to the bytes.
+  bool PacketArgs(const Napi::CallbackInfo& info, size_t argc, const char* usage, uint8_t** data, size_t* len) {
+    if (!engine_ || info.Length() < argc || !info[1].IsTypedArray()) {
+      Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
+      return false;
     }
     auto bytes = info[1].As<Napi::Uint8Array>();
-    size_t len = info[2].As<Napi::Number>().Uint32Value();
-    if (len > bytes.ElementLength()) len = bytes.ElementLength();
-    bool ok = engine_->Stage(info[0].As<Napi::Number>().Uint32Value(), bytes.Data(), len,
-                             info[3].As<Napi::Number>().Uint32Value(),
+    *data = bytes.Data();
+    *len = std::min<size_t>(info[2].As<Napi::Number>().Uint32Value(), bytes.ElementLength());
+    return true;
+  }
+
+  // stage(slot, bytes: Uint8Array, len, ipU32, port) -> bool
+  Napi::Value Stage(const Napi::CallbackInfo& info) {
+    uint8_t* data;
+    size_t len;
+    if (!PacketArgs(info, 5, "RtpIo.stage: expected (slot, Uint8Array, len, ip, port)", &data, &len)) return info.Env().Undefined();
+    bool ok = engine_->Stage(info[0].As<Napi::Number>().Uint32Value(), data, len, info[3].As<Napi::Number>().Uint32Value(),
                              static_cast<uint16_t>(info[4].As<Napi::Number>().Uint32Value()));
-    return Napi::Boolean::New(env, ok);
+    return Napi::Boolean::New(info.Env(), ok);
   }
 
   // replace(slot, bytes, len) -> bool: true when the committed packet was rewritten before it left.
   Napi::Value Replace(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (!engine_ || info.Length() < 3 || !info[1].IsTypedArray()) {
-      Napi::TypeError::New(env, "RtpIo.replace: expected (slot, Uint8Array, len)").ThrowAsJavaScriptException();
-      return env.Undefined();
-    }
-    auto bytes = info[1].As<Napi::Uint8Array>();
-    size_t len = info[2].As<Napi::Number>().Uint32Value();
-    if (len > bytes.ElementLength()) len = bytes.ElementLength();
-    return Napi::Boolean::New(env, engine_->Replace(info[0].As<Napi::Number>().Uint32Value(), bytes.Data(), len));
+    uint8_t* data;
+    size_t len;
+    if (!PacketArgs(info, 3, "RtpIo.replace: expected (slot, Uint8Array, len)", &data, &len)) return info.Env().Undefined();
+    return Napi::Boolean::New(info.Env(), engine_->Replace(info[0].As<Napi::Number>().Uint32Value(), data, len));
   }
 
   Napi::Value Commit(const Napi::CallbackInfo& info) {
