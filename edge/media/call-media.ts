@@ -47,7 +47,6 @@ export class CallMedia implements MediaSession {
   #nextPacket = 0;
   readonly #encoded = new Uint8Array(SAMPLES_PER_FRAME);
   readonly #header = { marker: true, payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0 };
-  readonly #dtmf = new DtmfReceiver();
   readonly #dtmfOut = new DtmfSender();
   #dtmfTimestamp = 0;
   readonly #teHeader = { marker: false, payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0 };
@@ -84,7 +83,7 @@ export class CallMedia implements MediaSession {
     }
     this.#upsampled = new Int16Array(this.#up ? this.#up.maxOutputLength(MAX_DECODE) : 0);
     this.#frame = new Int16Array(options.botRate / 50);
-    this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats);
+    this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats, new DtmfReceiver(), (press) => sink.onDtmf(press));
     this.#header.payloadType = options.payloadType;
     this.#header.sequenceNumber = (Math.random() * 0x10000) >>> 0;
     this.#header.timestamp = (Math.random() * 0x100000000) >>> 0;
@@ -103,30 +102,23 @@ export class CallMedia implements MediaSession {
 
   #onPacket(msg: Uint8Array, ip: number, port: number): void {
     if (this.#closed) return;
-    const pkt = this.#peer.receive(msg, ip, port);
+    const pkt = this.#peer.receiveAudio(msg, ip, port, this.options.payloadType, this.options.telephoneEventPt);
     if (!pkt) return;
-    const pt = pkt.payloadType;
-    if (pt === this.options.payloadType) {
-      // No view per packet unless the packet size changed: typed-array views are most of what the
-      // receive path allocates, and allocation is what drives GC pauses at a few hundred calls.
-      const payload = pkt.payload.length <= MAX_DECODE ? pkt.payload : pkt.payload.subarray(0, MAX_DECODE);
-      const n = payload.length;
-      if (this.#decodedView.length !== n) this.#decodedView = this.#decoded.subarray(0, n);
-      const out = this.#decodedView;
-      if (this.options.codec === 'PCMU') g711.ulawDecode(payload, out);
-      else g711.alawDecode(payload, out);
-      this.stats.framesToBot++;
-      if (this.#up) {
-        const m = this.#up.process(out, this.#upsampled);
-        if (this.#upsampledView.length !== m) this.#upsampledView = this.#upsampled.subarray(0, m);
-        this.#toBot(this.#upsampledView);
-      } else {
-        this.#toBot(out);
-      }
-    } else if (pt === this.options.telephoneEventPt) {
-      for (const press of this.#dtmf.push(pkt)) this.sink.onDtmf(press);
+    // No view per packet unless the packet size changed: typed-array views are most of what the
+    // receive path allocates, and allocation is what drives GC pauses at a few hundred calls.
+    const payload = pkt.payload.length <= MAX_DECODE ? pkt.payload : pkt.payload.subarray(0, MAX_DECODE);
+    const n = payload.length;
+    if (this.#decodedView.length !== n) this.#decodedView = this.#decoded.subarray(0, n);
+    const out = this.#decodedView;
+    if (this.options.codec === 'PCMU') g711.ulawDecode(payload, out);
+    else g711.alawDecode(payload, out);
+    this.stats.framesToBot++;
+    if (this.#up) {
+      const m = this.#up.process(out, this.#upsampled);
+      if (this.#upsampledView.length !== m) this.#upsampledView = this.#upsampled.subarray(0, m);
+      this.#toBot(this.#upsampledView);
     } else {
-      this.stats.rtpMalformed++;
+      this.#toBot(out);
     }
   }
 
@@ -283,7 +275,7 @@ export class CallMedia implements MediaSession {
   close(): MediaStats {
     if (!this.#closed) {
       this.#closed = true;
-      for (const press of this.#dtmf.flush()) this.sink.onDtmf(press);
+      this.#peer.flushDtmf();
       this.stats.playoutOverflowSamples = this.playout.overflowSamples;
       this.stats.playoutTrimmedSamples = this.playout.trimmedSamples;
       this.socket.close();

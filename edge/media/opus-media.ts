@@ -127,7 +127,6 @@ export class OpusMedia implements MediaSession {
   readonly #header = { marker: true, payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0 };
   /** The RTP timestamp of the current tick: advances 960 every tick, whatever was sent. */
   #clockTs: number;
-  readonly #dtmf: DtmfReceiver;
   readonly #dtmfOut = new DtmfSender();
   readonly #teUnitsPer8k: number;
   #dtmfTimestamp = 0;
@@ -186,10 +185,9 @@ export class OpusMedia implements MediaSession {
       generation: 0,
     }));
     const teRate = options.telephoneEventRate ?? OPUS_CLOCK;
-    this.#dtmf = new DtmfReceiver({ clockRate: teRate });
     // DtmfSender counts durations in 8 kHz units; the events' clock may be 48 kHz.
     this.#teUnitsPer8k = teRate / 8000;
-    this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats);
+    this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats, new DtmfReceiver({ clockRate: teRate }), (press) => sink.onDtmf(press));
     this.#header.payloadType = options.payloadType;
     this.#header.sequenceNumber = (Math.random() * 0x10000) >>> 0;
     this.#clockTs = (Math.random() * 0x100000000) >>> 0;
@@ -220,19 +218,12 @@ export class OpusMedia implements MediaSession {
 
   #onPacket(msg: Uint8Array, ip: number, port: number): void {
     if (this.#closed) return;
-    const pkt = this.#peer.receive(msg, ip, port);
+    const pkt = this.#peer.receiveAudio(msg, ip, port, this.options.payloadType, this.options.telephoneEventPt);
     if (!pkt) return;
-    const pt = pkt.payloadType;
-    if (pt === this.options.payloadType) {
-      // Copied into the jitter buffer's slab: the socket reuses `msg`.
-      const r = this.#jitter.push(pkt.sequenceNumber, pkt.timestamp, pkt.payload, performance.now());
-      if (r === 'late' || r === 'duplicate') this.stats.rtpLate!++;
-      else if (r === 'oversize') this.stats.rtpMalformed++;
-    } else if (pt === this.options.telephoneEventPt) {
-      for (const press of this.#dtmf.push(pkt)) this.sink.onDtmf(press);
-    } else {
-      this.stats.rtpMalformed++;
-    }
+    // Copied into the jitter buffer's slab: the socket reuses `msg`.
+    const r = this.#jitter.push(pkt.sequenceNumber, pkt.timestamp, pkt.payload, performance.now());
+    if (r === 'late' || r === 'duplicate') this.stats.rtpLate!++;
+    else if (r === 'oversize') this.stats.rtpMalformed++;
   }
 
   queueBotAudio(samples: Int16Array): void {
@@ -440,7 +431,7 @@ export class OpusMedia implements MediaSession {
   close(): MediaStats {
     if (!this.#closed) {
       this.#closed = true;
-      for (const press of this.#dtmf.flush()) this.sink.onDtmf(press);
+      this.#peer.flushDtmf();
       this.stats.playoutOverflowSamples = this.playout.overflowSamples;
       this.stats.playoutTrimmedSamples = this.playout.trimmedSamples;
       // Results still in flight resolve into a closed call and are ignored; the close rides the

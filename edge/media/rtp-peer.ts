@@ -1,4 +1,5 @@
 import { isRtcp, newRtpFields, parseRtpInto, type RtpFields } from '../../codecs/rtp.js';
+import type { DtmfKeyPress, DtmfReceiver } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
 import { ipv4ToU32, type RtpSocket } from './rtp-socket.js';
 
@@ -23,6 +24,9 @@ export class RtpPeer {
     private readonly symmetric: boolean,
     remote: { address: string; port: number },
     private readonly stats: MediaStats,
+    /** The call's RFC 4733 receiver (its clock rate is the codec's) and where its key presses go. */
+    private readonly dtmf: DtmfReceiver,
+    private readonly onDtmf: (press: DtmfKeyPress) => void,
   ) {
     this.#set(remote);
   }
@@ -65,6 +69,28 @@ export class RtpPeer {
     }
     this.stats.rtpReceived++;
     return pkt;
+  }
+
+  /**
+   * A datagram from ip:port, sorted the same way for every codec: the packet when it carries audio
+   * of `audioPt`; telephone events (`eventPt`) go to the DTMF receiver; any other payload type is
+   * counted malformed. The fields object is reused: read it before the next packet.
+   */
+  receiveAudio(msg: Uint8Array, ip: number, port: number, audioPt: number, eventPt: number | undefined): RtpFields | undefined {
+    const pkt = this.receive(msg, ip, port);
+    if (!pkt) return undefined;
+    if (pkt.payloadType === audioPt) return pkt;
+    if (pkt.payloadType === eventPt) {
+      for (const press of this.dtmf.push(pkt)) this.onDtmf(press);
+    } else {
+      this.stats.rtpMalformed++;
+    }
+    return undefined;
+  }
+
+  /** The call ended: a key still held counts as pressed. */
+  flushDtmf(): void {
+    for (const press of this.dtmf.flush()) this.onDtmf(press);
   }
 
   /** Sends `packet[0, len)` to the caller, unless there is nowhere to send yet. */
