@@ -138,6 +138,8 @@ export async function forkBench<R extends { type: string }>(children: Children, 
 export interface MediaNodeProcess {
   child: ChildProcess;
   sipPort: number;
+  /** The Node/V8 flags it was started with. */
+  nodeFlags: readonly string[];
 }
 
 /** Starts a media node through the real CLI with a config file; waits for its `ready` line. */
@@ -166,7 +168,8 @@ export async function startMediaNode(
       2,
     ),
   );
-  const child = children.track(spawn(process.execPath, [...(opts.nodeFlags ?? MEDIA_NODE_FLAGS), opts.cli ?? MEDIA_CLI, 'media', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] }), opts.nodeId);
+  const nodeFlags = opts.nodeFlags ?? MEDIA_NODE_FLAGS;
+  const child = children.track(spawn(process.execPath, [...nodeFlags, opts.cli ?? MEDIA_CLI, 'media', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] }), opts.nodeId);
   const sipPort = await waitFor<number>(child, 'media node', 15_000, (resolve) => {
     let buf = '';
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -177,7 +180,7 @@ export async function startMediaNode(
     });
   });
   child.stdout!.resume();
-  return { child, sipPort };
+  return { child, sipPort, nodeFlags };
 }
 
 /** Live rows of the cluster table (edge/status.ts, as `botedge status --json` reads them). */

@@ -20,7 +20,6 @@ import { cpuBetween, sampleMachine, sampleProc, type ProcSample } from './proc.j
 import { Children, forkBench, pin, readMembers, startMediaNode, startNats, waitForMembers, type MediaNodeProcess } from './procs.js';
 import { startProxy } from './proxy-procs.js';
 import { renderReport } from './report.js';
-import { MEDIA_NODE_FLAGS } from '../edge/node-flags.js';
 import { readLoopDelay, type LoopDelay } from './node-status.js';
 
 export interface BenchOptions {
@@ -497,7 +496,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       cps: chosen.cps,
       loadgen_cpu_us_per_call_second: chosen.loadgen_cpu_us_per_call_second,
       bot_rate_hz: botRate,
-      media_node_flags: opts.nodeFlags ?? MEDIA_NODE_FLAGS,
+      media_node_flags: media.nodeFlags,
       ...(chosen.event_loop_delay_ms ? { event_loop_delay_ms: chosen.event_loop_delay_ms } : {}),
       ...(isOpus
         ? { note: 'opus: loss counted by frames (bot frames and RTP packets back vs RTP packets sent, per window by arrival), latency not measured (no marker survives the codec): latency_ms fields are 0' }
