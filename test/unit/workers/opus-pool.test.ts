@@ -96,12 +96,16 @@ describe('OpusPool', { timeout: 20000 }, () => {
     const plc = pool.conceal('good');
     const fec = pool.decodeFec('good', enc.encode(tone(48000, 440, 960, 960)));
     const noEncoder = pool.encode('good', new Int16Array(960));
+    // Handlers go on the rejecting promises before the flush settles them: awaited afterwards, a
+    // rejection that lands a tick before the flush resolves counts as unhandled (and fails the run).
+    const badRejected = assert.rejects(bad, (err: unknown) => err instanceof OpusError && err.kind === 'invalid-packet');
+    const noEncoderRejected = assert.rejects(noEncoder, (err: unknown) => err instanceof OpusError && err.kind === 'invalid-state');
     await pool.flush();
     assert.equal((await good).length, 960);
-    await assert.rejects(bad, (err: unknown) => err instanceof OpusError && err.kind === 'invalid-packet');
+    await badRejected;
     assert.equal((await plc).length, 960);
     assert.equal((await fec).length, 960);
-    await assert.rejects(noEncoder, (err: unknown) => err instanceof OpusError && err.kind === 'invalid-state');
+    await noEncoderRejected;
     // The bad call's decoder still works afterwards.
     const again = pool.decode('bad', packet);
     await pool.flush();
