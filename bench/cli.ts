@@ -82,12 +82,13 @@ const program = new Command()
   .option('--protocol <name>', 'bot protocol of the media node\'s route: native (a socket per call) or native-mux (one shared socket)', protocolName, 'native')
   .option('--rtp-io <backend>', 'the media node\'s RTP I/O: native (one I/O thread, batched), dgram (node:dgram), or both (the same run twice, native then dgram, into DIR/native and DIR/dgram, compared in DIR/compare.json); default: native when the addon is built', rtpIoName)
   .option('--playout-trim', 'turn on the route\'s live-stream playout trim (a standing jitter queue loses a frame; counted as loss)', false)
+  .option('--no-playout-catch-up', 'turn off the route\'s late-frame catch-up (G.711): every bot frame leaves on a tick')
   .option('--bot-rate <hz>', 'PCM rate of the node\'s route to the bot: 16000 (resampled both ways; tone-coded frame marker) or 8000 (no resampling; exact byte marker)', botRate, 16000 as 8000 | 16000)
   .option('--shards <n>', 'media nodes (one process each) behind the load-steering proxy; > 1 starts the proxy and turns pinning off', int(1), 1)
   .option('--via-proxy', 'put the proxy in front even with one shard (the like-for-like baseline for --shards)', false)
   .option('--codec <name>', 'what callers speak: pcmu (marked frames) or opus (48 kHz Opus, bot at 16 kHz; loss by frame counts, no latency)', codecName, 'pcmu')
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { playoutTrim: boolean; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; nodeFlags?: string; out?: string }) => {
+  .action(async (o: { playoutTrim: boolean; playoutCatchUp: boolean; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; nodeFlags?: string; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
     const run = async (rtpIo: 'native' | 'dgram' | undefined, dir: string) =>
       runBench(
@@ -113,6 +114,7 @@ const program = new Command()
           protocol: o.protocol,
           ...(rtpIo ? { rtpIo } : {}),
           ...(o.playoutTrim ? { playoutTrim: true } : {}),
+          ...(o.playoutCatchUp ? {} : { playoutCatchUp: false }),
           botRate: o.botRate,
           codec: o.codec,
           ...(o.shards > 1 || o.viaProxy ? { shards: o.shards, viaProxy: o.viaProxy } : {}),

@@ -57,6 +57,8 @@ export interface BenchOptions {
   rtpIo?: 'native' | 'dgram';
   /** Turn the route's live-stream playout trim on (edge/media/playout.ts); trimmed frames count as loss. */
   playoutTrim?: boolean;
+  /** false: the route's late-frame catch-up is off (edge/media/call-media.ts). */
+  playoutCatchUp?: boolean;
   /**
    * Media nodes (shards), default 1. With more than one, or with `viaProxy`, the bench starts the
    * load-steering proxy in front of them and the generator calls the proxy; the SUT is then every
@@ -227,6 +229,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
           protocol: opts.protocol ?? 'native',
           ...(opts.rtpIo ? { rtpIo: opts.rtpIo } : {}),
           ...(opts.playoutTrim ? { playoutTrim: true } : {}),
+          ...(opts.playoutCatchUp === false ? { playoutCatchUp: false } : {}),
           sampleRate: botRate,
           maxCalls: Math.max(opts.calls * 2, 2000),
           ...(opts.mediaCli ? { cli: opts.mediaCli } : {}),
@@ -480,7 +483,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const setup = setupH.summaryMs();
     const talk = opts.pauseMs > 0 && !isOpus ? `talk${opts.talkMs}-pause${opts.pauseMs}` : 'continuous';
     const result: BenchResult = {
-      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:${isOpus ? 'opus48k-20ms' : 'pcmu-20ms'}:${opts.protocol ?? 'native'}-echo${botRate === 8000 ? '' : `-l16@${botRate / 1000}k`}:${talk}${opts.rtpIo ? `:rtp-${opts.rtpIo}` : ''}${opts.playoutTrim ? ':trim' : ''}`,
+      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:${isOpus ? 'opus48k-20ms' : 'pcmu-20ms'}:${opts.protocol ?? 'native'}-echo${botRate === 8000 ? '' : `-l16@${botRate / 1000}k`}:${talk}${opts.rtpIo ? `:rtp-${opts.rtpIo}` : ''}${opts.playoutTrim ? ':trim' : ''}${opts.playoutCatchUp === false ? ':no-catch-up' : ''}`,
       cores,
       node_version: process.version,
       calls_target: chosen.calls_target,

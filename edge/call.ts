@@ -188,6 +188,7 @@ export class InboundCall {
           symmetric: opts.symmetricRtp,
           playoutCapacity: Math.round((playoutMs / 1000) * 8000),
           playoutTrim: this.route.playoutTrim,
+          playoutCatchUp: this.route.playoutCatchUp,
           botRate,
         },
         sink,

@@ -51,6 +51,13 @@ export const RouteSchema = z
      */
     playoutTrim: z.boolean().default(false),
     /**
+     * Late-frame catch-up (G.711 calls): a frame of a bot mid-speech that lands just after its tick
+     * goes out at once in the slot it missed, instead of at the next tick with every later frame
+     * queued a tick behind it (see edge/media/call-media.ts). Nothing is dropped. Default true;
+     * false sends strictly on the node's ticks.
+     */
+    playoutCatchUp: z.boolean().default(true),
+    /**
      * HMAC-SHA256 key that signs every connect (`X-BotEdge-Signature`); default: the node's
      * `botSigningSecret`. Unset on both: connects are not signed.
      */

@@ -186,6 +186,19 @@ class Engine {
     return true;
   }
 
+  // Sends a packet at once from the calling (JavaScript) thread: a late bot frame going out in the
+  // slot it missed (edge/media/call-media.ts). sendto on a UDP socket is safe beside the I/O thread's
+  // own sends; JavaScript never passes a slot it has closed, so the fd is still ours. False when it
+  // could not be sent.
+  bool SendNow(uint32_t slot, const uint8_t* data, size_t len, uint32_t ip, uint16_t port) {
+    if (slot >= kMaxSlots) return false;
+    int fd = slots_[slot].fd.load();
+    if (fd < 0) return false;
+    bool ok = SendTo(fd, data, len, ip, port);
+    if (ok) stats_.sentNow.fetch_add(1, std::memory_order_relaxed);
+    return ok;
+  }
+
   // Rewrites the packet a slot committed for the coming due time, if it has not left yet (barge-in).
   // Only a packet of the same length fits in place (the records' layout must not change).
   bool Replace(uint32_t slot, const uint8_t* data, size_t len) {
@@ -526,7 +539,7 @@ class Engine {
 
   struct Stats {
     std::atomic<uint64_t> received{0}, sent{0}, sendErrors{0}, batches{0}, beats{0}, skipped{0},
-        dropped{0}, lateCommit{0}, lateWake{0}, wakeups{0}, pollStarts{0};
+        dropped{0}, lateCommit{0}, lateWake{0}, wakeups{0}, pollStarts{0}, sentNow{0};
   } stats_;
 
  private:
@@ -547,8 +560,6 @@ class Engine {
       sending_.swap(staged_[filling_ ^ 1]);
       committed_ = false;
     }
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
     const uint8_t* base = sending_.data();
     for (size_t off = 0; off + kStagedHeader <= sending_.size();) {
       uint32_t slot, ip;
@@ -558,18 +569,24 @@ class Engine {
       memcpy(&port, base + off + 8, 2);
       memcpy(&len, base + off + 10, 2);
       int fd = slots_[slot].fd.load();
-      if (fd >= 0) {
-        sa.sin_port = htons(port);
-        sa.sin_addr.s_addr = htonl(ip);
-        if (sendto(fd, base + off + kStagedHeader, len, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
-          stats_.sendErrors.fetch_add(1, std::memory_order_relaxed);
-        } else {
-          stats_.sent.fetch_add(1, std::memory_order_relaxed);
-        }
-      }
+      if (fd >= 0) SendTo(fd, base + off + kStagedHeader, len, ip, port);
       off += StagedSize(len);
     }
     sending_.clear();
+  }
+
+  // One datagram, counted in `sent` or `sendErrors`.
+  bool SendTo(int fd, const uint8_t* data, size_t len, uint32_t ip, uint16_t port) {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(ip);
+    if (sendto(fd, data, len, MSG_DONTWAIT, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0) {
+      stats_.sendErrors.fetch_add(1, std::memory_order_relaxed);
+      return false;
+    }
+    stats_.sent.fetch_add(1, std::memory_order_relaxed);
+    return true;
   }
 
   const int64_t period_ns_;
@@ -611,6 +628,7 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
     return DefineClass(env, "RtpIo",
                        {InstanceMethod<&RtpIo::Open>("open"), InstanceMethod<&RtpIo::Close>("close"),
                         InstanceMethod<&RtpIo::Stage>("stage"),
+                        InstanceMethod<&RtpIo::SendNow>("sendNow"),
                         InstanceMethod<&RtpIo::Replace>("replace"),
                         InstanceMethod<&RtpIo::Commit>("commit"), InstanceMethod<&RtpIo::Take>("take"),
                         InstanceMethod<&RtpIo::Release>("release"),
@@ -737,14 +755,25 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
     return true;
   }
 
-  // stage(slot, bytes: Uint8Array, len, ipU32, port) -> bool
-  Napi::Value Stage(const Napi::CallbackInfo& info) {
+  // A packet to an address: (slot, bytes: Uint8Array, len, ipU32, port) -> bool, handed to `Send`.
+  template <bool (Engine::*Send)(uint32_t, const uint8_t*, size_t, uint32_t, uint16_t)>
+  Napi::Value Addressed(const Napi::CallbackInfo& info, const char* usage) {
     uint8_t* data;
     size_t len;
-    if (!PacketArgs(info, 5, "RtpIo.stage: expected (slot, Uint8Array, len, ip, port)", &data, &len)) return info.Env().Undefined();
-    bool ok = engine_->Stage(info[0].As<Napi::Number>().Uint32Value(), data, len, info[3].As<Napi::Number>().Uint32Value(),
-                             static_cast<uint16_t>(info[4].As<Napi::Number>().Uint32Value()));
+    if (!PacketArgs(info, 5, usage, &data, &len)) return info.Env().Undefined();
+    bool ok = (engine_->*Send)(info[0].As<Napi::Number>().Uint32Value(), data, len, info[3].As<Napi::Number>().Uint32Value(),
+                               static_cast<uint16_t>(info[4].As<Napi::Number>().Uint32Value()));
     return Napi::Boolean::New(info.Env(), ok);
+  }
+
+  // stage(slot, bytes, len, ipU32, port) -> bool: sent at the next due time.
+  Napi::Value Stage(const Napi::CallbackInfo& info) {
+    return Addressed<&Engine::Stage>(info, "RtpIo.stage: expected (slot, Uint8Array, len, ip, port)");
+  }
+
+  // sendNow(slot, bytes, len, ipU32, port) -> bool: sent at once, not at the next due time.
+  Napi::Value SendNow(const Napi::CallbackInfo& info) {
+    return Addressed<&Engine::SendNow>(info, "RtpIo.sendNow: expected (slot, Uint8Array, len, ip, port)");
   }
 
   // replace(slot, bytes, len) -> bool: true when the committed packet was rewritten before it left.
@@ -813,6 +842,8 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
     // Times the thread woke, and times it went from waiting on the sockets to polling them.
     o.Set("wakeups", Napi::Number::New(env, static_cast<double>(s.wakeups.load())));
     o.Set("pollStarts", Napi::Number::New(env, static_cast<double>(s.pollStarts.load())));
+    // Packets sent at once from JavaScript (late bot frames), also counted in `sent`.
+    o.Set("sentNow", Napi::Number::New(env, static_cast<double>(s.sentNow.load())));
     o.Set("realtime", Napi::Number::New(env, engine_->realtime_.load() ? 1 : 0));
     return o;
   }

@@ -67,7 +67,13 @@ export class CallMedia implements MediaSession {
   #lastAudioLen = 0;
   #sending = true;
   #closed = false;
-  readonly stats: MediaStats = newMediaStats();
+  /** Late-frame catch-up (see `tick`); on unless the route turns it off. */
+  readonly #catchUp: boolean;
+  /** The last slot carried a whole frame of bot audio: a dry queue now is a late frame, not the end of speech. */
+  #speaking = false;
+  /** This slot's header is taken and its packet not sent: it waits for the bot's late frame. */
+  #held = false;
+  readonly stats: MediaStats = { ...newMediaStats(), playoutLateFrames: 0 };
 
   constructor(
     private readonly socket: RtpSocket,
@@ -83,6 +89,7 @@ export class CallMedia implements MediaSession {
     }
     this.#upsampled = new Int16Array(this.#up ? this.#up.maxOutputLength(MAX_DECODE) : 0);
     this.#frame = new Int16Array(options.botRate / 50);
+    this.#catchUp = options.playoutCatchUp !== false;
     this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats, new DtmfReceiver(), (press) => sink.onDtmf(press));
     this.#header.payloadType = options.payloadType;
     this.#header.sequenceNumber = (Math.random() * 0x10000) >>> 0;
@@ -147,6 +154,7 @@ export class CallMedia implements MediaSession {
     this.stats.framesFromBot++;
     if (!this.#down) {
       this.playout.push(samples);
+      if (this.#held) this.#fillHeld();
       return;
     }
     const need = this.#down.maxOutputLength(samples.length);
@@ -154,11 +162,22 @@ export class CallMedia implements MediaSession {
     if (this.#downsampled.length < need) this.#downsampled = new Int16Array(need);
     const m = this.#down.process(samples, this.#downsampled);
     this.playout.push(this.#downsampled.subarray(0, m));
+    if (this.#held) this.#fillHeld();
   }
 
   /** Queues PCM that is already 8 kHz (a fallback prompt), bypassing the bot's resampler. */
   queue8k(samples: Int16Array): void {
     this.playout.push(samples);
+    if (this.#held) this.#fillHeld();
+  }
+
+  /** The bot's late frame is here: it leaves now, in the slot it missed, and its marks count as played. */
+  #fillHeld(): void {
+    if (this.playout.buffered < SAMPLES_PER_FRAME || this.#closed) return;
+    this.#held = false;
+    this.stats.playoutLateFrames!++;
+    this.#emit(true);
+    this.afterTick();
   }
 
   /**
@@ -179,29 +198,60 @@ export class CallMedia implements MediaSession {
   /**
    * Runs once per 20 ms node tick: sends the next frame of bot audio, or silence, or a DTMF event.
    * Marks the frame reached are reported by `afterTick()`.
+   *
+   * Late-frame catch-up: a bot streaming in real time delivers its frames with jitter, so a frame
+   * now and then lands just after the tick that would have sent it. Played at the next tick, it
+   * would leave the frame after it queued behind it, and every later frame a tick late, until the
+   * bot pauses (the standing queue in docs/benchmarks/capacity.md). So when the bot was mid-speech
+   * (the last slot carried a whole frame) and its next frame is not here, the slot is held: its
+   * RTP timestamp and sequence number are taken, and its packet leaves the moment the frame
+   * arrives (`#fillHeld`, sent at once, not at a tick), a few ms late to the caller's jitter buffer
+   * instead of 20 ms late for the rest of the talk spurt. If nothing comes before the next tick,
+   * that tick sends the held slot with whatever is queued (silence when the bot has stopped) and
+   * then its own, so the stream never skips a timestamp.
    */
   tick(): void {
     if (this.#closed) return;
     this.#lastAudio = undefined;
+    if (this.#held) {
+      this.#held = false;
+      this.#emit(false);
+    }
     if (this.#dtmfOut.active) {
+      this.#speaking = false;
       this.#tickDtmf();
       return;
     }
-    // Marks reached by this frame are reported after its packet has left (they are "played").
-    this.playout.read(this.#out, this.#onMarkDue);
     this.#header.timestamp = (this.#header.timestamp + SAMPLES_PER_FRAME) >>> 0;
     this.#header.sequenceNumber = (this.#header.sequenceNumber + 1) & 0xffff;
-    if (this.#sending) {
-      // On hold the clock runs and nothing is sent (RFC 3264 §8.4).
-      if (this.options.codec === 'PCMU') g711.ulawEncode(this.#out, this.#encoded);
-      else g711.alawEncode(this.#out, this.#encoded);
-      const packet = this.#takePacket();
-      const len = serializeRtpInto(packet, 0, this.#header, this.#encoded);
-      this.#header.marker = false;
-      this.#send(packet, len);
-      this.#lastAudio = packet;
-      this.#lastAudioLen = len;
+    if (this.#catchUp && this.#speaking && this.#sending && this.playout.buffered < SAMPLES_PER_FRAME) {
+      this.#held = true;
+      this.#speaking = false;
+      return;
     }
+    this.#emit(false);
+  }
+
+  /**
+   * Plays the next frame in the current slot (header already advanced): at the tick's due time, or
+   * `now`. On hold the clock runs and the audio is consumed but nothing is sent (RFC 3264 §8.4).
+   * Marks reached by this frame are reported after its packet has left (they are "played").
+   */
+  #emit(now: boolean): void {
+    this.#speaking = this.playout.read(this.#out, this.#onMarkDue) === SAMPLES_PER_FRAME;
+    if (!this.#sending) return;
+    if (this.options.codec === 'PCMU') g711.ulawEncode(this.#out, this.#encoded);
+    else g711.alawEncode(this.#out, this.#encoded);
+    const packet = this.#takePacket();
+    const len = serializeRtpInto(packet, 0, this.#header, this.#encoded);
+    this.#header.marker = false;
+    if (now) {
+      this.#peer.sendNow(packet, len);
+      return;
+    }
+    this.#send(packet, len);
+    this.#lastAudio = packet;
+    this.#lastAudioLen = len;
   }
 
   #send(packet: Uint8Array, len: number): void {

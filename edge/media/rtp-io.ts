@@ -70,6 +70,10 @@ class DgramRtpSocket implements RtpSocket {
     this.socket.send(packet, 0, len, port, this.#lastAddress);
   }
 
+  sendNow(packet: Uint8Array, len: number, ip: number, port: number): void {
+    this.send(packet, len, ip, port); // dgram always writes at once
+  }
+
   replace(): boolean {
     return false; // already written
   }
@@ -116,6 +120,7 @@ interface NativeEngine {
   open(host: number, port: number): number;
   close(slot: number): void;
   stage(slot: number, bytes: Uint8Array, len: number, ip: number, port: number): boolean;
+  sendNow(slot: number, bytes: Uint8Array, len: number, ip: number, port: number): boolean;
   replace(slot: number, bytes: Uint8Array, len: number): boolean;
   commit(): void;
   take(): number;
@@ -160,6 +165,10 @@ class NativeRtpSocket implements RtpSocket {
 
   send(packet: Uint8Array, len: number, ip: number, port: number): void {
     if (!this.#closed) this.io.engine.stage(this.slot, packet, len, ip, port);
+  }
+
+  sendNow(packet: Uint8Array, len: number, ip: number, port: number): void {
+    if (!this.#closed) this.io.engine.sendNow(this.slot, packet, len, ip, port);
   }
 
   replace(packet: Uint8Array, len: number): boolean {

@@ -99,4 +99,11 @@ export class RtpPeer {
     this.socket.send(packet, len, this.#ip, this.#port);
     this.stats.rtpSent++;
   }
+
+  /** Like `send`, but at once rather than at the tick's due time (RtpSocket.sendNow). */
+  sendNow(packet: Uint8Array, len: number): void {
+    if (this.#port === 0) return;
+    this.socket.sendNow(packet, len, this.#ip, this.#port);
+    this.stats.rtpSent++;
+  }
 }

@@ -19,6 +19,11 @@ export interface RtpSocket {
    */
   send(packet: Uint8Array, len: number, ip: number, port: number): void;
   /**
+   * Sends `packet[0, len)` to ip:port now, outside the tick (a late bot frame filling the slot it
+   * missed). `packet` may be reused as soon as this returns.
+   */
+  sendNow(packet: Uint8Array, len: number, ip: number, port: number): void;
+  /**
    * Rewrites the packet this socket sent in the current tick, if it has not left yet (barge-in
    * between staging and departure). False when it already left or the backend sends at once.
    */

@@ -45,6 +45,8 @@ export interface MediaSessionOptions {
   symmetric: boolean;
   /** Drop a frame of a standing live-stream queue (PlayoutBuffer's trim); default false. */
   playoutTrim?: boolean;
+  /** Send a late bot frame at once in the slot it missed (CallMedia.tick); default true. G.711 only. */
+  playoutCatchUp?: boolean;
   /** PCM rate the bot speaks. */
   botRate: 8000 | 16000 | 24000;
 }

@@ -53,3 +53,94 @@ describe('CallMedia sending to the caller', () => {
     got.forEach((g, i) => assert.ok(Math.abs(g.level - levels[i]!) <= levels[i]! / 16, `frame ${i}: ${g.level} vs ${levels[i]}`));
   });
 });
+
+describe('CallMedia late-frame catch-up', () => {
+  const open: { close(): unknown }[] = [];
+  after(() => {
+    for (const o of open) o.close();
+  });
+
+  /** A call whose packets land in `got`; ticks are driven by hand (the dgram backend sends at once). */
+  async function call(playoutCatchUp?: boolean): Promise<{ media: CallMedia; got: { seq: number; ts: number; level: number }[] }> {
+    const caller = await bind();
+    const got: { seq: number; ts: number; level: number }[] = [];
+    const pcm = new Int16Array(160);
+    caller.on('message', (msg) => {
+      const p = parseRtp(msg);
+      ulawDecode(p.payload, pcm);
+      got.push({ seq: p.sequenceNumber, ts: p.timestamp, level: Math.max(...pcm.map(Math.abs)) });
+    });
+    const sock = await new DgramRtpIo().bind('127.0.0.1', 0);
+    const media = new CallMedia(
+      sock,
+      sock.port,
+      { codec: 'PCMU', payloadType: 0, remote: { address: '127.0.0.1', port: caller.address().port }, symmetric: false, playoutCapacity: 8000, botRate: 8000, ...(playoutCatchUp === undefined ? {} : { playoutCatchUp }) },
+      { onCallerAudio: () => undefined, onDtmf: () => undefined, onMark: () => undefined },
+    );
+    open.push(media, caller);
+    return { media, got };
+  }
+  const frame = (level: number): Int16Array => new Int16Array(160).fill(level);
+  const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 40));
+  const near = (level: number, want: number): boolean => Math.abs(level - want) <= want / 16; // µ-law step
+
+  it('sends a frame that lands just after its tick, mid-speech, at once in the slot it missed', async () => {
+    const { media, got } = await call();
+    media.queueBotAudio(frame(1000));
+    media.tick(); // the bot is speaking
+    media.tick(); // its next frame is late: the slot is held, nothing leaves
+    await settle();
+    assert.equal(got.length, 1, 'the held slot sent nothing yet');
+    media.queueBotAudio(frame(2000)); // the late frame: leaves now, no tick
+    await settle();
+    assert.equal(got.length, 2);
+    assert.equal(media.stats.playoutLateFrames, 1);
+    media.queueBotAudio(frame(4000)); // the next frame, on time
+    media.tick();
+    await settle();
+    assert.equal(got.length, 3);
+    const [a, b, c] = got as [(typeof got)[0], (typeof got)[0], (typeof got)[0]];
+    // Consecutive slots: one sequence number and 160 timestamp units apart, each with its own audio,
+    // and the on-time frame was not queued behind the late one.
+    assert.deepEqual([(b.seq - a.seq) & 0xffff, (c.seq - b.seq) & 0xffff], [1, 1]);
+    assert.deepEqual([(b.ts - a.ts) >>> 0, (c.ts - b.ts) >>> 0], [160, 160]);
+    assert.ok(near(a.level, 1000) && near(b.level, 2000) && near(c.level, 4000), JSON.stringify(got));
+    assert.equal(media.playout.buffered, 0);
+  });
+
+  it('fills a held slot with silence at the next tick when the bot has stopped: no timestamp is skipped', async () => {
+    const { media, got } = await call();
+    media.queueBotAudio(frame(1000));
+    media.tick();
+    media.tick(); // held
+    media.tick(); // nothing came: the held slot (silence), then this tick's slot (silence)
+    await settle();
+    assert.equal(got.length, 3);
+    assert.deepEqual(got.map((g) => (g.seq - got[0]!.seq) & 0xffff), [0, 1, 2]);
+    assert.deepEqual(got.map((g) => (g.ts - got[0]!.ts) >>> 0), [0, 160, 320]);
+    assert.deepEqual(got.slice(1).map((g) => g.level), [0, 0]);
+    assert.equal(media.stats.playoutLateFrames, 0);
+    // Bot silent: the next dry tick sends silence on time, nothing is held.
+    media.tick();
+    await settle();
+    assert.equal(got.length, 4);
+  });
+
+  it('never holds before the bot speaks, and holds nothing when turned off', async () => {
+    const { media, got } = await call(false);
+    media.tick(); // silence on time
+    media.queueBotAudio(frame(1000));
+    media.tick();
+    media.tick(); // dry: silence on time (catch-up off)
+    await settle();
+    assert.equal(got.length, 3);
+    media.queueBotAudio(frame(2000)); // waits for the tick
+    await settle();
+    assert.equal(got.length, 3);
+    media.tick();
+    await settle();
+    assert.equal(got.length, 4);
+    assert.ok(near(got[3]!.level, 2000));
+    assert.equal(media.stats.playoutLateFrames, 0);
+  });
+});

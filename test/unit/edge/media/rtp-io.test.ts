@@ -117,6 +117,21 @@ function backendSuite(name: string, make: () => RtpIo): void {
       }
     });
 
+    it('sendNow() sends at once, outside any tick, and the buffer may be reused', async () => {
+      const s = await io.bind('127.0.0.1', 0);
+      opened.push(s);
+      const p = await peer();
+      peers.push(p.sock);
+      const before = io.stats()['sentNow'] ?? 0;
+      const pkt = Uint8Array.of(0xcc, 7, 7);
+      s.sendNow(pkt, 2, LOCAL, p.port); // len 2: only the head goes
+      pkt[0] = 0; // reused at once
+      // No clock subscriber: nothing would be sent if this waited for a tick.
+      await until(() => p.got.length >= 1);
+      assert.deepEqual([...p.got[0]!.data], [0xcc, 7]);
+      if (io.kind === 'native') assert.equal(io.stats()['sentNow'], before + 1);
+    });
+
     it('stops delivering to a closed socket and frees its port', async () => {
       const s = await io.bind('127.0.0.1', 0);
       const port = s.port;
@@ -202,6 +217,18 @@ if (native.kind === 'native') {
       } finally {
         for (const s of socks) s.close();
         p.sock.close();
+        io.close();
+      }
+    });
+
+    it('refuses a packet that is not a typed array, naming the call', () => {
+      const io = createRtpIo('127.0.0.1', 'native') as NativeRtpIo;
+      try {
+        for (const fn of ['stage', 'sendNow'] as const) {
+          assert.throws(() => (io.engine[fn] as (...a: unknown[]) => unknown)(0, 'not bytes', 3, LOCAL, 9), (e: Error) => e instanceof TypeError && e.message.includes(`RtpIo.${fn}: expected`));
+          assert.throws(() => (io.engine[fn] as (...a: unknown[]) => unknown)(0, new Uint8Array(3)), TypeError);
+        }
+      } finally {
         io.close();
       }
     });
