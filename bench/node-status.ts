@@ -11,20 +11,37 @@ export interface LoopDelay {
   max: number;
 }
 
+/** The native RTP I/O's send counters since start, summed over the nodes (absent on dgram). */
+export interface RtpSends {
+  sent: number;
+  /** Sent at once from the event loop (late bot frames) rather than at a tick's due time. */
+  sentNow: number;
+}
+
+export interface NodeWindow {
+  /** Worst over the nodes, for the window that just ended. */
+  loopDelay: LoopDelay | undefined;
+  rtp: RtpSends | undefined;
+}
+
 /**
- * Asks every node for its status and starts a new window on each (`reset`). Returns the worst
- * figures over the nodes, for the window that just ended, or undefined when none answered.
+ * Asks every node for its status and starts a new event-loop delay window on each (`reset`).
  */
-export async function readLoopDelay(nc: NatsConnection, nodeIds: string[]): Promise<LoopDelay | undefined> {
+export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Promise<NodeWindow> {
+  type Reply = { eventLoopDelayMs: LoopDelay; rtpIo?: { sent?: number; sentNow?: number } };
   const replies = await Promise.all(
     nodeIds.map((id) =>
       nc
         .request(`botedge.v1.node.${id}.status`, JSON.stringify({ reset: true }), { timeout: 2000 })
-        .then((m) => m.json<{ eventLoopDelayMs: LoopDelay }>().eventLoopDelayMs)
+        .then((m) => m.json<Reply>())
         .catch(() => undefined),
     ),
   );
-  const got = replies.filter((r): r is LoopDelay => r !== undefined);
-  if (got.length === 0) return undefined;
-  return { p50: Math.max(...got.map((r) => r.p50)), p99: Math.max(...got.map((r) => r.p99)), max: Math.max(...got.map((r) => r.max)) };
+  const got = replies.filter((r): r is Reply => r !== undefined);
+  const delays = got.map((r) => r.eventLoopDelayMs);
+  const io = got.map((r) => r.rtpIo).filter((r) => r?.sent !== undefined && r.sentNow !== undefined);
+  return {
+    loopDelay: delays.length === 0 ? undefined : { p50: Math.max(...delays.map((r) => r.p50)), p99: Math.max(...delays.map((r) => r.p99)), max: Math.max(...delays.map((r) => r.max)) },
+    rtp: io.length === 0 ? undefined : { sent: io.reduce((s, r) => s + r!.sent!, 0), sentNow: io.reduce((s, r) => s + r!.sentNow!, 0) },
+  };
 }

@@ -20,7 +20,7 @@ import { cpuBetween, sampleMachine, sampleProc, type ProcSample } from './proc.j
 import { Children, forkBench, pin, readMembers, startMediaNode, startNats, waitForMembers, type MediaNodeProcess } from './procs.js';
 import { startProxy } from './proxy-procs.js';
 import { renderReport } from './report.js';
-import { readLoopDelay, type LoopDelay } from './node-status.js';
+import { readNodeWindow, type LoopDelay } from './node-status.js';
 
 export interface BenchOptions {
   /** Concurrent calls (fixed mode) or the ramp's ceiling. */
@@ -126,6 +126,8 @@ export interface BenchResult {
   capacity?: { calls: number; limited_by: string };
   /** The media node's own event-loop delay over the window, ms (worst node when sharded). */
   event_loop_delay_ms?: LoopDelay;
+  /** Native RTP I/O: share of RTP packets sent at once (late bot frames), see Step. */
+  rtp_sent_now_share?: number;
   /** Opus runs: how loss was counted, and that latency was not measured. */
   note?: string;
 }
@@ -164,6 +166,11 @@ export interface StepResult {
   sharded?: ShardedStep;
   /** The media node's own event-loop delay over the window, ms (worst node when sharded). */
   event_loop_delay_ms?: LoopDelay;
+  /**
+   * Native RTP I/O: the share of the window's RTP packets sent at once from the event loop (late
+   * bot frames, CallMedia's catch-up) rather than at a tick's due time.
+   */
+  rtp_sent_now_share?: number;
 }
 
 export interface BenchDetails {
@@ -340,7 +347,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       // Opus: frames at the bot are counted by arrival between the window's edges (no markers).
       const botAtOpen = isOpus ? nextMessage<BotReport>(bot.child, 'report', 10_000) : undefined;
       if (isOpus) bot.child.send({ type: 'report' });
-      await readLoopDelay(nc, nodeIds); // opens the node's event-loop delay window
+      const nodeAtOpen = await readNodeWindow(nc, nodeIds); // opens the node's event-loop delay window
       const a: Record<string, ProcSample | undefined> = {};
       for (const [k, pid] of Object.entries(allPids)) a[k] = sampleProc(pid, monoMs());
       const machineA = sampleMachine();
@@ -350,7 +357,10 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       const b: Record<string, ProcSample | undefined> = {};
       for (const [k, pid] of Object.entries(allPids)) b[k] = sampleProc(pid, monoMs());
       const machineB = sampleMachine();
-      const loopDelay = await readLoopDelay(nc, nodeIds);
+      const nodeAtClose = await readNodeWindow(nc, nodeIds);
+      const loopDelay = nodeAtClose.loopDelay;
+      const rtpA = nodeAtOpen.rtp;
+      const rtpB = nodeAtClose.rtp;
       const botAtClose = isOpus ? nextMessage<BotReport>(bot.child, 'report', 10_000) : undefined;
       if (isOpus) bot.child.send({ type: 'report' });
       const opusAtBot = isOpus ? (await botAtClose!).framesTotal - (await botAtOpen!).framesTotal : 0;
@@ -431,6 +441,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         pass: reasons.length === 0,
         limited_by: reasons.join('; '),
         ...(loopDelay ? { event_loop_delay_ms: loopDelay } : {}),
+        ...(rtpA && rtpB ? { rtp_sent_now_share: round((rtpB.sentNow - rtpA.sentNow) / Math.max(1, rtpB.sent - rtpA.sent), 4) } : {}),
       };
       if (viaProxy) {
         // Calls each node holds, from the cluster table (its own row), right after the window.
@@ -501,6 +512,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       bot_rate_hz: botRate,
       media_node_flags: media.nodeFlags,
       ...(chosen.event_loop_delay_ms ? { event_loop_delay_ms: chosen.event_loop_delay_ms } : {}),
+      ...(chosen.rtp_sent_now_share !== undefined ? { rtp_sent_now_share: chosen.rtp_sent_now_share } : {}),
       ...(isOpus
         ? { note: 'opus: loss counted by frames (bot frames and RTP packets back vs RTP packets sent, per window by arrival), latency not measured (no marker survives the codec): latency_ms fields are 0' }
         : {}),

@@ -30,8 +30,9 @@ const NUMERIC_FIELDS = [
   'bot_rate_hz',
 ] as const;
 
-// Issue 3's fields, plus the media node's own event-loop delay over the window.
-const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags'];
+// Issue 3's fields, plus the media node's own event-loop delay over the window and (native RTP
+// I/O, what these tests run on) the share of packets sent at once.
+const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'rtp_sent_now_share'];
 
 describe('npm run bench', () => {
   const out = mkdtempSync(join(tmpdir(), 'botedge-bench-'));
@@ -131,6 +132,10 @@ describe('npm run bench', () => {
         assert.ok(l['p50']! > 0 && l['p99']! >= l['p50']! && l['p99']! < 100, `${dir}: ${JSON.stringify(l)}`);
       }
       assert.ok(latency['bot_to_caller']!['p50']! < 25, `bot→caller p50 within about one tick: ${JSON.stringify(latency['bot_to_caller'])}`);
+      // Native RTP I/O reports how many packets left at once (late bot frames caught up): a share,
+      // and never most of them (the echo bot streams in real time; most frames are on time).
+      const share = result['rtp_sent_now_share'];
+      assert.ok(typeof share === 'number' && share >= 0 && share < 0.5, `rtp_sent_now_share ${String(share)}`);
       const details = JSON.parse(readFileSync(join(out16, 'details.json'), 'utf8')) as { steps: { frames: { sent: number; at_bot: number; echoed: number; back: number; unrecognised_back: number } }[] };
       const frames = details.steps[0]!.frames;
       // 10 calls × 5 s × 50 frames/s less the pauses; every one read at the bot and back, none misread.
