@@ -8,6 +8,17 @@
  * garbage, ≈ 150 kB per call at 200 calls. With 4 MB the scavenges come more often but each costs
  * what is live, not what is dead: at 200 calls the resident memory per call halves and CPU per call
  * stays within run-to-run noise (docs/benchmarks/capacity.md, "Young generation").
- * V8 reads it only at start-up (v8.setFlagsFromString is too late), hence a flag, not code.
+ *
+ * `--single-threaded-gc`: V8 otherwise marks the old generation on helper threads, concurrently.
+ * A media node that has its core to itself (pinned, or one shard per core under full load) then
+ * shares that core between the event loop and the markers, and the scheduler gives the loop a
+ * fraction of it until marking ends. Measured: event-loop gaps of 17–44 ms at each major GC.
+ * Every such gap delays the caller audio of every call at once, so the echoes come back as
+ * bursts, and the playout queues them for the rest of the talk spurt. Marking incrementally on
+ * the loop itself keeps each pause to a few ms. At 200 calls the bot→caller p99 went from 53–59 ms
+ * to 27–46 ms, with no CPU cost (docs/benchmarks/capacity.md, "GC on the media node's core").
+ * Node refuses it in NODE_OPTIONS: it goes on the command line.
+ *
+ * V8 reads both only at start-up (v8.setFlagsFromString is too late), hence flags, not code.
  */
-export const MEDIA_NODE_FLAGS: readonly string[] = Object.freeze(['--max-semi-space-size=4']);
+export const MEDIA_NODE_FLAGS: readonly string[] = Object.freeze(['--max-semi-space-size=4', '--single-threaded-gc']);
