@@ -104,6 +104,33 @@ describe('native-mux streams on one shared socket', { timeout: 10000 }, () => {
     await server.close();
   });
 
+  it('lets go of each received batch once the call has taken its frame', async () => {
+    const server = await MuxServer.listen();
+    server.on('call', (c) => c.on('audio', (pcm) => c.sendAudio(pcm)));
+    const seen: number[][] = [];
+    let kept: { samples: Int16Array } | undefined;
+    const h = handlers();
+    const stream = await MuxBotStream.connect(`ws://127.0.0.1:${server.port}/m`, proto('K'), opts('K', 'n-keep'), {
+      ...h,
+      onCommand: (c) => {
+        if (c.type !== 'audio') return;
+        seen.push([...c.samples]);
+        kept = c; // what a call could hold on to after the command
+      },
+    });
+    try {
+      stream.sendAudio(Int16Array.from([7, 8, 9]), 0);
+      await until(() => seen.length === 1, 2000, 'echo');
+      assert.deepEqual(seen, [[7, 8, 9]]);
+      // The reused command no longer points into the received message: a quiet bot must not pin
+      // its last batch (every call's frames) until the next one.
+      assert.equal(kept!.samples.length, 0);
+    } finally {
+      stream.close('caller-hangup');
+      await server.close();
+    }
+  });
+
   it('fails every call on the socket when it drops, and the next call reconnects', async () => {
     const server = await MuxServer.listen();
     const url = `ws://127.0.0.1:${server.port}/`;
