@@ -1,18 +1,2 @@
-/**
- * One clock for every benchmark process. `performance.now()` is CLOCK_MONOTONIC minus a
- * per-process origin; `process.hrtime.bigint()` is CLOCK_MONOTONIC itself, which on Linux is one
- * clock for the whole machine. Calibrating the offset once at load gives a cheap, allocation-free
- * reading that the load generator and the instrumented bot can subtract from each other (to
- * within a microsecond or two of calibration error).
- */
-const offsetMs = Number(process.hrtime.bigint() / 1000n) / 1000 - performance.now();
-
-/** Milliseconds on the machine-wide monotonic clock. */
-export function monoMs(): number {
-  return performance.now() + offsetMs;
-}
-
-/** Microseconds on the machine-wide monotonic clock, mod 2^32 (what fits in a frame marker). */
-export function monoUs32(): number {
-  return Math.round((performance.now() + offsetMs) * 1000) % 0x100000000;
-}
+/** The benchmark's processes share the media plane's machine-wide clock (edge/media/mono-clock.ts). */
+export { monoMs, monoUs32 } from '../edge/media/mono-clock.js';

@@ -2,7 +2,12 @@
  * The load generator, run as its own process (child_process.fork from bench/run.ts) so its CPU is
  * never counted as the system's. One SIP UDP socket for all calls, driven by the project's own SIP
  * stack (transaction layer, dialogs, SDP offer/answer); one RTP socket per call, as a phone would
- * have. Every call sends marked G.711 µ-law frames at 20 ms and reads the marker of what comes back,
+ * have. The RTP sockets use the node's own I/O backend (edge/media/rtp-io.ts): the native I/O
+ * thread when the addon is built — datagrams arrive in batches and leave with one sendto each,
+ * without node:dgram's per-packet JavaScript, and each carries the time the thread read it from
+ * the socket. The generator shares a core with the echo bot and nats-server: with node:dgram its
+ * own event-loop lag there (20–40 ms at 200 calls) was added to every bot→caller latency it
+ * measured. `--rtp-io dgram` (argv) keeps node:dgram. Every call sends marked G.711 µ-law frames at 20 ms and reads the marker of what comes back,
  * so loss and latency are counted per frame, not estimated: the byte marker (bench/frame.ts) when the
  * bot speaks 8 kHz, the tone marker (bench/tone-mark.ts) when the node resamples to 16 kHz.
  *
@@ -12,6 +17,8 @@
  * what is due and the lateness is reported as the generator's own health figure.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
+import { createRtpIo, type RtpIo } from '../edge/media/rtp-io.js';
+import { ipv4ToU32, type RtpSocket } from '../edge/media/rtp-socket.js';
 import { Dialog } from '../sip/dialog.js';
 import { newCallId, newTag } from '../sip/ids.js';
 import { SipHeaders } from '../sip/headers.js';
@@ -27,7 +34,13 @@ import type { FailureCounts, FromLoadgen, LoadgenConfig, ToLoadgen } from './mes
 import { OpusReplay } from './opus-caller.js';
 
 const HOST = '127.0.0.1';
+const HOST_IP = ipv4ToU32(HOST)!;
 const PACKET_BYTES = 12 + FRAME_SAMPLES;
+/**
+ * How long the native I/O thread gathers datagrams before handing them over (the node uses 2 ms):
+ * arrivals are stamped by the thread when it reads them, up to this much after the kernel had them.
+ */
+const RECV_BATCH_MS = 0.5;
 
 type CallState = 'inviting' | 'up' | 'ending' | 'ended' | 'failed';
 
@@ -35,13 +48,14 @@ interface Call {
   index: number;
   tag: number;
   state: CallState;
-  socket: Socket;
+  socket: RtpSocket;
   rtpPort: number;
   offer: Sdp;
   invite: SipRequest;
   dialog: Dialog | undefined;
   ack: SipRequest | undefined;
   remote: { address: string; port: number };
+  remoteIp: number;
   payloadType: number;
   ssrc: number;
   seq: number;
@@ -64,6 +78,7 @@ interface Call {
 
 let config: LoadgenConfig | undefined;
 let sip: Socket;
+let rtpIo: RtpIo;
 let layer: TransactionLayer;
 const calls: Call[] = [];
 const byCallId = new Map<string, Call>();
@@ -126,16 +141,9 @@ function dialogDestination(dialog: Dialog): Destination {
   return { address: uri.params.get('maddr') ?? uri.host, port: uri.port ?? 5060, transport: 'udp' };
 }
 
-async function bindRtp(): Promise<{ socket: Socket; port: number }> {
-  const socket = createSocket({ type: 'udp4' });
-  await new Promise<void>((resolve, reject) => {
-    socket.once('error', reject);
-    socket.bind(0, HOST, () => {
-      socket.off('error', reject);
-      resolve();
-    });
-  });
-  return { socket, port: socket.address().port };
+async function bindRtp(): Promise<{ socket: RtpSocket; port: number }> {
+  const socket = await rtpIo.bind(HOST, 0);
+  return { socket, port: socket.port };
 }
 
 async function startCall(index: number): Promise<void> {
@@ -179,6 +187,7 @@ async function startCall(index: number): Promise<void> {
     dialog: undefined,
     ack: undefined,
     remote: { address: HOST, port: 0 },
+    remoteIp: HOST_IP,
     payloadType: 0,
     ssrc: (Math.random() * 0x100000000) >>> 0,
     seq: (Math.random() * 0x10000) >>> 0,
@@ -195,8 +204,10 @@ async function startCall(index: number): Promise<void> {
   calls.push(call);
   byCallId.set(callId, call);
   const mark: FrameMark = { tag: 0, seq: 0, callerUs: 0, botUs: 0 };
-  bound.socket.on('message', (msg: Buffer) => onRtp(call, msg, mark));
-  bound.socket.on('error', () => undefined);
+  // Only the node's RTP port is the call's media (what a connected socket used to filter).
+  bound.socket.onPacket = (packet, ip, port, arrivalUs) => {
+    if (port === call.remote.port && ip === call.remoteIp) onRtp(call, packet, arrivalUs, mark);
+  };
   const dest: Destination = { address: cfg.host, port: cfg.port, transport: 'udp' };
   try {
     layer.sendRequest(invite, dest, {
@@ -220,7 +231,10 @@ function onInviteResponse(call: Call, res: SipResponse): void {
     try {
       call.dialog = Dialog.fromUac(call.invite, res);
       const answer = applyAnswer(call.offer, parseSdp(Buffer.from(res.body).toString('utf8')));
+      const remoteIp = ipv4ToU32(answer.remote.address);
+      if (remoteIp === undefined) throw new Error(`answered media address ${answer.remote.address} is not IPv4`);
       call.remote = answer.remote;
+      call.remoteIp = remoteIp;
       call.payloadType = answer.codec.payloadType;
       const offered = opus ? 'opus' : 'PCMU';
       if (answer.codec.name !== offered) throw new Error(`answered ${answer.codec.name}, offered ${offered} only`);
@@ -233,12 +247,7 @@ function onInviteResponse(call: Call, res: SipResponse): void {
     pending--;
     up++;
     call.state = 'up';
-    // A connected socket sends synchronously: an unconnected one resolves the address through
-    // dns.lookup, which defers the real send to process.nextTick — slower, and a buffer reused
-    // before then goes out with later bytes. It also accepts RTP only from the node's port.
-    call.socket.connect(call.remote.port, call.remote.address, () => {
-      if (call.state === 'up') phases[call.index % phases.length]!.push(call);
-    });
+    phases[call.index % phases.length]!.push(call);
   }
   // 2xx retransmissions get the same ACK again (RFC 3261 §13.2.2.4).
   if (call.ack && call.dialog) layer.sendStateless(call.ack, dialogDestination(call.dialog));
@@ -257,20 +266,22 @@ function readMark(call: Call, payload: Uint8Array, now: number, mark: FrameMark)
   return true;
 }
 
-function onRtp(call: Call, msg: Buffer, mark: FrameMark): void {
+/**
+ * `now`: when the datagram was read from its socket (the native I/O thread's stamp, or the dgram
+ * message event's), so the generator's own event-loop lag is not counted as the system's latency.
+ */
+function onRtp(call: Call, msg: Uint8Array, now: number, mark: FrameMark): void {
   if (call.state !== 'up' && call.state !== 'ending') return;
   if (msg.length < 12 || msg[0]! >> 6 !== 2) return;
   if (opus) {
     // No marker survives Opus: count packets, by arrival time (bench/opus-caller.ts).
     recvLastS++;
-    if (inWindow(monoUs32())) {
+    if (inWindow(now)) {
       recvInWindow++;
       call.recvInWindow++;
     }
     return;
   }
-  // Arrival time before decoding: the tone marker's Goertzel filters take a few µs.
-  const now = monoUs32();
   const offset = 12 + (msg[0]! & 0x0f) * 4 + ((msg[0]! & 0x10) !== 0 ? 4 + 4 * ((msg[14 + (msg[0]! & 0x0f) * 4]! << 8) | msg[15 + (msg[0]! & 0x0f) * 4]!) : 0);
   const payload = msg.subarray(offset);
   if (!readMark(call, payload, now, mark)) {
@@ -315,7 +326,7 @@ function sendFrame(call: Call): void {
       call.sentInWindow++;
     }
     sentLastS++;
-    call.socket.send(packet, 0, 12 + payload.length);
+    call.socket.sendNow(packet, 12 + payload.length, call.remoteIp, call.remote.port);
     return;
   }
   if (cycleFrames > 0 && (call.frameSeq + call.cycleOffset) % cycleFrames >= talkFrames) {
@@ -334,7 +345,8 @@ function sendFrame(call: Call): void {
     }
     sentLastS++;
   }
-  call.socket.send(packet, 0, PACKET_BYTES);
+  // sendNow: out at once, right after the stamp above (not on the I/O thread's next beat).
+  call.socket.sendNow(packet, PACKET_BYTES, call.remoteIp, call.remote.port);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -475,6 +487,10 @@ function onSipRequest(req: SipRequest, tx: ServerTransactionHandle | undefined):
 }
 
 async function main(): Promise<void> {
+  const io = process.argv.includes('--rtp-io') ? process.argv[process.argv.indexOf('--rtp-io') + 1] : 'auto';
+  if (io !== 'auto' && io !== 'native' && io !== 'dgram') throw new Error(`--rtp-io: expected auto, native or dgram, got ${io}`);
+  // auto: the node's own rule (native when built; BOTEDGE_NATIVE=0 / BOTEDGE_RTP_IO are obeyed).
+  rtpIo = createRtpIo(HOST, io === 'auto' ? undefined : io, { batchMs: RECV_BATCH_MS });
   sip = createSocket({ type: 'udp4' });
   await new Promise<void>((resolve) => sip.bind(0, HOST, resolve));
   // Thousands of calls' SIP share this socket: give the kernel room for bursts.
@@ -559,7 +575,7 @@ async function main(): Promise<void> {
     lagMaxLastMs = 0;
     rttLast.reset();
   }, 1000).unref();
-  send({ type: 'ready' });
+  send({ type: 'ready', rtpIo: rtpIo.kind });
 }
 
 main().catch((err: unknown) => {

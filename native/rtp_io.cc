@@ -51,7 +51,9 @@ namespace {
 constexpr uint32_t kMaxSlots = 32768;
 constexpr size_t kMaxPacket = 2048;     // larger datagrams are truncated and dropped (not RTP we speak)
 constexpr size_t kStagedPacket = 1500;  // the largest packet JavaScript may stage
-constexpr size_t kRecordHeader = 12;    // slot u32, ip u32, port u16, len u16
+// slot u32, ip u32, port u16, len u16, arrival u32: µs mod 2^32 on CLOCK_MONOTONIC when read, so
+// a receiver can time a datagram however long JavaScript took to get to it.
+constexpr size_t kRecordHeader = 16;
 constexpr int kBatchRecv = 16;
 
 // Event kinds passed to the JavaScript callback (bit flags; one callback may carry several).
@@ -326,6 +328,7 @@ class Engine {
         for (int i = 0; i < kBatchRecv; i++) msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
         int n = recvmmsg(fd, msgs.data(), kBatchRecv, MSG_DONTWAIT, nullptr);
         if (n <= 0) return true;  // EAGAIN (drained) or an error to ignore, as dgram does
+        uint32_t arrival_us = static_cast<uint32_t>(static_cast<uint64_t>(NowNs()) / 1000);
         for (int i = 0; i < n; i++) {
           size_t len = msgs[i].msg_len;
           if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0 || len > kMaxPacket) continue;
@@ -342,6 +345,7 @@ class Engine {
           memcpy(rec + 4, &ip, 4);
           memcpy(rec + 8, &port, 2);
           memcpy(rec + 10, &l16, 2);
+          memcpy(rec + 12, &arrival_us, 4);
           memcpy(rec + kRecordHeader, iovs[i].iov_base, len);
           fill_len_ += need;
           stats_.received.fetch_add(1, std::memory_order_relaxed);

@@ -2,6 +2,7 @@ import { createSocket, type Socket, type SocketOptions } from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
+import { monoUs32 } from './mono-clock.js';
 import { Ticker } from './ticker.js';
 import { countError, ipv4ToU32, runGuarded, u32ToIpv4, type MediaClock, type PacketHandler, type RtpSocket } from './rtp-socket.js';
 
@@ -56,7 +57,7 @@ class DgramRtpSocket implements RtpSocket {
   ) {
     socket.on('message', (msg, rinfo) => {
       const ip = ipv4ToU32(rinfo.address);
-      if (ip !== undefined) this.onPacket?.(msg, ip, rinfo.port);
+      if (ip !== undefined) this.onPacket?.(msg, ip, rinfo.port, monoUs32());
     });
     socket.on('error', () => undefined);
   }
@@ -138,7 +139,8 @@ type NativeEngineClass = new (onEvent: (kinds: number) => void, periodMs: number
 const EVENT_INBOUND = 1;
 const EVENT_BEAT = 2;
 const EVENT_SENT = 4;
-const RECORD_HEADER = 12;
+/** slot u32, ip u32, port u16, len u16, arrival µs u32 (native/rtp_io.cc kRecordHeader). */
+const RECORD_HEADER = 16;
 
 function loadNativeEngine(): NativeEngineClass | Error {
   if (process.env['BOTEDGE_NATIVE'] === '0') return new Error('native addon disabled by BOTEDGE_NATIVE=0');
@@ -336,10 +338,11 @@ export class NativeRtpIo implements RtpIo {
         const ip = u32[(off >>> 2) + 1]!;
         const port = u16[(off + 8) >>> 1]!;
         const len = u16[(off + 10) >>> 1]!;
+        const arrivalUs = u32[(off >>> 2) + 3]!;
         const socket = this.#sockets[slot];
         if (socket?.onPacket) {
           try {
-            socket.onPacket(u8.subarray(off + RECORD_HEADER, off + RECORD_HEADER + len), ip, port);
+            socket.onPacket(u8.subarray(off + RECORD_HEADER, off + RECORD_HEADER + len), ip, port, arrivalUs);
           } catch (err) {
             countError(this.clock, err);
           }
@@ -358,7 +361,7 @@ export class NativeRtpIo implements RtpIo {
 export let rtpIoFallbackReason: string | undefined;
 
 /** Picks the backend for a node whose RTP sockets bind to `host`. */
-export function createRtpIo(host: string, configured?: 'auto' | 'native' | 'dgram'): RtpIo {
+export function createRtpIo(host: string, configured?: 'auto' | 'native' | 'dgram', opts: { batchMs?: number } = {}): RtpIo {
   const choice = configured ?? process.env['BOTEDGE_RTP_IO'] ?? 'auto';
   if (choice === 'dgram') {
     rtpIoFallbackReason = 'BOTEDGE_RTP_IO=dgram';
@@ -370,7 +373,7 @@ export function createRtpIo(host: string, configured?: 'auto' | 'native' | 'dgra
   else if (ipv4ToU32(host) === undefined) reason = `RTP host ${host} is not an IPv4 address`;
   if (reason === undefined && !(engine instanceof Error)) {
     rtpIoFallbackReason = undefined;
-    return new NativeRtpIo(engine, { leadMs: leadFromEnv() });
+    return new NativeRtpIo(engine, { leadMs: leadFromEnv(), ...opts });
   }
   if (choice === 'native') throw new RtpIoUnavailableError(`BOTEDGE_RTP_IO=native, but: ${reason}`);
   rtpIoFallbackReason = reason;

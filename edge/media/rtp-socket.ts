@@ -7,8 +7,13 @@
  * string would. RTP sockets are IPv4 only (udp4), as they were with dgram.
  */
 
-/** One received datagram; `packet` is valid only during the call (its memory is reused). */
-export type PacketHandler = (packet: Uint8Array, ip: number, port: number) => void;
+/**
+ * One received datagram; `packet` is valid only during the call (its memory is reused).
+ * `arrivalUs`: when it was read from the socket, µs mod 2^32 on the machine-wide monotonic clock
+ * (edge/media/mono-clock.ts) — by the native I/O thread, so a busy event loop does not move it; by
+ * the dgram backend when its message event runs.
+ */
+export type PacketHandler = (packet: Uint8Array, ip: number, port: number, arrivalUs: number) => void;
 
 export interface RtpSocket {
   readonly port: number;

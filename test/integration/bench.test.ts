@@ -32,7 +32,7 @@ const NUMERIC_FIELDS = [
 
 // Issue 3's fields, plus the media node's own event-loop delay over the window and (native RTP
 // I/O, what these tests run on) the share of packets sent at once.
-const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'rtp_sent_now_share'];
+const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'loadgen_rtp_io', 'rtp_sent_now_share'];
 
 describe('npm run bench', () => {
   const out = mkdtempSync(join(tmpdir(), 'botedge-bench-'));
@@ -89,6 +89,7 @@ describe('npm run bench', () => {
     assert.ok(setup['p50']! > 0 && setup['p99']! >= setup['p50']!);
 
     assert.equal(result['bot_rate_hz'], 8000);
+    assert.equal(result['loadgen_rtp_io'], 'native', 'the generator\'s RTP rides the addon\'s I/O thread when it is built');
     assert.deepEqual(result['media_node_flags'], [...MEDIA_NODE_FLAGS], 'the media node ran with the flags botedge up gives it');
     assert.equal(result['calls_target'], 20);
     assert.equal(result['calls_established'], 20);
@@ -151,7 +152,7 @@ describe('npm run bench', () => {
   it('--shards 2: two media nodes behind the proxy share the calls', { timeout: 40_000 }, async () => {
     const out2 = mkdtempSync(join(tmpdir(), 'botedge-bench-shards-'));
     const base = 30000 + 2 * Math.floor(Math.random() * 4000);
-    const child = spawn(process.execPath, [CLI, '--shards', '2', '--calls', '10', '--duration', '3', '--rate', '40', '--settle', '1', '--rtp-ports', `${base}-${base + 199}`, '--out', out2], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [CLI, '--shards', '2', '--loadgen-rtp-io', 'dgram', '--calls', '10', '--duration', '3', '--rate', '40', '--settle', '1', '--rtp-ports', `${base}-${base + 199}`, '--out', out2], { stdio: ['ignore', 'pipe', 'pipe'] });
     let stderr = '';
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child.stdout!.resume();
@@ -160,6 +161,7 @@ describe('npm run bench', () => {
       assert.equal(code, 0, `bench --shards 2 failed:\n${stderr}`);
       const result = JSON.parse(readFileSync(join(out2, 'result.json'), 'utf8')) as Record<string, unknown>;
       assert.match(String(result['scenario']), /proxy-2shards/);
+      assert.equal(result['loadgen_rtp_io'], 'dgram', 'the generator\'s node:dgram path, as asked');
       assert.equal(result['calls_established'], 10);
       const details = JSON.parse(readFileSync(join(out2, 'details.json'), 'utf8')) as { pinning: unknown; steps: { sharded?: { per_shard: { calls: number | null }[]; proxy_cpu_pct: number } }[] };
       assert.equal(details.pinning, null, 'no pinning when sharded');

@@ -14,6 +14,7 @@ function result(over: Partial<BenchResult>, scenario: string): BenchResult {
     calls_failed: 0,
     window_s: 20,
     media_node_flags: [],
+    loadgen_rtp_io: 'native',
     cpu_us_per_call_second: 2000,
     rss_kb_per_call: 150,
     loss_caller_to_bot: 0,

@@ -3,6 +3,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { after, describe, it } from 'node:test';
 import { createRtpIo, DgramRtpIo, NativeRtpIo, type RtpIo } from '../../../../edge/media/rtp-io.js';
 import { ipv4ToU32, u32ToIpv4, type RtpSocket } from '../../../../edge/media/rtp-socket.js';
+import { monoUs32 } from '../../../../edge/media/mono-clock.js';
 
 const LOCAL = ipv4ToU32('127.0.0.1')!;
 
@@ -58,6 +59,22 @@ function backendSuite(name: string, make: () => RtpIo): void {
       assert.deepEqual(got[5]!.bytes, [5, 1, 2, 3, 4]);
       assert.equal(got[0]!.ip, LOCAL);
       assert.equal(got[0]!.port, p.port);
+    });
+
+    it('stamps each datagram with its arrival on the machine-wide clock', async () => {
+      const s = await io.bind('127.0.0.1', 0);
+      opened.push(s);
+      const p = await peer();
+      peers.push(p.sock);
+      const seen: { arrivalUs: number; handledUs: number }[] = [];
+      s.onPacket = (_pkt, _ip, _port, arrivalUs) => seen.push({ arrivalUs, handledUs: monoUs32() });
+      const sentUs = monoUs32();
+      p.sock.send(Buffer.from([1, 2, 3]), s.port, '127.0.0.1');
+      await until(() => seen.length === 1);
+      const { arrivalUs, handledUs } = seen[0]!;
+      const afterSend = (arrivalUs - sentUs) >>> 0; // µs mod 2^32, as the stamps are
+      const beforeHandler = (handledUs - arrivalUs) >>> 0;
+      assert.ok(afterSend < 1_000_000 && beforeHandler < 1_000_000, `sent ${sentUs}, arrived ${arrivalUs}, handled ${handledUs}`);
     });
 
     it('refuses a port that is taken, with the errno name', async () => {
@@ -216,6 +233,33 @@ if (native.kind === 'native') {
         assert.ok(io.stats()['pollStarts']! > busy['pollStarts']!, 'the lone packet woke the waiting thread');
       } finally {
         for (const s of socks) s.close();
+        p.sock.close();
+        io.close();
+      }
+    });
+
+    it('stamps a datagram when the I/O thread reads it, not when a busy event loop gets to it', async () => {
+      const io = createRtpIo('127.0.0.1', 'native');
+      const s = await io.bind('127.0.0.1', 0);
+      const p = await peer();
+      try {
+        let stamp: { arrivalUs: number; handledUs: number } | undefined;
+        s.onPacket = (_pkt, _ip, _port, arrivalUs) => (stamp = { arrivalUs, handledUs: monoUs32() });
+        const sentUs = monoUs32();
+        // dgram sends after an address lookup on a later tick: wait until it has left.
+        await new Promise((r) => p.sock.send(Buffer.from([7]), s.port, '127.0.0.1', r));
+        // The event loop is busy for 60 ms: the datagram waits in the arena, its stamp does not.
+        const until60 = performance.now() + 60;
+        while (performance.now() < until60) {
+          // spin
+        }
+        await until(() => stamp !== undefined);
+        const waited = ((stamp!.handledUs - stamp!.arrivalUs) >>> 0) / 1000;
+        const flight = ((stamp!.arrivalUs - sentUs) >>> 0) / 1000;
+        assert.ok(waited >= 40, `handled ${waited} ms after the thread read it (the loop was busy for 60 ms)`);
+        assert.ok(flight < 20, `read ${flight} ms after it was sent`);
+      } finally {
+        s.close();
         p.sock.close();
         io.close();
       }
