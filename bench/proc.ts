@@ -48,17 +48,26 @@ export function cpuBetween(a: ProcSample | undefined, b: ProcSample | undefined)
 }
 
 /**
- * Busy CPU of the whole machine since boot, µs summed over all CPUs (/proc/stat, first line), and
- * of that the part spent in interrupts and softirqs (the kernel's network stack, mostly ours).
+ * Busy CPU of the whole machine since boot, µs summed over all CPUs (/proc/stat, first line); of
+ * that the part spent in interrupts and softirqs (the kernel's network stack, mostly ours) and the
+ * part stolen by the hypervisor (time this VM's CPU wanted to run and did not: a stalled core,
+ * which no process here can be blamed for); and each CPU's stolen time, by CPU number.
  */
-export function sampleMachine(): { busyUs: number; irqUs: number } {
+export function sampleMachine(): { busyUs: number; irqUs: number; stealUs: number; stealUsByCpu: number[] } {
   try {
-    const line = readFileSync('/proc/stat', 'utf8').split('\n', 1)[0]!;
-    const f = line.trim().split(/\s+/).slice(1).map(Number);
+    const lines = readFileSync('/proc/stat', 'utf8').split('\n');
     // user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
+    const fields = (line: string) => line.trim().split(/\s+/).slice(1).map(Number);
+    const f = fields(lines[0]!);
+    const us = (ticks: number) => (ticks * 1e6) / clkTck;
     const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
-    return { busyUs: (busy * 1e6) / clkTck, irqUs: (((f[5] ?? 0) + (f[6] ?? 0)) * 1e6) / clkTck };
+    const stealUsByCpu: number[] = [];
+    for (const line of lines) {
+      const m = /^cpu(\d+) /.exec(line);
+      if (m) stealUsByCpu[Number(m[1])] = us(fields(line)[7] ?? 0);
+    }
+    return { busyUs: us(busy), irqUs: us((f[5] ?? 0) + (f[6] ?? 0)), stealUs: us(f[7] ?? 0), stealUsByCpu };
   } catch {
-    return { busyUs: 0, irqUs: 0 };
+    return { busyUs: 0, irqUs: 0, stealUs: 0, stealUsByCpu: [] };
   }
 }

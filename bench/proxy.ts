@@ -76,7 +76,8 @@ async function measure<T>(groups: Record<string, ChildProcess[]>, fn: () => Prom
   const m1 = sampleMachine();
   const cpuUs = Object.fromEntries(Object.keys(c0).map((k) => [k, c1[k]! - c0[k]!]));
   const ours = Object.values(cpuUs).reduce((a, b) => a + b, 0) + (r1 - r0) + (s1 - s0);
-  const otherLoadPct = Math.max(0, ((m1.busyUs - m0.busyUs - ours) / (wallMs * 1000)) * 100);
+  // Stolen time is the hypervisor's, not another workload's (sampleMachine).
+  const otherLoadPct = Math.max(0, ((m1.busyUs - m0.busyUs - (m1.stealUs - m0.stealUs) - ours) / (wallMs * 1000)) * 100);
   return { result, win: { wallMs, cpuUs, callerCpuUs: r1 - r0, otherLoadPct: round(otherLoadPct), loadavg1: [l0, loadavg1()] } };
 }
 

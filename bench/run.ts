@@ -164,6 +164,13 @@ export interface StepResult {
   other_cpu_pct: number;
   /** Interrupt + softirq CPU of the machine in the window (the loopback network stack), % of one core. */
   softirq_cpu_pct: number;
+  /**
+   * CPU time the hypervisor took from this VM in the window, all CPUs, % of one core: a vCPU that
+   * is not running stalls whatever was on it (not counted in `other_cpu_pct`).
+   */
+  steal_cpu_pct: number;
+  /** Pinned runs: the stolen share of the SUT's own core, %. */
+  sut_core_steal_pct?: number;
   pass: boolean;
   limited_by: string;
   /** Only with --shards > 1 or --via-proxy. */
@@ -403,7 +410,11 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       for (const k of Object.keys(allPids)) oursUs += cpuBetween(a[k], b[k]);
       oursUs += process.cpuUsage().user + process.cpuUsage().system - selfCpuA;
       const irqUs = machineB.irqUs - machineA.irqUs;
-      const otherPct = round((Math.max(0, machineB.busyUs - machineA.busyUs - irqUs - oursUs) / (windowS * 1e6)) * 100, 1);
+      const stealUs = machineB.stealUs - machineA.stealUs;
+      const otherPct = round((Math.max(0, machineB.busyUs - machineA.busyUs - irqUs - stealUs - oursUs) / (windowS * 1e6)) * 100, 1);
+      const stealPct = round((stealUs / (windowS * 1e6)) * 100, 1);
+      const sutCore = pinning ? Number(pinning['media']) : NaN;
+      const sutStealPct = Number.isInteger(sutCore) ? round((((machineB.stealUsByCpu[sutCore] ?? 0) - (machineA.stealUsByCpu[sutCore] ?? 0)) / (windowS * 1e6)) * 100, 1) : undefined;
       const irqPct = round((irqUs / (windowS * 1e6)) * 100, 1);
       const lat = { caller_to_bot: c2b.summaryMs(), bot_to_caller: b2c.summaryMs(), round_trip: rtt.summaryMs() };
       const binTo = Math.max(20_000, Math.min(200_000, Math.ceil(Math.max(c2b.quantileUs(0.999), b2c.quantileUs(0.999)) / 5000) * 5000));
@@ -442,6 +453,8 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         nats_cpu_pct: pct('nats'),
         other_cpu_pct: otherPct,
         softirq_cpu_pct: irqPct,
+        steal_cpu_pct: stealPct,
+        ...(sutStealPct !== undefined ? { sut_core_steal_pct: sutStealPct } : {}),
         pass: reasons.length === 0,
         limited_by: reasons.join('; '),
         ...(loopDelay ? { event_loop_delay_ms: loopDelay } : {}),
@@ -480,7 +493,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       }
       steps.push(step);
       say(
-        `[${elapsed()}] step ${target}: ${step.pass ? 'PASS' : 'FAIL'} | cpu ${step.cpu_us_per_call_second} µs/call·s (${step.sut_cpu_pct}% of a core) | rss ${step.rss_kb_per_call} kB/call | loss c→b ${(lossC2b * 100).toFixed(3)}% b→c ${(lossB2c * 100).toFixed(3)}% | p99 c→b ${lat.caller_to_bot.p99} ms b→c ${lat.bot_to_caller.p99} ms | generator ${step.loadgen_cpu_pct}% lag ${lr.lagMaxMs} ms | loop delay p50/p99/max ${loopDelay ? `${loopDelay.p50}/${loopDelay.p99}/${loopDelay.max}` : '?'} ms | softirq ${irqPct}% | other load ${otherPct}%${otherPct > 10 ? ' (NOISY MACHINE)' : ''}${step.pass ? '' : ` | ${step.limited_by}`}`,
+        `[${elapsed()}] step ${target}: ${step.pass ? 'PASS' : 'FAIL'} | cpu ${step.cpu_us_per_call_second} µs/call·s (${step.sut_cpu_pct}% of a core) | rss ${step.rss_kb_per_call} kB/call | loss c→b ${(lossC2b * 100).toFixed(3)}% b→c ${(lossB2c * 100).toFixed(3)}% | p99 c→b ${lat.caller_to_bot.p99} ms b→c ${lat.bot_to_caller.p99} ms | generator ${step.loadgen_cpu_pct}% lag ${lr.lagMaxMs} ms | loop delay p50/p99/max ${loopDelay ? `${loopDelay.p50}/${loopDelay.p99}/${loopDelay.max}` : '?'} ms | softirq ${irqPct}% | steal ${stealPct}%${sutStealPct !== undefined ? ` (SUT core ${sutStealPct}%)` : ''} | other load ${otherPct}%${otherPct > 10 ? ' (NOISY MACHINE)' : ''}${step.pass ? '' : ` | ${step.limited_by}`}`,
       );
       if (opts.ramp && !step.pass) break;
     }

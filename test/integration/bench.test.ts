@@ -98,8 +98,15 @@ describe('npm run bench', () => {
     assert.ok((result['loss_bot_to_caller'] as number) < 0.01, `bot→caller loss ${result['loss_bot_to_caller']}`);
     assert.ok((result['cpu_us_per_call_second'] as number) > 0, 'SUT CPU was measured');
 
-    const details = JSON.parse(readFileSync(join(out, 'details.json'), 'utf8')) as { steps: { frames: { sent: number; at_bot: number; echoed: number; back: number } }[] };
-    const frames = details.steps[0]!.frames;
+    const details = JSON.parse(readFileSync(join(out, 'details.json'), 'utf8')) as {
+      pinning: unknown;
+      steps: { frames: { sent: number; at_bot: number; echoed: number; back: number }; steal_cpu_pct: number; sut_core_steal_pct?: number }[];
+    };
+    const step = details.steps[0]!;
+    // The hypervisor's share is read from /proc/stat next to the other machine figures.
+    assert.ok(step.steal_cpu_pct >= 0 && step.steal_cpu_pct <= 100 * 64, `steal_cpu_pct ${step.steal_cpu_pct}`);
+    if (details.pinning !== null) assert.ok(step.sut_core_steal_pct! >= 0 && step.sut_core_steal_pct! <= 100, `sut_core_steal_pct ${step.sut_core_steal_pct}`);
+    const frames = step.frames;
     // 20 calls × 5 s × 50 frames/s, less the callers' pauses: thousands of frames each way.
     assert.ok(frames.sent > 3000 && frames.at_bot > 3000 && frames.back > 3000, JSON.stringify(frames));
 
