@@ -17,3 +17,15 @@ export function monoMs(): number {
 export function monoUs32(): number {
   return Math.round((performance.now() + offsetMs) * 1000) % 0x100000000;
 }
+
+/**
+ * The `performance.now()` reading at which `us32` (a monoUs32-style stamp, e.g. an RTP datagram's
+ * arrival as the native I/O thread read it) was taken: code that keeps time with performance.now()
+ * can then use the stamp. A stamp that reads as later than now (the two clocks' calibration differ
+ * by a µs or two) is now.
+ */
+export function perfMsOfUs32(us32: number): number {
+  const now = performance.now();
+  const ageUs = (Math.round((now + offsetMs) * 1000) - us32) >>> 0; // mod 2^32, as the stamp is
+  return ageUs < 0x80000000 ? now - ageUs / 1000 : now;
+}

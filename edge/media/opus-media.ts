@@ -25,6 +25,7 @@ import { DtmfReceiver, serializeTelephoneEventInto } from '../../codecs/telephon
 import type { OpusPool } from '../../workers/opus-pool.js';
 import type { MediaStats } from '../api/events.js';
 import { DtmfSender } from './dtmf-sender.js';
+import { perfMsOfUs32 } from './mono-clock.js';
 import { PlayoutBuffer } from './playout.js';
 import { RtpPeer } from './rtp-peer.js';
 import type { RtpSocket } from './rtp-socket.js';
@@ -202,7 +203,7 @@ export class OpusMedia implements MediaSession {
       this.#onCodecError,
     );
     this.batch.requestFlush();
-    socket.onPacket = (msg, ip, port) => this.#onPacket(msg, ip, port);
+    socket.onPacket = (msg, ip, port, arrivalUs) => this.#onPacket(msg, ip, port, arrivalUs);
   }
 
   update(options: MediaUpdate, sending: boolean): void {
@@ -216,12 +217,14 @@ export class OpusMedia implements MediaSession {
     this.#sending = sending;
   }
 
-  #onPacket(msg: Uint8Array, ip: number, port: number): void {
+  #onPacket(msg: Uint8Array, ip: number, port: number, arrivalUs: number): void {
     if (this.#closed) return;
     const pkt = this.#peer.receiveAudio(msg, ip, port, this.options.payloadType, this.options.telephoneEventPt);
     if (!pkt) return;
-    // Copied into the jitter buffer's slab: the socket reuses `msg`.
-    const r = this.#jitter.push(pkt.sequenceNumber, pkt.timestamp, pkt.payload, performance.now());
+    // Copied into the jitter buffer's slab: the socket reuses `msg`. The arrival is when the socket
+    // was read, not now: native RTP I/O hands packets over in batches (up to 2 ms), and a busy
+    // event loop adds its own delay; both would read as network jitter and deepen the buffer.
+    const r = this.#jitter.push(pkt.sequenceNumber, pkt.timestamp, pkt.payload, perfMsOfUs32(arrivalUs));
     if (r === 'late' || r === 'duplicate') this.stats.rtpLate!++;
     else if (r === 'oversize') this.stats.rtpMalformed++;
   }
