@@ -44,12 +44,16 @@ export const RouteSchema = z
     playoutBufferMs: z.number().int().min(100).max(600000).optional(),
     /**
      * Live-stream trim: when a bot streaming in real time leaves a standing queue of 1-4 frames for
-     * a second, drop one frame so bot→caller latency does not ratchet up over the call (see
-     * edge/media/playout.ts). TTS bursts are never trimmed. Default false: every frame the bot sends
-     * is played, as Twilio and jambonz do; turn it on for bots that stream at real time (echo,
-     * speech-to-speech) when latency matters more than an occasional 20 ms gap.
+     * a second, drop one 20 ms frame so bot→caller latency does not ratchet up over the call (see
+     * edge/media/playout.ts). TTS bursts (deeper queues) are never trimmed. `silence` (default):
+     * the frame dropped is the next silent one (a pause 20 ms shorter; no speech lost). `any`: the
+     * next frame, speech or not — for bots that never send silence (an echo). `off` (or false):
+     * every frame the bot sends is played, as Twilio and jambonz do. `true` means `any`.
      */
-    playoutTrim: z.boolean().default(false),
+    playoutTrim: z
+      .union([z.boolean(), z.enum(['off', 'silence', 'any'])])
+      .default('silence')
+      .transform((v): 'off' | 'silence' | 'any' => (v === true ? 'any' : v === false ? 'off' : v)),
     /**
      * Late-frame catch-up (G.711 calls): a frame of a bot mid-speech that lands just after its tick
      * goes out at once in the slot it missed, instead of at the next tick with every later frame

@@ -4,7 +4,7 @@ import { Resampler } from '../../codecs/resample.js';
 import { DtmfReceiver, serializeTelephoneEventInto } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
 import { DtmfSender } from './dtmf-sender.js';
-import { PlayoutBuffer } from './playout.js';
+import { newPlayout, type PlayoutBuffer } from './playout.js';
 import { RtpPeer } from './rtp-peer.js';
 import type { RtpSocket } from './rtp-socket.js';
 import { newMediaStats, type CallMediaSink, type MediaSession, type MediaSessionOptions } from './session.js';
@@ -82,7 +82,7 @@ export class CallMedia implements MediaSession {
     private readonly sink: CallMediaSink,
   ) {
     // 200 ms to start with (it grows on demand): most calls never queue more, and memory per call counts.
-    this.playout = new PlayoutBuffer(options.playoutCapacity, 1600, options.playoutTrim === true ? 50 : 0);
+    this.playout = newPlayout(options.playoutCapacity, 1600, options.playoutTrim);
     if (options.botRate !== 8000) {
       this.#up = new Resampler(8000, options.botRate);
       this.#down = new Resampler(options.botRate, 8000);

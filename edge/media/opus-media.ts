@@ -26,7 +26,7 @@ import type { OpusPool } from '../../workers/opus-pool.js';
 import type { MediaStats } from '../api/events.js';
 import { DtmfSender } from './dtmf-sender.js';
 import { perfMsOfUs32 } from './mono-clock.js';
-import { PlayoutBuffer } from './playout.js';
+import { newPlayout, type PlayoutBuffer } from './playout.js';
 import { RtpPeer } from './rtp-peer.js';
 import type { RtpSocket } from './rtp-socket.js';
 import { newMediaStats, type CallMediaSink, type MediaSession, type MediaSessionOptions, type MediaUpdate } from './session.js';
@@ -173,7 +173,7 @@ export class OpusMedia implements MediaSession {
     this.#pool = batch.pool;
     this.playoutRate = options.botRate;
     // 200 ms to start with (it grows on demand), as CallMedia.
-    this.playout = new PlayoutBuffer(Math.round((options.playoutBufferMs / 1000) * options.botRate), options.botRate / 5, options.playoutTrim === true ? 50 : 0);
+    this.playout = newPlayout(Math.round((options.playoutBufferMs / 1000) * options.botRate), options.botRate / 5, options.playoutTrim);
     this.#pcm = new Int16Array(options.botRate / 50);
     this.#out = Array.from({ length: OUT_SLOTS }, () => ({
       pcm: new Int16Array(options.botRate / 50),

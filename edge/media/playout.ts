@@ -11,12 +11,20 @@
  * ratchets up over a call. So when the queue has held at least one whole frame after every read
  * for a window (`trimWindow` reads) while never exceeding a few frames (so it is a standing
  * cushion, not a TTS burst being played out), one frame is dropped (counted in `trimmedSamples`).
- * A burst of seconds is never trimmed: its depth is far above the bound.
+ * A burst of seconds is never trimmed: its depth is far above the bound. In `silence` mode the
+ * frame dropped is the next silent one to reach the head while the cushion still stands (a gap
+ * between words or sentences is 20 ms shorter, no speech is lost); `any` drops the next frame,
+ * whatever it holds.
  *
  * Pure: no timers, no I/O. One ring of Int16 per call, grown on demand up to `capacity`.
  */
 /** The deepest standing queue (in frames) the trim treats as jitter rather than a burst. */
 const MAX_CUSHION_FRAMES = 4;
+/** A frame whose every sample is within ±this (−54 dBFS) is silence the silence trim may drop. */
+const SILENCE_PEAK = 64;
+
+/** Which frame of a standing cushion the trim drops: the next one, or the next silent one. */
+export type TrimMode = 'any' | 'silence';
 
 export class PlayoutBuffer {
   /**
@@ -34,12 +42,15 @@ export class PlayoutBuffer {
   #windowReads = 0;
   #windowMin = Infinity;
   #windowMax = 0;
+  /** Silence mode: a cushion stood for a window; drop the next silent frame while it stands. */
+  #trimDue = false;
 
   constructor(
     readonly capacity: number,
     initial = 8000,
     /** Reads per trim window (50: one second of 20 ms reads); 0, the default, turns the trim off. */
     readonly trimWindow = 0,
+    readonly trimMode: TrimMode = 'any',
   ) {
     this.#ring = new Int16Array(Math.min(capacity, initial));
   }
@@ -111,17 +122,42 @@ export class PlayoutBuffer {
   /** The live-stream trim (see the class comment); `frame` is the samples one read takes. */
   #trim(frame: number): void {
     const left = this.buffered;
+    if (this.#trimDue) {
+      // The cushion is gone (or became a burst): nothing standing to trim any more.
+      if (left < frame || left > frame * MAX_CUSHION_FRAMES) this.#trimDue = false;
+      else if (this.#headIsSilent(frame)) this.#drop(frame);
+    }
     if (left < this.#windowMin) this.#windowMin = left;
     if (left > this.#windowMax) this.#windowMax = left;
     if (++this.#windowReads < this.trimWindow) return;
     if (this.#windowMin >= frame && this.#windowMax <= frame * MAX_CUSHION_FRAMES) {
-      // Marks inside the dropped audio are passed (reported by the caller's loop), as if played.
-      this.#read += frame;
-      this.trimmedSamples += frame;
+      if (this.trimMode === 'any') this.#drop(frame);
+      else if (!this.#trimDue) {
+        if (this.#headIsSilent(frame)) this.#drop(frame);
+        else this.#trimDue = true;
+      }
     }
     this.#windowReads = 0;
     this.#windowMin = Infinity;
     this.#windowMax = 0;
+  }
+
+  #drop(frame: number): void {
+    // Marks inside the dropped audio are passed (reported by the caller's loop), as if played.
+    this.#read += frame;
+    this.trimmedSamples += frame;
+    this.#trimDue = false;
+  }
+
+  /** Whether the next `frame` queued samples are all silence. */
+  #headIsSilent(frame: number): boolean {
+    const ring = this.#ring;
+    const cap = ring.length;
+    for (let i = this.#read, end = this.#read + frame; i < end; i++) {
+      const v = ring[i % cap]!;
+      if (v > SILENCE_PEAK || v < -SILENCE_PEAK) return false;
+    }
+    return true;
   }
 
   /** Forgets pending marks without reporting them (jambonz `clearMarks`); the audio stays. */
@@ -132,6 +168,7 @@ export class PlayoutBuffer {
   /** Barge-in: drops all queued audio; returns the names of marks that will now never play. */
   clear(): string[] {
     this.#read = this.#write;
+    this.#trimDue = false;
     this.#windowReads = 0;
     this.#windowMin = Infinity;
     this.#windowMax = 0;
@@ -139,4 +176,9 @@ export class PlayoutBuffer {
     this.#marks = [];
     return names;
   }
+}
+
+/** A call's playout queue with the route's trim: one second of 20 ms reads per trim window. */
+export function newPlayout(capacity: number, initial: number, trim: 'off' | 'silence' | 'any' = 'off'): PlayoutBuffer {
+  return new PlayoutBuffer(capacity, initial, trim === 'off' ? 0 : 50, trim === 'silence' ? 'silence' : 'any');
 }

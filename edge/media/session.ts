@@ -43,8 +43,8 @@ export interface MediaSessionOptions {
   remote: { address: string; port: number };
   /** Latch onto the first RTP source (symmetric RTP) instead of trusting the SDP address. */
   symmetric: boolean;
-  /** Drop a frame of a standing live-stream queue (PlayoutBuffer's trim); default false. */
-  playoutTrim?: boolean;
+  /** Drop a frame of a standing live-stream queue (PlayoutBuffer's trim): off (default), the next silent frame, or any. */
+  playoutTrim?: 'off' | 'silence' | 'any';
   /** Send a late bot frame at once in the slot it missed (CallMedia.tick); default true. G.711 only. */
   playoutCatchUp?: boolean;
   /** PCM rate the bot speaks. */

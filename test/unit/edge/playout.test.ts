@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { PlayoutBuffer } from '../../../edge/media/playout.js';
+import { RouteSchema } from '../../../edge/config.js';
+import { newPlayout, PlayoutBuffer } from '../../../edge/media/playout.js';
 
 const ramp = (from: number, n: number) => Int16Array.from({ length: n }, (_, i) => from + i);
 
@@ -167,6 +168,70 @@ describe('PlayoutBuffer memory', () => {
       }
       assert.equal(b.trimmedSamples, 0);
       assert.deepEqual(marks, ['end']);
+    });
+
+    it('in silence mode drops only a silent frame of the standing queue: the next pause is 20 ms shorter, no speech is lost', () => {
+      const b = new PlayoutBuffer(8000, 8000, 50, 'silence');
+      const out = frame();
+      let next = 1;
+      // A real-time stream of speech frames (a ramp: never silent), then two frames in one tick.
+      const speech = () => {
+        b.push(ramp(next, 160));
+        next += 160;
+      };
+      for (let i = 0; i < 10; i++) {
+        speech();
+        b.read(out, () => undefined);
+      }
+      speech();
+      speech();
+      b.read(out, () => undefined);
+      assert.equal(b.buffered, 160, 'a standing one-frame cushion');
+      // Three seconds of speech: the cushion stands, but no frame is silent, so nothing is dropped
+      // and every sample is played in order.
+      for (let i = 0; i < 150; i++) {
+        speech();
+        b.read(out, () => undefined);
+        assert.equal(out[0], next - 320, 'speech plays in order, a frame behind');
+      }
+      assert.equal(b.trimmedSamples, 0);
+      // A pause in the bot's speech (silent frames, still in real time): the first silent frame to
+      // reach the head is dropped and the stream is a frame earlier from then on.
+      let read = 0;
+      for (let i = 0; i < 5; i++) {
+        b.push(new Int16Array(160).fill(i % 2 === 0 ? 40 : -40)); // within ±64: silence
+        b.read(out, () => undefined);
+        read++;
+      }
+      assert.equal(b.trimmedSamples, 160, `one silent frame dropped after ${read} reads`);
+      assert.ok(b.buffered < 160, 'the cushion is gone');
+      speech();
+      b.read(out, () => undefined);
+      assert.equal(out[0], next - 160, 'the next word plays at once, a frame earlier than before');
+    });
+
+    it('in silence mode leaves a TTS burst alone even where it is silent', () => {
+      const b = new PlayoutBuffer(48000, 8000, 50, 'silence');
+      b.push(new Int16Array(16000)); // 2 s of silence in one message: a burst, not a cushion
+      const out = frame();
+      for (let i = 0; i < 100; i++) b.read(out, () => undefined);
+      assert.equal(b.trimmedSamples, 0);
+      assert.equal(b.buffered, 0);
+    });
+
+    it('is what a route asks for: silence by default, any for true, none for off or false', () => {
+      const route = (playoutTrim?: unknown) => RouteSchema.parse({ url: 'ws://127.0.0.1:9/bot', ...(playoutTrim === undefined ? {} : { playoutTrim }) }).playoutTrim;
+      assert.equal(route(), 'silence');
+      assert.equal(route(true), 'any');
+      assert.equal(route(false), 'off');
+      assert.equal(route('off'), 'off');
+      assert.equal(route('any'), 'any');
+      assert.throws(() => route('sometimes'));
+      assert.equal(newPlayout(8000, 1600, 'silence').trimMode, 'silence');
+      assert.equal(newPlayout(8000, 1600, 'silence').trimWindow, 50);
+      assert.equal(newPlayout(8000, 1600, 'any').trimMode, 'any');
+      assert.equal(newPlayout(8000, 1600, 'off').trimWindow, 0);
+      assert.equal(newPlayout(8000, 1600).trimWindow, 0);
     });
 
     it('leaves a queue that empties now and then alone, and can be switched off', () => {

@@ -3,7 +3,25 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Ticker } from '../../../../edge/media/ticker.js';
 
-describe('Ticker', { timeout: 10000 }, () => {
+/** Waits until `cond` holds (a loaded machine may stall a timer for a while), at most `ms`. */
+async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
+  const end = performance.now() + ms;
+  while (!cond()) {
+    if (performance.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+/** The median of the gaps between successive times: the period, unmoved by a stall or two. */
+function medianStep(at: number[]): number {
+  const steps = at
+    .slice(1)
+    .map((x, i) => x - at[i]!)
+    .sort((a, b) => a - b);
+  return steps[Math.floor(steps.length / 2)]!;
+}
+
+describe('Ticker', { timeout: 20000 }, () => {
   it('beats every period, isolates a throwing subscriber, and resumes after stop', async () => {
     const t = new Ticker(20);
     const at: number[] = [];
@@ -15,22 +33,19 @@ describe('Ticker', { timeout: 10000 }, () => {
     const good = () => void at.push(performance.now());
     t.add(bad);
     t.add(good);
-    await new Promise((r) => setTimeout(r, 410));
+    await until(() => at.length >= 20, 5000, '20 ticks');
     t.delete(bad);
     t.delete(good);
-    assert.ok(at.length >= 18 && at.length <= 21, `${at.length} ticks in 410 ms`);
-    const steps = at.slice(1).map((x, i) => x - at[i]!);
-    const mean = steps.reduce((a, b) => a + b, 0) / steps.length;
-    assert.ok(Math.abs(mean - 20) < 1, `mean period ${mean.toFixed(2)} ms`);
-    assert.equal(errs.length, 1);
-    assert.ok(t.errors >= 18);
+    const step = medianStep(at);
+    assert.ok(Math.abs(step - 20) < 2, `median period ${step.toFixed(2)} ms`);
+    assert.equal(errs.length, 1, 'the throwing subscriber is reported once');
+    assert.ok(t.errors >= 20, `${t.errors} errors counted`);
     const before = at.length;
     await new Promise((r) => setTimeout(r, 100));
     assert.equal(at.length, before, 'no ticks while stopped');
     t.add(good);
-    await new Promise((r) => setTimeout(r, 110));
+    await until(() => at.length - before >= 4, 5000, 'ticks again after add');
     t.stop();
-    assert.ok(at.length - before >= 4, 'ticks again after add');
   });
 
   it('runs every subscriber before any `after` in one tick, on time', async () => {
@@ -44,11 +59,10 @@ describe('Ticker', { timeout: 10000 }, () => {
     };
     t.add(a, () => void order.push('a-after'));
     t.add(b, () => void order.push('b-after'));
-    await new Promise((r) => setTimeout(r, 110));
+    await until(() => order.length >= 24, 5000, '6 ticks');
     t.stop();
-    assert.ok(order.length >= 12, `${order.length} calls`);
     for (let i = 0; i + 4 <= order.length; i += 4) assert.deepEqual(order.slice(i, i + 4), ['a', 'b', 'a-after', 'b-after']);
-    const steps = at.slice(1).map((x, i) => x - at[i]!);
-    assert.ok(steps.every((d) => d > 10 && d < 30), `periods ${steps.map((d) => d.toFixed(1)).join(',')}`);
+    const step = medianStep(at);
+    assert.ok(step > 15 && step < 25, `median period ${step.toFixed(1)} ms`);
   });
 });
