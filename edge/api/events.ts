@@ -72,7 +72,10 @@ export const MediaStatsSchema = z.object({
   /** Opus calls only: frames concealed by PLC, and lost frames recovered from the next packet's FEC. */
   concealedFrames: z.number().int().nonnegative().optional(),
   fecFrames: z.number().int().nonnegative().optional(),
-  /** Opus calls only: packets that arrived too late for the jitter buffer, or twice. */
+  /**
+   * Packets that arrived twice, or after a later one: Opus, too late for the jitter buffer; G.711
+   * (no jitter buffer), older than one already passed to the bot. Dropped, never played twice.
+   */
   rtpLate: z.number().int().nonnegative().optional(),
   /** Opus calls only: frames the codec rejected (corrupt packet, worker lost). */
   codecErrors: z.number().int().nonnegative().optional(),

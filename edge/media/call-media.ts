@@ -28,6 +28,9 @@ const MAX_DECODE = 1440; // 180 ms: the largest ptime we decode in one packet
  * node tick sends the next 20 ms of bot audio (or silence, so the stream and NAT bindings stay
  * alive) as RTP. All buffers are allocated once per call; nothing is allocated per packet.
  */
+/** How far back (packets) a sequence number may be and still be a late or duplicate packet. */
+const MAX_REORDER = 100;
+
 export class CallMedia implements MediaSession {
   readonly playout: PlayoutBuffer;
   readonly playoutRate = 8000;
@@ -73,7 +76,10 @@ export class CallMedia implements MediaSession {
   #speaking = false;
   /** This slot's header is taken and its packet not sent: it waits for the bot's late frame. */
   #held = false;
-  readonly stats: MediaStats = { ...newMediaStats(), playoutLateFrames: 0 };
+  readonly stats: MediaStats = { ...newMediaStats(), playoutLateFrames: 0, rtpLate: 0 };
+  /** The caller's stream: SSRC and sequence number of the newest audio packet passed to the bot. */
+  #inSsrc = -1;
+  #inSeq = 0;
 
   constructor(
     private readonly socket: RtpSocket,
@@ -111,6 +117,17 @@ export class CallMedia implements MediaSession {
     if (this.#closed) return;
     const pkt = this.#peer.receiveAudio(msg, ip, port, this.options.payloadType, this.options.telephoneEventPt);
     if (!pkt) return;
+    // G.711 goes to the bot as it arrives (no jitter buffer: the least delay for the bot's
+    // recogniser). A duplicate, or a packet older than one already passed on, would play 20 ms
+    // twice or out of order: drop it and count it. A jump back of more than MAX_REORDER is a
+    // restarted sender, as is a new SSRC: follow it.
+    const behind = (this.#inSeq - pkt.sequenceNumber) & 0xffff;
+    if (pkt.ssrc === this.#inSsrc && behind < MAX_REORDER) {
+      this.stats.rtpLate!++;
+      return;
+    }
+    this.#inSsrc = pkt.ssrc;
+    this.#inSeq = pkt.sequenceNumber;
     // No view per packet unless the packet size changed: typed-array views are most of what the
     // receive path allocates, and allocation is what drives GC pauses at a few hundred calls.
     const payload = pkt.payload.length <= MAX_DECODE ? pkt.payload : pkt.payload.subarray(0, MAX_DECODE);

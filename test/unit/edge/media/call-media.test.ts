@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
-import { ulawDecode } from '../../../../codecs/g711.js';
-import { parseRtp } from '../../../../codecs/rtp.js';
+import { ulawDecode, ulawEncode } from '../../../../codecs/g711.js';
+import { parseRtp, rtpSerializedSize, serializeRtpInto } from '../../../../codecs/rtp.js';
 import { CallMedia } from '../../../../edge/media/call-media.js';
 import { DgramRtpIo } from '../../../../edge/media/rtp-io.js';
 
@@ -142,5 +142,51 @@ describe('CallMedia late-frame catch-up', () => {
     assert.equal(got.length, 4);
     assert.ok(near(got[3]!.level, 2000));
     assert.equal(media.stats.playoutLateFrames, 0);
+  });
+});
+
+describe('CallMedia caller audio to the bot', () => {
+  it('passes each packet once, in order: a duplicate or a late packet is dropped and counted, a restarted sender is followed', async () => {
+    const phone = await bind();
+    const sock = await new DgramRtpIo().bind('127.0.0.1', 0);
+    const toBot: number[] = [];
+    const media = new CallMedia(sock, sock.port, { codec: 'PCMU', payloadType: 0, remote: { address: '127.0.0.1', port: phone.address().port }, symmetric: false, playoutCapacity: 8000, botRate: 8000 }, {
+      // The first sample tells which packet it was: each carries its own level.
+      onCallerAudio: (pcm) => void toBot.push(pcm[0]!),
+      onDtmf: () => undefined,
+      onMark: () => undefined,
+    });
+    try {
+      const level = (n: number) => 1000 * n;
+      const send = async (ssrc: number, seq: number, n: number) => {
+        const payload = new Uint8Array(160);
+        ulawEncode(new Int16Array(160).fill(level(n)), payload);
+        const header = { marker: false, payloadType: 0, sequenceNumber: seq & 0xffff, timestamp: (seq * 160) >>> 0, ssrc };
+        const pkt = new Uint8Array(rtpSerializedSize(header, payload.length));
+        serializeRtpInto(pkt, 0, header, payload);
+        await new Promise((r) => phone.send(pkt, sock.port, '127.0.0.1', r));
+        await new Promise((r) => setTimeout(r, 5));
+      };
+      // 65534, 65535, 0 (the wrap), a duplicate of 0, 2 (1 is late), then 1, late: dropped.
+      await send(7, 65534, 1);
+      await send(7, 65535, 2);
+      await send(7, 0, 3);
+      await send(7, 0, 3);
+      await send(7, 2, 5);
+      await send(7, 1, 4);
+      // The sender restarts far back in its sequence space, then a new SSRC starts anywhere.
+      await send(7, 30000, 6);
+      await send(8, 29000, 7);
+      await send(8, 29001, 8);
+      for (let i = 0; i < 50 && toBot.length < 6; i++) await new Promise((r) => setTimeout(r, 10));
+      const heard = toBot.map((v) => Math.round(v / 1000));
+      assert.deepEqual(heard, [1, 2, 3, 5, 6, 7, 8]);
+      assert.equal(media.stats.rtpLate, 2, 'the duplicate and the late packet');
+      assert.equal(media.stats.rtpReceived, 9);
+      assert.equal(media.stats.framesToBot, 7);
+    } finally {
+      media.close();
+      phone.close();
+    }
   });
 });
