@@ -7,8 +7,10 @@
  * without node:dgram's per-packet JavaScript, and each carries the time the thread read it from
  * the socket. The generator shares a core with the echo bot and nats-server: with node:dgram its
  * own event-loop lag there (20–40 ms at 200 calls) was added to every bot→caller latency it
- * measured. `--rtp-io dgram` (argv) keeps node:dgram. Every call sends marked G.711 µ-law frames at 20 ms and reads the marker of what comes back,
- * so loss and latency are counted per frame, not estimated: the byte marker (bench/frame.ts) when the
+ * measured. `--rtp-io dgram` (argv) keeps node:dgram.
+ *
+ * Every call sends marked G.711 µ-law frames at 20 ms and reads the marker of what comes back, so
+ * loss and latency are counted per frame, not estimated: the byte marker (bench/frame.ts) when the
  * bot speaks 8 kHz, the tone marker (bench/tone-mark.ts) when the node resamples to 16 kHz.
  *
  * RTP pacing: one timer for all calls, with each 20 ms period split into `phases` slots and calls

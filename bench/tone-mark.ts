@@ -115,8 +115,14 @@ function groupTables(rate: ToneRate): Int32Array[][] {
     }),
   );
 }
-const TABLE_8K = groupTables(8000);
-const TABLE_16K = groupTables(16000);
+/** One frame writer per rate: its group tables and, per call tag, the pilot + tag groups summed. */
+interface Writer {
+  readonly tables: Int32Array[][];
+  readonly samples: number;
+  readonly bases: Map<number, Int32Array>;
+}
+const WRITER_8K: Writer = { tables: groupTables(8000), samples: 160, bases: new Map() };
+const WRITER_16K: Writer = { tables: groupTables(16000), samples: 320, bases: new Map() };
 
 function popcount(v: number): number {
   let n = 0;
@@ -148,34 +154,30 @@ function pack(tag: number, seq: number, us: number): [number, number] {
 const synth = new Int32Array(320);
 /** Groups 0..2 are the pilot and the 12-bit tag, the same in every frame of a call: summed once per tag. */
 const TAG_GROUPS = TAG_BITS / GROUP_BITS;
-const tagBase = new Map<Int32Array[][], Map<number, Int32Array>>([
-  [TABLE_8K, new Map()],
-  [TABLE_16K, new Map()],
-]);
 
-function baseOf(table: Int32Array[][], samples: number, tag: number): Int32Array {
-  const cache = tagBase.get(table)!;
-  let base = cache.get(tag);
+function baseOf(w: Writer, tag: number): Int32Array {
+  let base = w.bases.get(tag);
   if (!base) {
-    base = new Int32Array(samples);
+    base = new Int32Array(w.samples);
     for (let g = 0; g < TAG_GROUPS; g++) {
-      const part = table[g]![(tag >>> (g * GROUP_BITS)) & 0xf]!;
-      for (let i = 0; i < samples; i++) base[i]! += part[i]!;
+      const part = w.tables[g]![(tag >>> (g * GROUP_BITS)) & 0xf]!;
+      for (let i = 0; i < w.samples; i++) base[i]! += part[i]!;
     }
-    cache.set(tag, base);
+    w.bases.set(tag, base);
   }
   return base;
 }
 
-function synthesise(table: Int32Array[][], samples: number, tag: number, seq: number, us: number): Int32Array {
+function synthesise(w: Writer, tag: number, seq: number, us: number): Int32Array {
   const [lo, hi] = pack(tag, seq, us);
   const sum = synth; // a local: the hot loop below reads no module binding
-  sum.set(baseOf(table, samples, lo & 0xfff));
+  const samples = w.samples;
+  sum.set(baseOf(w, lo & 0xfff));
   for (let g = TAG_GROUPS; g < GROUPS; g++) {
     // 32 is a multiple of GROUP_BITS: no group straddles the two words.
     const b = g * GROUP_BITS;
     const value = b < 32 ? (lo >>> b) & 0xf : (hi >>> (b - 32)) & 0xf;
-    const part = table[g]![value]!;
+    const part = w.tables[g]![value]!;
     for (let i = 0; i < samples; i++) sum[i] = (sum[i]! + part[i]!) | 0;
   }
   return sum;
@@ -183,7 +185,7 @@ function synthesise(table: Int32Array[][], samples: number, tag: number, seq: nu
 
 /** Writes a marked caller frame: 160 µ-law bytes at 8 kHz. */
 export function writeToneUlaw(out: Uint8Array, tag: number, seq: number, us: number): void {
-  const s = synthesise(TABLE_8K, 160, tag, seq, us);
+  const s = synthesise(WRITER_8K, tag, seq, us);
   for (let i = 0; i < 160; i++) out[i] = ULAW_ENCODE_TABLE[s[i]! + 32768]!;
 }
 
@@ -191,7 +193,7 @@ const LITTLE_ENDIAN = new Uint8Array(Uint16Array.of(1).buffer)[0] === 1;
 
 /** Writes a marked bot frame: 320 samples of little-endian 16-bit PCM at 16 kHz (640 bytes). */
 export function writeTonePcm16k(out: Uint8Array, tag: number, seq: number, us: number): void {
-  const s = synthesise(TABLE_16K, 320, tag, seq, us);
+  const s = synthesise(WRITER_16K, tag, seq, us);
   if (LITTLE_ENDIAN && (out.byteOffset & 1) === 0) {
     // 320 sample stores instead of 640 byte stores.
     const v16 = new Int16Array(out.buffer, out.byteOffset, 320);

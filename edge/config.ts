@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { z } from 'zod';
+import type { PlayoutTrim } from './media/playout.js';
 
 /** Twilio Media Streams options of a route (docs/bot-protocols.md#twilio). */
 export const TwilioRouteSchema = z
@@ -53,7 +54,7 @@ export const RouteSchema = z
     playoutTrim: z
       .union([z.boolean(), z.enum(['off', 'silence', 'any'])])
       .default('silence')
-      .transform((v): 'off' | 'silence' | 'any' => (v === true ? 'any' : v === false ? 'off' : v)),
+      .transform((v): PlayoutTrim => (v === true ? 'any' : v === false ? 'off' : v)),
     /**
      * Late-frame catch-up (G.711 calls): a frame of a bot mid-speech that lands just after its tick
      * goes out at once in the slot it missed, instead of at the next tick with every later frame

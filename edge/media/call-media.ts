@@ -23,14 +23,14 @@ export interface CallMediaOptions extends MediaSessionOptions {
 const SAMPLES_PER_FRAME = 160; // 20 ms at 8 kHz
 const MAX_DECODE = 1440; // 180 ms: the largest ptime we decode in one packet
 
+/** How far back (packets) a sequence number may be and still be a late or duplicate packet. */
+const MAX_REORDER = 100;
+
 /**
  * One call's RTP endpoint: receives the caller's G.711 and hands PCM to the bot side; on every
  * node tick sends the next 20 ms of bot audio (or silence, so the stream and NAT bindings stay
  * alive) as RTP. All buffers are allocated once per call; nothing is allocated per packet.
  */
-/** How far back (packets) a sequence number may be and still be a late or duplicate packet. */
-const MAX_REORDER = 100;
-
 export class CallMedia implements MediaSession {
   readonly playout: PlayoutBuffer;
   readonly playoutRate = 8000;

@@ -25,6 +25,8 @@ const SILENCE_PEAK = 64;
 
 /** Which frame of a standing cushion the trim drops: the next one, or the next silent one. */
 export type TrimMode = 'any' | 'silence';
+/** A route's `playoutTrim`: a trim mode, or none. */
+export type PlayoutTrim = 'off' | TrimMode;
 
 export class PlayoutBuffer {
   /**
@@ -122,24 +124,22 @@ export class PlayoutBuffer {
   /** The live-stream trim (see the class comment); `frame` is the samples one read takes. */
   #trim(frame: number): void {
     const left = this.buffered;
-    if (this.#trimDue) {
-      // The cushion is gone (or became a burst): nothing standing to trim any more.
-      if (left < frame || left > frame * MAX_CUSHION_FRAMES) this.#trimDue = false;
-      else if (this.#headIsSilent(frame)) this.#drop(frame);
-    }
     if (left < this.#windowMin) this.#windowMin = left;
     if (left > this.#windowMax) this.#windowMax = left;
-    if (++this.#windowReads < this.trimWindow) return;
-    if (this.#windowMin >= frame && this.#windowMax <= frame * MAX_CUSHION_FRAMES) {
-      if (this.trimMode === 'any') this.#drop(frame);
-      else if (!this.#trimDue) {
-        if (this.#headIsSilent(frame)) this.#drop(frame);
+    if (++this.#windowReads >= this.trimWindow) {
+      if (this.#windowMin >= frame && this.#windowMax <= frame * MAX_CUSHION_FRAMES) {
+        if (this.trimMode === 'any') this.#drop(frame);
         else this.#trimDue = true;
       }
+      this.#windowReads = 0;
+      this.#windowMin = Infinity;
+      this.#windowMax = 0;
     }
-    this.#windowReads = 0;
-    this.#windowMin = Infinity;
-    this.#windowMax = 0;
+    if (!this.#trimDue) return;
+    // Silence mode: drop the first silent frame at the head while the cushion stands; once it is
+    // gone (or has become a burst) there is nothing standing to trim.
+    if (left < frame || left > frame * MAX_CUSHION_FRAMES) this.#trimDue = false;
+    else if (this.#headIsSilent(frame)) this.#drop(frame);
   }
 
   #drop(frame: number): void {
@@ -179,6 +179,6 @@ export class PlayoutBuffer {
 }
 
 /** A call's playout queue with the route's trim: one second of 20 ms reads per trim window. */
-export function newPlayout(capacity: number, initial: number, trim: 'off' | 'silence' | 'any' = 'off'): PlayoutBuffer {
-  return new PlayoutBuffer(capacity, initial, trim === 'off' ? 0 : 50, trim === 'silence' ? 'silence' : 'any');
+export function newPlayout(capacity: number, initial: number, trim: PlayoutTrim = 'off'): PlayoutBuffer {
+  return trim === 'off' ? new PlayoutBuffer(capacity, initial) : new PlayoutBuffer(capacity, initial, 50, trim);
 }

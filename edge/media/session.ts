@@ -1,6 +1,6 @@
 import type { DtmfKeyPress } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
-import type { PlayoutBuffer } from './playout.js';
+import type { PlayoutBuffer, PlayoutTrim } from './playout.js';
 
 /**
  * What a call (edge/call.ts) needs from its media, whichever codec the caller negotiated:
@@ -44,7 +44,7 @@ export interface MediaSessionOptions {
   /** Latch onto the first RTP source (symmetric RTP) instead of trusting the SDP address. */
   symmetric: boolean;
   /** Drop a frame of a standing live-stream queue (PlayoutBuffer's trim): off (default), the next silent frame, or any. */
-  playoutTrim?: 'off' | 'silence' | 'any';
+  playoutTrim?: PlayoutTrim;
   /** Send a late bot frame at once in the slot it missed (CallMedia.tick); default true. G.711 only. */
   playoutCatchUp?: boolean;
   /** PCM rate the bot speaks. */

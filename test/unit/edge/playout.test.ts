@@ -121,26 +121,36 @@ describe('PlayoutBuffer memory', () => {
 
     it('is off unless asked for', () => assert.equal(new PlayoutBuffer(8000).trimWindow, 0));
 
+    /**
+     * A bot streaming speech in real time (each frame a ramp, never silent): one frame in per frame
+     * out, then two frames land in one tick (jitter) and leave a standing one-frame cushion.
+     */
+    const liveStream = (b: PlayoutBuffer, out: Int16Array) => {
+      const s = {
+        next: 1,
+        push() {
+          b.push(ramp(s.next, 160));
+          s.next += 160;
+        },
+      };
+      for (let i = 0; i < 10; i++) {
+        s.push();
+        b.read(out, () => undefined);
+      }
+      s.push();
+      s.push();
+      b.read(out, () => undefined);
+      return s;
+    };
+
     it('drops one frame of a standing queue left by a jitter burst, so latency comes back down', () => {
       const b = new PlayoutBuffer(8000, 8000, 50);
       const out = frame();
-      let next = 1;
-      const pushFrame = () => {
-        b.push(ramp(next, 160));
-        next += 160;
-      };
-      // Real time: one frame in per frame out; then two frames land in one tick (jitter).
-      for (let i = 0; i < 10; i++) {
-        pushFrame();
-        b.read(out, () => undefined);
-      }
-      pushFrame();
-      pushFrame();
-      b.read(out, () => undefined);
+      const bot = liveStream(b, out);
       assert.equal(b.buffered, 160, 'a standing one-frame queue: +20 ms for the rest of the call without the trim');
       let reads = 0;
       while (b.trimmedSamples === 0 && reads < 200) {
-        pushFrame();
+        bot.push();
         b.read(out, () => undefined);
         reads++;
       }
@@ -149,9 +159,9 @@ describe('PlayoutBuffer memory', () => {
       assert.equal(b.buffered, 0);
       // Audio goes on in order after the dropped frame, and nothing more is dropped.
       for (let i = 0; i < 100; i++) {
-        pushFrame();
+        bot.push();
         b.read(out, () => undefined);
-        assert.equal(out[0], next - 160);
+        assert.equal(out[0], bot.next - 160);
       }
       assert.equal(b.trimmedSamples, 160);
     });
@@ -173,26 +183,14 @@ describe('PlayoutBuffer memory', () => {
     it('in silence mode drops only a silent frame of the standing queue: the next pause is 20 ms shorter, no speech is lost', () => {
       const b = new PlayoutBuffer(8000, 8000, 50, 'silence');
       const out = frame();
-      let next = 1;
-      // A real-time stream of speech frames (a ramp: never silent), then two frames in one tick.
-      const speech = () => {
-        b.push(ramp(next, 160));
-        next += 160;
-      };
-      for (let i = 0; i < 10; i++) {
-        speech();
-        b.read(out, () => undefined);
-      }
-      speech();
-      speech();
-      b.read(out, () => undefined);
+      const bot = liveStream(b, out);
       assert.equal(b.buffered, 160, 'a standing one-frame cushion');
       // Three seconds of speech: the cushion stands, but no frame is silent, so nothing is dropped
       // and every sample is played in order.
       for (let i = 0; i < 150; i++) {
-        speech();
+        bot.push();
         b.read(out, () => undefined);
-        assert.equal(out[0], next - 320, 'speech plays in order, a frame behind');
+        assert.equal(out[0], bot.next - 320, 'speech plays in order, a frame behind');
       }
       assert.equal(b.trimmedSamples, 0);
       // A pause in the bot's speech (silent frames, still in real time): the first silent frame to
@@ -205,9 +203,9 @@ describe('PlayoutBuffer memory', () => {
       }
       assert.equal(b.trimmedSamples, 160, `one silent frame dropped after ${read} reads`);
       assert.ok(b.buffered < 160, 'the cushion is gone');
-      speech();
+      bot.push();
       b.read(out, () => undefined);
-      assert.equal(out[0], next - 160, 'the next word plays at once, a frame earlier than before');
+      assert.equal(out[0], bot.next - 160, 'the next word plays at once, a frame earlier than before');
     });
 
     it('in silence mode leaves a TTS burst alone even where it is silent', () => {
