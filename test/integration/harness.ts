@@ -18,16 +18,41 @@ import { waitForPort } from '../../edge/up.js';
 
 export const CLI = fileURLToPath(new URL('../../edge/cli.js', import.meta.url));
 
-/** A free TCP port (also free for UDP in practice on loopback). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/** Candidates for freePort: below the kernel's ephemeral range (32768–60999) and the RTP ranges tests use (30000+). */
+const PORT_MIN = 20000;
+const PORT_SPAN = 10000;
+
+function bindsTcp(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
   });
+}
+
+function bindsUdp(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createSocket('udp4');
+    s.once('error', () => {
+      s.close();
+      resolve(false);
+    });
+    s.bind(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * A port free for both TCP and UDP on loopback (a SIP port is both). Taken outside the ephemeral
+ * range: a port the kernel handed out for `listen(0)` can be handed out again, before the test's
+ * process binds it, as the local port of some outgoing connection (a NATS or WebSocket client):
+ * the cluster test's node once failed with EADDRINUSE that way.
+ */
+export async function freePort(): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = PORT_MIN + Math.floor(Math.random() * PORT_SPAN);
+    if ((await bindsTcp(port)) && (await bindsUdp(port))) return port;
+  }
+  throw new Error(`no free port in ${PORT_MIN}-${PORT_MIN + PORT_SPAN - 1} after 200 tries`);
 }
 
 export function stopProcess(p: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGTERM'): Promise<number | null> {
