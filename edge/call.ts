@@ -17,6 +17,7 @@ import type { Route, ResolvedMediaNodeOptions } from './config.js';
 import { logger } from './log.js';
 import { CallMedia } from './media/call-media.js';
 import { OpusMedia, type OpusBatch } from './media/opus-media.js';
+import { BPL_NO_PLC, BPL_PLC, qosReport } from './media/qos.js';
 import type { CallMediaSink, MediaSession } from './media/session.js';
 import { loadPrompt } from './media/prompt.js';
 import type { RtpPortPool } from './media/port-pool.js';
@@ -78,6 +79,10 @@ export class InboundCall {
   #ok: PendingOk | undefined;
   #sdpVersion = 1;
   #ended = false;
+  /** QoS samples: when the next is due and where the last one ended (ms since the epoch), and `rtpLate` then. */
+  #qosDueAt = 0;
+  #qosSampledAt = 0;
+  #qosLateAt = 0;
   /** Phase 1 of the node tick: this call's RTP packet leaves (before any call's bot I/O). */
   readonly #tick = () => this.#media?.tick();
   /** Phase 2: bot I/O and reports. */
@@ -244,6 +249,8 @@ export class InboundCall {
       });
     }
     this.answeredAt = Date.now();
+    this.#qosSampledAt = this.answeredAt;
+    this.#qosDueAt = this.answeredAt + this.ctx.options.qosIntervalMs;
     const res = this.inviteTx.reply(200, 'OK', {
       toTag: this.dialog.localTag,
       headers: [['Contact', `<${this.ctx.contact}>`], ['Allow', ALLOW], ['Supported', '']],
@@ -507,6 +514,23 @@ export class InboundCall {
     this.end(cause, status);
   }
 
+  /**
+   * The node's QoS sweep (MediaNode, once a second): publishes a `qos` sample of the interval since
+   * the last one when it is due. Samples are due `qosIntervalMs` apart from each call's answer, so a
+   * node's samples spread over the interval instead of leaving together.
+   */
+  sampleQos(now: number): void {
+    const media = this.#media;
+    if (!media || !this.answeredAt || this.#ended || now < this.#qosDueAt) return;
+    const late = media.stats.rtpLate ?? 0;
+    const qos = qosReport(media.rx.interval(), late - this.#qosLateAt, media.concealsLoss ? BPL_PLC : BPL_NO_PLC);
+    this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'qos', intervalMs: now - this.#qosSampledAt, qos });
+    this.#qosLateAt = late;
+    this.#qosSampledAt = now;
+    // Due again one interval later; after a stall, from now (no burst of catch-up samples).
+    this.#qosDueAt = Math.max(this.#qosDueAt + this.ctx.options.qosIntervalMs, now + 1);
+  }
+
   /** Releases everything and publishes `ended`; idempotent. */
   end(cause: EndCause, sipStatus?: number): void {
     if (this.#ended) return;
@@ -531,6 +555,7 @@ export class InboundCall {
       durationMs: now - this.startedAt,
       talkMs: this.answeredAt ? now - this.answeredAt : 0,
       ...(stats ? { media: stats } : {}),
+      ...(media && stats ? { qos: qosReport(media.rx.total, stats.rtpLate ?? 0, media.concealsLoss ? BPL_PLC : BPL_NO_PLC) } : {}),
     });
     log.info({ call: this.id, cause, sipStatus }, 'ended');
     this.ctx.onGone(this);

@@ -156,6 +156,18 @@ export const MediaNodeOptionsSchema = z
     twilioRestPort: z.number().int().min(0).max(65535).optional(),
     /** Address the Twilio REST endpoint binds. Default: sipHost. */
     twilioRestHost: z.string().min(1).optional(),
+    /**
+     * How often each answered call publishes a `qos` sample (botedge.v1.call.qos: loss, jitter and
+     * MOS of the caller's stream over the interval), ms; 0 publishes none (`ended` still carries
+     * the whole call's). Default 10000.
+     */
+    qosIntervalMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(3600000)
+      .default(10000)
+      .refine((v) => v === 0 || v >= 1000, { message: 'must be 0 (no samples) or at least 1000' }),
     /** Max calls this node accepts; more get 503. Default 2000. */
     maxCalls: z.number().int().min(1).default(2000),
   })

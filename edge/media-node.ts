@@ -30,6 +30,9 @@ const LOOP_DELAY_RESOLUTION_MS = 1;
 /** nice(2) increment of the Opus worker threads. */
 const OPUS_WORKER_NICE = 5;
 
+/** How often the node looks for calls whose `qos` sample is due: one timer for all calls, not one each. */
+const QOS_SWEEP_MS = 1000;
+
 /** Event-loop delay of the node's main thread (the one that owns the RTP sockets) over a window. */
 export interface EventLoopDelay {
   p50: number;
@@ -61,6 +64,7 @@ export class MediaNode {
   readonly #loopDelay: IntervalHistogram = monitorEventLoopDelay({ resolution: LOOP_DELAY_RESOLUTION_MS });
   #loopDelaySince = performance.now();
   #closed = false;
+  #qosSweep: NodeJS.Timeout | undefined;
   #draining = false;
   #drained: (() => void) | undefined;
   readonly #drainedPromise = new Promise<void>((resolve) => (this.#drained = resolve));
@@ -85,6 +89,18 @@ export class MediaNode {
       onError: (err, where) => log.error({ err, where }, 'SIP stack callback failed'),
     });
     this.ticker.onFirstError = (err) => log.error({ err }, 'media tick failed (first occurrence; further ones are counted)');
+    if (options.qosIntervalMs > 0) this.#qosSweep = setInterval(() => this.#sampleQos(), QOS_SWEEP_MS).unref();
+  }
+
+  #sampleQos(): void {
+    const now = Date.now();
+    for (const call of this.calls.values()) {
+      try {
+        call.sampleQos(now);
+      } catch (err) {
+        log.error({ err, call: call.id }, 'qos sample failed');
+      }
+    }
   }
 
   static async start(input: MediaNodeOptions): Promise<MediaNode> {
@@ -122,6 +138,7 @@ export class MediaNode {
 
   /** What the constructor started besides NATS: the loop-delay monitor and the Opus workers. */
   async #release(): Promise<void> {
+    clearInterval(this.#qosSweep);
     this.#loopDelay.disable();
     await this.opus?.pool.destroy();
   }

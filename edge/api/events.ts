@@ -86,6 +86,42 @@ export const MediaStatsSchema = z.object({
 });
 export type MediaStats = z.infer<typeof MediaStatsSchema>;
 
+/**
+ * The caller's stream as it arrived (RFC 3550 receive statistics) over a span: a `qos` sample's
+ * interval, or the whole call in `ended`. Built by edge/media/qos.ts.
+ */
+export const QosSchema = z.object({
+  /** Packets the sequence numbers say the caller sent. */
+  packetsExpected: z.number().int().nonnegative(),
+  /** Packets received, duplicates and late ones included. */
+  packetsReceived: z.number().int().nonnegative(),
+  /** Network loss: expected − received, never below 0. */
+  packetsLost: z.number().int().nonnegative(),
+  /** Packets dropped on arrival as duplicate or too late (`media.rtpLate`). */
+  packetsLate: z.number().int().nonnegative(),
+  /** packetsLost / packetsExpected, %. */
+  lossPct: z.number().nonnegative(),
+  /** RFC 3550 §6.4.1 interarrival jitter at the end of the span, ms. */
+  jitterMs: z.number().nonnegative(),
+  /** Highest interarrival jitter in the span, ms. */
+  jitterMaxMs: z.number().nonnegative(),
+  /**
+   * Listening-quality MOS estimate (ITU-T G.107 E-model, 1–4.5) from the packets the bot did not
+   * get (lost or late); absent when no packet was expected in the span.
+   */
+  mos: z.number().min(1).max(4.5).optional(),
+});
+export type Qos = z.infer<typeof QosSchema>;
+
+/** Every `qosIntervalMs` of an answered call: the caller's stream over the interval just ended. */
+export const CallQosSchema = z.object({
+  ...base,
+  event: z.literal('qos'),
+  /** The span the sample covers, ms (the first one starts at answer). */
+  intervalMs: z.number().int().nonnegative(),
+  qos: QosSchema,
+});
+
 export const CallEndedSchema = z.object({
   ...base,
   event: z.literal('ended'),
@@ -96,12 +132,15 @@ export const CallEndedSchema = z.object({
   /** Answered time to end, ms; 0 when never answered. */
   talkMs: z.number().int().nonnegative(),
   media: MediaStatsSchema.optional(),
+  /** The caller's stream over the whole call; absent when the call never had media. */
+  qos: QosSchema.optional(),
 });
 
 export const CallEventSchema = z.discriminatedUnion('event', [
   CallCreatedSchema,
   CallAnsweredSchema,
   CallDtmfSchema,
+  CallQosSchema,
   CallEndedSchema,
 ]);
 export type CallEvent = z.infer<typeof CallEventSchema>;

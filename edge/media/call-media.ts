@@ -1,6 +1,7 @@
 import { g711 } from '../../codecs/native.js';
 import { serializeRtpInto, RTP_HEADER_SIZE } from '../../codecs/rtp.js';
 import { Resampler } from '../../codecs/resample.js';
+import { RtpReceiveStats } from '../../codecs/rtp-stats.js';
 import { DtmfReceiver, serializeTelephoneEventInto } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
 import { DtmfSender } from './dtmf-sender.js';
@@ -34,6 +35,7 @@ const MAX_REORDER = 100;
 export class CallMedia implements MediaSession {
   readonly playout: PlayoutBuffer;
   readonly playoutRate = 8000;
+  readonly concealsLoss = false;
   readonly #decoded = new Int16Array(MAX_DECODE);
   /** Views of #decoded and #upsampled for the last packet size: one size per call in practice. */
   #decodedView: Int16Array = new Int16Array(0);
@@ -96,12 +98,16 @@ export class CallMedia implements MediaSession {
     this.#upsampled = new Int16Array(this.#up ? this.#up.maxOutputLength(MAX_DECODE) : 0);
     this.#frame = new Int16Array(options.botRate / 50);
     this.#catchUp = options.playoutCatchUp !== false;
-    this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats, new DtmfReceiver(), (press) => sink.onDtmf(press));
+    this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats, new DtmfReceiver(), (press) => sink.onDtmf(press), new RtpReceiveStats(8000));
     this.#header.payloadType = options.payloadType;
     this.#header.sequenceNumber = (Math.random() * 0x10000) >>> 0;
     this.#header.timestamp = (Math.random() * 0x100000000) >>> 0;
     this.#header.ssrc = (Math.random() * 0x100000000) >>> 0;
-    socket.onPacket = (msg, ip, port) => this.#onPacket(msg, ip, port);
+    socket.onPacket = (msg, ip, port, arrivalUs) => this.#onPacket(msg, ip, port, arrivalUs);
+  }
+
+  get rx(): RtpReceiveStats {
+    return this.#peer.rx;
   }
 
 
@@ -113,9 +119,9 @@ export class CallMedia implements MediaSession {
     this.#sending = sending;
   }
 
-  #onPacket(msg: Uint8Array, ip: number, port: number): void {
+  #onPacket(msg: Uint8Array, ip: number, port: number, arrivalUs: number): void {
     if (this.#closed) return;
-    const pkt = this.#peer.receiveAudio(msg, ip, port, this.options.payloadType, this.options.telephoneEventPt);
+    const pkt = this.#peer.receiveAudio(msg, ip, port, arrivalUs, this.options.payloadType, this.options.telephoneEventPt);
     if (!pkt) return;
     // G.711 goes to the bot as it arrives (no jitter buffer: the least delay for the bot's
     // recogniser). A duplicate, or a packet older than one already passed on, would play 20 ms

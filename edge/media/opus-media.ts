@@ -21,6 +21,7 @@
 import { serializeRtpInto, RTP_HEADER_SIZE } from '../../codecs/rtp.js';
 import { JitterBuffer } from '../../codecs/jitter-buffer.js';
 import { Resampler } from '../../codecs/resample.js';
+import { RtpReceiveStats } from '../../codecs/rtp-stats.js';
 import { DtmfReceiver, serializeTelephoneEventInto } from '../../codecs/telephone-event.js';
 import type { OpusPool } from '../../workers/opus-pool.js';
 import type { MediaStats } from '../api/events.js';
@@ -111,6 +112,7 @@ interface OutFrame {
 export class OpusMedia implements MediaSession {
   readonly playout: PlayoutBuffer;
   readonly playoutRate: number;
+  readonly concealsLoss = true;
   readonly #pool: OpusPool;
   readonly #jitter = new JitterBuffer({ clockRate: OPUS_CLOCK, maxPayloadBytes: MAX_OPUS_BYTES });
   readonly #pcm: Int16Array;
@@ -188,7 +190,7 @@ export class OpusMedia implements MediaSession {
     const teRate = options.telephoneEventRate ?? OPUS_CLOCK;
     // DtmfSender counts durations in 8 kHz units; the events' clock may be 48 kHz.
     this.#teUnitsPer8k = teRate / 8000;
-    this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats, new DtmfReceiver({ clockRate: teRate }), (press) => sink.onDtmf(press));
+    this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats, new DtmfReceiver({ clockRate: teRate }), (press) => sink.onDtmf(press), new RtpReceiveStats(OPUS_CLOCK));
     this.#header.payloadType = options.payloadType;
     this.#header.sequenceNumber = (Math.random() * 0x10000) >>> 0;
     this.#clockTs = (Math.random() * 0x100000000) >>> 0;
@@ -206,6 +208,10 @@ export class OpusMedia implements MediaSession {
     socket.onPacket = (msg, ip, port, arrivalUs) => this.#onPacket(msg, ip, port, arrivalUs);
   }
 
+  get rx(): RtpReceiveStats {
+    return this.#peer.rx;
+  }
+
   update(options: MediaUpdate, sending: boolean): void {
     if (options.payloadType !== undefined) this.options.payloadType = options.payloadType;
     if ('telephoneEventPt' in options) this.options.telephoneEventPt = options.telephoneEventPt;
@@ -219,7 +225,7 @@ export class OpusMedia implements MediaSession {
 
   #onPacket(msg: Uint8Array, ip: number, port: number, arrivalUs: number): void {
     if (this.#closed) return;
-    const pkt = this.#peer.receiveAudio(msg, ip, port, this.options.payloadType, this.options.telephoneEventPt);
+    const pkt = this.#peer.receiveAudio(msg, ip, port, arrivalUs, this.options.payloadType, this.options.telephoneEventPt);
     if (!pkt) return;
     // Copied into the jitter buffer's slab: the socket reuses `msg`. The arrival is when the socket
     // was read, not now: native RTP I/O hands packets over in batches (up to 2 ms), and a busy

@@ -1,4 +1,5 @@
 import { isRtcp, newRtpFields, parseRtpInto, type RtpFields } from '../../codecs/rtp.js';
+import type { RtpReceiveStats } from '../../codecs/rtp-stats.js';
 import type { DtmfKeyPress, DtmfReceiver } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
 import { ipv4ToU32, type RtpSocket } from './rtp-socket.js';
@@ -27,6 +28,8 @@ export class RtpPeer {
     /** The call's RFC 4733 receiver (its clock rate is the codec's) and where its key presses go. */
     private readonly dtmf: DtmfReceiver,
     private readonly onDtmf: (press: DtmfKeyPress) => void,
+    /** The caller's stream as it arrives (QoS): every packet taken, audio and events. */
+    readonly rx: RtpReceiveStats,
   ) {
     this.#set(remote);
   }
@@ -74,12 +77,15 @@ export class RtpPeer {
   /**
    * A datagram from ip:port, sorted the same way for every codec: the packet when it carries audio
    * of `audioPt`; telephone events (`eventPt`) go to the DTMF receiver; any other payload type is
-   * counted malformed. The fields object is reused: read it before the next packet.
+   * counted malformed. Each packet of the two goes into the receive statistics (events share the
+   * audio's sequence numbers). The fields object is reused: read it before the next packet.
    */
-  receiveAudio(msg: Uint8Array, ip: number, port: number, audioPt: number, eventPt: number | undefined): RtpFields | undefined {
+  receiveAudio(msg: Uint8Array, ip: number, port: number, arrivalUs: number, audioPt: number, eventPt: number | undefined): RtpFields | undefined {
     const pkt = this.receive(msg, ip, port);
     if (!pkt) return undefined;
-    if (pkt.payloadType === audioPt) return pkt;
+    const audio = pkt.payloadType === audioPt;
+    if (audio || pkt.payloadType === eventPt) this.rx.packet(pkt.ssrc, pkt.sequenceNumber, pkt.timestamp, arrivalUs, audio);
+    if (audio) return pkt;
     if (pkt.payloadType === eventPt) {
       for (const press of this.dtmf.push(pkt)) this.onDtmf(press);
     } else {

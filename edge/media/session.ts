@@ -1,3 +1,4 @@
+import type { RtpReceiveStats } from '../../codecs/rtp-stats.js';
 import type { DtmfKeyPress } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
 import type { PlayoutBuffer, PlayoutTrim } from './playout.js';
@@ -15,6 +16,10 @@ export interface MediaSession {
   /** Sample rate of the playout buffer, Hz: 8000 for G.711, the bot's rate for Opus. */
   readonly playoutRate: number;
   readonly stats: MediaStats;
+  /** The caller's stream as it arrived: RFC 3550 receive statistics for QoS. */
+  readonly rx: RtpReceiveStats;
+  /** Lost caller packets are concealed before the bot hears them (Opus PLC), which the MOS estimate weighs. */
+  readonly concealsLoss: boolean;
   /** A re-INVITE changed the media (hold/unhold, new address, new payload types); same codec. */
   update(options: MediaUpdate, sending: boolean): void;
   /** Queues bot audio (PCM at the bot's rate) for playout. */

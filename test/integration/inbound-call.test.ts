@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import type { Qos } from '../../edge/api/events.js';
 import { EchoBot } from '../../edge/echo-bot.js';
 import { EventCollector, RtpTap, freePort, runSipp, sippWorkdir, startMediaNode, startNats, type Botedge, type NatsServer } from './harness.js';
 
@@ -23,6 +24,7 @@ describe('an inbound SIPp call reaches the echo bot and comes back', { timeout: 
       rtpPortMin: 32000,
       rtpPortMax: 32999,
       defaultRoute: { url: bot.url },
+      qosIntervalMs: 2000,
     });
     events = await EventCollector.start(nats.url);
     tap = await RtpTap.open();
@@ -36,7 +38,7 @@ describe('an inbound SIPp call reaches the echo bot and comes back', { timeout: 
     await nats?.stop();
   });
 
-  it('completes 20 uac_pcap calls, 5 tapped calls and 5 over TCP; audio flows both ways; NATS carries every event', async () => {
+  it('completes 20 uac_pcap calls, 5 tapped calls and 5 over TCP; audio flows both ways; NATS carries every event and QoS', async () => {
     const target = `127.0.0.1:${node.sipPort}`;
     const cwd = sippWorkdir();
     // SIPp's built-in scenario, as a user would run it; and alongside, the same scenario with the
@@ -92,6 +94,25 @@ describe('an inbound SIPp call reaches the echo bot and comes back', { timeout: 
       const media = e.data.media as Record<string, number>;
       assert.equal(media.rtpUnexpectedSource, 0);
       assert.ok((media.rtpReceived ?? 0) > 200);
+      // The caller's stream as it arrived: SIPp replays the capture's audio and then its RFC 4733
+      // events (another SSRC, its end packets repeated with one sequence number, so a couple more
+      // received than expected); on loopback nothing is lost or late.
+      const qos = e.data.qos as Qos;
+      assert.equal(qos.packetsReceived, media.rtpReceived, 'every packet taken is in the receive statistics');
+      assert.ok(qos.packetsLost === 0 && qos.packetsLate === 0 && qos.packetsReceived - qos.packetsExpected <= 3, JSON.stringify(qos));
+      assert.ok(qos.jitterMs >= 0 && qos.jitterMaxMs < 40, `jitter ${qos.jitterMs} ms, max ${qos.jitterMaxMs} ms`);
+      assert.ok(qos.mos! > 4.3, `MOS ${qos.mos}`);
+      // And every 2 s of the call, a sample of the interval.
+      const samples = events.of('qos').filter((q) => q.data.callId === e.data.callId).map((q) => q.data.qos as Qos);
+      assert.ok(samples.length >= 1, `call ${e.data.callId as string}: no qos sample`);
+      const sampled = samples.reduce((n, q) => n + q.packetsReceived, 0);
+      assert.ok(sampled > 0 && sampled <= qos.packetsReceived, `${sampled} packets in samples, ${qos.packetsReceived} in the call`);
+    }
+    for (const q of events.of('qos')) {
+      assert.equal(q.subject, 'botedge.v1.call.qos');
+      // Due every 2 s from the answer, found by a once-a-second sweep: 1–3 s apart.
+      const ms = q.data.intervalMs as number;
+      assert.ok(ms >= 1000 && ms < 3500, `sample interval ${ms} ms`);
     }
     assert.equal(events.of('dtmf').length, 30);
   });

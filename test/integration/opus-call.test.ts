@@ -10,7 +10,9 @@ import { after, before, describe, it } from 'node:test';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { LibopusDecoder, OpusEncoder } from '../../codecs/opus.js';
 import { parseRtp, serializeRtpInto } from '../../codecs/rtp.js';
+import type { Qos } from '../../edge/api/events.js';
 import { EchoBot } from '../../edge/echo-bot.js';
+import { BPL_PLC, mosFromLoss } from '../../edge/media/qos.js';
 import { parseSdp } from '../../sip/sdp.js';
 import { parseNameAddr } from '../../sip/uri.js';
 import { amplitudeAt, sine } from '../fixtures/audio.js';
@@ -212,6 +214,12 @@ describe('an Opus call: SDP, decode at the bot\'s rate, echo, encode, loss conce
     assert.equal(media.codecErrors, 0);
     // Every one of the 120 frames reached the bot, the four lost ones rebuilt.
     assert.ok((media.framesToBot ?? 0) >= 120, `${media.framesToBot} frames to the bot`);
+    // QoS saw the loss on the way in, and rates it as a codec that conceals it (Opus PLC).
+    const qos = events.of('ended')[before]!.data.qos as Qos;
+    assert.deepEqual([qos.packetsExpected, qos.packetsReceived, qos.packetsLost], [120, 116, 4], JSON.stringify(qos));
+    assert.equal(qos.lossPct, 3.33);
+    assert.equal(qos.mos, Math.round(mosFromLoss((100 * (4 + qos.packetsLate)) / 120, BPL_PLC) * 100) / 100);
+    assert.ok(qos.mos! < 4.3 && qos.mos! > 3.8, `MOS ${qos.mos}`);
   });
 
   it('reports its event-loop delay in the status reply, and starts a new window on reset', async () => {

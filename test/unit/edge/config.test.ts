@@ -12,6 +12,7 @@ describe('media node options', () => {
     assert.equal(o.advertisedAddress, '127.0.0.1');
     assert.deepEqual(o.codecs, ['PCMU', 'PCMA']);
     assert.equal(o.botUnreachableStatus, 480);
+    assert.equal(o.qosIntervalMs, 10000);
   });
 
   it('names the field that is wrong', () => {
@@ -20,6 +21,9 @@ describe('media node options', () => {
     assert.throws(() => resolveMediaNodeOptions({ defaultRoute: { url: 'http://bot' } }, host), (e: unknown) => e instanceof ConfigError && e.field === 'defaultRoute.url');
     assert.throws(() => resolveMediaNodeOptions({ botUnreachableStatus: 500 as 480 }, host), (e: unknown) => e instanceof ConfigError && e.field === 'botUnreachableStatus');
     assert.throws(() => resolveMediaNodeOptions({ sipPrt: 1 } as never, host), (e: unknown) => e instanceof ConfigError);
+    // QoS samples: none (0) or at most one a second per call.
+    assert.throws(() => resolveMediaNodeOptions({ qosIntervalMs: 500 }, host), (e: unknown) => e instanceof ConfigError && e.field === 'qosIntervalMs' && /at least 1000/.test(e.message));
+    assert.equal(resolveMediaNodeOptions({ qosIntervalMs: 0 }, host).qosIntervalMs, 0);
   });
 
   it('routes by called number, falling back to the default route', () => {

@@ -184,6 +184,11 @@ describe('CallMedia caller audio to the bot', () => {
       assert.equal(media.stats.rtpLate, 2, 'the duplicate and the late packet');
       assert.equal(media.stats.rtpReceived, 9);
       assert.equal(media.stats.framesToBot, 7);
+      // The receive statistics (RFC 3550 A.1) saw the same stream: SSRC 7's run 65534…2 (5 expected,
+      // 6 received with the duplicate); 30000 alone is not a confirmed restart there, so it is not
+      // counted; SSRC 8 is a new run of 2.
+      const rx = media.rx.total;
+      assert.deepEqual([rx.expected, rx.received, rx.lost], [7, 8, 0]);
     } finally {
       media.close();
       phone.close();

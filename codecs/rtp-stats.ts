@@ -1,0 +1,145 @@
+/**
+ * Receive statistics for one incoming RTP stream, kept the way RFC 3550 keeps them for reception
+ * reports: packets expected from the extended highest sequence number, packets received, the
+ * cumulative and per-interval loss (appendix A.1, A.3) and the interarrival jitter (§6.4.1, A.8).
+ * A pure processor: the caller passes each packet's SSRC, sequence number, timestamp and arrival.
+ *
+ * No probation for a new source (A.1's MIN_SEQUENTIAL): RtpPeer has already accepted its address.
+ * A restarted sender — a new SSRC, or a jump of more than MAX_DROPOUT ahead or MAX_MISORDER back
+ * that the next packet continues — starts a new run; the finished runs' counts are kept, so a
+ * call's totals span every sender it had.
+ */
+
+const SEQ_MOD = 0x10000;
+/** A.1's defaults: a jump ahead this large, or back this far, is not the same run of packets. */
+const MAX_DROPOUT = 3000;
+const MAX_MISORDER = 100;
+
+export interface RtpReceiveCounts {
+  /** Packets the sequence numbers say were sent (highest − first + 1, over every run). */
+  expected: number;
+  /** Packets received, duplicates and late ones included, as RFC 3550 counts them. */
+  received: number;
+  /** expected − received, never below 0 (duplicates can make the difference negative). */
+  lost: number;
+  /** Interarrival jitter at the end of the span, ms. */
+  jitterMs: number;
+  /** Highest interarrival jitter reached in the span, ms. */
+  jitterMaxMs: number;
+}
+
+export class RtpReceiveStats {
+  #started = false;
+  #ssrc = 0;
+  /** The current run: its first sequence number, highest one, wraps (×2^16) and the packets it had. */
+  #base = 0;
+  #maxSeq = 0;
+  #cycles = 0;
+  #received = 0;
+  /** A.1's bad_seq: the sequence number that would confirm a jump as a restart (none: 2^16 + 1). */
+  #badSeq = SEQ_MOD + 1;
+  /** Runs before the current one (a restarted sender). */
+  #doneExpected = 0;
+  #doneReceived = 0;
+  /** Totals when `interval()` was last read. */
+  #priorExpected = 0;
+  #priorReceived = 0;
+  /** Jitter in timestamp units (A.8 keeps it that way; converted to ms only when read). */
+  #jitter = 0;
+  #jitterMax = 0;
+  #intervalJitterMax = 0;
+  #timed = false;
+  #lastArrivalUs = 0;
+  #lastTimestamp = 0;
+
+  /** `clockRate`: the payload's RTP clock, Hz (8000 for G.711, 48000 for Opus). */
+  constructor(readonly clockRate: number) {}
+
+  /**
+   * One received packet. `arrivalUs`: when it was read, µs mod 2^32 on a monotonic clock.
+   * `timed`: its timestamp is the sampling instant of its audio, so it counts toward jitter
+   * (false for RFC 4733 events, which repeat their event's start). Returns false for a packet that
+   * is not counted: the first of a jump that a second packet has not yet confirmed (A.1).
+   */
+  packet(ssrc: number, seq: number, timestamp: number, arrivalUs: number, timed: boolean): boolean {
+    if (!this.#started || ssrc !== this.#ssrc) {
+      this.#restart(ssrc, seq);
+    } else {
+      const ahead = (seq - this.#maxSeq) & 0xffff;
+      if (ahead < MAX_DROPOUT) {
+        // In order, with a gap of fewer than MAX_DROPOUT: a smaller number means it wrapped.
+        if (seq < this.#maxSeq) this.#cycles += SEQ_MOD;
+        this.#maxSeq = seq;
+      } else if (ahead <= SEQ_MOD - MAX_MISORDER) {
+        // A large jump: one stray packet, or a sender that restarted. Follow it once the next
+        // packet continues it.
+        if (seq !== this.#badSeq) {
+          this.#badSeq = (seq + 1) & 0xffff;
+          return false;
+        }
+        this.#restart(ssrc, seq);
+      }
+      // Otherwise a duplicate or a late packet (up to MAX_MISORDER back): received, max unchanged.
+    }
+    this.#received++;
+    if (timed) this.#time(timestamp, arrivalUs);
+    return true;
+  }
+
+  /** A.8: J += (|D| − J) / 16, D the change in transit time between consecutive packets. */
+  #time(timestamp: number, arrivalUs: number): void {
+    if (this.#timed) {
+      // Both differences mod 2^32: arrival stamps and RTP timestamps wrap.
+      const arrived = (((arrivalUs - this.#lastArrivalUs) >>> 0) * this.clockRate) / 1e6;
+      const d = arrived - ((timestamp - this.#lastTimestamp) | 0);
+      this.#jitter += (Math.abs(d) - this.#jitter) / 16;
+      if (this.#jitter > this.#jitterMax) this.#jitterMax = this.#jitter;
+      if (this.#jitter > this.#intervalJitterMax) this.#intervalJitterMax = this.#jitter;
+    }
+    this.#timed = true;
+    this.#lastArrivalUs = arrivalUs;
+    this.#lastTimestamp = timestamp;
+  }
+
+  #restart(ssrc: number, seq: number): void {
+    this.#doneExpected += this.#runExpected();
+    this.#doneReceived += this.#received;
+    this.#started = true;
+    this.#ssrc = ssrc;
+    this.#base = seq;
+    this.#maxSeq = seq;
+    this.#cycles = 0;
+    this.#received = 0;
+    this.#badSeq = SEQ_MOD + 1;
+    // A new sender has a new timestamp origin: its first packet has no transit to compare with.
+    this.#timed = false;
+  }
+
+  #runExpected(): number {
+    return this.#started ? this.#cycles + this.#maxSeq - this.#base + 1 : 0;
+  }
+
+  /** Since the first packet. */
+  get total(): RtpReceiveCounts {
+    const expected = this.#doneExpected + this.#runExpected();
+    const received = this.#doneReceived + this.#received;
+    return { expected, received, lost: Math.max(0, expected - received), jitterMs: this.#ms(this.#jitter), jitterMaxMs: this.#ms(this.#jitterMax) };
+  }
+
+  /** Since the previous call (or the first packet), for periodic samples (A.3's interval loss). */
+  interval(): RtpReceiveCounts {
+    const expected = this.#doneExpected + this.#runExpected();
+    const received = this.#doneReceived + this.#received;
+    const e = expected - this.#priorExpected;
+    const r = received - this.#priorReceived;
+    this.#priorExpected = expected;
+    this.#priorReceived = received;
+    const jitterMaxMs = this.#ms(this.#intervalJitterMax);
+    this.#intervalJitterMax = this.#jitter;
+    return { expected: e, received: r, lost: Math.max(0, e - r), jitterMs: this.#ms(this.#jitter), jitterMaxMs };
+  }
+
+  #ms(units: number): number {
+    return (units * 1000) / this.clockRate;
+  }
+}
