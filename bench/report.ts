@@ -191,6 +191,8 @@ ${table(summary)}
 ${stepsTable(steps)}
 <h2>The edge's own media counters (sum of <code>ended</code> events)</h2>
 ${table(Object.entries(details.edge_media_stats).map(([k, v]) => [k, String(v)]))}
+<h2>The edge's QoS of the callers' streams (<code>ended</code> events)</h2>
+${details.edge_qos ? table(Object.entries(details.edge_qos).map(([k, v]) => [k, typeof v === 'object' ? JSON.stringify(v) : String(v)])) : '<p>none reported</p>'}
 <p>Loss counts frames by the send-time marker inside the audio; latency is measured on the machine's
 monotonic clock shared by the load generator and the instrumented echo bot. CPU is utime+stime of
 the system-under-test processes from /proc over the window.</p>

@@ -14,6 +14,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { monoMs, monoUs32 } from './clock.js';
+import { EndedTally, type EdgeQosSummary } from './ended-tally.js';
 import { Histogram } from './histogram.js';
 import type { BotReport, FromLoadgen, LoadgenProgress, LoadgenReached, LoadgenReport } from './messages.js';
 import { cpuBetween, sampleMachine, sampleProc, type ProcSample } from './proc.js';
@@ -193,6 +194,8 @@ export interface BenchDetails {
   steps: StepResult[];
   setup_ms: { p50: number; p99: number; max: number };
   edge_media_stats: Record<string, number>;
+  /** The node's QoS of the callers' streams (loss, jitter, MOS), from its `ended` events. */
+  edge_qos: EdgeQosSummary | undefined;
   calls_ended_events: number;
   hangup: { ended: number; byeFailed: number };
 }
@@ -286,15 +289,10 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
 
     // What the node itself says about each call's media, from its `ended` events.
     nc = await connect({ servers: nats.url, name: 'bench' });
-    const edgeStats: Record<string, number> = {};
-    let endedEvents = 0;
+    const ended = new EndedTally();
     const sub = nc.subscribe('botedge.v1.call.ended');
     void (async () => {
-      for await (const m of sub) {
-        endedEvents++;
-        const ev = m.json<{ media?: Record<string, number> }>();
-        for (const [k, v] of Object.entries(ev.media ?? {})) edgeStats[k] = (edgeStats[k] ?? 0) + v;
-      }
+      for await (const m of sub) ended.add(m.json());
     })().catch(() => undefined);
 
     lg.child.send({ type: 'config', host: '127.0.0.1', port: proxy ? proxy.port : media.sipPort, number: 'bench', rate: opts.rate, phases: opts.phases, talkMs: opts.talkMs, pauseMs: isOpus ? 0 : opts.pauseMs, setupTimeoutMs: 40_000, botRate, codec: isOpus ? 'opus' : 'pcmu' });
@@ -550,8 +548,9 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       rss_baseline_kb: rssBaselineKb,
       steps,
       setup_ms: setup,
-      edge_media_stats: edgeStats,
-      calls_ended_events: endedEvents,
+      edge_media_stats: ended.media,
+      edge_qos: ended.qos(),
+      calls_ended_events: ended.events,
       hangup: { ended: hung.ended, byeFailed: hung.byeFailed },
     };
     writeFileSync(`${opts.out}/result.json`, JSON.stringify(result, null, 2) + '\n');

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { monoMs } from './clock.js';
+import { EndedTally, type EdgeQosSummary } from './ended-tally.js';
 import type { BotReport } from './messages.js';
 import { cpuBetween, sampleProc } from './proc.js';
 import { Children, forkBench, freePort, pin, REPO_ROOT, startMediaNode, startNats } from './procs.js';
@@ -44,6 +45,7 @@ export interface SippResult {
   frames_to_bot_per_call: number;
   bot_frames: number;
   edge_media_stats: Record<string, number>;
+  edge_qos: EdgeQosSummary | undefined;
 }
 
 const round = (v: number, d = 2) => Math.round(v * 10 ** d) / 10 ** d;
@@ -99,7 +101,7 @@ export async function runSipp(opts: SippOptions, say: (line: string) => void): P
     nc = await connect({ servers: nats.url, name: 'bench-sipp' });
     let active = 0;
     let ended = 0;
-    const edgeStats: Record<string, number> = {};
+    const tally = new EndedTally();
     const created = nc.subscribe('botedge.v1.call.created');
     const gone = nc.subscribe('botedge.v1.call.ended');
     void (async () => {
@@ -109,8 +111,7 @@ export async function runSipp(opts: SippOptions, say: (line: string) => void): P
       for await (const m of gone) {
         active--;
         ended++;
-        const ev = m.json<{ media?: Record<string, number> }>();
-        for (const [k, v] of Object.entries(ev.media ?? {})) edgeStats[k] = (edgeStats[k] ?? 0) + v;
+        tally.add(m.json());
       }
     })().catch(() => undefined);
 
@@ -192,7 +193,8 @@ export async function runSipp(opts: SippOptions, say: (line: string) => void): P
       setup_ms_mean: durationMs(s['ResponseTime1(C)']),
       frames_to_bot_per_call: br.starts > 0 ? round(br.framesTotal / br.starts, 1) : 0,
       bot_frames: br.framesTotal,
-      edge_media_stats: edgeStats,
+      edge_media_stats: tally.media,
+      edge_qos: tally.qos(),
     };
     writeFileSync(join(opts.out, 'sipp-result.json'), JSON.stringify(result, null, 2) + '\n');
     bot.child.send({ type: 'exit' });

@@ -12,6 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { MEDIA_NODE_FLAGS } from '../../edge/node-flags.js';
+import type { EdgeQosSummary } from '../../bench/ended-tally.js';
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bench', 'cli.js');
 
@@ -101,6 +102,7 @@ describe('npm run bench', () => {
     const details = JSON.parse(readFileSync(join(out, 'details.json'), 'utf8')) as {
       pinning: unknown;
       steps: { frames: { sent: number; at_bot: number; echoed: number; back: number }; steal_cpu_pct: number; sut_core_steal_pct?: number }[];
+      edge_qos?: EdgeQosSummary;
     };
     const step = details.steps[0]!;
     // The hypervisor's share is read from /proc/stat next to the other machine figures.
@@ -109,6 +111,10 @@ describe('npm run bench', () => {
     const frames = step.frames;
     // 20 calls × 5 s × 50 frames/s, less the callers' pauses: thousands of frames each way.
     assert.ok(frames.sent > 3000 && frames.at_bot > 3000 && frames.back > 3000, JSON.stringify(frames));
+    // The node's own view of the generator's streams, from each call's `ended`: nothing lost on loopback.
+    const qos = details.edge_qos!;
+    assert.equal(qos.calls, 20, JSON.stringify(qos));
+    assert.ok(qos.packets_expected > 3000 && qos.loss_pct < 1 && qos.mos.p50 >= 4.3, JSON.stringify(qos));
 
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     assert.match(html, /<svg /);
