@@ -46,6 +46,11 @@ function loadgenIoName(value: string): 'native' | 'dgram' {
   return value;
 }
 
+function pacingName(value: string): 'io' | 'timer' {
+  if (value !== 'io' && value !== 'timer') throw new InvalidArgumentError('io or timer');
+  return value;
+}
+
 function botRate(value: string): 8000 | 16000 {
   if (value !== '8000' && value !== '16000') throw new InvalidArgumentError('must be 8000 or 16000');
   return Number(value) as 8000 | 16000;
@@ -87,6 +92,7 @@ const program = new Command()
   .option('--protocol <name>', 'bot protocol of the media node\'s route: native (a socket per call) or native-mux (one shared socket)', protocolName, 'native')
   .option('--rtp-io <backend>', 'the media node\'s RTP I/O: native (one I/O thread, batched), dgram (node:dgram), or both (the same run twice, native then dgram, into DIR/native and DIR/dgram, compared in DIR/compare.json); default: native when the addon is built', rtpIoName)
   .option('--loadgen-rtp-io <backend>', 'the load generator\'s RTP I/O: native (the addon\'s I/O thread: batched receive, one sendto per packet) or dgram (node:dgram, one socket event per packet); default: native when the addon is built', loadgenIoName)
+  .option('--loadgen-pacing <who>', 'who keeps the generator\'s 5 ms RTP slots: io (the addon\'s I/O thread sends each slot\'s packets at its time, stamped with it: steady streams, as phones send) or timer (a JavaScript timer; the streams carry the generator\'s event-loop jitter); default io (timer without the addon)', pacingName)
   .option('--playout-trim', 'the route\'s live-stream trim in mode "any" (a standing jitter queue loses its next frame, marked or not; counted as loss); default: the route default "silence", which never drops the echo bot\'s marked frames', false)
   .option('--no-playout-catch-up', 'turn off the route\'s late-frame catch-up (G.711): every bot frame leaves on a tick')
   .option('--bot-rate <hz>', 'PCM rate of the node\'s route to the bot: 16000 (resampled both ways; tone-coded frame marker) or 8000 (no resampling; exact byte marker)', botRate, 16000 as 8000 | 16000)
@@ -94,7 +100,7 @@ const program = new Command()
   .option('--via-proxy', 'put the proxy in front even with one shard (the like-for-like baseline for --shards)', false)
   .option('--codec <name>', 'what callers speak: pcmu (marked frames) or opus (48 kHz Opus, bot at 16 kHz; loss by frame counts, no latency)', codecName, 'pcmu')
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { playoutTrim: boolean; playoutCatchUp: boolean; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; loadgenRtpIo?: 'native' | 'dgram'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; nodeFlags?: string; out?: string }) => {
+  .action(async (o: { playoutTrim: boolean; playoutCatchUp: boolean; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; loadgenRtpIo?: 'native' | 'dgram'; loadgenPacing?: 'io' | 'timer'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; nodeFlags?: string; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
     const run = async (rtpIo: 'native' | 'dgram' | undefined, dir: string) =>
       runBench(
@@ -120,6 +126,7 @@ const program = new Command()
           protocol: o.protocol,
           ...(rtpIo ? { rtpIo } : {}),
           ...(o.loadgenRtpIo ? { loadgenRtpIo: o.loadgenRtpIo } : {}),
+          ...(o.loadgenPacing ? { loadgenPacing: o.loadgenPacing } : {}),
           ...(o.playoutTrim ? { playoutTrim: true } : {}),
           ...(o.playoutCatchUp ? {} : { playoutCatchUp: false }),
           botRate: o.botRate,

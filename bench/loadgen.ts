@@ -13,13 +13,17 @@
  * loss and latency are counted per frame, not estimated: the byte marker (bench/frame.ts) when the
  * bot speaks 8 kHz, the tone marker (bench/tone-mark.ts) when the node resamples to 16 kHz.
  *
- * RTP pacing: one timer for all calls, with each 20 ms period split into `phases` slots and calls
- * spread over them, so the system under test sees a steady stream rather than one burst every 20 ms
- * (a real population of phones is not phase-locked). Slot times are absolute; a late wake-up sends
- * what is due and the lateness is reported as the generator's own health figure.
+ * RTP pacing: each 20 ms period is split into `phases` slots and calls spread over them, so the
+ * system under test sees a steady stream rather than one burst every 20 ms (a real population of
+ * phones is not phase-locked). With native RTP I/O the addon's I/O thread keeps the slots: it
+ * wakes the generator a little before each one, the generator stages the slot's packets, and the
+ * thread sends them at the slot's time, which is also their send stamp — so the callers' streams
+ * are as steady as a phone's, not as steady as the generator's event loop (`--pacing timer` keeps
+ * the old way). Otherwise one timer for all calls: slot times are absolute, and a late wake-up
+ * sends what is due. Either way the lateness is reported as the generator's own health figure.
  */
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
-import { createRtpIo, type RtpIo } from '../edge/media/rtp-io.js';
+import { createRtpIo, NativeRtpIo, type RtpIo } from '../edge/media/rtp-io.js';
 import { ipv4ToU32, type RtpSocket } from '../edge/media/rtp-socket.js';
 import { Dialog } from '../sip/dialog.js';
 import { newCallId, newTag } from '../sip/ids.js';
@@ -81,6 +85,8 @@ interface Call {
 let config: LoadgenConfig | undefined;
 let sip: Socket;
 let rtpIo: RtpIo;
+/** Who keeps the RTP slots: the native I/O thread's clock, or a JavaScript timer (see the header). */
+let pacing: 'io' | 'timer' = 'timer';
 let layer: TransactionLayer;
 const calls: Call[] = [];
 const byCallId = new Map<string, Call>();
@@ -301,7 +307,11 @@ function onRtp(call: Call, msg: Uint8Array, now: number, mark: FrameMark): void 
   }
 }
 
-function sendFrame(call: Call): void {
+/**
+ * Builds and sends a call's next frame. `dueUs`: when it leaves, if the I/O thread sends it at a
+ * slot's time (staged); undefined: at once, stamped now.
+ */
+function sendFrame(call: Call, dueUs?: number): void {
   const packet = call.packets[call.frameSeq & 1]!;
   call.frameSeq++;
   call.seq = (call.seq + 1) & 0xffff;
@@ -319,7 +329,7 @@ function sendFrame(call: Call): void {
   packet[9] = (call.ssrc >>> 16) & 0xff;
   packet[10] = (call.ssrc >>> 8) & 0xff;
   packet[11] = call.ssrc & 0xff;
-  const us = monoUs32();
+  const us = dueUs ?? monoUs32();
   if (opus) {
     const payload = opus.frame(call.frameSeq + call.cycleOffset);
     packet.set(payload, 12);
@@ -328,7 +338,8 @@ function sendFrame(call: Call): void {
       call.sentInWindow++;
     }
     sentLastS++;
-    call.socket.sendNow(packet, 12 + payload.length, call.remoteIp, call.remote.port);
+    if (dueUs === undefined) call.socket.sendNow(packet, 12 + payload.length, call.remoteIp, call.remote.port);
+    else call.socket.send(packet, 12 + payload.length, call.remoteIp, call.remote.port);
     return;
   }
   if (cycleFrames > 0 && (call.frameSeq + call.cycleOffset) % cycleFrames >= talkFrames) {
@@ -347,8 +358,10 @@ function sendFrame(call: Call): void {
     }
     sentLastS++;
   }
-  // sendNow: out at once, right after the stamp above (not on the I/O thread's next beat).
-  call.socket.sendNow(packet, PACKET_BYTES, call.remoteIp, call.remote.port);
+  // Staged: the I/O thread sends it at the slot's time, its stamp. sendNow: out at once, right after
+  // the stamp above (not on the I/O thread's next beat).
+  if (dueUs === undefined) call.socket.sendNow(packet, PACKET_BYTES, call.remoteIp, call.remote.port);
+  else call.socket.send(packet, PACKET_BYTES, call.remoteIp, call.remote.port);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -377,6 +390,28 @@ function runSlots(): void {
     nextSlotAt += slotMs;
   }
   setTimeout(runSlots, Math.max(0, nextSlotAt - monoMs()));
+}
+
+/**
+ * The I/O thread's clock beats every PACED_SLOT_MS; with fewer phases than its beats per 20 ms a
+ * slot spans several beats and sends on the first. Its lead adapts to the generator's event loop
+ * (up to PACED_MAX_LEAD_MS): a slot whose packets were staged after their time leaves late, and
+ * that lateness is the generator's lag.
+ */
+const PACED_SLOT_MS = 5;
+const PACED_MAX_LEAD_MS = 4;
+let beat = 0;
+
+function pacedSlot(): void {
+  const io = rtpIo as NativeRtpIo;
+  const dueUs = io.clock.dueUs;
+  const late = Math.max(0, usDiff(monoUs32(), dueUs) / 1000);
+  if (late > lagMaxLastMs) lagMaxLastMs = late;
+  if (winActive && late > lagMaxWindowMs) lagMaxWindowMs = late;
+  const beatsPerSlot = 20 / PACED_SLOT_MS / phases.length;
+  if (beat++ % beatsPerSlot !== 0) return;
+  const list = phases[slot++ % phases.length]!;
+  for (let i = 0; i < list.length; i++) sendFrame(list[i]!, dueUs);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -492,7 +527,10 @@ async function main(): Promise<void> {
   const io = process.argv.includes('--rtp-io') ? process.argv[process.argv.indexOf('--rtp-io') + 1] : 'auto';
   if (io !== 'auto' && io !== 'native' && io !== 'dgram') throw new Error(`--rtp-io: expected auto, native or dgram, got ${io}`);
   // auto: the node's own rule (native when built; BOTEDGE_NATIVE=0 / BOTEDGE_RTP_IO are obeyed).
-  rtpIo = createRtpIo(HOST, io === 'auto' ? undefined : io, { batchMs: RECV_BATCH_MS });
+  const pacingArg = process.argv.includes('--pacing') ? process.argv[process.argv.indexOf('--pacing') + 1] : 'io';
+  if (pacingArg !== 'io' && pacingArg !== 'timer') throw new Error(`--pacing: expected io or timer, got ${pacingArg}`);
+  rtpIo = createRtpIo(HOST, io === 'auto' ? undefined : io, { batchMs: RECV_BATCH_MS, periodMs: PACED_SLOT_MS, maxLeadMs: PACED_MAX_LEAD_MS });
+  pacing = pacingArg === 'io' && rtpIo instanceof NativeRtpIo ? 'io' : 'timer';
   sip = createSocket({ type: 'udp4' });
   await new Promise<void>((resolve) => sip.bind(0, HOST, resolve));
   // Thousands of calls' SIP share this socket: give the kernel room for bursts.
@@ -529,8 +567,13 @@ async function main(): Promise<void> {
         slotMs = 20 / phases.length;
         talkFrames = Math.round(msg.talkMs / 20);
         cycleFrames = msg.pauseMs > 0 ? talkFrames + Math.round(msg.pauseMs / 20) : 0;
-        nextSlotAt = monoMs() + slotMs;
-        setTimeout(runSlots, slotMs);
+        if (pacing === 'io' && Number.isInteger(20 / PACED_SLOT_MS / phases.length)) {
+          rtpIo.clock.add(pacedSlot);
+        } else {
+          pacing = 'timer';
+          nextSlotAt = monoMs() + slotMs;
+          setTimeout(runSlots, slotMs);
+        }
         break;
       case 'calls':
         void placeCalls(msg.target);
@@ -577,7 +620,7 @@ async function main(): Promise<void> {
     lagMaxLastMs = 0;
     rttLast.reset();
   }, 1000).unref();
-  send({ type: 'ready', rtpIo: rtpIo.kind });
+  send({ type: 'ready', rtpIo: rtpIo.kind, pacing });
 }
 
 main().catch((err: unknown) => {

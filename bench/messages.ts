@@ -120,4 +120,4 @@ export interface LoadgenReport {
   lagMaxMs: number;
 }
 
-export type FromLoadgen = { type: 'ready'; rtpIo: 'native' | 'dgram' } | LoadgenProgress | LoadgenReached | LoadgenReport | { type: 'hungup'; ended: number; byeFailed: number };
+export type FromLoadgen = { type: 'ready'; rtpIo: 'native' | 'dgram'; pacing: 'io' | 'timer' } | LoadgenProgress | LoadgenReached | LoadgenReport | { type: 'hungup'; ended: number; byeFailed: number };

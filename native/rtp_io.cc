@@ -275,6 +275,11 @@ class Engine {
   // The slowest beat → commit since the last call, ms (and starts a new window).
   double TakeCommitLagMax() { return static_cast<double>(commit_lag_max_ns_.exchange(0)) / 1e6; }
 
+  // The due time of the last beat posted: when what JavaScript stages now will leave, µs mod 2^32
+  // on CLOCK_MONOTONIC (the arrival stamps' clock). A sender that stamps its packets can stamp
+  // them with the time they leave instead of the time they were built.
+  uint32_t BeatDueUs() const { return static_cast<uint32_t>(static_cast<uint64_t>(beat_due_ns_.load()) / 1000); }
+
   void SetClock(bool on) {
     clock_on_.store(on);
     Wake();
@@ -416,6 +421,7 @@ class Engine {
           post_kinds |= kEventBeat;
           stats_.beats.fetch_add(1, std::memory_order_relaxed);
           beat_posted_ns_.store(now);
+          beat_due_ns_.store(due);
         }
       }
 
@@ -609,6 +615,7 @@ class Engine {
 
  private:
   std::atomic<int64_t> beat_posted_ns_{0};
+  std::atomic<int64_t> beat_due_ns_{0};
   std::atomic<int64_t> commit_lag_max_ns_{0};
   std::atomic<int64_t> commit_at_ns_{0};
 
@@ -639,6 +646,7 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
                         InstanceMethod<&RtpIo::SetClock>("setClock"),
                         InstanceMethod<&RtpIo::SetLead>("setLead"),
                         InstanceMethod<&RtpIo::TakeCommitLag>("takeCommitLag"),
+                        InstanceMethod<&RtpIo::BeatDueUs>("beatDueUs"),
                         InstanceMethod<&RtpIo::Arena>("arena"),
                         InstanceMethod<&RtpIo::Stats>("stats"),
                         InstanceMethod<&RtpIo::Shutdown>("shutdown")});
@@ -805,6 +813,10 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
   Napi::Value SetClock(const Napi::CallbackInfo& info) {
     if (engine_) engine_->SetClock(info.Length() > 0 && info[0].ToBoolean().Value());
     return info.Env().Undefined();
+  }
+
+  Napi::Value BeatDueUs(const Napi::CallbackInfo& info) {
+    return Napi::Number::New(info.Env(), engine_ ? engine_->BeatDueUs() : 0);
   }
 
   Napi::Value TakeCommitLag(const Napi::CallbackInfo& info) {

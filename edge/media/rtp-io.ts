@@ -130,6 +130,8 @@ interface NativeEngine {
   setLead(ms: number): void;
   /** The slowest beat → commit (thread wake-up to JavaScript + staging) since the last call, ms. */
   takeCommitLag(): number;
+  /** When what is staged in the current beat leaves: µs mod 2^32 on the arrival stamps' clock. */
+  beatDueUs(): number;
   arena(i: 0 | 1): ArrayBuffer;
   stats(): Record<string, number>;
   shutdown(): void;
@@ -210,8 +212,17 @@ class NativeClock implements MediaClock {
     private readonly engine: NativeEngine,
     readonly periodMs: number,
     private readonly minLeadMs: number,
+    private readonly maxLeadMs = periodMs / 4,
   ) {
     this.#lead = minLeadMs;
+  }
+
+  /**
+   * During a beat: when the packets staged now will leave (µs mod 2^32, mono-clock.ts's clock), so
+   * a sender that stamps its packets (the load generator) stamps them with their departure.
+   */
+  get dueUs(): number {
+    return this.engine.beatDueUs();
   }
 
   get skipped(): number {
@@ -259,13 +270,25 @@ class NativeClock implements MediaClock {
     if (++this.#beatsInWindow < 1000 / this.periodMs) return;
     this.#beatsInWindow = 0;
     const slowest = this.engine.takeCommitLag();
-    const want = Math.min(this.periodMs / 4, Math.max(this.minLeadMs, slowest * 1.25 + 0.5, this.#lead * 0.9));
+    const want = Math.min(this.maxLeadMs, Math.max(this.minLeadMs, slowest * 1.25 + 0.5, this.#lead * 0.9));
     if (Math.abs(want - this.#lead) >= 0.1) {
       this.#lead = want;
       this.engine.setLead(want);
     }
   }
 
+}
+
+export interface NativeRtpIoOptions {
+  /** The clock's period, ms (an integer, 5–200). Default 20. */
+  periodMs?: number;
+  /** The least lead of a beat before its due time, ms (it adapts upwards). Default 2. */
+  leadMs?: number;
+  /** The most it adapts to, ms. Default a quarter period (the node: 5 ms of 20). */
+  maxLeadMs?: number;
+  /** Inbound datagrams are handed over at least this often while they keep coming, ms. Default 2. */
+  batchMs?: number;
+  arenaBytes?: number;
 }
 
 export class NativeRtpIo implements RtpIo {
@@ -279,11 +302,11 @@ export class NativeRtpIo implements RtpIo {
   /** Datagrams for a slot already closed (late packets of an ended call). */
   #orphans = 0;
 
-  constructor(Engine: NativeEngineClass, opts: { periodMs?: number; leadMs?: number; batchMs?: number; arenaBytes?: number } = {}) {
+  constructor(Engine: NativeEngineClass, opts: NativeRtpIoOptions = {}) {
     const periodMs = opts.periodMs ?? 20;
     const leadMs = opts.leadMs ?? 2;
     this.engine = new Engine((kinds) => this.#onEvent(kinds), periodMs, leadMs, opts.batchMs ?? 2, opts.arenaBytes ?? 1 << 20);
-    this.clock = new NativeClock(this.engine, periodMs, leadMs);
+    this.clock = new NativeClock(this.engine, periodMs, leadMs, opts.maxLeadMs);
     const a0 = this.engine.arena(0);
     const a1 = this.engine.arena(1);
     this.#u8 = [new Uint8Array(a0), new Uint8Array(a1)];
@@ -361,7 +384,7 @@ export class NativeRtpIo implements RtpIo {
 export let rtpIoFallbackReason: string | undefined;
 
 /** Picks the backend for a node whose RTP sockets bind to `host`. */
-export function createRtpIo(host: string, configured?: 'auto' | 'native' | 'dgram', opts: { batchMs?: number } = {}): RtpIo {
+export function createRtpIo(host: string, configured?: 'auto' | 'native' | 'dgram', opts: Omit<NativeRtpIoOptions, 'leadMs'> = {}): RtpIo {
   const choice = configured ?? process.env['BOTEDGE_RTP_IO'] ?? 'auto';
   if (choice === 'dgram') {
     rtpIoFallbackReason = 'BOTEDGE_RTP_IO=dgram';

@@ -33,7 +33,7 @@ const NUMERIC_FIELDS = [
 
 // Issue 3's fields, plus the media node's own event-loop delay over the window and (native RTP
 // I/O, what these tests run on) the share of packets sent at once.
-const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'loadgen_rtp_io', 'rtp_sent_now_share'];
+const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'loadgen_rtp_io', 'loadgen_pacing', 'rtp_sent_now_share'];
 
 describe('npm run bench', () => {
   const out = mkdtempSync(join(tmpdir(), 'botedge-bench-'));
@@ -91,6 +91,7 @@ describe('npm run bench', () => {
 
     assert.equal(result['bot_rate_hz'], 8000);
     assert.equal(result['loadgen_rtp_io'], 'native', 'the generator\'s RTP rides the addon\'s I/O thread when it is built');
+    assert.equal(result['loadgen_pacing'], 'io', 'and that thread keeps its RTP slots');
     assert.deepEqual(result['media_node_flags'], [...MEDIA_NODE_FLAGS], 'the media node ran with the flags botedge up gives it');
     assert.equal(result['calls_target'], 20);
     assert.equal(result['calls_established'], 20);
@@ -175,6 +176,7 @@ describe('npm run bench', () => {
       const result = JSON.parse(readFileSync(join(out2, 'result.json'), 'utf8')) as Record<string, unknown>;
       assert.match(String(result['scenario']), /proxy-2shards/);
       assert.equal(result['loadgen_rtp_io'], 'dgram', 'the generator\'s node:dgram path, as asked');
+      assert.equal(result['loadgen_pacing'], 'timer', 'without the I/O thread, a timer keeps the slots');
       assert.equal(result['calls_established'], 10);
       const details = JSON.parse(readFileSync(join(out2, 'details.json'), 'utf8')) as { pinning: unknown; steps: { sharded?: { per_shard: { calls: number | null }[]; proxy_cpu_pct: number } }[] };
       assert.equal(details.pinning, null, 'no pinning when sharded');

@@ -265,6 +265,41 @@ if (native.kind === 'native') {
       }
     });
 
+    it('tells a beat when its staged packets leave (dueUs), and sends none of them before it', async () => {
+      // The load generator's pacing: a 5 ms clock whose packets are stamped with their due time.
+      const io = createRtpIo('127.0.0.1', 'native', { periodMs: 5, maxLeadMs: 4 }) as NativeRtpIo;
+      const tx = await io.bind('127.0.0.1', 0);
+      const rx = await io.bind('127.0.0.1', 0);
+      try {
+        const dues: number[] = [];
+        const arrivals = new Map<number, number>();
+        rx.onPacket = (pkt, _ip, _port, arrivalUs) => void arrivals.set(pkt[0]!, arrivalUs);
+        const beat = () => {
+          if (dues.length === 40) return;
+          dues.push(io.clock.dueUs);
+          tx.send(Uint8Array.of(dues.length - 1), 1, ipv4ToU32('127.0.0.1')!, rx.port);
+        };
+        io.clock.add(beat);
+        await until(() => arrivals.size === 40);
+        io.clock.delete(beat);
+        for (let i = 1; i < dues.length; i++) {
+          const step = (dues[i]! - dues[i - 1]!) >>> 0;
+          assert.ok(step > 0 && step % 5000 === 0, `due times ${dues[i - 1]} → ${dues[i]}: not a whole number of 5 ms periods`);
+        }
+        for (let i = 0; i < 40; i++) {
+          const early = (dues[i]! - arrivals.get(i)!) | 0; // > 0: it arrived before it was due
+          assert.ok(early <= 0, `packet ${i} arrived ${early} µs before its due time`);
+        }
+        // And on the arrival stamps' clock: most arrive within a few ms of their due time.
+        const after = Array.from({ length: 40 }, (_, i) => (arrivals.get(i)! - dues[i]!) >>> 0).sort((a, b) => a - b);
+        assert.ok(after[20]! < 3000, `median ${after[20]} µs from due time to arrival`);
+      } finally {
+        tx.close();
+        rx.close();
+        io.close();
+      }
+    });
+
     it('refuses a packet that is not a typed array, naming the call', () => {
       const io = createRtpIo('127.0.0.1', 'native') as NativeRtpIo;
       try {
