@@ -77,7 +77,16 @@ struct Slot {
   // Bumped when the slot is reused, so a stale epoll event for a closed socket is ignored.
   std::atomic<uint32_t> generation{0};
   bool pending = false;  // thread only: readable but not drained (the arena filled up)
+  // The one source this socket takes (kSourceSet | ip << 16 | port), 0 for any: datagrams from
+  // elsewhere are dropped here, before the arena, so a flood at one call's port neither fills the
+  // arena that every call's packets share nor costs the event loop a record each.
+  std::atomic<uint64_t> source{0};
+  std::atomic<uint32_t> foreign{0};  // datagrams that filter dropped since the slot was opened
 };
+
+constexpr uint64_t kSourceSet = 1ULL << 48;
+
+inline uint64_t SourceKey(uint32_t ip, uint16_t port) { return kSourceSet | (static_cast<uint64_t>(ip) << 16) | port; }
 
 class Engine {
  public:
@@ -150,6 +159,8 @@ class Engine {
     Slot& s = slots_[slot];
     uint32_t gen = s.generation.load() + 1;
     s.generation.store(gen);
+    s.source.store(0);
+    s.foreign.store(0);
     s.fd.store(fd);
     epoll_event ev{};
     ev.events = EPOLLIN | EPOLLET;
@@ -157,6 +168,13 @@ class Engine {
     epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
     return static_cast<int>(slot * 65536 + bound);
   }
+
+  // Takes datagrams from ip:port only (ip 0 and port 0: from anywhere again). JavaScript thread.
+  void AcceptOnly(uint32_t slot, uint32_t ip, uint16_t port) {
+    if (slot < kMaxSlots) slots_[slot].source.store(ip == 0 && port == 0 ? 0 : SourceKey(ip, port));
+  }
+
+  uint32_t Foreign(uint32_t slot) const { return slot < kMaxSlots ? slots_[slot].foreign.load() : 0; }
 
   // Closing happens on the I/O thread (it may be sending on or reading from the socket right now);
   // the slot becomes reusable only after that.
@@ -334,17 +352,22 @@ class Engine {
         int n = recvmmsg(fd, msgs.data(), kBatchRecv, MSG_DONTWAIT, nullptr);
         if (n <= 0) return true;  // EAGAIN (drained) or an error to ignore, as dgram does
         uint32_t arrival_us = static_cast<uint32_t>(static_cast<uint64_t>(NowNs()) / 1000);
+        uint64_t source = s.source.load(std::memory_order_relaxed);
         for (int i = 0; i < n; i++) {
           size_t len = msgs[i].msg_len;
           if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0 || len > kMaxPacket) continue;
+          uint32_t ip = ntohl(addrs[i].sin_addr.s_addr);
+          uint16_t port = ntohs(addrs[i].sin_port);
+          if (source != 0 && source != SourceKey(ip, port)) {
+            s.foreign.fetch_add(1, std::memory_order_relaxed);
+            continue;
+          }
           size_t need = kRecordHeader + ((len + 3) & ~static_cast<size_t>(3));
           if (arenas_[fill_].size() - fill_len_ < need) {
             stats_.dropped.fetch_add(1);  // cannot happen with `room` above; never overrun
             continue;
           }
           uint8_t* rec = arenas_[fill_].data() + fill_len_;
-          uint32_t ip = ntohl(addrs[i].sin_addr.s_addr);
-          uint16_t port = ntohs(addrs[i].sin_port);
           uint16_t l16 = static_cast<uint16_t>(len);
           memcpy(rec, &slot, 4);
           memcpy(rec + 4, &ip, 4);
@@ -647,6 +670,8 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
                         InstanceMethod<&RtpIo::SetLead>("setLead"),
                         InstanceMethod<&RtpIo::TakeCommitLag>("takeCommitLag"),
                         InstanceMethod<&RtpIo::BeatDueUs>("beatDueUs"),
+                        InstanceMethod<&RtpIo::AcceptOnly>("acceptOnly"),
+                        InstanceMethod<&RtpIo::Foreign>("foreign"),
                         InstanceMethod<&RtpIo::Arena>("arena"),
                         InstanceMethod<&RtpIo::Stats>("stats"),
                         InstanceMethod<&RtpIo::Shutdown>("shutdown")});
@@ -813,6 +838,23 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
   Napi::Value SetClock(const Napi::CallbackInfo& info) {
     if (engine_) engine_->SetClock(info.Length() > 0 && info[0].ToBoolean().Value());
     return info.Env().Undefined();
+  }
+
+  // acceptOnly(slot, ipU32, port): datagrams from elsewhere are dropped on the I/O thread (0, 0: none).
+  Napi::Value AcceptOnly(const Napi::CallbackInfo& info) {
+    if (!engine_ || info.Length() < 3 || !info[0].IsNumber() || !info[1].IsNumber() || !info[2].IsNumber()) {
+      Napi::TypeError::New(info.Env(), "RtpIo.acceptOnly: expected (slot, ipU32, port)").ThrowAsJavaScriptException();
+      return info.Env().Undefined();
+    }
+    engine_->AcceptOnly(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Uint32Value(),
+                        static_cast<uint16_t>(info[2].As<Napi::Number>().Uint32Value()));
+    return info.Env().Undefined();
+  }
+
+  // foreign(slot) -> datagrams acceptOnly's filter dropped since the slot was opened.
+  Napi::Value Foreign(const Napi::CallbackInfo& info) {
+    uint32_t n = engine_ && info.Length() > 0 && info[0].IsNumber() ? engine_->Foreign(info[0].As<Napi::Number>().Uint32Value()) : 0;
+    return Napi::Number::New(info.Env(), n);
   }
 
   Napi::Value BeatDueUs(const Napi::CallbackInfo& info) {

@@ -348,7 +348,7 @@ export class CallMedia implements MediaSession {
   close(): MediaStats {
     if (!this.#closed) {
       this.#closed = true;
-      this.#peer.flushDtmf();
+      this.#peer.finish();
       this.stats.playoutOverflowSamples = this.playout.overflowSamples;
       this.stats.playoutTrimmedSamples = this.playout.trimmedSamples;
       this.socket.close();

@@ -440,7 +440,7 @@ export class OpusMedia implements MediaSession {
   close(): MediaStats {
     if (!this.#closed) {
       this.#closed = true;
-      this.#peer.flushDtmf();
+      this.#peer.finish();
       this.stats.playoutOverflowSamples = this.playout.overflowSamples;
       this.stats.playoutTrimmedSamples = this.playout.trimmedSamples;
       // Results still in flight resolve into a closed call and are ignored; the close rides the

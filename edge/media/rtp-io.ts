@@ -48,8 +48,11 @@ const syncLookup = ((host: string, options: unknown, callback: (err: Error | nul
 
 class DgramRtpSocket implements RtpSocket {
   onPacket: PacketHandler | undefined;
+  foreignDropped = 0;
   #lastIp = -1;
   #lastAddress = '';
+  #onlyIp = 0;
+  #onlyPort = 0;
 
   constructor(
     private readonly socket: Socket,
@@ -57,7 +60,12 @@ class DgramRtpSocket implements RtpSocket {
   ) {
     socket.on('message', (msg, rinfo) => {
       const ip = ipv4ToU32(rinfo.address);
-      if (ip !== undefined) this.onPacket?.(msg, ip, rinfo.port, monoUs32());
+      if (ip === undefined) return;
+      if (this.#onlyPort !== 0 && (rinfo.port !== this.#onlyPort || ip !== this.#onlyIp)) {
+        this.foreignDropped++;
+        return;
+      }
+      this.onPacket?.(msg, ip, rinfo.port, monoUs32());
     });
     socket.on('error', () => undefined);
   }
@@ -77,6 +85,11 @@ class DgramRtpSocket implements RtpSocket {
 
   replace(): boolean {
     return false; // already written
+  }
+
+  acceptOnly(ip: number, port: number): void {
+    this.#onlyIp = ip;
+    this.#onlyPort = port;
   }
 
   close(): void {
@@ -132,6 +145,10 @@ interface NativeEngine {
   takeCommitLag(): number;
   /** When what is staged in the current beat leaves: µs mod 2^32 on the arrival stamps' clock. */
   beatDueUs(): number;
+  /** Datagrams from any source but ip:port are dropped on the I/O thread (0, 0: none are). */
+  acceptOnly(slot: number, ip: number, port: number): void;
+  /** Datagrams that filter dropped since the slot was opened. */
+  foreign(slot: number): number;
   arena(i: 0 | 1): ArrayBuffer;
   stats(): Record<string, number>;
   shutdown(): void;
@@ -160,6 +177,8 @@ function loadNativeEngine(): NativeEngineClass | Error {
 class NativeRtpSocket implements RtpSocket {
   onPacket: PacketHandler | undefined;
   #closed = false;
+  /** What the filter had dropped when the socket closed (the slot's count goes with the slot). */
+  #foreignAtClose = 0;
 
   constructor(
     private readonly io: NativeRtpIo,
@@ -179,8 +198,17 @@ class NativeRtpSocket implements RtpSocket {
     return !this.#closed && this.io.engine.replace(this.slot, packet, len);
   }
 
+  acceptOnly(ip: number, port: number): void {
+    if (!this.#closed) this.io.engine.acceptOnly(this.slot, ip, port);
+  }
+
+  get foreignDropped(): number {
+    return this.#closed ? this.#foreignAtClose : this.io.engine.foreign(this.slot);
+  }
+
   close(): void {
     if (this.#closed) return;
+    this.#foreignAtClose = this.io.engine.foreign(this.slot);
     this.#closed = true;
     this.onPacket = undefined;
     this.io.forget(this.slot);
@@ -301,6 +329,7 @@ export class NativeRtpIo implements RtpIo {
   readonly #u32: [Uint32Array, Uint32Array];
   /** Datagrams for a slot already closed (late packets of an ended call). */
   #orphans = 0;
+  #closed = false;
 
   constructor(Engine: NativeEngineClass, opts: NativeRtpIoOptions = {}) {
     const periodMs = opts.periodMs ?? 20;
@@ -334,11 +363,15 @@ export class NativeRtpIo implements RtpIo {
   }
 
   close(): void {
+    this.#closed = true;
     this.clock.stop();
     this.engine.shutdown();
   }
 
   #onEvent(kinds: number): void {
+    // An event the thread queued before it stopped can still arrive after close(), even while the
+    // process exits: the engine would throw "shut down" then, and a throw here cannot be caught.
+    if (this.#closed) return;
     // The previous tick's packets have left: its marks and bot I/O go first.
     if (kinds & EVENT_SENT) this.clock.sent();
     if (kinds & EVENT_INBOUND) this.#deliver();

@@ -45,6 +45,8 @@ export class RtpPeer {
   #set(remote: { address: string; port: number }): void {
     this.#ip = ipv4ToU32(remote.address) ?? 0;
     this.#port = this.#ip === 0 ? 0 : remote.port;
+    // Without symmetric RTP only the SDP's address is taken: let the socket turn the rest away.
+    if (!this.symmetric && this.#port !== 0) this.socket.acceptOnly(this.#ip, this.#port);
   }
 
   /**
@@ -69,6 +71,7 @@ export class RtpPeer {
       this.#latched = true;
       this.#ip = ip;
       this.#port = port;
+      this.socket.acceptOnly(ip, port);
     }
     this.stats.rtpReceived++;
     return pkt;
@@ -94,9 +97,13 @@ export class RtpPeer {
     return undefined;
   }
 
-  /** The call ended: a key still held counts as pressed. */
-  flushDtmf(): void {
+  /**
+   * The call ended: a key still held counts as pressed, and what the socket turned away
+   * (`acceptOnly`) counts as unexpected-source packets. Call before closing the socket.
+   */
+  finish(): void {
     for (const press of this.dtmf.flush()) this.onDtmf(press);
+    this.stats.rtpUnexpectedSource += this.socket.foreignDropped;
   }
 
   /** Sends `packet[0, len)` to the caller, unless there is nowhere to send yet. */

@@ -33,6 +33,15 @@ export interface RtpSocket {
    * between staging and departure). False when it already left or the backend sends at once.
    */
   replace(packet: Uint8Array, len: number): boolean;
+  /**
+   * Takes datagrams from ip:port only (0, 0: from anywhere). The others never reach `onPacket`;
+   * they are counted in `foreignDropped`. The native backend drops them on its I/O thread, so a
+   * flood at one call's port costs the event loop nothing and leaves the batch arena to the other
+   * calls.
+   */
+  acceptOnly(ip: number, port: number): void;
+  /** Datagrams `acceptOnly` turned away; still readable after close. */
+  readonly foreignDropped: number;
   close(): void;
 }
 

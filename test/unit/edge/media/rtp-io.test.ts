@@ -108,6 +108,31 @@ function backendSuite(name: string, make: () => RtpIo): void {
       assert.ok(span > 9 * 20 * 0.5 && span < 9 * 20 * 3, `10 packets over ${span} ms`);
     });
 
+    it('acceptOnly() turns away every other source before onPacket and counts it; (0, 0) takes all again', async () => {
+      const s = await io.bind('127.0.0.1', 0);
+      const a = await peer();
+      const b = await peer();
+      peers.push(a.sock, b.sock);
+      const from: number[] = [];
+      s.onPacket = (_pkt, _ip, port) => void from.push(port);
+      const send = async (p: { sock: Socket }, n: number) => {
+        for (let i = 0; i < n; i++) await new Promise((r) => p.sock.send(Buffer.from([i]), s.port, '127.0.0.1', r));
+      };
+      s.acceptOnly(LOCAL, a.port);
+      await send(b, 5);
+      await send(a, 3);
+      await until(() => from.length >= 3);
+      await new Promise((r) => setTimeout(r, 20));
+      assert.deepEqual(from, [a.port, a.port, a.port]);
+      assert.equal(s.foreignDropped, 5);
+      s.acceptOnly(0, 0);
+      await send(b, 2);
+      await until(() => from.length >= 5);
+      assert.deepEqual(from.slice(3), [b.port, b.port]);
+      s.close();
+      assert.equal(s.foreignDropped, 5, 'still readable after close');
+    });
+
     it('replace() rewrites a packet that has not left (native) and is refused once it has (dgram)', async () => {
       const s = await io.bind('127.0.0.1', 0);
       opened.push(s);
