@@ -7,22 +7,17 @@
  * flood is counted, never played.
  */
 import assert from 'node:assert/strict';
-import { createSocket, type Socket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
-import { ulawDecode, ulawEncode } from '../../codecs/g711.js';
-import { parseRtp, serializeRtpInto } from '../../codecs/rtp.js';
 import type { Qos } from '../../edge/api/events.js';
 import { EchoBot } from '../../edge/echo-bot.js';
-import type { SipResponse } from '../../sip/message.js';
-import { parseSdp } from '../../sip/sdp.js';
-import { parseNameAddr } from '../../sip/uri.js';
 import { EventCollector, freePort, startMediaNode, startNats, type Botedge, type NatsServer } from './harness.js';
-import { RawUac, newBranch, sdpOffer, type Sent } from './raw-uac.js';
+import { Caller } from '../fixtures/bot/peers.js';
+import { RawUac } from './raw-uac.js';
 
 const CALLS = 8;
 const TALK_FRAMES = 200; // 4 s
-const FLOOD_FROM_FRAME = 25;
+const FLOOD_AFTER_MS = 500;
 const FLOOD_MS = 2500;
 
 /** Floods 127.0.0.1:port with 172-byte RTP-looking datagrams from a busy loop; posts the count sent. */
@@ -44,18 +39,6 @@ s.connect(workerData.port, '127.0.0.1', () => {
   burst();
 });
 `;
-
-interface Caller {
-  s: Sent;
-  rtp: Socket;
-  nodePort: number;
-  toTag: string;
-  echoed: number;
-}
-
-function toTag(res: SipResponse): string {
-  return parseNameAddr(res.headers.get('To') ?? '').params.get('tag') ?? '';
-}
 
 describe('an RTP flood at one call', { timeout: 60000 }, () => {
   let nats: NatsServer;
@@ -81,60 +64,23 @@ describe('an RTP flood at one call', { timeout: 60000 }, () => {
   });
 
   it('starves no call, the flooded one included: audio flows both ways and the flood is counted, not played', async () => {
-    const callers: Caller[] = [];
-    for (let i = 0; i < CALLS; i++) {
-      const rtp = createSocket('udp4');
-      await new Promise<void>((r) => rtp.bind(0, '127.0.0.1', () => r()));
-      const s = uac.newCall();
-      uac.sendRaw(uac.request('INVITE', 'flood', s, { body: sdpOffer(rtp.address().port, { payloads: '0' }) }));
-      const res = await uac.finalResponse(s.branch);
-      assert.equal(res.status, 200);
-      const c: Caller = { s, rtp, nodePort: parseSdp(Buffer.from(res.body).toString()).media[0]!.port, toTag: toTag(res), echoed: 0 };
-      uac.sendRaw(uac.request('ACK', 'flood', { ...s, branch: newBranch() }, { toTag: c.toTag, cseqMethod: 'ACK' }));
-      // What comes back: the bot's echo of the tone (non-silent) counts; the node's silence does not.
-      const pcm = new Int16Array(160);
-      rtp.on('message', (buf) => {
-        const p = parseRtp(buf);
-        ulawDecode(p.payload, pcm);
-        let peak = 0;
-        for (const v of pcm) peak = Math.max(peak, Math.abs(v));
-        if (peak > 2000) c.echoed++;
-      });
-      callers.push(c);
-    }
-
-    const payload = new Uint8Array(160);
-    const tone = new Int16Array(160);
-    for (let i = 0; i < 160; i++) tone[i] = Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / 8000));
-    ulawEncode(tone, payload);
+    const callers = await Promise.all(Array.from({ length: CALLS }, () => Caller.call(uac, 'flood')));
+    for (const c of callers) assert.equal(c.status, 200);
     const victim = callers[0]!;
-    let flood: Promise<number> | undefined;
-    const t0 = performance.now();
-    for (let f = 0; f < TALK_FRAMES; f++) {
-      callers.forEach((c, i) => {
-        // A buffer per datagram: dgram may write it on a later turn of the event loop.
-        const pkt = new Uint8Array(172);
-        const n = serializeRtpInto(pkt, 0, { marker: f === 0, payloadType: 0, sequenceNumber: f, timestamp: f * 160, ssrc: 1000 + i }, payload);
-        c.rtp.send(pkt.subarray(0, n), c.nodePort, '127.0.0.1');
-      });
-      if (f === FLOOD_FROM_FRAME) {
-        const w = new Worker(FLOOD_WORKER, { eval: true, workerData: { port: victim.nodePort, ms: FLOOD_MS } });
-        flood = new Promise((resolve, reject) => {
-          w.once('message', (sent: number) => resolve(sent));
-          w.once('error', reject);
-        });
-      }
-      // Absolute slots: a late wake-up sends what is due, the stream keeps its rate.
-      const wait = t0 + (f + 1) * 20 - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    }
-    const flooded = await flood!;
+    // Every caller talks for 4 s; half a second in, the flood starts at the first one's port.
+    const talking = Promise.all(callers.map((c) => c.sendTone(TALK_FRAMES)));
+    await new Promise((r) => setTimeout(r, FLOOD_AFTER_MS));
+    const w = new Worker(FLOOD_WORKER, { eval: true, workerData: { port: victim.nodeRtpPort, ms: FLOOD_MS } });
+    const flood = new Promise<number>((resolve, reject) => {
+      w.once('message', (sent: number) => resolve(sent));
+      w.once('error', reject);
+    });
+    await talking;
+    const flooded = await flood;
     await new Promise((r) => setTimeout(r, 500));
     for (const c of callers) {
-      const bye = { ...c.s, branch: newBranch(), cseq: 2 };
-      uac.sendRaw(uac.request('BYE', 'flood', bye, { toTag: c.toTag }));
-      assert.equal((await uac.finalResponse(bye.branch)).status, 200);
-      c.rtp.close();
+      assert.equal(await c.bye(), 200);
+      c.close();
     }
     await events.until(() => events.of('ended').length >= CALLS, 5000, 'ended for every call');
 
@@ -147,6 +93,8 @@ describe('an RTP flood at one call', { timeout: 60000 }, () => {
       const media = ended.data.media as Record<string, number>;
       const qos = ended.data.qos as Qos;
       const what = `call ${i}${c === victim ? ' (flooded)' : ''}: ${JSON.stringify(media)}`;
+      // What came back: the bot's echo of the tone (the node's silence does not count).
+      const echoed = c.audioPackets().filter((p) => p.peak > 2000).length;
       // Every frame the caller sent reached the bot, and the bot's echo came back (the first frames
       // of a call race its bot's start, a few may be lost to that).
       check(media.framesToBot === media.rtpReceived && qos.packetsReceived === media.rtpReceived, `${what}: every packet taken went to the bot`);
@@ -156,12 +104,12 @@ describe('an RTP flood at one call', { timeout: 60000 }, () => {
         // Its own packets share the socket's queue with the flood: when the I/O thread is off the
         // CPU for a moment the kernel drops from that queue, whoever sent it. A few, no more.
         check(media.rtpReceived! >= TALK_FRAMES * 0.97, `${what}: caller packets lost`);
-        check(c.echoed >= TALK_FRAMES * 0.9, `${what}: ${c.echoed} echoed frames back`);
+        check(echoed >= TALK_FRAMES * 0.9, `${what}: ${echoed} echoed frames back`);
       } else {
         // Every other call: not one packet lost either way.
         check(media.rtpUnexpectedSource === 0, what);
         check(media.rtpReceived === TALK_FRAMES && qos.packetsLost === 0, `${what}: caller packets lost`);
-        check(c.echoed >= TALK_FRAMES * 0.95, `${what}: ${c.echoed} echoed frames back`);
+        check(echoed >= TALK_FRAMES * 0.95, `${what}: ${echoed} echoed frames back`);
       }
     }
     assert.deepEqual(problems, [], `the flood sent ${flooded} datagrams`);
