@@ -43,3 +43,15 @@ export class TelephoneEventParseError extends ParseError {
     super(kind, offset, message);
   }
 }
+
+export type RtcpParseErrorKind = 'truncated' | 'bad-version' | 'bad-length';
+
+/** RFC 3550 §6.4 compound RTCP packet that cannot be read. */
+export class RtcpParseError extends ParseError {
+  override name = 'RtcpParseError';
+  declare readonly kind: RtcpParseErrorKind;
+
+  constructor(kind: RtcpParseErrorKind, offset: number, message: string) {
+    super(kind, offset, message);
+  }
+}

@@ -41,9 +41,11 @@ export class RtpReceiveStats {
   /** Runs before the current one (a restarted sender). */
   #doneExpected = 0;
   #doneReceived = 0;
-  /** Totals when `interval()` was last read. */
+  /** Totals when `interval()` was last read, and when the last reception report was built. */
   #priorExpected = 0;
   #priorReceived = 0;
+  #reportExpected = 0;
+  #reportReceived = 0;
   /** Jitter in timestamp units (A.8 keeps it that way; converted to ms only when read). */
   #jitter = 0;
   #jitterMax = 0;
@@ -137,6 +139,28 @@ export class RtpReceiveStats {
     const jitterMaxMs = this.#ms(this.#intervalJitterMax);
     this.#intervalJitterMax = this.#jitter;
     return { expected: e, received: r, lost: Math.max(0, e - r), jitterMs: this.#ms(this.#jitter), jitterMaxMs };
+  }
+
+  /**
+   * The figures of an RTCP reception report block about the current sender (RFC 3550 §6.4.1, A.3):
+   * fraction lost since the previous call, cumulative lost, extended highest sequence number,
+   * jitter in timestamp units. Undefined before the first packet.
+   */
+  receptionReport(): { ssrc: number; fractionLost: number; cumulativeLost: number; extendedHighestSeq: number; jitter: number } | undefined {
+    if (!this.#started) return undefined;
+    const expected = this.#doneExpected + this.#runExpected();
+    const received = this.#doneReceived + this.#received;
+    const e = expected - this.#reportExpected;
+    const lost = e - (received - this.#reportReceived);
+    this.#reportExpected = expected;
+    this.#reportReceived = received;
+    return {
+      ssrc: this.#ssrc,
+      fractionLost: e === 0 || lost <= 0 ? 0 : Math.min(255, Math.floor((lost * 256) / e)),
+      cumulativeLost: expected - received,
+      extendedHighestSeq: (this.#cycles + this.#maxSeq) >>> 0,
+      jitter: Math.floor(this.#jitter),
+    };
   }
 
   #ms(units: number): number {

@@ -5,7 +5,7 @@ import { newTag } from '../sip/ids.js';
 import type { SipRequest, SipResponse } from '../sip/message.js';
 import { answerOffer, formatSdp, parseSdp, type CodecName, type OfferAnswerResult } from '../sip/sdp.js';
 import type { ServerTransactionHandle, TransactionLayer } from '../sip/transaction-layer.js';
-import type { EndCause } from './api/events.js';
+import type { EndCause, Qos } from './api/events.js';
 import { readFileSync } from 'node:fs';
 import { BotStream, BotUnreachableError } from './bot/bot-stream.js';
 import { MuxBotStream } from './bot/mux.js';
@@ -18,6 +18,8 @@ import { logger } from './log.js';
 import { CallMedia } from './media/call-media.js';
 import { OpusMedia, type OpusBatch } from './media/opus-media.js';
 import { BPL_NO_PLC, BPL_PLC, qosReport } from './media/qos.js';
+import { RtcpSession } from './media/rtcp-session.js';
+import type { RtpReceiveCounts } from '../codecs/rtp-stats.js';
 import type { CallMediaSink, MediaSession } from './media/session.js';
 import { loadPrompt } from './media/prompt.js';
 import type { RtpPortPool } from './media/port-pool.js';
@@ -69,6 +71,7 @@ export class InboundCall {
   readonly startedAt = Date.now();
   answeredAt = 0;
   #media: MediaSession | undefined;
+  #rtcp: RtcpSession | undefined;
   #bot: BotStream | MuxBotStream | undefined;
   #protocol: BotProtocol | undefined;
   #streamStart = 0;
@@ -125,9 +128,10 @@ export class InboundCall {
     const opts = this.ctx.options;
     let offer: OfferAnswerResult;
     let socket: RtpSocket;
+    let rtcp: RtpSocket;
     let port: number;
     try {
-      ({ socket, port } = await this.ctx.ports.bind());
+      ({ socket, rtcp, port } = await this.ctx.ports.bind());
     } catch (err) {
       this.#reject(503, 'Service Unavailable (no RTP port)', 'rejected', err);
       return;
@@ -136,6 +140,7 @@ export class InboundCall {
       offer = this.#negotiate(this.invite, port);
     } catch (err) {
       socket.close();
+      rtcp.close();
       this.ctx.ports.release(port);
       const e = err instanceof SipError ? err : new SipError(400, 'Bad Request (SDP)', { cause: err });
       this.#reject(e.status, e.reason, 'rejected', err);
@@ -159,6 +164,7 @@ export class InboundCall {
       if (!this.ctx.opus) {
         // answerOffer picks opus only from the node's codecs, and the node starts the pool for them.
         socket.close();
+        rtcp.close();
         this.ctx.ports.release(port);
         this.#reject(500, 'Server Internal Error (no Opus pool)', 'rejected', new Error('opus negotiated without an OpusPool'));
         return;
@@ -199,6 +205,7 @@ export class InboundCall {
         sink,
       );
     }
+    this.#rtcp = new RtcpSession(rtcp, this.#media, `${this.id}@botedge`);
     this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'created', direction: 'inbound', from: this.from, to: this.to, botUrl: this.route.url });
 
     try {
@@ -523,12 +530,25 @@ export class InboundCall {
     const media = this.#media;
     if (!media || !this.answeredAt || this.#ended || now < this.#qosDueAt) return;
     const late = media.stats.rtpLate ?? 0;
-    const qos = qosReport(media.rx.interval(), late - this.#qosLateAt, media.concealsLoss ? BPL_PLC : BPL_NO_PLC);
+    const qos = this.#qos(media.rx.interval(), late - this.#qosLateAt);
     this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'qos', intervalMs: now - this.#qosSampledAt, qos });
     this.#qosLateAt = late;
     this.#qosSampledAt = now;
     // Due again one interval later; after a stall, from now (no burst of catch-up samples).
     this.#qosDueAt = Math.max(this.#qosDueAt + this.ctx.options.qosIntervalMs, now + 1);
+  }
+
+  /** The caller's stream over a span, and how ours reaches the caller when its RTCP has said. */
+  #qos(counts: RtpReceiveCounts, late: number): Qos {
+    const media = this.#media!;
+    const qos = qosReport(counts, late, media.concealsLoss ? BPL_PLC : BPL_NO_PLC);
+    const remote = this.#rtcp?.remote;
+    return remote ? { ...qos, remote } : qos;
+  }
+
+  /** The node's sweep, about once a second: this call's RTCP report when one is due. */
+  rtcpDue(now: number): void {
+    if (!this.#ended) this.#rtcp?.due(now);
   }
 
   /** Releases everything and publishes `ended`; idempotent. */
@@ -541,6 +561,7 @@ export class InboundCall {
     this.#bot?.close(cause);
     if (this.#protocol instanceof TwilioProtocol) twilioCalls.delete(this.#protocol.callSid);
     const media = this.#media;
+    this.#rtcp?.close();
     const stats = media?.close();
     if (media) this.ctx.ports.release(media.port);
     const now = Date.now();
@@ -555,7 +576,7 @@ export class InboundCall {
       durationMs: now - this.startedAt,
       talkMs: this.answeredAt ? now - this.answeredAt : 0,
       ...(stats ? { media: stats } : {}),
-      ...(media && stats ? { qos: qosReport(media.rx.total, stats.rtpLate ?? 0, media.concealsLoss ? BPL_PLC : BPL_NO_PLC) } : {}),
+      ...(media && stats ? { qos: this.#qos(media.rx.total, stats.rtpLate ?? 0) } : {}),
     });
     log.info({ call: this.id, cause, sipStatus }, 'ended');
     this.ctx.onGone(this);

@@ -30,7 +30,7 @@ const LOOP_DELAY_RESOLUTION_MS = 1;
 /** nice(2) increment of the Opus worker threads. */
 const OPUS_WORKER_NICE = 5;
 
-/** How often the node looks for calls whose `qos` sample is due: one timer for all calls, not one each. */
+/** How often the node looks for calls whose `qos` sample or RTCP report is due: one timer for all calls, not one each. */
 const QOS_SWEEP_MS = 1000;
 
 /** Event-loop delay of the node's main thread (the one that owns the RTP sockets) over a window. */
@@ -89,16 +89,19 @@ export class MediaNode {
       onError: (err, where) => log.error({ err, where }, 'SIP stack callback failed'),
     });
     this.ticker.onFirstError = (err) => log.error({ err }, 'media tick failed (first occurrence; further ones are counted)');
-    if (options.qosIntervalMs > 0) this.#qosSweep = setInterval(() => this.#sampleQos(), QOS_SWEEP_MS).unref();
+    this.#qosSweep = setInterval(() => this.#sweep(), QOS_SWEEP_MS).unref();
   }
 
-  #sampleQos(): void {
+  /** Once a second: each call's RTCP report and `qos` sample, when due. */
+  #sweep(): void {
     const now = Date.now();
+    const sample = this.options.qosIntervalMs > 0;
     for (const call of this.calls.values()) {
       try {
-        call.sampleQos(now);
+        call.rtcpDue(now);
+        if (sample) call.sampleQos(now);
       } catch (err) {
-        log.error({ err, call: call.id }, 'qos sample failed');
+        log.error({ err, call: call.id }, 'qos sample or RTCP report failed');
       }
     }
   }

@@ -110,6 +110,22 @@ export const QosSchema = z.object({
    * get (lost or late); absent when no packet was expected in the span.
    */
   mos: z.number().min(1).max(4.5).optional(),
+  /**
+   * Our stream as the caller receives it, from its latest RTCP report about it (RFC 3550 §6.4);
+   * absent until the caller has sent one (many do not send RTCP at all).
+   */
+  remote: z
+    .object({
+      /** Loss since the caller's previous report, %. */
+      lossPct: z.number().nonnegative(),
+      /** Our packets it has lost in all. */
+      packetsLost: z.number().int().nonnegative(),
+      /** Interarrival jitter of our stream at the caller, ms. */
+      jitterMs: z.number().nonnegative(),
+      /** Round trip from the report's LSR/DLSR; absent until it echoes one of our sender reports. */
+      rttMs: z.number().nonnegative().optional(),
+    })
+    .optional(),
 });
 export type Qos = z.infer<typeof QosSchema>;
 

@@ -110,6 +110,20 @@ export class CallMedia implements MediaSession {
     return this.#peer.rx;
   }
 
+  get peer(): RtpPeer {
+    return this.#peer;
+  }
+
+  readonly clockRate = 8000;
+
+  get ssrc(): number {
+    return this.#header.ssrc;
+  }
+
+  get rtpTimestamp(): number {
+    return this.#header.timestamp;
+  }
+
 
   /** A re-INVITE changed the media (hold/unhold, new address): apply it without a new socket. */
   update(options: Partial<CallMediaOptions>, sending: boolean): void {

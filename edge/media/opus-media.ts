@@ -212,6 +212,20 @@ export class OpusMedia implements MediaSession {
     return this.#peer.rx;
   }
 
+  get peer(): RtpPeer {
+    return this.#peer;
+  }
+
+  readonly clockRate = OPUS_CLOCK;
+
+  get ssrc(): number {
+    return this.#header.ssrc;
+  }
+
+  get rtpTimestamp(): number {
+    return this.#header.timestamp;
+  }
+
   update(options: MediaUpdate, sending: boolean): void {
     if (options.payloadType !== undefined) this.options.payloadType = options.payloadType;
     if ('telephoneEventPt' in options) this.options.telephoneEventPt = options.telephoneEventPt;

@@ -6,9 +6,10 @@ export class PortsExhaustedError extends Error {
 }
 
 /**
- * Hands out RTP sockets on even ports from a range (RFC 3550 §11: RTP on even, RTCP on the next
- * odd port). Walks the range round-robin so a just-freed port is not reused at once (late packets
- * of the old call would land in the new one). Ports another process holds are skipped.
+ * Hands out RTP sockets on even ports from a range, each with its RTCP socket on the next odd port
+ * (RFC 3550 §11). Walks the range round-robin so a just-freed port is not reused at once (late
+ * packets of the old call would land in the new one). Pairs another process holds part of are
+ * skipped.
  */
 export class RtpPortPool {
   readonly #inUse = new Set<number>();
@@ -27,14 +28,17 @@ export class RtpPortPool {
     return Math.floor((this.max - this.min + 1) / 2);
   }
 
-  async bind(): Promise<{ socket: RtpSocket; port: number }> {
+  async bind(): Promise<{ socket: RtpSocket; rtcp: RtpSocket; port: number }> {
     const attempts = this.size;
     for (let i = 0; i < attempts; i++) {
       const port = this.#take();
       if (port === undefined) break;
+      let socket: RtpSocket | undefined;
       try {
-        return { socket: await this.io.bind(this.host, port), port };
+        socket = await this.io.bind(this.host, port);
+        return { socket, rtcp: await this.io.bind(this.host, port + 1), port };
       } catch {
+        socket?.close();
         this.#inUse.delete(port);
       }
     }

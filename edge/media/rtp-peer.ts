@@ -17,6 +17,8 @@ export class RtpPeer {
   #ip = 0;
   #port = 0;
   #latched = false;
+  /** Payload octets sent (RTCP sender reports count them). */
+  octetsSent = 0;
   /** Reused for every packet: what `receive` returns is valid until the next call. */
   readonly #fields = newRtpFields();
 
@@ -106,11 +108,22 @@ export class RtpPeer {
     this.stats.rtpUnexpectedSource += this.socket.foreignDropped;
   }
 
+  /** Where the caller's RTP goes (latched or from the SDP); undefined while there is nowhere. */
+  get remote(): { ip: number; port: number } | undefined {
+    return this.#port === 0 ? undefined : { ip: this.#ip, port: this.#port };
+  }
+
+  /** Whether symmetric RTP latched: the caller's address is the one its packets come from. */
+  get latched(): boolean {
+    return this.#latched;
+  }
+
   /** Sends `packet[0, len)` to the caller, unless there is nowhere to send yet. */
   send(packet: Uint8Array, len: number): void {
     if (this.#port === 0) return;
     this.socket.send(packet, len, this.#ip, this.#port);
     this.stats.rtpSent++;
+    this.octetsSent += len - 12;
   }
 
   /** Like `send`, but at once rather than at the tick's due time (RtpSocket.sendNow). */
@@ -118,5 +131,6 @@ export class RtpPeer {
     if (this.#port === 0) return;
     this.socket.sendNow(packet, len, this.#ip, this.#port);
     this.stats.rtpSent++;
+    this.octetsSent += len - 12;
   }
 }

@@ -2,6 +2,7 @@ import type { RtpReceiveStats } from '../../codecs/rtp-stats.js';
 import type { DtmfKeyPress } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
 import type { PlayoutBuffer, PlayoutTrim } from './playout.js';
+import type { RtpPeer } from './rtp-peer.js';
 
 /**
  * What a call (edge/call.ts) needs from its media, whichever codec the caller negotiated:
@@ -18,6 +19,12 @@ export interface MediaSession {
   readonly stats: MediaStats;
   /** The caller's stream as it arrived: RFC 3550 receive statistics for QoS. */
   readonly rx: RtpReceiveStats;
+  /** Our stream, for RTCP sender reports: its SSRC, the RTP clock (Hz), the newest timestamp sent. */
+  readonly ssrc: number;
+  readonly clockRate: number;
+  readonly rtpTimestamp: number;
+  /** The caller's end of the RTP (where we send, and whether it was latched from its packets). */
+  readonly peer: RtpPeer;
   /** Lost caller packets are concealed before the bot hears them (Opus PLC), which the MOS estimate weighs. */
   readonly concealsLoss: boolean;
   /** A re-INVITE changed the media (hold/unhold, new address, new payload types); same codec. */

@@ -14,7 +14,9 @@ import { fileURLToPath } from 'node:url';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { alawDecode, ulawDecode } from '../../codecs/g711.js';
 import { parseRtp } from '../../codecs/rtp.js';
+import { EchoBot } from '../../edge/echo-bot.js';
 import { waitForPort } from '../../edge/up.js';
+import { RawUac } from './raw-uac.js';
 
 export const CLI = fileURLToPath(new URL('../../edge/cli.js', import.meta.url));
 
@@ -109,6 +111,39 @@ export async function startMediaNode(config: Record<string, unknown>): Promise<B
   writeFileSync(file, JSON.stringify(config));
   const be = await startBotedge(['media', '-c', file]);
   return { ...be, sipPort: config.sipPort as number };
+}
+
+/** What many call tests start with: NATS, the echo bot, a media node routing every number to it, events and a raw UAC. */
+export interface EchoNode {
+  nats: NatsServer;
+  bot: EchoBot;
+  node: Botedge & { sipPort: number };
+  events: EventCollector;
+  uac: RawUac;
+  stop(): Promise<void>;
+}
+
+/** Starts an EchoNode; `config` adds to (or overrides) the media node's config. */
+export async function startEchoNode(config: Record<string, unknown>): Promise<EchoNode> {
+  const nats = await startNats();
+  const bot = await EchoBot.listen(0);
+  const node = await startMediaNode({ sipPort: await freePort(), natsUrl: nats.url, defaultRoute: { url: bot.url }, ...config });
+  const events = await EventCollector.start(nats.url);
+  const uac = await RawUac.open(node.sipPort);
+  return {
+    nats,
+    bot,
+    node,
+    events,
+    uac,
+    async stop() {
+      uac.close();
+      await events.close();
+      await node.stop();
+      await bot.close();
+      await nats.stop();
+    },
+  };
 }
 
 /** A working directory where SIPp's built-in uac_pcap finds `pcap/g711a.pcap`. */

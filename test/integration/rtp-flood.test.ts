@@ -10,10 +10,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { Worker } from 'node:worker_threads';
 import type { Qos } from '../../edge/api/events.js';
-import { EchoBot } from '../../edge/echo-bot.js';
-import { EventCollector, freePort, startMediaNode, startNats, type Botedge, type NatsServer } from './harness.js';
+import { startEchoNode, type EchoNode } from './harness.js';
 import { Caller } from '../fixtures/bot/peers.js';
-import { RawUac } from './raw-uac.js';
 
 const CALLS = 8;
 const TALK_FRAMES = 200; // 4 s
@@ -41,30 +39,18 @@ s.connect(workerData.port, '127.0.0.1', () => {
 `;
 
 describe('an RTP flood at one call', { timeout: 60000 }, () => {
-  let nats: NatsServer;
-  let bot: EchoBot;
-  let node: Botedge & { sipPort: number };
-  let events: EventCollector;
-  let uac: RawUac;
+  let box: EchoNode;
 
   before(async () => {
-    nats = await startNats();
-    bot = await EchoBot.listen(0);
-    node = await startMediaNode({ nodeId: 'media-flood', sipPort: await freePort(), natsUrl: nats.url, rtpPortMin: 36000, rtpPortMax: 36199, defaultRoute: { url: bot.url } });
-    events = await EventCollector.start(nats.url);
-    uac = await RawUac.open(node.sipPort);
+    box = await startEchoNode({ nodeId: 'media-flood', rtpPortMin: 36000, rtpPortMax: 36199 });
   });
 
   after(async () => {
-    uac?.close();
-    await events?.close();
-    await node?.stop();
-    await bot?.close();
-    await nats?.stop();
+    await box?.stop();
   });
 
   it('starves no call, the flooded one included: audio flows both ways and the flood is counted, not played', async () => {
-    const callers = await Promise.all(Array.from({ length: CALLS }, () => Caller.call(uac, 'flood')));
+    const callers = await Promise.all(Array.from({ length: CALLS }, () => Caller.call(box.uac, 'flood')));
     for (const c of callers) assert.equal(c.status, 200);
     const victim = callers[0]!;
     // Every caller talks for 4 s; half a second in, the flood starts at the first one's port.
@@ -82,14 +68,14 @@ describe('an RTP flood at one call', { timeout: 60000 }, () => {
       assert.equal(await c.bye(), 200);
       c.close();
     }
-    await events.until(() => events.of('ended').length >= CALLS, 5000, 'ended for every call');
+    await box.events.until(() => box.events.of('ended').length >= CALLS, 5000, 'ended for every call');
 
     // The flood was real: far more datagrams than the calls' own.
     assert.ok(flooded > 20 * TALK_FRAMES * CALLS, `the worker sent only ${flooded} datagrams`);
     const problems: string[] = [];
     const check = (ok: boolean, what: string) => void (ok || problems.push(what));
     for (const [i, c] of callers.entries()) {
-      const ended = events.of('ended').find((e) => e.data.sipCallId === c.s.callId)!;
+      const ended = box.events.of('ended').find((e) => e.data.sipCallId === c.s.callId)!;
       const media = ended.data.media as Record<string, number>;
       const qos = ended.data.qos as Qos;
       const what = `call ${i}${c === victim ? ' (flooded)' : ''}: ${JSON.stringify(media)}`;

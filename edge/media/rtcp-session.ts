@@ -1,0 +1,135 @@
+import { buildRtcpReport, ntpFromUnixMs, ntpMiddle32, parseRtcp, rttMs, type ReportBlock } from '../../codecs/rtcp.js';
+import { perfMsOfUs32 } from './mono-clock.js';
+import type { RtpSocket } from './rtp-socket.js';
+import type { MediaSession } from './session.js';
+
+/** How the caller says our stream reaches it: its latest RTCP report block about our SSRC. */
+export interface RemoteReception {
+  /** Loss since its previous report, %. */
+  lossPct: number;
+  /** Packets of ours it has lost in all (RFC 3550's cumulative count). */
+  packetsLost: number;
+  /** Interarrival jitter of our stream at the caller, ms. */
+  jitterMs: number;
+  /** Round trip, from the report's LSR and DLSR; absent until the caller echoes one of our SRs. */
+  rttMs?: number;
+}
+
+/**
+ * One call's RTCP (RFC 3550 §6) on its own socket, the RTP port + 1: reads the caller's sender and
+ * receiver reports — how our stream arrives there, and the round trip — and sends ours: a sender
+ * report with one reception report block about the caller's stream (from the media's
+ * RtpReceiveStats), SDES CNAME, and a BYE when the call ends. The node's once-a-second sweep
+ * calls `due()`; reports leave every 5 s on average, each interval drawn from 2.5–7.5 s
+ * (§6.3.1's randomisation, so a node's calls do not report in step).
+ *
+ * Where to send: where the caller's RTCP comes from once it has sent some (symmetric, as for RTP),
+ * else the caller's RTP address with port + 1 (§11).
+ */
+export class RtcpSession {
+  /** The caller's latest report about our stream. */
+  remote: RemoteReception | undefined;
+  /** RTCP packets read, and those that could not be. */
+  received = 0;
+  malformed = 0;
+  sent = 0;
+  #nextAt: number;
+  /** The caller's last SR: its NTP middle 32 bits and when it arrived (performance.now ms). */
+  #lastSr = 0;
+  #lastSrAt = 0;
+  #from: { ip: number; port: number } | undefined;
+  #closed = false;
+
+  constructor(
+    private readonly socket: RtpSocket,
+    private readonly media: MediaSession,
+    private readonly cname: string,
+    now = Date.now(),
+  ) {
+    this.#nextAt = now + nextIntervalMs();
+    socket.onPacket = (msg, ip, port, arrivalUs) => this.#onPacket(msg, ip, port, arrivalUs);
+  }
+
+  #onPacket(msg: Uint8Array, ip: number, port: number, arrivalUs: number): void {
+    // The same source rule as RTP: once RTP latched, only the caller's address is taken.
+    const rtp = this.media.peer.remote;
+    if (this.media.peer.latched && rtp && rtp.ip !== ip) return;
+    let packets;
+    try {
+      packets = parseRtcp(msg);
+    } catch {
+      this.malformed++;
+      return;
+    }
+    this.received++;
+    if (port !== 0) this.#from = { ip, port };
+    const arrivedPerfMs = perfMsOfUs32(arrivalUs);
+    const arrivedWallMs = Date.now() - (performance.now() - arrivedPerfMs);
+    const ours = this.media.ssrc >>> 0;
+    for (const p of packets) {
+      if (p.type === 'sr') {
+        this.#lastSr = ntpMiddle32(p.sender.ntpSeconds, p.sender.ntpFraction);
+        this.#lastSrAt = arrivedPerfMs;
+      }
+      if (p.type !== 'sr' && p.type !== 'rr') continue;
+      const block = p.reports.find((b) => b.ssrc >>> 0 === ours);
+      if (!block) continue;
+      const ntp = ntpFromUnixMs(arrivedWallMs);
+      const rtt = rttMs(block, ntpMiddle32(ntp.ntpSeconds, ntp.ntpFraction));
+      this.remote = {
+        lossPct: Math.round((block.fractionLost / 256) * 10000) / 100,
+        packetsLost: Math.max(0, block.cumulativeLost),
+        jitterMs: Math.round((block.jitter / this.media.clockRate) * 100000) / 100,
+        ...(rtt !== undefined ? { rttMs: Math.round(rtt * 100) / 100 } : {}),
+      };
+    }
+  }
+
+  /** Sends a report if one is due (the node's sweep, about once a second). */
+  due(now: number): void {
+    if (now < this.#nextAt) return;
+    this.#nextAt = now + nextIntervalMs();
+    this.send(false, now);
+  }
+
+  /** Builds and sends our report now; `bye` ends it with an RTCP BYE (the call is over). */
+  send(bye: boolean, now = Date.now()): void {
+    if (this.#closed) return;
+    const to = this.#from ?? rtcpAddressOf(this.media.peer.remote);
+    if (!to) return;
+    const reports: ReportBlock[] = [];
+    const rr = this.media.rx.receptionReport();
+    if (rr) {
+      const delay = this.#lastSr === 0 ? 0 : Math.round(((performance.now() - this.#lastSrAt) / 1000) * 65536);
+      reports.push({ ...rr, lastSr: this.#lastSr, delaySinceLastSr: this.#lastSr === 0 ? 0 : delay >>> 0 });
+    }
+    const stats = this.media.stats;
+    const bytes = buildRtcpReport({
+      ssrc: this.media.ssrc,
+      sender: { ...ntpFromUnixMs(now), rtpTimestamp: this.media.rtpTimestamp, packetCount: stats.rtpSent, octetCount: this.media.peer.octetsSent },
+      reports,
+      cname: this.cname,
+      bye,
+    });
+    this.socket.sendNow(bytes, bytes.length, to.ip, to.port);
+    this.sent++;
+  }
+
+  /** The call ended: a last report with BYE, then the socket closes. */
+  close(): void {
+    if (this.#closed) return;
+    this.send(true);
+    this.#closed = true;
+    this.socket.close();
+  }
+}
+
+/** RFC 3550 §11: RTCP on the RTP port + 1, unless the caller's RTCP told us otherwise. */
+function rtcpAddressOf(rtp: { ip: number; port: number } | undefined): { ip: number; port: number } | undefined {
+  return rtp && rtp.port < 65535 ? { ip: rtp.ip, port: rtp.port + 1 } : undefined;
+}
+
+/** 5 s on average, drawn from [0.5, 1.5] × 5 s (RFC 3550 §6.3.1). */
+function nextIntervalMs(): number {
+  return 5000 * (0.5 + Math.random());
+}
