@@ -568,6 +568,11 @@ export class InboundCall {
     if (stats && this.#bot) {
       stats.framesToBotDropped = this.#bot.framesDropped;
     }
+    if (stats && this.#rtcp) {
+      stats.rtcpSent = this.#rtcp.sent;
+      stats.rtcpReceived = this.#rtcp.received;
+      stats.rtcpMalformed = this.#rtcp.malformed;
+    }
     this.ctx.nats.publishEvent({
       ...this.#eventBase(),
       event: 'ended',

@@ -83,6 +83,10 @@ export const MediaStatsSchema = z.object({
   encodeLate: z.number().int().nonnegative().optional(),
   /** Opus calls only: frames (either way) not coded because the worker pool was over a tick behind. */
   codecShed: z.number().int().nonnegative().optional(),
+  /** RTCP on the RTP port + 1: compound packets sent, received from the caller, and unreadable ones. */
+  rtcpSent: z.number().int().nonnegative().optional(),
+  rtcpReceived: z.number().int().nonnegative().optional(),
+  rtcpMalformed: z.number().int().nonnegative().optional(),
 });
 export type MediaStats = z.infer<typeof MediaStatsSchema>;
 

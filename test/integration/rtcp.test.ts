@@ -123,6 +123,8 @@ describe('RTCP', { timeout: 60000 }, () => {
         cname: 'caller@test',
       });
       rtcp.send(rr, nodePort + 1, '127.0.0.1');
+      // Garbage at the RTCP port: counted, dropped, nothing else happens.
+      rtcp.send(Buffer.from('not rtcp at all'), nodePort + 1, '127.0.0.1');
       await new Promise((r) => setTimeout(r, 200));
       talking = false;
       await talk;
@@ -133,6 +135,10 @@ describe('RTCP', { timeout: 60000 }, () => {
       await box.events.until(() => box.events.of('ended').some((e) => e.data.sipCallId === s.callId), 5000, 'ended');
       const ended = box.events.of('ended').find((e) => e.data.sipCallId === s.callId)!;
       const qos = ended.data.qos as Qos;
+      const media = ended.data.media as Record<string, number>;
+      assert.equal(media.rtcpReceived, 2, "the caller's SR and RR");
+      assert.equal(media.rtcpMalformed, 1, 'the garbage datagram');
+      assert.ok(media.rtcpSent! >= 2, `${media.rtcpSent} reports sent, the BYE included`);
       assert.equal(qos.packetsLost, 2);
       assert.ok(qos.remote, `no remote reception in ${JSON.stringify(qos)}`);
       assert.equal(qos.remote.lossPct, 25);
