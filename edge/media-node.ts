@@ -7,6 +7,7 @@ import { TransactionLayer, systemScheduler, type Destination, type ServerTransac
 import { checkRequest } from '../sip/validate.js';
 import { g711Backend } from '../codecs/native.js';
 import { ALLOW, InboundCall, type CallContext } from './call.js';
+import { callsWithin, readFileLimit } from './file-limit.js';
 import { startTwilioRest } from './bot/twilio-rest.js';
 import { resolveMediaNodeOptions, routeFor, type MediaNodeOptions, type ResolvedMediaNodeOptions } from './config.js';
 import { logger } from './log.js';
@@ -135,7 +136,15 @@ export class MediaNode {
     }
     // The Twilio-REST-shaped hangup endpoint (edge/bot/twilio-rest.ts), when twilioRestPort is set.
     node.#stopTwilioRest = await startTwilioRest(options);
-    log.info({ node: options.nodeId, sip: `${options.sipHost}:${node.sipPort}`, g711: g711Backend, rtpIo: node.rtpIo.kind, ...(rtpIoFallbackReason ? { rtpIoFallback: rtpIoFallbackReason } : {}) }, 'media node up');
+    const files = readFileLimit();
+    log.info({ node: options.nodeId, sip: `${options.sipHost}:${node.sipPort}`, g711: g711Backend, rtpIo: node.rtpIo.kind, ...(rtpIoFallbackReason ? { rtpIoFallback: rtpIoFallbackReason } : {}), openFiles: files }, 'media node up');
+    const fits = files ? callsWithin(files.soft) : Number.POSITIVE_INFINITY;
+    if (files && fits < options.maxCalls) {
+      log.warn(
+        { openFiles: files, maxCalls: options.maxCalls, callsThatFit: fits },
+        `the open-files limit (${files.soft}) allows about ${fits} calls, below maxCalls ${options.maxCalls}: raise the hard limit (ulimit -Hn, systemd LimitNOFILE) or lower maxCalls`,
+      );
+    }
     return node;
   }
 
