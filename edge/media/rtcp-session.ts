@@ -62,7 +62,12 @@ export class RtcpSession {
       return;
     }
     this.received++;
-    if (port !== 0) this.#from = { ip, port };
+    if (port !== 0 && !this.#from) {
+      // The caller's RTCP address, as symmetric RTP latches its RTP one; the socket turns the rest
+      // away from now on (on the native I/O thread: a flood at this port never reaches us).
+      this.#from = { ip, port };
+      this.socket.acceptOnly(ip, port);
+    }
     const arrivedPerfMs = perfMsOfUs32(arrivalUs);
     const arrivedWallMs = Date.now() - (performance.now() - arrivedPerfMs);
     const ours = this.media.ssrc >>> 0;

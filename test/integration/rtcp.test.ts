@@ -125,6 +125,11 @@ describe('RTCP', { timeout: 60000 }, () => {
       rtcp.send(rr, nodePort + 1, '127.0.0.1');
       // Garbage at the RTCP port: counted, dropped, nothing else happens.
       rtcp.send(Buffer.from('not rtcp at all'), nodePort + 1, '127.0.0.1');
+      // A report from another address, once the caller's RTCP address is known: turned away.
+      const intruder = createSocket('udp4');
+      const forged = buildRtcpReport({ ssrc: 99, reports: [{ ssrc: sr.ssrc, fractionLost: 255, cumulativeLost: 9999, extendedHighestSeq: 1, jitter: 0, lastSr: 0, delaySinceLastSr: 0 }], cname: 'x' });
+      await new Promise((r) => intruder.send(forged, nodePort + 1, '127.0.0.1', r));
+      intruder.close();
       await new Promise((r) => setTimeout(r, 200));
       talking = false;
       await talk;
@@ -136,7 +141,7 @@ describe('RTCP', { timeout: 60000 }, () => {
       const ended = box.events.of('ended').find((e) => e.data.sipCallId === s.callId)!;
       const qos = ended.data.qos as Qos;
       const media = ended.data.media as Record<string, number>;
-      assert.equal(media.rtcpReceived, 2, "the caller's SR and RR");
+      assert.equal(media.rtcpReceived, 2, "the caller's SR and RR, not the intruder's");
       assert.equal(media.rtcpMalformed, 1, 'the garbage datagram');
       assert.ok(media.rtcpSent! >= 2, `${media.rtcpSent} reports sent, the BYE included`);
       assert.equal(qos.packetsLost, 2);
