@@ -120,10 +120,10 @@ export class RtcpSession {
     this.sent++;
   }
 
-  /** The call ended: a last report with BYE, then the socket closes. */
+  /** The call ended: a last report with BYE (if there was a session: RTP or RTCP flowed), then the socket closes. */
   close(): void {
     if (this.#closed) return;
-    this.send(true);
+    if (this.media.stats.rtpSent > 0 || this.received > 0) this.send(true);
     this.#closed = true;
     this.socket.close();
   }
