@@ -28,6 +28,16 @@ const MAX_DECODE = 1440; // 180 ms: the largest ptime we decode in one packet
 const MAX_REORDER = 100;
 
 /**
+ * Lost caller audio of up to this many samples (200 ms at 8 kHz) is filled in before the next
+ * packet goes to the bot; a longer gap is an outage or a new talk spurt, and is left as it is.
+ */
+const MAX_FILL = 1600;
+/** The fill: the last packet's audio fading out over its first 10 ms, then silence. */
+const FADE = 80;
+/** One scratch buffer for every call's fill: the node's event loop fills one gap at a time. */
+const fillScratch = new Int16Array(MAX_FILL);
+
+/**
  * One call's RTP endpoint: receives the caller's G.711 and hands PCM to the bot side; on every
  * node tick sends the next 20 ms of bot audio (or silence, so the stream and NAT bindings stay
  * alive) as RTP. All buffers are allocated once per call; nothing is allocated per packet.
@@ -78,10 +88,12 @@ export class CallMedia implements MediaSession {
   #speaking = false;
   /** This slot's header is taken and its packet not sent: it waits for the bot's late frame. */
   #held = false;
-  readonly stats: MediaStats = { ...newMediaStats(), playoutLateFrames: 0, rtpLate: 0 };
-  /** The caller's stream: SSRC and sequence number of the newest audio packet passed to the bot. */
+  readonly stats: MediaStats = { ...newMediaStats(), playoutLateFrames: 0, rtpLate: 0, concealedFrames: 0 };
+  /** The caller's stream: SSRC, sequence number and timestamp of the newest audio packet passed to the bot, and its length. */
   #inSsrc = -1;
   #inSeq = 0;
+  #inTs = 0;
+  #inSamples = 0;
 
   constructor(
     private readonly socket: RtpSocket,
@@ -146,24 +158,54 @@ export class CallMedia implements MediaSession {
       this.stats.rtpLate!++;
       return;
     }
+    // Packets lost on the way leave a gap in the caller's timeline; a bot counts time in the audio
+    // it gets (and Twilio-style streams never skip a chunk), so a short gap is filled first. Not
+    // at the start of a talk spurt (marker), after silence suppression, where the gap is meant.
+    if (pkt.ssrc === this.#inSsrc && !pkt.marker) {
+      const gap = (pkt.timestamp - this.#inTs - this.#inSamples) | 0;
+      if (gap > 0 && gap <= MAX_FILL) this.#fill(gap);
+    }
     this.#inSsrc = pkt.ssrc;
     this.#inSeq = pkt.sequenceNumber;
+    this.#inTs = pkt.timestamp;
     // No view per packet unless the packet size changed: typed-array views are most of what the
     // receive path allocates, and allocation is what drives GC pauses at a few hundred calls.
     const payload = pkt.payload.length <= MAX_DECODE ? pkt.payload : pkt.payload.subarray(0, MAX_DECODE);
     const n = payload.length;
+    this.#inSamples = n;
     if (this.#decodedView.length !== n) this.#decodedView = this.#decoded.subarray(0, n);
     const out = this.#decodedView;
     if (this.options.codec === 'PCMU') g711.ulawDecode(payload, out);
     else g711.alawDecode(payload, out);
     this.stats.framesToBot++;
+    this.#deliver(out);
+  }
+
+  /** Caller audio at 8 kHz on its way to the bot: resampled to the bot's rate, cut into 20 ms frames. */
+  #deliver(pcm: Int16Array): void {
     if (this.#up) {
-      const m = this.#up.process(out, this.#upsampled);
+      const m = this.#up.process(pcm, this.#upsampled);
       if (this.#upsampledView.length !== m) this.#upsampledView = this.#upsampled.subarray(0, m);
       this.#toBot(this.#upsampledView);
     } else {
-      this.#toBot(out);
+      this.#toBot(pcm);
     }
+  }
+
+  /**
+   * Fills `samples` of lost caller audio: the last packet's audio (still in #decodedView) fading
+   * out over FADE samples, then silence — a plain concealment that never invents speech. Counted in
+   * `concealedFrames` (20 ms each, rounded up).
+   */
+  #fill(samples: number): void {
+    const last = this.#decodedView;
+    const fill = fillScratch.subarray(0, samples);
+    fill.fill(0);
+    const fade = Math.min(FADE, samples, last.length);
+    for (let i = 0; i < fade; i++) fill[i] = Math.round((last[i]! * (fade - i)) / fade);
+    this.stats.concealedFrames! += Math.ceil(samples / SAMPLES_PER_FRAME);
+    // In packet-sized pieces: the upsampler's output buffer is sized for one packet.
+    for (let at = 0; at < samples; at += MAX_DECODE) this.#deliver(fill.subarray(at, Math.min(samples, at + MAX_DECODE)));
   }
 
   /** Hands caller audio to the bot side in 20 ms frames (a 30 ms ptime caller gives 20, 20, 20… ms). */

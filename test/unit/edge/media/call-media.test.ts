@@ -167,7 +167,8 @@ describe('CallMedia caller audio to the bot', () => {
         await new Promise((r) => phone.send(pkt, sock.port, '127.0.0.1', r));
         await new Promise((r) => setTimeout(r, 5));
       };
-      // 65534, 65535, 0 (the wrap), a duplicate of 0, 2 (1 is late), then 1, late: dropped.
+      // 65534, 65535, 0 (the wrap), a duplicate of 0, 2 (1 is late: its 20 ms are filled in first,
+      // the last packet's audio fading out), then 1, late: dropped.
       await send(7, 65534, 1);
       await send(7, 65535, 2);
       await send(7, 0, 3);
@@ -178,17 +179,63 @@ describe('CallMedia caller audio to the bot', () => {
       await send(7, 30000, 6);
       await send(8, 29000, 7);
       await send(8, 29001, 8);
-      for (let i = 0; i < 50 && toBot.length < 6; i++) await new Promise((r) => setTimeout(r, 10));
+      for (let i = 0; i < 50 && toBot.length < 8; i++) await new Promise((r) => setTimeout(r, 10));
       const heard = toBot.map((v) => Math.round(v / 1000));
-      assert.deepEqual(heard, [1, 2, 3, 5, 6, 7, 8]);
+      assert.deepEqual(heard, [1, 2, 3, 3, 5, 6, 7, 8], 'the fill for 1 starts as 3 faded, at full level');
       assert.equal(media.stats.rtpLate, 2, 'the duplicate and the late packet');
       assert.equal(media.stats.rtpReceived, 9);
       assert.equal(media.stats.framesToBot, 7);
+      assert.equal(media.stats.concealedFrames, 1, 'only the gap within a run: not the restart, not the new SSRC');
       // The receive statistics (RFC 3550 A.1) saw the same stream: SSRC 7's run 65534…2 (5 expected,
       // 6 received with the duplicate); 30000 alone is not a confirmed restart there, so it is not
       // counted; SSRC 8 is a new run of 2.
       const rx = media.rx.total;
       assert.deepEqual([rx.expected, rx.received, rx.lost], [7, 8, 0]);
+    } finally {
+      media.close();
+      phone.close();
+    }
+  });
+  it('fills a short gap in the caller\'s timeline (the last audio fading out, then silence); not a long one, not a new talk spurt', async () => {
+    const phone = await bind();
+    const sock = await new DgramRtpIo().bind('127.0.0.1', 0);
+    const frames: Int16Array[] = [];
+    const media = new CallMedia(sock, sock.port, { codec: 'PCMU', payloadType: 0, remote: { address: '127.0.0.1', port: phone.address().port }, symmetric: false, playoutCapacity: 8000, botRate: 8000 }, {
+      onCallerAudio: (pcm) => void frames.push(pcm.slice()),
+      onDtmf: () => undefined,
+      onMark: () => undefined,
+    });
+    try {
+      const payload = new Uint8Array(160);
+      ulawEncode(new Int16Array(160).fill(4000), payload);
+      const send = async (seq: number, marker = false) => {
+        const header = { marker, payloadType: 0, sequenceNumber: seq, timestamp: seq * 160, ssrc: 5 };
+        const pkt = new Uint8Array(rtpSerializedSize(header, 160));
+        serializeRtpInto(pkt, 0, header, payload);
+        await new Promise((r) => phone.send(pkt, sock.port, '127.0.0.1', r));
+        await new Promise((r) => setTimeout(r, 5));
+      };
+      // 0, 1, then 4: two packets lost → two frames filled before 4.
+      await send(0);
+      await send(1);
+      await send(4);
+      // 5, then 20: 14 packets (280 ms) lost → too long to fill.
+      await send(5);
+      await send(20);
+      // 21, then 24 with the marker: a new talk spurt after silence suppression → no fill.
+      await send(21);
+      await send(24, true);
+      for (let i = 0; i < 50 && frames.length < 9; i++) await new Promise((r) => setTimeout(r, 10));
+      const decoded = new Int16Array(160);
+      ulawDecode(payload, decoded);
+      const level = decoded[0]!;
+      const summary = frames.map((f) => (f.every((v) => v === level) ? 'audio' : f.every((v) => v === 0) ? 'silence' : 'fade'));
+      assert.deepEqual(summary, ['audio', 'audio', 'fade', 'silence', 'audio', 'audio', 'audio', 'audio', 'audio']);
+      const fade = frames[2]!;
+      assert.equal(fade[0], level, 'the fade starts at the last audio\'s level');
+      assert.ok(fade[40]! > 0 && fade[40]! < level, 'halfway down at 5 ms');
+      assert.ok(fade.subarray(80).every((v) => v === 0), 'silent from 10 ms on');
+      assert.equal(media.stats.concealedFrames, 2);
     } finally {
       media.close();
       phone.close();
