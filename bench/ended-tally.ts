@@ -1,4 +1,5 @@
 import type { Qos } from '../edge/api/events.js';
+import { summarizeQos } from '../edge/media/qos.js';
 
 /** The node's QoS of the callers' streams over a run, from its `ended` events (docs/nats-api.md). */
 export interface EdgeQosSummary {
@@ -29,29 +30,17 @@ export class EndedTally {
   }
 
   qos(): EdgeQosSummary | undefined {
-    const q = this.#qos;
-    if (q.length === 0) return undefined;
-    const sum = (f: (x: Qos) => number) => q.reduce((n, x) => n + f(x), 0);
-    const expected = sum((x) => x.packetsExpected);
-    const lost = sum((x) => x.packetsLost);
-    const spread = (f: (x: Qos) => number) => {
-      const v = q.map(f).sort((a, b) => a - b);
-      return { p50: at(v, 0.5), p99: at(v, 0.99), max: v[v.length - 1]! };
-    };
-    const mos = q.flatMap((x) => (x.mos === undefined ? [] : [x.mos])).sort((a, b) => a - b);
+    if (this.#qos.length === 0) return undefined;
+    const q = summarizeQos(this.#qos);
     return {
-      calls: q.length,
-      packets_expected: expected,
-      packets_lost: lost,
-      packets_late: sum((x) => x.packetsLate),
-      loss_pct: expected > 0 ? Math.round((1e4 * lost) / expected) / 100 : 0,
-      jitter_ms: spread((x) => x.jitterMs),
-      jitter_max_ms: spread((x) => x.jitterMaxMs),
-      mos: { min: mos[0] ?? 0, p50: at(mos, 0.5) },
+      calls: q.calls,
+      packets_expected: q.packetsExpected,
+      packets_lost: q.packetsLost,
+      packets_late: q.packetsLate,
+      loss_pct: q.lossPct,
+      jitter_ms: q.jitterMs,
+      jitter_max_ms: q.jitterMaxMs,
+      mos: q.mos ?? { min: 0, p50: 0 },
     };
   }
-}
-
-function at(sorted: number[], q: number): number {
-  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
 }

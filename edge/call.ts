@@ -546,6 +546,13 @@ export class InboundCall {
     return remote ? { ...qos, remote } : qos;
   }
 
+  /** The call's QoS so far (the status reply's live view); undefined before answer or without media. */
+  get qosSoFar(): Qos | undefined {
+    const media = this.#media;
+    if (!media || !this.answeredAt || this.#ended) return undefined;
+    return this.#qos(media.rx.total, media.stats.rtpLate ?? 0);
+  }
+
   /** The node's sweep, about once a second: this call's RTCP report when one is due. */
   rtcpDue(now: number): void {
     if (!this.#ended) this.#rtcp?.due(now);

@@ -8,6 +8,7 @@ import { checkRequest } from '../sip/validate.js';
 import { g711Backend } from '../codecs/native.js';
 import { ALLOW, InboundCall, type CallContext } from './call.js';
 import { callsWithin, readFileLimit } from './file-limit.js';
+import { summarizeQos, type QosSummary } from './media/qos.js';
 import { startTwilioRest } from './bot/twilio-rest.js';
 import { resolveMediaNodeOptions, routeFor, type MediaNodeOptions, type ResolvedMediaNodeOptions } from './config.js';
 import { logger } from './log.js';
@@ -196,7 +197,7 @@ export class MediaNode {
   }
 
   /** The node's load and health; `reset` starts a new event-loop delay window after reading this one. */
-  status(reset = false): { ok: true; node: string; calls: number; callsTotal: number; draining: boolean; eventLoopDelayMs: EventLoopDelay; rtpIo: Record<string, number | string>; opus?: OpusPoolStats } {
+  status(reset = false): { ok: true; node: string; calls: number; callsTotal: number; draining: boolean; eventLoopDelayMs: EventLoopDelay; qos: QosSummary; rtpIo: Record<string, number | string>; opus?: OpusPoolStats } {
     const h = this.#loopDelay;
     // The histogram holds the time between the sampling timer's runs, which includes its own period:
     // subtract it, so an idle loop reads ~0 and the figures are how late the loop was.
@@ -221,6 +222,8 @@ export class MediaNode {
       callsTotal: this.callsTotal,
       draining: this.#draining,
       eventLoopDelayMs,
+      // The answered calls' QoS so far: how callers' audio is arriving right now, node-wide.
+      qos: summarizeQos([...this.calls.values()].flatMap((c) => c.qosSoFar ?? [])),
       rtpIo: { backend: this.rtpIo.kind, ...this.rtpIo.stats() },
       ...(this.opus ? { opus: this.opus.pool.stats } : {}),
     };

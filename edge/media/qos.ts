@@ -51,3 +51,47 @@ export function qosReport(counts: RtpReceiveCounts, late: number, bpl: number): 
 function round2(x: number): number {
   return Math.round(x * 100) / 100;
 }
+
+/** QoS across calls: the status reply's live view, the bench's per-run view. */
+export interface QosSummary {
+  calls: number;
+  packetsExpected: number;
+  packetsLost: number;
+  packetsLate: number;
+  /** Lost over expected, all calls together, %. */
+  lossPct: number;
+  /** Each call's jitter (at the end of its span), across calls, ms. */
+  jitterMs: { p50: number; p99: number; max: number };
+  /** Each call's highest jitter, across calls, ms. */
+  jitterMaxMs: { p50: number; p99: number; max: number };
+  /** Across the calls that have a MOS; absent when none has. */
+  mos?: { min: number; p50: number };
+  /** Calls whose caller has reported on our stream over RTCP. */
+  remoteReports: number;
+}
+
+export function summarizeQos(list: readonly Qos[]): QosSummary {
+  const sum = (f: (q: Qos) => number) => list.reduce((n, q) => n + f(q), 0);
+  const expected = sum((q) => q.packetsExpected);
+  const lost = sum((q) => q.packetsLost);
+  const spread = (f: (q: Qos) => number) => {
+    const v = list.map(f).sort((a, b) => a - b);
+    return { p50: at(v, 0.5), p99: at(v, 0.99), max: v[v.length - 1] ?? 0 };
+  };
+  const mos = list.flatMap((q) => (q.mos === undefined ? [] : [q.mos])).sort((a, b) => a - b);
+  return {
+    calls: list.length,
+    packetsExpected: expected,
+    packetsLost: lost,
+    packetsLate: sum((q) => q.packetsLate),
+    lossPct: expected > 0 ? round2((100 * lost) / expected) : 0,
+    jitterMs: spread((q) => q.jitterMs),
+    jitterMaxMs: spread((q) => q.jitterMaxMs),
+    ...(mos.length > 0 ? { mos: { min: mos[0]!, p50: at(mos, 0.5) } } : {}),
+    remoteReports: list.filter((q) => q.remote !== undefined).length,
+  };
+}
+
+function at(sorted: readonly number[], q: number): number {
+  return sorted.length === 0 ? 0 : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
+}

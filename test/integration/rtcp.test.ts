@@ -7,10 +7,12 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
+import { connect } from '@nats-io/transport-node';
 import { ulawEncode } from '../../codecs/g711.js';
 import { buildRtcpReport, ntpFromUnixMs, ntpMiddle32, parseRtcp, type RtcpPacket } from '../../codecs/rtcp.js';
 import { parseRtp, serializeRtpInto } from '../../codecs/rtp.js';
 import type { Qos } from '../../edge/api/events.js';
+import type { QosSummary } from '../../edge/media/qos.js';
 import type { SipResponse } from '../../sip/message.js';
 import { parseSdp } from '../../sip/sdp.js';
 import { parseNameAddr } from '../../sip/uri.js';
@@ -133,6 +135,15 @@ describe('RTCP', { timeout: 60000 }, () => {
       await new Promise((r) => setTimeout(r, 200));
       talking = false;
       await talk;
+
+      // The node's status reply has the live call's QoS, the caller's report included.
+      const nc = await connect({ servers: box.nats.url });
+      const status = (await nc.request('botedge.v1.node.media-rtcp.status', '', { timeout: 2000 })).json<{ qos: QosSummary }>();
+      await nc.close();
+      assert.equal(status.qos.calls, 1);
+      assert.equal(status.qos.packetsLost, 2);
+      assert.equal(status.qos.remoteReports, 1);
+      assert.ok(status.qos.mos && status.qos.mos.min < 4.41, JSON.stringify(status.qos));
 
       const bye = { ...s, branch: newBranch(), cseq: 2 };
       box.uac.sendRaw(box.uac.request('BYE', 'rtcp', bye, { toTag }));

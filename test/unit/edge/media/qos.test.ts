@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { QosSchema } from '../../../../edge/api/events.js';
-import { BPL_NO_PLC, BPL_PLC, mosFromLoss, qosReport } from '../../../../edge/media/qos.js';
+import { BPL_NO_PLC, BPL_PLC, mosFromLoss, qosReport, summarizeQos } from '../../../../edge/media/qos.js';
 
 const counts = (expected: number, received: number, jitterMs = 0, jitterMaxMs = 0) => ({
   expected,
@@ -54,5 +54,18 @@ describe('QoS report and E-model MOS', () => {
     assert.equal(q.mos, undefined);
     assert.equal(q.lossPct, 0);
     assert.doesNotThrow(() => QosSchema.parse(q));
+  });
+
+  it('summarises calls: loss over all packets, jitter and MOS across calls, callers that reported', () => {
+    const a = { ...qosReport(counts(1000, 990, 2, 5), 0, BPL_NO_PLC), remote: { lossPct: 1, packetsLost: 3, jitterMs: 4 } };
+    const b = qosReport(counts(3000, 3000, 6, 9), 0, BPL_NO_PLC);
+    const held = qosReport(counts(0, 0), 0, BPL_NO_PLC);
+    const s = summarizeQos([a, b, held]);
+    assert.equal(s.calls, 3);
+    assert.deepEqual([s.packetsExpected, s.packetsLost, s.lossPct], [4000, 10, 0.25]);
+    assert.deepEqual(s.jitterMs, { p50: 2, p99: 6, max: 6 });
+    assert.deepEqual(s.mos, { min: a.mos, p50: b.mos }, 'the call on hold has no MOS and is left out');
+    assert.equal(s.remoteReports, 1);
+    assert.equal(summarizeQos([]).mos, undefined);
   });
 });

@@ -138,25 +138,32 @@ function backendSuite(name: string, make: () => RtpIo): void {
       opened.push(s);
       const p = await peer();
       peers.push(p.sock);
-      let replaced: boolean | undefined;
-      let sent = false;
-      const fn = (): void => {
-        if (sent) return;
-        sent = true;
-        s.send(Uint8Array.of(0xaa, 1), 2, LOCAL, p.port);
-        // A barge-in read after the tick's staging, before its due time.
-        queueMicrotask(() => (replaced = s.replace(Uint8Array.of(0xbb, 2), 2)));
-      };
-      io.clock.add(fn);
-      await until(() => p.got.length >= 1);
-      io.clock.delete(fn);
-      if (io.kind === 'native') {
-        assert.equal(replaced, true);
-        assert.deepEqual([...p.got[0]!.data], [0xbb, 2]);
-      } else {
-        assert.equal(replaced, false);
-        assert.deepEqual([...p.got[0]!.data], [0xaa, 1]);
+      // One packet per attempt. The barge-in runs as a microtask after the tick's staging and
+      // commit, which is before its due time unless this thread lost the CPU for the whole lead:
+      // then the packet has left and replace() must say so. Up to 5 attempts for one that wins.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        let replaced: boolean | undefined;
+        let sent = false;
+        const fn = (): void => {
+          if (sent) return;
+          sent = true;
+          s.send(Uint8Array.of(0xaa, attempt), 2, LOCAL, p.port);
+          queueMicrotask(() => (replaced = s.replace(Uint8Array.of(0xbb, attempt), 2)));
+        };
+        io.clock.add(fn);
+        await until(() => p.got.length > attempt);
+        io.clock.delete(fn);
+        const got = [...p.got[attempt]!.data];
+        if (io.kind === 'dgram') {
+          assert.equal(replaced, false, 'dgram writes at once: nothing left to replace');
+          assert.deepEqual(got, [0xaa, attempt]);
+          return;
+        }
+        // Whatever replace() answered is what the peer received.
+        assert.deepEqual(got, replaced ? [0xbb, attempt] : [0xaa, attempt]);
+        if (replaced) return;
       }
+      assert.fail('replace() never caught a packet before its due time in 5 attempts');
     });
 
     it('sendNow() sends at once, outside any tick, and the buffer may be reused', async () => {
@@ -315,9 +322,10 @@ if (native.kind === 'native') {
           const early = (dues[i]! - arrivals.get(i)!) | 0; // > 0: it arrived before it was due
           assert.ok(early <= 0, `packet ${i} arrived ${early} µs before its due time`);
         }
-        // And on the arrival stamps' clock: most arrive within a few ms of their due time.
+        // And on the arrival stamps' clock (a stamp on another clock would be seconds or hours off;
+        // the bound is loose because a busy machine delays the read, not the send).
         const after = Array.from({ length: 40 }, (_, i) => (arrivals.get(i)! - dues[i]!) >>> 0).sort((a, b) => a - b);
-        assert.ok(after[20]! < 3000, `median ${after[20]} µs from due time to arrival`);
+        assert.ok(after[20]! < 50_000, `median ${after[20]} µs from due time to arrival`);
       } finally {
         tx.close();
         rx.close();
