@@ -553,9 +553,9 @@ export class InboundCall {
     return this.#qos(media.rx.total, media.stats.rtpLate ?? 0);
   }
 
-  /** The node's sweep, about once a second: this call's RTCP report when one is due. */
+  /** The node's sweep, about once a second: this call's RTCP report when one is due (answered calls only). */
   rtcpDue(now: number): void {
-    if (!this.#ended) this.#rtcp?.due(now);
+    if (this.answeredAt && !this.#ended) this.#rtcp?.due(now);
   }
 
   /** Releases everything and publishes `ended`; idempotent. */

@@ -1,4 +1,4 @@
-import { buildRtcpReport, ntpFromUnixMs, ntpMiddle32, parseRtcp, rttMs, type ReportBlock } from '../../codecs/rtcp.js';
+import { buildRtcpReport, ntpFromUnixMs, ntpMiddle32, parseRtcp, rttMs, type ReportBlock, type RtcpPacket } from '../../codecs/rtcp.js';
 import { perfMsOfUs32 } from './mono-clock.js';
 import type { RtpSocket } from './rtp-socket.js';
 import type { MediaSession } from './session.js';
@@ -54,7 +54,7 @@ export class RtcpSession {
     // The same source rule as RTP: once RTP latched, only the caller's address is taken.
     const rtp = this.media.peer.remote;
     if (this.media.peer.latched && rtp && rtp.ip !== ip) return;
-    let packets;
+    let packets: RtcpPacket[];
     try {
       packets = parseRtcp(msg);
     } catch {
