@@ -23,7 +23,7 @@ import type { RtpReceiveCounts } from '../codecs/rtp-stats.js';
 import type { CallMediaSink, MediaSession } from './media/session.js';
 import { loadPrompt } from './media/prompt.js';
 import type { RtpPortPool } from './media/port-pool.js';
-import type { MediaClock, RtpSocket } from './media/rtp-socket.js';
+import { ipv4ToU32, type MediaClock, type RtpSocket } from './media/rtp-socket.js';
 import type { NatsLink } from './nats-link.js';
 import { requestDestination } from './sip-util.js';
 
@@ -205,7 +205,8 @@ export class InboundCall {
         sink,
       );
     }
-    this.#rtcp = new RtcpSession(rtcp, this.#media, `${this.id}@botedge`);
+    const sdpRtcp = offer.remoteRtcp && ipv4ToU32(offer.remoteRtcp.address);
+    this.#rtcp = new RtcpSession(rtcp, this.#media, `${this.id}@botedge`, sdpRtcp ? { ip: sdpRtcp, port: offer.remoteRtcp!.port } : undefined);
     this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'created', direction: 'inbound', from: this.from, to: this.to, botUrl: this.route.url });
 
     try {

@@ -516,6 +516,8 @@ export interface OfferAnswerResult {
   telephoneEventRate?: number;
   /** Where to send RTP (0.0.0.0 when the far end put us on hold the RFC 2543 way). */
   remote: { address: string; port: number };
+  /** Where to send RTCP when the far end said (`a=rtcp`, RFC 3605); otherwise its RTP port + 1. */
+  remoteRtcp?: { address: string; port: number };
   /** Our direction for this stream. */
   direction: SdpDirection;
   /** The packet time the far end asked for, in ms, if it did. */
@@ -574,6 +576,24 @@ function reverse(bits: number): number {
 
 function remoteOf(sdp: Sdp, media: SdpMedia): { address: string; port: number } {
   return { address: (media.connection ?? sdp.connection)?.address ?? '0.0.0.0', port: media.port };
+}
+
+/**
+ * RFC 3605 `a=rtcp:<port> [IN IP4|IP6 <address>]`: the far end's RTCP address when it is not the
+ * RTP port + 1 (a NAT or an SBC that maps the two separately). Undefined when absent or unreadable.
+ */
+export function rtcpOf(sdp: Sdp, media: SdpMedia): { address: string; port: number } | undefined {
+  const value = media.attributes.find((a) => a.name === 'rtcp')?.value;
+  const m = value ? /^(\d{1,5})(?:\s+IN\s+IP[46]\s+(\S+))?\s*$/.exec(value) : null;
+  if (!m) return undefined;
+  const port = Number(m[1]);
+  if (port < 1 || port > 65535) return undefined;
+  return { address: m[2] ?? remoteOf(sdp, media).address, port };
+}
+
+function withRtcp(sdp: Sdp, media: SdpMedia): { remoteRtcp?: { address: string; port: number } } {
+  const rtcp = rtcpOf(sdp, media);
+  return rtcp ? { remoteRtcp: rtcp } : {};
 }
 
 function newSession(local: LocalMediaOptions): Sdp {
@@ -725,6 +745,7 @@ export function answerOffer(offer: Sdp, local: LocalMediaOptions): OfferAnswerRe
     answer,
     codec: negotiated(offered, codec),
     remote: remoteOf(offer, offered),
+    ...withRtcp(offer, offered),
     direction,
   };
   if (te) {
@@ -769,6 +790,7 @@ export function applyAnswer(offer: Sdp, answer: Sdp): OfferAnswerResult {
     answer,
     codec: negotiated(theirs, codec),
     remote: remoteOf(answer, theirs),
+    ...withRtcp(answer, theirs),
     direction: directionFromBits(bits),
   };
   if (te) {

@@ -24,7 +24,7 @@ export interface RemoteReception {
  * (§6.3.1's randomisation, so a node's calls do not report in step).
  *
  * Where to send: where the caller's RTCP comes from once it has sent some (symmetric, as for RTP),
- * else the caller's RTP address with port + 1 (§11).
+ * else where its SDP's `a=rtcp` says (RFC 3605), else its RTP address with port + 1 (§11).
  */
 export class RtcpSession {
   /** The caller's latest report about our stream. */
@@ -44,6 +44,8 @@ export class RtcpSession {
     private readonly socket: RtpSocket,
     private readonly media: MediaSession,
     private readonly cname: string,
+    /** The caller's `a=rtcp` (RFC 3605), when its SDP had one: where to send until its RTCP arrives. */
+    private readonly sdpRtcp?: { ip: number; port: number },
     now = Date.now(),
   ) {
     this.#nextAt = now + nextIntervalMs();
@@ -100,7 +102,7 @@ export class RtcpSession {
   /** Builds and sends our report now; `bye` ends it with an RTCP BYE (the call is over). */
   send(bye: boolean, now = Date.now()): void {
     if (this.#closed) return;
-    const to = this.#from ?? rtcpAddressOf(this.media.peer.remote);
+    const to = this.#from ?? this.sdpRtcp ?? rtcpAddressOf(this.media.peer.remote);
     if (!to) return;
     const reports: ReportBlock[] = [];
     const rr = this.media.rx.receptionReport();

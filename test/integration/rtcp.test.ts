@@ -171,4 +171,30 @@ describe('RTCP', { timeout: 60000 }, () => {
       rtcp.close();
     }
   });
+
+  it("sends its reports where the caller's a=rtcp says (RFC 3605) until the caller's own RTCP arrives", async () => {
+    const { rtp, rtcp: unused, port } = await bindPair();
+    unused.close();
+    const elsewhere = createSocket('udp4');
+    await new Promise<void>((r) => elsewhere.bind(0, '127.0.0.1', () => r()));
+    const got: RtcpPacket[][] = [];
+    elsewhere.on('message', (msg) => got.push(parseRtcp(msg)));
+    try {
+      const s = box.uac.newCall();
+      const sdp = sdpOffer(port, { payloads: '0' }).replace('a=sendrecv', `a=rtcp:${elsewhere.address().port}\r\na=sendrecv`);
+      box.uac.sendRaw(box.uac.request('INVITE', 'rtcp', s, { body: sdp }));
+      const res: SipResponse = await box.uac.finalResponse(s.branch);
+      assert.equal(res.status, 200);
+      const toTag = parseNameAddr(res.headers.get('To') ?? '').params.get('tag') ?? '';
+      box.uac.sendRaw(box.uac.request('ACK', 'rtcp', { ...s, branch: newBranch() }, { toTag, cseqMethod: 'ACK' }));
+      await until(() => got.length > 0, 10000, 'a report at the a=rtcp port');
+      assert.equal(got[0]![0]!.type, 'sr');
+      const bye = { ...s, branch: newBranch(), cseq: 2 };
+      box.uac.sendRaw(box.uac.request('BYE', 'rtcp', bye, { toTag }));
+      assert.equal((await box.uac.finalResponse(bye.branch)).status, 200);
+    } finally {
+      rtp.close();
+      elsewhere.close();
+    }
+  });
 });

@@ -127,6 +127,17 @@ describe('SDP offer/answer', () => {
     );
   });
 
+  it("reads the offerer's RTCP address from a=rtcp (RFC 3605), with or without an address", { timeout: 5000 }, () => {
+    const base = fixture('offer-pcmu-only.sdp');
+    assert.equal(answerOffer(parseSdp(base), LOCAL).remoteRtcp, undefined, 'none: RTP port + 1 applies');
+    const withPort = parseSdp(base.replace('m=audio 49170 RTP/AVP 0\r\n', 'm=audio 49170 RTP/AVP 0\r\na=rtcp:53020\r\n'));
+    assert.deepEqual(answerOffer(withPort, LOCAL).remoteRtcp, { address: '198.51.100.7', port: 53020 });
+    const withAddress = parseSdp(base.replace('m=audio 49170 RTP/AVP 0\r\n', 'm=audio 49170 RTP/AVP 0\r\na=rtcp:53020 IN IP4 192.0.2.9\r\n'));
+    assert.deepEqual(answerOffer(withAddress, LOCAL).remoteRtcp, { address: '192.0.2.9', port: 53020 });
+    const garbage = parseSdp(base.replace('m=audio 49170 RTP/AVP 0\r\n', 'm=audio 49170 RTP/AVP 0\r\na=rtcp:port\r\n'));
+    assert.equal(answerOffer(garbage, LOCAL).remoteRtcp, undefined, 'unreadable: ignored');
+  });
+
   it('chooses by our preference, not the offer order', { timeout: 5000 }, () => {
     const sdp = offer('offer-pcma-pcmu-te101.sdp');
     assert.equal(answerOffer(sdp, LOCAL).codec.name, 'PCMU');
