@@ -1,0 +1,240 @@
+/**
+ * ITU-T G.722 at 64 kbit/s: 16 kHz wideband audio as sub-band ADPCM. A quadrature mirror filter
+ * splits each pair of input samples into a low band (0–4 kHz, 6 bits of ADPCM) and a high band
+ * (4–8 kHz, 2 bits); one byte carries both. The block names in the comments (1L, 2H, …) are the
+ * Recommendation's. https://www.itu.int/rec/T-REC-G.722
+ *
+ * On the wire (RFC 3551 §4.5.2): payload type 9, `G722/8000` — the RTP clock is 8 kHz although the
+ * audio is sampled at 16 kHz, for historical reasons, so 20 ms is 160 bytes, 320 samples and a
+ * timestamp step of 160.
+ *
+ * Encoder and decoder each hold the state of both bands (adaptive predictors and quantiser scale
+ * factors): one per call and direction. No allocation per frame.
+ */
+
+/** QMF coefficients (the 24-tap filter is symmetric: 12 of them). */
+const QMF = [3, -11, 12, 32, -210, 951, 3876, -805, 362, -156, 53, -11];
+
+/** Low band: log-scale-factor steps (WL), the map from a 4-bit code to their index (RIL → IL4). */
+const WL = [-60, -30, 58, 172, 334, 538, 1198, 3042];
+const RL42 = [0, 7, 6, 5, 4, 3, 2, 1, 7, 6, 5, 4, 3, 2, 1, 0];
+/** Inverse log table of the scale factor (ILB), shared by both bands. */
+const ILB = [
+  2048, 2093, 2139, 2186, 2233, 2282, 2332, 2383, 2435, 2489, 2543, 2599, 2656, 2714, 2774, 2834, 2896, 2960, 3025, 3091, 3158, 3228, 3298, 3371,
+  3444, 3520, 3597, 3676, 3756, 3838, 3922, 4008,
+];
+/** Low band quantiser decision levels (Q6) and the codes below (ILN) and above (ILP) zero. */
+const Q6 = [
+  0, 35, 72, 110, 150, 190, 233, 276, 323, 370, 422, 473, 530, 587, 650, 714, 786, 858, 940, 1023, 1121, 1219, 1339, 1458, 1612, 1765, 1980, 2195,
+  2557, 2919, 0, 0,
+];
+const ILN = [0, 63, 62, 31, 30, 29, 28, 27, 26, 25, 24, 23, 22, 21, 20, 19, 18, 17, 16, 15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 0];
+const ILP = [0, 61, 60, 59, 58, 57, 56, 55, 54, 53, 52, 51, 50, 49, 48, 47, 46, 45, 44, 43, 42, 41, 40, 39, 38, 37, 36, 35, 34, 33, 32, 0];
+/** Low band inverse quantisers: 4-bit (the predictor's input) and 6-bit (the output at 64 kbit/s). */
+const QM4 = [0, -20456, -12896, -8968, -6288, -4240, -2584, -1200, 20456, 12896, 8968, 6288, 4240, 2584, 1200, 0];
+const QM6 = [
+  -136, -136, -136, -136, -24808, -21904, -19008, -16704, -14984, -13512, -12280, -11192, -10232, -9360, -8576, -7856, -7192, -6576, -6000, -5456,
+  -4944, -4464, -4008, -3576, -3168, -2776, -2400, -2032, -1688, -1360, -1040, -728, 24808, 21904, 19008, 16704, 14984, 13512, 12280, 11192, 10232,
+  9360, 8576, 7856, 7192, 6576, 6000, 5456, 4944, 4464, 4008, 3576, 3168, 2776, 2400, 2032, 1688, 1360, 1040, 728, 432, 136, -432, -136,
+];
+/** High band: inverse quantiser, log-scale-factor steps, codes. */
+const QM2 = [-7408, -1616, 7408, 1616];
+const WH = [0, -214, 798];
+const RH2 = [2, 1, 2, 1];
+const IHN = [0, 1, 0];
+const IHP = [0, 3, 2];
+
+function sat16(x: number): number {
+  return x > 32767 ? 32767 : x < -32768 ? -32768 : x;
+}
+
+/** One band's ADPCM state: the pole-zero predictor and the quantiser's scale factor. */
+class Band {
+  s = 0;
+  sp = 0;
+  sz = 0;
+  readonly r = [0, 0, 0];
+  readonly a = [0, 0, 0];
+  readonly ap = [0, 0, 0];
+  readonly p = [0, 0, 0];
+  readonly d = [0, 0, 0, 0, 0, 0, 0];
+  readonly b = [0, 0, 0, 0, 0, 0, 0];
+  readonly bp = [0, 0, 0, 0, 0, 0, 0];
+  readonly sg = [0, 0, 0, 0, 0, 0, 0];
+  nb = 0;
+  det: number;
+
+  constructor(det: number) {
+    this.det = det;
+  }
+
+  /** Blocks 3L/3H, LOGSCL/LOGSCH and SCALEL/SCALEH: adapts the scale factor to the code just sent. */
+  scale(step: number, max: number, shift: number): void {
+    let nb = ((this.nb * 127) >> 7) + step;
+    if (nb < 0) nb = 0;
+    else if (nb > max) nb = max;
+    this.nb = nb;
+    const i = (nb >> 6) & 31;
+    const e = shift - (nb >> 11);
+    this.det = (e < 0 ? ILB[i]! << -e : ILB[i]! >> e) << 2;
+  }
+
+  /** Block 4: reconstructs the signal, adapts the predictor to `dx`, and predicts the next sample (`s`). */
+  update(dx: number): void {
+    const { r, a, ap, p, d, b, bp, sg } = this;
+    // RECONS, PARREC
+    d[0] = dx;
+    r[0] = sat16(this.s + dx);
+    p[0] = sat16(this.sz + dx);
+    // UPPOL2
+    for (let i = 0; i < 3; i++) sg[i] = p[i]! >> 15;
+    const wd1 = sat16(a[1]! << 2);
+    let wd2 = sg[0] === sg[1] ? -wd1 : wd1;
+    if (wd2 > 32767) wd2 = 32767;
+    let wd3 = (sg[0] === sg[2] ? 128 : -128) + (wd2 >> 7) + ((a[2]! * 32512) >> 15);
+    if (wd3 > 12288) wd3 = 12288;
+    else if (wd3 < -12288) wd3 = -12288;
+    ap[2] = wd3;
+    // UPPOL1
+    sg[0] = p[0]! >> 15;
+    sg[1] = p[1]! >> 15;
+    ap[1] = sat16((sg[0] === sg[1] ? 192 : -192) + ((a[1]! * 32640) >> 15));
+    const lim = sat16(15360 - ap[2]!);
+    if (ap[1]! > lim) ap[1] = lim;
+    else if (ap[1]! < -lim) ap[1] = -lim;
+    // UPZERO
+    const step = dx === 0 ? 0 : 128;
+    sg[0] = dx >> 15;
+    for (let i = 1; i < 7; i++) {
+      sg[i] = d[i]! >> 15;
+      bp[i] = sat16((sg[i] === sg[0] ? step : -step) + ((b[i]! * 32640) >> 15));
+    }
+    // DELAYA
+    for (let i = 6; i > 0; i--) {
+      d[i] = d[i - 1]!;
+      b[i] = bp[i]!;
+    }
+    for (let i = 2; i > 0; i--) {
+      r[i] = r[i - 1]!;
+      p[i] = p[i - 1]!;
+      a[i] = ap[i]!;
+    }
+    // FILTEP
+    this.sp = sat16(((a[1]! * sat16(r[1]! + r[1]!)) >> 15) + ((a[2]! * sat16(r[2]! + r[2]!)) >> 15));
+    // FILTEZ
+    let sz = 0;
+    for (let i = 6; i > 0; i--) sz += (b[i]! * sat16(d[i]! + d[i]!)) >> 15;
+    this.sz = sat16(sz);
+    // PREDIC
+    this.s = sat16(this.sp + this.sz);
+  }
+}
+
+/** 16 kHz PCM → G.722 at 64 kbit/s, one byte per two samples. */
+export class G722Encoder {
+  readonly #low = new Band(32);
+  readonly #high = new Band(8);
+  /** The QMF's delay line: the last 24 input samples. */
+  readonly #x = new Int32Array(24);
+
+  /** Encodes `pcm` (an even number of samples) into `out[0, pcm.length / 2)`; returns the bytes written. */
+  encode(pcm: Int16Array, out: Uint8Array): number {
+    if (pcm.length % 2 !== 0) throw new RangeError(`G.722: ${pcm.length} samples, not a whole number of pairs`);
+    const n = pcm.length / 2;
+    if (out.length < n) throw new RangeError(`G.722: ${out.length} bytes of room for ${n} codes`);
+    const x = this.#x;
+    const low = this.#low;
+    const high = this.#high;
+    for (let j = 0; j < n; j++) {
+      // Transmit QMF: two samples in, one low-band and one high-band sample out.
+      x.copyWithin(0, 2);
+      x[22] = pcm[2 * j]!;
+      x[23] = pcm[2 * j + 1]!;
+      let sumOdd = 0;
+      let sumEven = 0;
+      for (let i = 0; i < 12; i++) {
+        sumOdd += x[2 * i]! * QMF[i]!;
+        sumEven += x[2 * i + 1]! * QMF[11 - i]!;
+      }
+      const xlow = (sumEven + sumOdd) >> 14;
+      const xhigh = (sumEven - sumOdd) >> 14;
+
+      // Low band. 1L SUBTRA, QUANTL
+      const el = sat16(xlow - low.s);
+      const wdl = el >= 0 ? el : -(el + 1);
+      let i = 1;
+      for (; i < 30; i++) if (wdl < (Q6[i]! * low.det) >> 12) break;
+      const ilow = el < 0 ? ILN[i]! : ILP[i]!;
+      // 2L INVQAL (4-bit), 3L, 4L
+      const ril = ilow >> 2;
+      const dlow = (low.det * QM4[ril]!) >> 15;
+      low.scale(WL[RL42[ril]!]!, 18432, 8);
+      low.update(dlow);
+
+      // High band. 1H SUBTRA, QUANTH
+      const eh = sat16(xhigh - high.s);
+      const wdh = eh >= 0 ? eh : -(eh + 1);
+      const mih = wdh >= (564 * high.det) >> 12 ? 2 : 1;
+      const ihigh = eh < 0 ? IHN[mih]! : IHP[mih]!;
+      // 2H INVQAH, 3H, 4H
+      const dhigh = (high.det * QM2[ihigh]!) >> 15;
+      high.scale(WH[RH2[ihigh]!]!, 22528, 10);
+      high.update(dhigh);
+
+      out[j] = (ihigh << 6) | ilow;
+    }
+    return n;
+  }
+}
+
+/** G.722 at 64 kbit/s → 16 kHz PCM, two samples per byte. */
+export class G722Decoder {
+  readonly #low = new Band(32);
+  readonly #high = new Band(8);
+  readonly #x = new Int32Array(24);
+
+  /** Decodes `codes` into `out[0, 2 × codes.length)`; returns the samples written. */
+  decode(codes: Uint8Array, out: Int16Array): number {
+    const n = codes.length;
+    if (out.length < 2 * n) throw new RangeError(`G.722: ${out.length} samples of room for ${2 * n}`);
+    const x = this.#x;
+    const low = this.#low;
+    const high = this.#high;
+    for (let j = 0; j < n; j++) {
+      const code = codes[j]!;
+      const ilow = code & 0x3f;
+      const ihigh = (code >> 6) & 0x03;
+
+      // Low band: 5L INVQBL (6-bit) and RECONS, 6L LIMIT; 2L INVQAL (4-bit) feeds the predictor.
+      let rlow = low.s + ((low.det * QM6[ilow]!) >> 15);
+      if (rlow > 16383) rlow = 16383;
+      else if (rlow < -16384) rlow = -16384;
+      const ril = ilow >> 2;
+      const dlow = (low.det * QM4[ril]!) >> 15;
+      low.scale(WL[RL42[ril]!]!, 18432, 8);
+      low.update(dlow);
+
+      // High band: 2H INVQAH, 5H RECONS, 6H LIMIT.
+      const dhigh = (high.det * QM2[ihigh]!) >> 15;
+      let rhigh = dhigh + high.s;
+      if (rhigh > 16383) rhigh = 16383;
+      else if (rhigh < -16384) rhigh = -16384;
+      high.scale(WH[RH2[ihigh]!]!, 22528, 10);
+      high.update(dhigh);
+
+      // Receive QMF: one low-band and one high-band sample in, two samples out.
+      x.copyWithin(0, 2);
+      x[22] = rlow + rhigh;
+      x[23] = rlow - rhigh;
+      let out1 = 0;
+      let out2 = 0;
+      for (let i = 0; i < 12; i++) {
+        out2 += x[2 * i]! * QMF[i]!;
+        out1 += x[2 * i + 1]! * QMF[11 - i]!;
+      }
+      out[2 * j] = sat16(out1 >> 11);
+      out[2 * j + 1] = sat16(out2 >> 11);
+    }
+    return 2 * n;
+  }
+}
