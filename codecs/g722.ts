@@ -48,21 +48,23 @@ function sat16(x: number): number {
   return x > 32767 ? 32767 : x < -32768 ? -32768 : x;
 }
 
-/** One band's ADPCM state: the pole-zero predictor and the quantiser's scale factor. */
+/**
+ * One band's ADPCM state: the pole-zero predictor and the quantiser's scale factor. Plain number
+ * fields and Int32Arrays, not arrays of numbers: this runs once per band per sample pair, 8,000
+ * times a second per call and direction.
+ */
 class Band {
   s = 0;
-  sp = 0;
   sz = 0;
-  readonly r = [0, 0, 0];
-  readonly a = [0, 0, 0];
-  readonly ap = [0, 0, 0];
-  readonly p = [0, 0, 0];
-  readonly d = [0, 0, 0, 0, 0, 0, 0];
-  readonly b = [0, 0, 0, 0, 0, 0, 0];
-  readonly bp = [0, 0, 0, 0, 0, 0, 0];
-  readonly sg = [0, 0, 0, 0, 0, 0, 0];
   nb = 0;
   det: number;
+  /** Reconstructed signal r[0..2], partial reconstruction p[0..2], pole coefficients a[1..2]. */
+  readonly r = new Int32Array(3);
+  readonly p = new Int32Array(3);
+  readonly a = new Int32Array(3);
+  /** Quantised differences d[0..6] and zero coefficients b[1..6]. */
+  readonly d = new Int32Array(7);
+  readonly b = new Int32Array(7);
 
   constructor(det: number) {
     this.det = det;
@@ -81,52 +83,70 @@ class Band {
 
   /** Block 4: reconstructs the signal, adapts the predictor to `dx`, and predicts the next sample (`s`). */
   update(dx: number): void {
-    const { r, a, ap, p, d, b, bp, sg } = this;
+    const r = this.r;
+    const p = this.p;
+    const a = this.a;
+    const d = this.d;
+    const b = this.b;
     // RECONS, PARREC
-    d[0] = dx;
-    r[0] = sat16(this.s + dx);
-    p[0] = sat16(this.sz + dx);
+    const r0 = sat16(this.s + dx);
+    const p0 = sat16(this.sz + dx);
+    const sg0 = p0 >> 15;
+    const sg1 = p[1]! >> 15;
+    const sg2 = p[2]! >> 15;
     // UPPOL2
-    for (let i = 0; i < 3; i++) sg[i] = p[i]! >> 15;
     const wd1 = sat16(a[1]! << 2);
-    let wd2 = sg[0] === sg[1] ? -wd1 : wd1;
+    let wd2 = sg0 === sg1 ? -wd1 : wd1;
     if (wd2 > 32767) wd2 = 32767;
-    let wd3 = (sg[0] === sg[2] ? 128 : -128) + (wd2 >> 7) + ((a[2]! * 32512) >> 15);
-    if (wd3 > 12288) wd3 = 12288;
-    else if (wd3 < -12288) wd3 = -12288;
-    ap[2] = wd3;
+    let a2 = (sg0 === sg2 ? 128 : -128) + (wd2 >> 7) + ((a[2]! * 32512) >> 15);
+    if (a2 > 12288) a2 = 12288;
+    else if (a2 < -12288) a2 = -12288;
     // UPPOL1
-    sg[0] = p[0]! >> 15;
-    sg[1] = p[1]! >> 15;
-    ap[1] = sat16((sg[0] === sg[1] ? 192 : -192) + ((a[1]! * 32640) >> 15));
-    const lim = sat16(15360 - ap[2]!);
-    if (ap[1]! > lim) ap[1] = lim;
-    else if (ap[1]! < -lim) ap[1] = -lim;
-    // UPZERO
+    let a1 = sat16((sg0 === sg1 ? 192 : -192) + ((a[1]! * 32640) >> 15));
+    const lim = sat16(15360 - a2);
+    if (a1 > lim) a1 = lim;
+    else if (a1 < -lim) a1 = -lim;
+    // UPZERO, then DELAYA for the zero section (each b[i] only needs its own old value and d[i])
     const step = dx === 0 ? 0 : 128;
-    sg[0] = dx >> 15;
-    for (let i = 1; i < 7; i++) {
-      sg[i] = d[i]! >> 15;
-      bp[i] = sat16((sg[i] === sg[0] ? step : -step) + ((b[i]! * 32640) >> 15));
-    }
-    // DELAYA
+    const sgd = dx >> 15;
     for (let i = 6; i > 0; i--) {
-      d[i] = d[i - 1]!;
-      b[i] = bp[i]!;
+      b[i] = sat16(((d[i]! >> 15) === sgd ? step : -step) + ((b[i]! * 32640) >> 15));
+      d[i] = i === 1 ? dx : d[i - 1]!;
     }
-    for (let i = 2; i > 0; i--) {
-      r[i] = r[i - 1]!;
-      p[i] = p[i - 1]!;
-      a[i] = ap[i]!;
-    }
+    // DELAYA for the pole section
+    r[2] = r[1]!;
+    r[1] = r0;
+    p[2] = p[1]!;
+    p[1] = p0;
+    a[1] = a1;
+    a[2] = a2;
     // FILTEP
-    this.sp = sat16(((a[1]! * sat16(r[1]! + r[1]!)) >> 15) + ((a[2]! * sat16(r[2]! + r[2]!)) >> 15));
+    const sp = sat16(((a1 * sat16(r0 + r0)) >> 15) + ((a2 * sat16(r[2]! + r[2]!)) >> 15));
     // FILTEZ
     let sz = 0;
     for (let i = 6; i > 0; i--) sz += (b[i]! * sat16(d[i]! + d[i]!)) >> 15;
     this.sz = sat16(sz);
     // PREDIC
-    this.s = sat16(this.sp + this.sz);
+    this.s = sat16(sp + this.sz);
+  }
+}
+
+/**
+ * The QMF's delay line, the last 24 samples, without shifting them: every sample is stored twice,
+ * 24 apart, so the window `buf[h, h + 24)` is always contiguous as `h` walks round.
+ */
+class QmfLine {
+  readonly buf = new Int32Array(48);
+  #h = 0;
+
+  /** Appends two samples; returns where the window of the last 24 now starts. */
+  push(a: number, b: number): number {
+    const h = this.#h;
+    const buf = this.buf;
+    buf[h] = buf[h + 24] = a;
+    buf[h + 1] = buf[h + 25] = b;
+    this.#h = h === 22 ? 0 : h + 2;
+    return this.#h;
   }
 }
 
@@ -134,27 +154,25 @@ class Band {
 export class G722Encoder {
   readonly #low = new Band(32);
   readonly #high = new Band(8);
-  /** The QMF's delay line: the last 24 input samples. */
-  readonly #x = new Int32Array(24);
+  readonly #qmf = new QmfLine();
 
   /** Encodes `pcm` (an even number of samples) into `out[0, pcm.length / 2)`; returns the bytes written. */
   encode(pcm: Int16Array, out: Uint8Array): number {
     if (pcm.length % 2 !== 0) throw new RangeError(`G.722: ${pcm.length} samples, not a whole number of pairs`);
     const n = pcm.length / 2;
     if (out.length < n) throw new RangeError(`G.722: ${out.length} bytes of room for ${n} codes`);
-    const x = this.#x;
+    const qmf = this.#qmf;
+    const x = qmf.buf;
     const low = this.#low;
     const high = this.#high;
     for (let j = 0; j < n; j++) {
       // Transmit QMF: two samples in, one low-band and one high-band sample out.
-      x.copyWithin(0, 2);
-      x[22] = pcm[2 * j]!;
-      x[23] = pcm[2 * j + 1]!;
+      const h = qmf.push(pcm[2 * j]!, pcm[2 * j + 1]!);
       let sumOdd = 0;
       let sumEven = 0;
       for (let i = 0; i < 12; i++) {
-        sumOdd += x[2 * i]! * QMF[i]!;
-        sumEven += x[2 * i + 1]! * QMF[11 - i]!;
+        sumOdd += x[h + 2 * i]! * QMF[i]!;
+        sumEven += x[h + 2 * i + 1]! * QMF[11 - i]!;
       }
       const xlow = (sumEven + sumOdd) >> 14;
       const xhigh = (sumEven - sumOdd) >> 14;
@@ -162,9 +180,15 @@ export class G722Encoder {
       // Low band. 1L SUBTRA, QUANTL
       const el = sat16(xlow - low.s);
       const wdl = el >= 0 ? el : -(el + 1);
-      let i = 1;
-      for (; i < 30; i++) if (wdl < (Q6[i]! * low.det) >> 12) break;
-      const ilow = el < 0 ? ILN[i]! : ILP[i]!;
+      // The first decision level above |el| (30: none). The levels rise with i: a binary search.
+      let lo = 1;
+      let hi = 30;
+      while (lo < hi) {
+        const mid = (lo + hi) >> 1;
+        if (wdl < (Q6[mid]! * low.det) >> 12) hi = mid;
+        else lo = mid + 1;
+      }
+      const ilow = el < 0 ? ILN[lo]! : ILP[lo]!;
       // 2L INVQAL (4-bit), 3L, 4L
       const ril = ilow >> 2;
       const dlow = (low.det * QM4[ril]!) >> 15;
@@ -191,13 +215,14 @@ export class G722Encoder {
 export class G722Decoder {
   readonly #low = new Band(32);
   readonly #high = new Band(8);
-  readonly #x = new Int32Array(24);
+  readonly #qmf = new QmfLine();
 
   /** Decodes `codes` into `out[0, 2 × codes.length)`; returns the samples written. */
   decode(codes: Uint8Array, out: Int16Array): number {
     const n = codes.length;
     if (out.length < 2 * n) throw new RangeError(`G.722: ${out.length} samples of room for ${2 * n}`);
-    const x = this.#x;
+    const qmf = this.#qmf;
+    const x = qmf.buf;
     const low = this.#low;
     const high = this.#high;
     for (let j = 0; j < n; j++) {
@@ -223,14 +248,12 @@ export class G722Decoder {
       high.update(dhigh);
 
       // Receive QMF: one low-band and one high-band sample in, two samples out.
-      x.copyWithin(0, 2);
-      x[22] = rlow + rhigh;
-      x[23] = rlow - rhigh;
+      const h = qmf.push(rlow + rhigh, rlow - rhigh);
       let out1 = 0;
       let out2 = 0;
       for (let i = 0; i < 12; i++) {
-        out2 += x[2 * i]! * QMF[i]!;
-        out1 += x[2 * i + 1]! * QMF[11 - i]!;
+        out2 += x[h + 2 * i]! * QMF[i]!;
+        out1 += x[h + 2 * i + 1]! * QMF[11 - i]!;
       }
       out[2 * j] = sat16(out1 >> 11);
       out[2 * j + 1] = sat16(out2 >> 11);

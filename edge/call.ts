@@ -137,7 +137,7 @@ export class InboundCall {
       return;
     }
     try {
-      offer = this.#negotiate(this.invite, port);
+      offer = this.#negotiate(this.invite, port, this.#codecsForRoute());
     } catch (err) {
       socket.close();
       rtcp.close();
@@ -197,7 +197,7 @@ export class InboundCall {
           telephoneEventPt: offer.telephoneEventPt,
           remote: offer.remote,
           symmetric: opts.symmetricRtp,
-          playoutCapacity: Math.round((playoutMs / 1000) * 8000),
+          playoutCapacity: Math.round((playoutMs / 1000) * (codec.name === 'G722' ? 16000 : 8000)),
           playoutTrim: this.route.playoutTrim,
           playoutCatchUp: this.route.playoutCatchUp,
           botRate,
@@ -272,7 +272,16 @@ export class InboundCall {
     log.info({ call: this.id, sipCallId: this.sipCallId, codec: offer.codec.name }, 'answered');
   }
 
-  #negotiate(req: SipRequest, port: number, codecs: CodecName[] = this.ctx.options.codecs): OfferAnswerResult {
+  /**
+   * The node's codecs this route can take: G.722 (16 kHz) cannot feed a 24 kHz bot, whose rate is
+   * no integer multiple of it; such a call falls back to the next codec.
+   */
+  #codecsForRoute(): CodecName[] {
+    const botRate = this.route.protocol === 'twilio' ? 8000 : this.route.sampleRate;
+    return botRate === 24000 ? this.ctx.options.codecs.filter((c) => c !== 'G722') : this.ctx.options.codecs;
+  }
+
+  #negotiate(req: SipRequest, port: number, codecs: CodecName[]): OfferAnswerResult {
     const ct = (req.headers.get('Content-Type') ?? '').split(';')[0]!.trim().toLowerCase();
     if (req.body.length === 0 || ct !== 'application/sdp') {
       // We need the caller's offer to know where to send RTP; late offer is not supported yet.
@@ -381,9 +390,10 @@ export class InboundCall {
     }
     let result: OfferAnswerResult;
     try {
-      // The call keeps its codec family: a re-offer is answered with Opus for an Opus call and with
-      // G.711 for a G.711 one (switching would need a new media session).
-      const codecs = media instanceof OpusMedia ? ['opus' as const] : this.ctx.options.codecs.filter((c) => c !== 'opus');
+      // The call keeps its codec: a re-offer is answered with Opus for an Opus call, G.722 for a
+      // G.722 one and G.711 (either law) for a G.711 one; switching would need a new media session.
+      const codecs: CodecName[] =
+        media instanceof OpusMedia ? ['opus'] : media.playoutRate === 16000 ? ['G722'] : this.ctx.options.codecs.filter((c) => c === 'PCMU' || c === 'PCMA');
       result = this.#negotiate(req, media.port, codecs);
     } catch (err) {
       const e = err instanceof SipError ? err : new SipError(488, 'Not Acceptable Here');

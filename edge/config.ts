@@ -113,11 +113,12 @@ export const MediaNodeOptionsSchema = z
     /** NATS server URL(s). Default nats://127.0.0.1:4222. */
     natsUrl: z.string().min(1).default('nats://127.0.0.1:4222'),
     /**
-     * Codecs we accept, in our order of preference: `PCMU`, `PCMA`, `opus` (48 kHz RTP clock, decoded
+     * Codecs we accept, in our order of preference: `PCMU`, `PCMA`, `G722` (16 kHz wideband, coded
+     * inline; not for routes with a 24 kHz bot), `opus` (48 kHz RTP clock, decoded
      * at the bot's rate in the node's Opus worker pool). Default PCMU, PCMA: Opus costs worker CPU per
      * call, so a node offers it only when configured to (docs/config.md).
      */
-    codecs: z.array(z.enum(['PCMU', 'PCMA', 'opus'])).min(1).default(['PCMU', 'PCMA']),
+    codecs: z.array(z.enum(['PCMU', 'PCMA', 'G722', 'opus'])).min(1).default(['PCMU', 'PCMA']),
     /** Called number (Request-URI user part) → route. */
     routes: z.record(z.string(), RouteSchema).default({}),
     /** Route for numbers not in `routes`; without one such calls get 404. */

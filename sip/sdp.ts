@@ -15,8 +15,11 @@
 
 export type SdpDirection = 'sendrecv' | 'sendonly' | 'recvonly' | 'inactive';
 export type G711Name = 'PCMU' | 'PCMA';
-/** Audio codecs we negotiate. `opus` is RFC 7587's `opus/48000/2` at a dynamic payload type. */
-export type CodecName = G711Name | 'opus';
+/**
+ * Audio codecs we negotiate. `opus` is RFC 7587's `opus/48000/2` at a dynamic payload type; `G722`
+ * is 16 kHz wideband on an 8 kHz RTP clock (RFC 3551 §4.5.2) at static payload type 9.
+ */
+export type CodecName = G711Name | 'G722' | 'opus';
 
 export interface SdpOrigin {
   username: string;
@@ -458,7 +461,7 @@ const STATIC_AUDIO: ReadonlyMap<number, string> = new Map([
   [18, 'G729/8000'],
 ]);
 
-const G711_STATIC_PT: Readonly<Record<G711Name, number>> = { PCMU: 0, PCMA: 8 };
+const STATIC_PT: Readonly<Record<Exclude<CodecName, 'opus'>, number>> = { PCMU: 0, PCMA: 8, G722: 9 };
 const DEFAULT_TELEPHONE_EVENT_PT = 101;
 /** telephone-event at Opus' 48 kHz clock, offered beside the 8 kHz one when we offer Opus. */
 const DEFAULT_TELEPHONE_EVENT_48K_PT = 102;
@@ -662,7 +665,7 @@ function audioSection(local: LocalMediaOptions, codecs: Format[], events: Teleph
  */
 export function createOffer(local: LocalMediaOptions): Sdp {
   const sdp = newSession(local);
-  const codecs = local.codecs.map((name): Format => ({ name, pt: name === 'opus' ? DEFAULT_OPUS_PT : G711_STATIC_PT[name] }));
+  const codecs = local.codecs.map((name): Format => ({ name, pt: name === 'opus' ? DEFAULT_OPUS_PT : STATIC_PT[name] }));
   const events: TelephoneEvent[] = [];
   if (local.telephoneEvent) {
     events.push({ pt: DEFAULT_TELEPHONE_EVENT_PT, rate: 8000, fmtp: '0-15' });
@@ -772,7 +775,7 @@ export function applyAnswer(offer: Sdp, answer: Sdp): OfferAnswerResult {
   for (const f of theirs.formats) {
     const pt = Number(f);
     const name = formatName(theirs, pt)?.toUpperCase();
-    for (const candidate of ['PCMU', 'PCMA', 'opus'] as const) {
+    for (const candidate of ['PCMU', 'PCMA', 'G722', 'opus'] as const) {
       if (name === wireName(candidate).toUpperCase() && findPayloadType(ours, wireName(candidate)) !== undefined) {
         codec = { name: candidate, pt };
         break;

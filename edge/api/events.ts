@@ -30,7 +30,7 @@ export const CallCreatedSchema = z.object({
 export const CallAnsweredSchema = z.object({
   ...base,
   event: z.literal('answered'),
-  codec: z.enum(['PCMU', 'PCMA', 'opus']),
+  codec: z.enum(['PCMU', 'PCMA', 'G722', 'opus']),
 });
 
 export const CallDtmfSchema = z.object({

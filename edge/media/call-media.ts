@@ -1,5 +1,6 @@
 import { g711 } from '../../codecs/native.js';
 import { serializeRtpInto, RTP_HEADER_SIZE } from '../../codecs/rtp.js';
+import { G722Decoder, G722Encoder } from '../../codecs/g722.js';
 import { Resampler } from '../../codecs/resample.js';
 import { RtpReceiveStats } from '../../codecs/rtp-stats.js';
 import { DtmfReceiver, serializeTelephoneEventInto } from '../../codecs/telephone-event.js';
@@ -13,29 +14,37 @@ import { newMediaStats, type CallMediaSink, type MediaSession, type MediaSession
 export type { CallMediaSink } from './session.js';
 
 export type G711Name = 'PCMU' | 'PCMA';
+/** The codecs coded inline, on the event loop: G.711 (8 kHz) and G.722 (16 kHz). */
+export type InlineCodec = G711Name | 'G722';
 
-/** G.711 is 8 kHz: a bot at 16 or 24 kHz is resampled both ways. */
+/**
+ * G.711 is 8 kHz and G.722 16 kHz (both on an 8 kHz RTP clock): a bot at another rate is resampled
+ * both ways. G.722 to a 24 kHz bot is not offered (16 → 24 kHz is no integer ratio).
+ */
 export interface CallMediaOptions extends MediaSessionOptions {
-  codec: G711Name;
-  /** Bot audio buffered for playout at most, samples at 8 kHz. */
+  codec: InlineCodec;
+  /** Bot audio buffered for playout at most, samples at the codec's rate. */
   playoutCapacity: number;
 }
 
-const SAMPLES_PER_FRAME = 160; // 20 ms at 8 kHz
-const MAX_DECODE = 1440; // 180 ms: the largest ptime we decode in one packet
+/** The RTP timestamp step of 20 ms: both codecs run an 8 kHz RTP clock. */
+const TS_PER_FRAME = 160;
+/** Payload bytes per 20 ms: one per sample for G.711, one per two samples for G.722. */
+const BYTES_PER_FRAME = 160;
+const MAX_DECODE = 1440; // payload bytes: 180 ms, the largest ptime we decode in one packet
 
 /** How far back (packets) a sequence number may be and still be a late or duplicate packet. */
 const MAX_REORDER = 100;
 
 /**
- * Lost caller audio of up to this many samples (200 ms at 8 kHz) is filled in before the next
+ * Lost caller audio of up to this many RTP timestamp units (200 ms) is filled in before the next
  * packet goes to the bot; a longer gap is an outage or a new talk spurt, and is left as it is.
  */
 const MAX_FILL = 1600;
-/** The fill: the last packet's audio fading out over its first 10 ms, then silence. */
+/** The fill: the last packet's audio fading out over its first 10 ms (80 samples at 8 kHz), then silence. */
 const FADE = 80;
 /** One scratch buffer for every call's fill: the node's event loop fills one gap at a time. */
-const fillScratch = new Int16Array(MAX_FILL);
+const fillScratch = new Int16Array(2 * MAX_FILL);
 
 /**
  * One call's RTP endpoint: receives the caller's G.711 and hands PCM to the bot side; on every
@@ -44,13 +53,17 @@ const fillScratch = new Int16Array(MAX_FILL);
  */
 export class CallMedia implements MediaSession {
   readonly playout: PlayoutBuffer;
-  readonly playoutRate = 8000;
+  /** The codec's sample rate: 8000 for G.711, 16000 for G.722. */
+  readonly playoutRate: 8000 | 16000;
+  /** Codec samples per 20 ms, and per RTP timestamp unit. */
+  readonly #frameSamples: number;
+  readonly #samplesPerTs: number;
   readonly concealsLoss = false;
-  readonly #decoded = new Int16Array(MAX_DECODE);
+  readonly #decoded: Int16Array;
   /** Views of #decoded and #upsampled for the last packet size: one size per call in practice. */
   #decodedView: Int16Array = new Int16Array(0);
   #upsampledView: Int16Array = new Int16Array(0);
-  readonly #out = new Int16Array(SAMPLES_PER_FRAME);
+  readonly #out: Int16Array;
   /**
    * The dgram backend's send() may write on a later turn of the event loop (a socket buffer that is
    * full defers it), so a buffer handed to it must not be rewritten until then. When the ticker
@@ -58,9 +71,14 @@ export class CallMedia implements MediaSession {
    * and lose the rest: rotate through more buffers than the ticker ever catches up (it caps at 5).
    * (The native backend copies at once.)
    */
-  readonly #packets = Array.from({ length: 8 }, () => new Uint8Array(RTP_HEADER_SIZE + SAMPLES_PER_FRAME));
+  readonly #packets = Array.from({ length: 8 }, () => new Uint8Array(RTP_HEADER_SIZE + BYTES_PER_FRAME));
   #nextPacket = 0;
-  readonly #encoded = new Uint8Array(SAMPLES_PER_FRAME);
+  readonly #encoded = new Uint8Array(BYTES_PER_FRAME);
+  /** G.722 only: its coder states (G.711 is stateless). */
+  readonly #g722Enc: G722Encoder | undefined;
+  readonly #g722Dec: G722Decoder | undefined;
+  /** G.722 only: a fallback prompt (8 kHz) up to the codec's 16 kHz, made on first use. */
+  #upFrom8k: Resampler | undefined;
   readonly #header = { marker: true, payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0 };
   readonly #dtmfOut = new DtmfSender();
   #dtmfTimestamp = 0;
@@ -89,11 +107,11 @@ export class CallMedia implements MediaSession {
   /** This slot's header is taken and its packet not sent: it waits for the bot's late frame. */
   #held = false;
   readonly stats: MediaStats = { ...newMediaStats(), playoutLateFrames: 0, rtpLate: 0, concealedFrames: 0 };
-  /** The caller's stream: SSRC, sequence number and timestamp of the newest audio packet passed to the bot, and its length. */
+  /** The caller's stream: SSRC, sequence number and timestamp of the newest audio packet passed to the bot, and its span (timestamp units). */
   #inSsrc = -1;
   #inSeq = 0;
   #inTs = 0;
-  #inSamples = 0;
+  #inSpan = 0;
 
   constructor(
     private readonly socket: RtpSocket,
@@ -101,13 +119,23 @@ export class CallMedia implements MediaSession {
     private options: CallMediaOptions,
     private readonly sink: CallMediaSink,
   ) {
-    // 200 ms to start with (it grows on demand): most calls never queue more, and memory per call counts.
-    this.playout = newPlayout(options.playoutCapacity, 1600, options.playoutTrim);
-    if (options.botRate !== 8000) {
-      this.#up = new Resampler(8000, options.botRate);
-      this.#down = new Resampler(options.botRate, 8000);
+    const rate = options.codec === 'G722' ? 16000 : 8000;
+    this.playoutRate = rate;
+    this.#samplesPerTs = rate / 8000;
+    this.#frameSamples = TS_PER_FRAME * this.#samplesPerTs;
+    this.#out = new Int16Array(this.#frameSamples);
+    this.#decoded = new Int16Array(MAX_DECODE * this.#samplesPerTs);
+    if (options.codec === 'G722') {
+      this.#g722Enc = new G722Encoder();
+      this.#g722Dec = new G722Decoder();
     }
-    this.#upsampled = new Int16Array(this.#up ? this.#up.maxOutputLength(MAX_DECODE) : 0);
+    // 200 ms to start with (it grows on demand): most calls never queue more, and memory per call counts.
+    this.playout = newPlayout(options.playoutCapacity, rate / 5, options.playoutTrim);
+    if (options.botRate !== rate) {
+      this.#up = new Resampler(rate, options.botRate);
+      this.#down = new Resampler(options.botRate, rate);
+    }
+    this.#upsampled = new Int16Array(this.#up ? this.#up.maxOutputLength(this.#decoded.length) : 0);
     this.#frame = new Int16Array(options.botRate / 50);
     this.#catchUp = options.playoutCatchUp !== false;
     this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats, new DtmfReceiver(), (press) => sink.onDtmf(press), new RtpReceiveStats(8000));
@@ -162,8 +190,8 @@ export class CallMedia implements MediaSession {
     // it gets (and Twilio-style streams never skip a chunk), so a short gap is filled first. Not
     // at the start of a talk spurt (marker), after silence suppression, where the gap is meant.
     if (pkt.ssrc === this.#inSsrc && !pkt.marker) {
-      const gap = (pkt.timestamp - this.#inTs - this.#inSamples) | 0;
-      if (gap > 0 && gap <= MAX_FILL) this.#fill(gap);
+      const gap = (pkt.timestamp - this.#inTs - this.#inSpan) | 0;
+      if (gap > 0 && gap <= MAX_FILL) this.#fill(gap * this.#samplesPerTs);
     }
     this.#inSsrc = pkt.ssrc;
     this.#inSeq = pkt.sequenceNumber;
@@ -171,12 +199,13 @@ export class CallMedia implements MediaSession {
     // No view per packet unless the packet size changed: typed-array views are most of what the
     // receive path allocates, and allocation is what drives GC pauses at a few hundred calls.
     const payload = pkt.payload.length <= MAX_DECODE ? pkt.payload : pkt.payload.subarray(0, MAX_DECODE);
-    const n = payload.length;
-    this.#inSamples = n;
+    this.#inSpan = payload.length; // one byte per timestamp unit, for both codecs
+    const n = payload.length * this.#samplesPerTs;
     if (this.#decodedView.length !== n) this.#decodedView = this.#decoded.subarray(0, n);
     const out = this.#decodedView;
     if (this.options.codec === 'PCMU') g711.ulawDecode(payload, out);
-    else g711.alawDecode(payload, out);
+    else if (this.options.codec === 'PCMA') g711.alawDecode(payload, out);
+    else this.#g722Dec!.decode(payload, out);
     this.stats.framesToBot++;
     this.#deliver(out);
   }
@@ -201,11 +230,12 @@ export class CallMedia implements MediaSession {
     const last = this.#decodedView;
     const fill = fillScratch.subarray(0, samples);
     fill.fill(0);
-    const fade = Math.min(FADE, samples, last.length);
+    const fade = Math.min(FADE * this.#samplesPerTs, samples, last.length);
     for (let i = 0; i < fade; i++) fill[i] = Math.round((last[i]! * (fade - i)) / fade);
-    this.stats.concealedFrames! += Math.ceil(samples / SAMPLES_PER_FRAME);
+    this.stats.concealedFrames! += Math.ceil(samples / this.#frameSamples);
     // In packet-sized pieces: the upsampler's output buffer is sized for one packet.
-    for (let at = 0; at < samples; at += MAX_DECODE) this.#deliver(fill.subarray(at, Math.min(samples, at + MAX_DECODE)));
+    const piece = this.#decoded.length;
+    for (let at = 0; at < samples; at += piece) this.#deliver(fill.subarray(at, Math.min(samples, at + piece)));
   }
 
   /** Hands caller audio to the bot side in 20 ms frames (a 30 ms ptime caller gives 20, 20, 20… ms). */
@@ -244,15 +274,22 @@ export class CallMedia implements MediaSession {
     if (this.#held) this.#fillHeld();
   }
 
-  /** Queues PCM that is already 8 kHz (a fallback prompt), bypassing the bot's resampler. */
+  /** Queues 8 kHz PCM (a fallback prompt), bypassing the bot's resampler. */
   queue8k(samples: Int16Array): void {
-    this.playout.push(samples);
+    if (this.playoutRate === 8000) {
+      this.playout.push(samples);
+    } else {
+      // Rare (a failed bot), so allocating here is fine.
+      this.#upFrom8k ??= new Resampler(8000, 16000);
+      const out = new Int16Array(this.#upFrom8k.maxOutputLength(samples.length));
+      this.playout.push(out.subarray(0, this.#upFrom8k.process(samples, out)));
+    }
     if (this.#held) this.#fillHeld();
   }
 
   /** The bot's late frame is here: it leaves now, in the slot it missed, and its marks count as played. */
   #fillHeld(): void {
-    if (this.playout.buffered < SAMPLES_PER_FRAME || this.#closed) return;
+    if (this.playout.buffered < this.#frameSamples || this.#closed) return;
     this.#held = false;
     this.stats.playoutLateFrames!++;
     this.#emit(true);
@@ -266,6 +303,13 @@ export class CallMedia implements MediaSession {
   sendDtmf(digits: string, durationMs: number): boolean {
     if (this.options.telephoneEventPt === undefined) return false;
     return this.#dtmfOut.enqueue(digits, durationMs) > 0;
+  }
+
+  /** #out (one frame at the codec's rate) → #encoded (160 bytes). */
+  #encode(): void {
+    if (this.options.codec === 'PCMU') g711.ulawEncode(this.#out, this.#encoded);
+    else if (this.options.codec === 'PCMA') g711.alawEncode(this.#out, this.#encoded);
+    else this.#g722Enc!.encode(this.#out, this.#encoded);
   }
 
   #takePacket(): Uint8Array {
@@ -301,9 +345,9 @@ export class CallMedia implements MediaSession {
       this.#tickDtmf();
       return;
     }
-    this.#header.timestamp = (this.#header.timestamp + SAMPLES_PER_FRAME) >>> 0;
+    this.#header.timestamp = (this.#header.timestamp + TS_PER_FRAME) >>> 0;
     this.#header.sequenceNumber = (this.#header.sequenceNumber + 1) & 0xffff;
-    if (this.#catchUp && this.#speaking && this.#sending && this.playout.buffered < SAMPLES_PER_FRAME) {
+    if (this.#catchUp && this.#speaking && this.#sending && this.playout.buffered < this.#frameSamples) {
       this.#held = true;
       this.#speaking = false;
       return;
@@ -317,10 +361,9 @@ export class CallMedia implements MediaSession {
    * Marks reached by this frame are reported after its packet has left (they are "played").
    */
   #emit(now: boolean): void {
-    this.#speaking = this.playout.read(this.#out, this.#onMarkDue) === SAMPLES_PER_FRAME;
+    this.#speaking = this.playout.read(this.#out, this.#onMarkDue) === this.#frameSamples;
     if (!this.#sending) return;
-    if (this.options.codec === 'PCMU') g711.ulawEncode(this.#out, this.#encoded);
-    else g711.alawEncode(this.#out, this.#encoded);
+    this.#encode();
     const packet = this.#takePacket();
     const len = serializeRtpInto(packet, 0, this.#header, this.#encoded);
     this.#header.marker = false;
@@ -347,8 +390,7 @@ export class CallMedia implements MediaSession {
     const packet = this.#lastAudio;
     if (packet) {
       this.#out.fill(0);
-      if (this.options.codec === 'PCMU') g711.ulawEncode(this.#out, this.#encoded);
-      else g711.alawEncode(this.#out, this.#encoded);
+      this.#encode();
       packet.set(this.#encoded, RTP_HEADER_SIZE);
       if (this.socket.replace(packet, this.#lastAudioLen)) {
         // Its audio will not be heard, so the marks it reached were not reached.
@@ -376,15 +418,14 @@ export class CallMedia implements MediaSession {
   /** One tick of outgoing DTMF: a telephone-event packet, or silence in the gap between digits. */
   #tickDtmf(): void {
     const step = this.#dtmfOut.next();
-    this.#header.timestamp = (this.#header.timestamp + SAMPLES_PER_FRAME) >>> 0;
+    this.#header.timestamp = (this.#header.timestamp + TS_PER_FRAME) >>> 0;
     this.#header.sequenceNumber = (this.#header.sequenceNumber + 1) & 0xffff;
     if (!this.#sending || !step) return;
     const packet = this.#takePacket();
     let len: number;
     if (step.kind === 'gap') {
       this.#out.fill(0);
-      if (this.options.codec === 'PCMU') g711.ulawEncode(this.#out, this.#encoded);
-      else g711.alawEncode(this.#out, this.#encoded);
+      this.#encode();
       len = serializeRtpInto(packet, 0, this.#header, this.#encoded);
     } else {
       // Every packet of one event carries the RTP timestamp of its start (RFC 4733 §2.5.1.2).

@@ -123,11 +123,11 @@ export interface EchoNode {
   stop(): Promise<void>;
 }
 
-/** Starts an EchoNode; `config` adds to (or overrides) the media node's config. */
-export async function startEchoNode(config: Record<string, unknown>): Promise<EchoNode> {
+/** Starts an EchoNode; `config` adds to (or overrides) the media node's config, `route` to its default route. */
+export async function startEchoNode(config: Record<string, unknown>, route: Record<string, unknown> = {}): Promise<EchoNode> {
   const nats = await startNats();
   const bot = await EchoBot.listen(0);
-  const node = await startMediaNode({ sipPort: await freePort(), natsUrl: nats.url, defaultRoute: { url: bot.url }, ...config });
+  const node = await startMediaNode({ sipPort: await freePort(), natsUrl: nats.url, defaultRoute: { url: bot.url, ...route }, ...config });
   const events = await EventCollector.start(nats.url);
   const uac = await RawUac.open(node.sipPort);
   return {

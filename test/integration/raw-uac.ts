@@ -120,7 +120,7 @@ export function sdpOffer(rtpPort: number, opts: { payloads?: string; direction?:
   const payloads = opts.payloads ?? '0 8 101';
   const rtpmaps = payloads
     .split(' ')
-    .map((pt) => ({ '0': 'a=rtpmap:0 PCMU/8000', '8': 'a=rtpmap:8 PCMA/8000', '101': 'a=rtpmap:101 telephone-event/8000', '18': 'a=rtpmap:18 G729/8000' })[pt])
+    .map((pt) => ({ '0': 'a=rtpmap:0 PCMU/8000', '8': 'a=rtpmap:8 PCMA/8000', '9': 'a=rtpmap:9 G722/8000', '101': 'a=rtpmap:101 telephone-event/8000', '18': 'a=rtpmap:18 G729/8000' })[pt])
     .filter(Boolean);
   return [
     'v=0',

@@ -138,6 +138,19 @@ describe('SDP offer/answer', () => {
     assert.equal(answerOffer(garbage, LOCAL).remoteRtcp, undefined, 'unreadable: ignored');
   });
 
+  it('negotiates G.722 at static payload type 9 on its 8 kHz RTP clock, with or without an rtpmap', { timeout: 5000 }, () => {
+    const base = fixture('offer-pcmu-only.sdp');
+    const withMap = parseSdp(base.replace('m=audio 49170 RTP/AVP 0\r\n', 'm=audio 49170 RTP/AVP 0 9\r\na=rtpmap:9 G722/8000\r\n'));
+    const r = answerOffer(withMap, { ...LOCAL, codecs: ['G722', 'PCMU'] });
+    assert.deepEqual(r.codec, { name: 'G722', payloadType: 9, clockRate: 8000, params: {} });
+    assert.match(formatSdp(r.answer), /m=audio 40000 RTP\/AVP 9\r\na=rtpmap:9 G722\/8000\r\n/);
+    const staticOnly = parseSdp(base.replace('m=audio 49170 RTP/AVP 0\r\n', 'm=audio 49170 RTP/AVP 9 0\r\n'));
+    assert.equal(answerOffer(staticOnly, { ...LOCAL, codecs: ['G722', 'PCMU'] }).codec.name, 'G722');
+    assert.equal(answerOffer(staticOnly, LOCAL).codec.name, 'PCMU', 'not configured: not chosen');
+    const offerOut = createOffer({ ...LOCAL, codecs: ['G722', 'PCMA'] });
+    assert.deepEqual(offerOut.media[0]!.formats, ['9', '8', '101']);
+  });
+
   it('chooses by our preference, not the offer order', { timeout: 5000 }, () => {
     const sdp = offer('offer-pcma-pcmu-te101.sdp');
     assert.equal(answerOffer(sdp, LOCAL).codec.name, 'PCMU');

@@ -2,7 +2,9 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import { ulawDecode, ulawEncode } from '../../../../codecs/g711.js';
+import { G722Decoder } from '../../../../codecs/g722.js';
 import { parseRtp, rtpSerializedSize, serializeRtpInto } from '../../../../codecs/rtp.js';
+import { amplitudeAt, sine } from '../../../fixtures/audio.js';
 import { CallMedia } from '../../../../edge/media/call-media.js';
 import { DgramRtpIo } from '../../../../edge/media/rtp-io.js';
 
@@ -239,6 +241,46 @@ describe('CallMedia caller audio to the bot', () => {
     } finally {
       media.close();
       phone.close();
+    }
+  });
+});
+
+describe('CallMedia with G.722', () => {
+  it('plays 16 kHz bot audio as G.722 (160 bytes, timestamps 160 apart) with no resampling, and a fallback prompt up from 8 kHz', async () => {
+    const caller = await bind();
+    const got: { ts: number; pcm: Int16Array }[] = [];
+    const dec = new G722Decoder();
+    caller.on('message', (msg) => {
+      const p = parseRtp(msg);
+      const pcm = new Int16Array(320);
+      assert.equal(dec.decode(p.payload, pcm), 320);
+      got.push({ ts: p.timestamp, pcm });
+    });
+    const sock = await new DgramRtpIo().bind('127.0.0.1', 0);
+    const media = new CallMedia(sock, sock.port, { codec: 'G722', payloadType: 9, remote: { address: '127.0.0.1', port: caller.address().port }, symmetric: false, playoutCapacity: 16000, botRate: 16000 }, {
+      onCallerAudio: () => undefined,
+      onDtmf: () => undefined,
+      onMark: () => undefined,
+    });
+    try {
+      assert.equal(media.playoutRate, 16000);
+      // 10 frames of a 5 kHz tone (above what an 8 kHz path could carry), then 10 of an 8 kHz prompt tone.
+      media.queueBotAudio(sine(16000, 5000, 3200, 8000));
+      media.queue8k(sine(8000, 1000, 1600, 8000));
+      for (let i = 0; i < 20; i++) media.tick();
+      for (let i = 0; i < 50 && got.length < 20; i++) await new Promise((r) => setTimeout(r, 10));
+      assert.equal(got.length, 20);
+      for (let i = 1; i < 20; i++) assert.equal((got[i]!.ts - got[i - 1]!.ts) >>> 0, 160);
+      const join = (from: number, to: number) => {
+        const out = new Int16Array((to - from) * 320);
+        got.slice(from, to).forEach((g, i) => out.set(g.pcm, i * 320));
+        return out;
+      };
+      assert.ok(amplitudeAt(join(3, 10), 16000, 5000) > 5000, 'the 5 kHz tone came through');
+      assert.ok(amplitudeAt(join(13, 20), 16000, 1000) > 5000, 'the prompt, upsampled to 16 kHz');
+    } finally {
+      media.close();
+      caller.close();
     }
   });
 });
