@@ -9,8 +9,11 @@
  * timestamp step of 160.
  *
  * Encoder and decoder each hold the state of both bands (adaptive predictors and quantiser scale
- * factors): one per call and direction. No allocation per frame.
+ * factors): one per call and direction. No allocation per frame. With the native addon they run
+ * native/g722.cc (the same blocks in C++, ~10× faster, identical output: native.test.ts);
+ * without it, or with `{ native: false }`, this TypeScript.
  */
+import { nativeG722 } from './native.js';
 
 /** QMF coefficients (the 24-tap filter is symmetric: 12 of them). */
 const QMF = [3, -11, 12, 32, -210, 951, 3876, -805, 362, -156, 53, -11];
@@ -150,17 +153,14 @@ class QmfLine {
   }
 }
 
-/** 16 kHz PCM → G.722 at 64 kbit/s, one byte per two samples. */
-export class G722Encoder {
+/** The TypeScript encoder. */
+class JsEncoder {
   readonly #low = new Band(32);
   readonly #high = new Band(8);
   readonly #qmf = new QmfLine();
 
-  /** Encodes `pcm` (an even number of samples) into `out[0, pcm.length / 2)`; returns the bytes written. */
   encode(pcm: Int16Array, out: Uint8Array): number {
-    if (pcm.length % 2 !== 0) throw new RangeError(`G.722: ${pcm.length} samples, not a whole number of pairs`);
     const n = pcm.length / 2;
-    if (out.length < n) throw new RangeError(`G.722: ${out.length} bytes of room for ${n} codes`);
     const qmf = this.#qmf;
     const x = qmf.buf;
     const low = this.#low;
@@ -211,16 +211,14 @@ export class G722Encoder {
   }
 }
 
-/** G.722 at 64 kbit/s → 16 kHz PCM, two samples per byte. */
-export class G722Decoder {
+/** The TypeScript decoder. */
+class JsDecoder {
   readonly #low = new Band(32);
   readonly #high = new Band(8);
   readonly #qmf = new QmfLine();
 
-  /** Decodes `codes` into `out[0, 2 × codes.length)`; returns the samples written. */
   decode(codes: Uint8Array, out: Int16Array): number {
     const n = codes.length;
-    if (out.length < 2 * n) throw new RangeError(`G.722: ${out.length} samples of room for ${2 * n}`);
     const qmf = this.#qmf;
     const x = qmf.buf;
     const low = this.#low;
@@ -259,5 +257,62 @@ export class G722Decoder {
       out[2 * j + 1] = sat16(out2 >> 11);
     }
     return 2 * n;
+  }
+}
+
+/** The native coder: its state is an Int32Array this object owns. */
+class NativeCoder {
+  readonly #state: Int32Array;
+
+  constructor(private readonly g722: NonNullable<typeof nativeG722>) {
+    this.#state = new Int32Array(g722.stateWords);
+    g722.reset(this.#state);
+  }
+
+  encode(pcm: Int16Array, out: Uint8Array): number {
+    return this.g722.encode(this.#state, pcm, out);
+  }
+
+  decode(codes: Uint8Array, out: Int16Array): number {
+    return this.g722.decode(this.#state, codes, out);
+  }
+}
+
+/** 16 kHz PCM → G.722 at 64 kbit/s, one byte per two samples. */
+export class G722Encoder {
+  readonly #coder: { encode(pcm: Int16Array, out: Uint8Array): number };
+  readonly backend: 'native' | 'js';
+
+  /** `native: false` takes the TypeScript coder even when the addon has one. */
+  constructor(options: { native?: boolean } = {}) {
+    const native = options.native !== false ? nativeG722 : undefined;
+    this.#coder = native ? new NativeCoder(native) : new JsEncoder();
+    this.backend = native ? 'native' : 'js';
+  }
+
+  /** Encodes `pcm` (an even number of samples) into `out[0, pcm.length / 2)`; returns the bytes written. */
+  encode(pcm: Int16Array, out: Uint8Array): number {
+    if (pcm.length % 2 !== 0) throw new RangeError(`G.722: ${pcm.length} samples, not a whole number of pairs`);
+    if (out.length < pcm.length / 2) throw new RangeError(`G.722: ${out.length} bytes of room for ${pcm.length / 2} codes`);
+    return this.#coder.encode(pcm, out);
+  }
+}
+
+/** G.722 at 64 kbit/s → 16 kHz PCM, two samples per byte. */
+export class G722Decoder {
+  readonly #coder: { decode(codes: Uint8Array, out: Int16Array): number };
+  readonly backend: 'native' | 'js';
+
+  /** `native: false` takes the TypeScript coder even when the addon has one. */
+  constructor(options: { native?: boolean } = {}) {
+    const native = options.native !== false ? nativeG722 : undefined;
+    this.#coder = native ? new NativeCoder(native) : new JsDecoder();
+    this.backend = native ? 'native' : 'js';
+  }
+
+  /** Decodes `codes` into `out[0, 2 × codes.length)`; returns the samples written. */
+  decode(codes: Uint8Array, out: Int16Array): number {
+    if (out.length < 2 * codes.length) throw new RangeError(`G.722: ${out.length} samples of room for ${2 * codes.length}`);
+    return this.#coder.decode(codes, out);
   }
 }

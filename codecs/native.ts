@@ -30,8 +30,26 @@ interface NativeFirExports {
   firDown: FirLoops['down'];
 }
 
+/**
+ * The addon's G.722 (native/g722.cc): the codec's state lives in an Int32Array of `stateWords`
+ * that the caller owns; encode/decode return what they wrote.
+ */
+export interface NativeG722 {
+  stateWords: number;
+  reset(state: Int32Array): void;
+  encode(state: Int32Array, pcm: Int16Array, out: Uint8Array): number;
+  decode(state: Int32Array, codes: Uint8Array, out: Int16Array): number;
+}
+
+interface NativeG722Exports {
+  g722StateWords: number;
+  g722Reset: NativeG722['reset'];
+  g722Encode: NativeG722['encode'];
+  g722Decode: NativeG722['decode'];
+}
+
 /** What the addon exports (native/addon.cc). */
-interface NativeAddon extends G711Impl, Partial<NativeFirExports> {}
+interface NativeAddon extends G711Impl, Partial<NativeFirExports>, Partial<NativeG722Exports> {}
 
 /** Why the addon is not in use, for a start-up log line; undefined when it is. */
 export let nativeLoadError: Error | undefined;
@@ -71,6 +89,12 @@ export const nativeG711: G711Impl | undefined = addon
 export const nativeFir: NativeFir | undefined =
   typeof addon?.firPrepare === 'function' && typeof addon.firUp === 'function' && typeof addon.firDown === 'function'
     ? nativeFirOf(addon as NativeFirExports)
+    : undefined;
+
+/** The native G.722, or undefined (addon missing, disabled, or built before it existed). */
+export const nativeG722: NativeG722 | undefined =
+  typeof addon?.g722Encode === 'function' && typeof addon.g722Decode === 'function' && typeof addon.g722Reset === 'function' && typeof addon.g722StateWords === 'number'
+    ? Object.freeze({ stateWords: addon.g722StateWords, reset: addon.g722Reset, encode: addon.g722Encode, decode: addon.g722Decode })
     : undefined;
 
 function nativeFirOf(fir: NativeFirExports): NativeFir {

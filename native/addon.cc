@@ -8,6 +8,7 @@
 
 #include "fir.h"
 #include "g711.h"
+#include "g722.h"
 #include "rtp_io.h"
 
 namespace {
@@ -16,7 +17,7 @@ namespace {
 bool CheckTypedArray(Napi::Env env, const Napi::Value& value, napi_typedarray_type type,
                      const char* what) {
   if (!value.IsTypedArray() || value.As<Napi::TypedArray>().TypedArrayType() != type) {
-    Napi::TypeError::New(env, std::string("G.711: ") + what).ThrowAsJavaScriptException();
+    Napi::TypeError::New(env, what).ThrowAsJavaScriptException();
     return false;
   }
   return true;
@@ -30,10 +31,10 @@ Napi::Value Batch(const Napi::CallbackInfo& info) {
     Napi::TypeError::New(env, "G.711: expected (src, dst)").ThrowAsJavaScriptException();
     return env.Undefined();
   }
-  if (!CheckTypedArray(env, info[0], SrcType, "src has the wrong typed array type")) {
+  if (!CheckTypedArray(env, info[0], SrcType, "G.711: src has the wrong typed array type")) {
     return env.Undefined();
   }
-  if (!CheckTypedArray(env, info[1], DstType, "dst has the wrong typed array type")) {
+  if (!CheckTypedArray(env, info[1], DstType, "G.711: dst has the wrong typed array type")) {
     return env.Undefined();
   }
   auto src = info[0].As<Napi::TypedArrayOf<Src>>();
@@ -171,7 +172,73 @@ Napi::Value FirDownJs(const Napi::CallbackInfo& info) {
   return Napi::Number::New(env, static_cast<double>(plan->Down(work, start, n, dst)));
 }
 
+// G.722 keeps its state in a JavaScript Int32Array of kG722StateWords (codecs/g722.ts owns it), so
+// the codec needs no native object and no finaliser. Each call checks the arrays' types and sizes.
+bool G722Fail(Napi::Env env, const std::string& what) {
+  Napi::TypeError::New(env, "G.722: " + what).ThrowAsJavaScriptException();
+  return false;
+}
+
+botedge::G722State* G722StateOf(const Napi::CallbackInfo& info) {
+  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array ||
+      info[0].As<Napi::Int32Array>().ElementLength() != botedge::kG722StateWords) {
+    G722Fail(info.Env(), "state must be an Int32Array of g722StateWords");
+    return nullptr;
+  }
+  return reinterpret_cast<botedge::G722State*>(info[0].As<Napi::Int32Array>().Data());
+}
+
+// g722Reset(state)
+Napi::Value G722ResetJs(const Napi::CallbackInfo& info) {
+  if (auto* st = G722StateOf(info)) botedge::G722Reset(st);
+  return info.Env().Undefined();
+}
+
+// g722Encode(state, pcm: Int16Array (even length), out: Uint8Array) -> bytes written
+Napi::Value G722EncodeJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* st = G722StateOf(info);
+  if (!st) return env.Undefined();
+  if (!CheckTypedArray(env, info[1], napi_int16_array, "G.722: pcm must be an Int16Array") ||
+      !CheckTypedArray(env, info[2], napi_uint8_array, "G.722: out must be a Uint8Array")) {
+    return env.Undefined();
+  }
+  auto pcm = info[1].As<Napi::Int16Array>();
+  auto out = info[2].As<Napi::Uint8Array>();
+  size_t n = pcm.ElementLength();
+  if (n % 2 != 0 || out.ElementLength() < n / 2) {
+    Napi::RangeError::New(env, "G.722: " + std::to_string(n) + " samples into " + std::to_string(out.ElementLength()) + " bytes").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  botedge::G722Encode(st, pcm.Data(), n, out.Data());
+  return Napi::Number::New(env, static_cast<double>(n / 2));
+}
+
+// g722Decode(state, codes: Uint8Array, out: Int16Array) -> samples written
+Napi::Value G722DecodeJs(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  auto* st = G722StateOf(info);
+  if (!st) return env.Undefined();
+  if (!CheckTypedArray(env, info[1], napi_uint8_array, "G.722: codes must be a Uint8Array") ||
+      !CheckTypedArray(env, info[2], napi_int16_array, "G.722: out must be an Int16Array")) {
+    return env.Undefined();
+  }
+  auto codes = info[1].As<Napi::Uint8Array>();
+  auto out = info[2].As<Napi::Int16Array>();
+  size_t n = codes.ElementLength();
+  if (out.ElementLength() < 2 * n) {
+    Napi::RangeError::New(env, "G.722: " + std::to_string(out.ElementLength()) + " samples of room for " + std::to_string(2 * n)).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  botedge::G722Decode(st, codes.Data(), n, out.Data());
+  return Napi::Number::New(env, static_cast<double>(2 * n));
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("g722StateWords", Napi::Number::New(env, static_cast<double>(botedge::kG722StateWords)));
+  exports.Set("g722Reset", Napi::Function::New(env, G722ResetJs, "g722Reset"));
+  exports.Set("g722Encode", Napi::Function::New(env, G722EncodeJs, "g722Encode"));
+  exports.Set("g722Decode", Napi::Function::New(env, G722DecodeJs, "g722Decode"));
   exports.Set("firPrepare", Napi::Function::New(env, FirPrepareJs, "firPrepare"));
   exports.Set("firUp", Napi::Function::New(env, FirUpJs, "firUp"));
   exports.Set("firDown", Napi::Function::New(env, FirDownJs, "firDown"));

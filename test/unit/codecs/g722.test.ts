@@ -12,9 +12,9 @@ function tone(hz: number, amplitude: number, n = RATE): Int16Array {
 }
 
 /** Encodes and decodes in 20 ms frames (320 samples, 160 bytes), as a call does. */
-function roundTrip(pcm: Int16Array): { codes: Uint8Array; out: Int16Array } {
-  const enc = new G722Encoder();
-  const dec = new G722Decoder();
+function roundTrip(pcm: Int16Array, native = true): { codes: Uint8Array; out: Int16Array } {
+  const enc = new G722Encoder({ native });
+  const dec = new G722Decoder({ native });
   const codes = new Uint8Array(pcm.length / 2);
   const out = new Int16Array(pcm.length);
   for (let at = 0; at < pcm.length; at += 320) {
@@ -60,11 +60,18 @@ describe('G.722 at 64 kbit/s', () => {
     }
   });
 
-  it('keeps its state across frames: 20 ms frames code exactly as one long buffer', () => {
+  it('keeps its state across frames: 20 ms frames code exactly as one long buffer, in either coder', () => {
     const pcm = tone(1000, 12000, 3200);
-    const whole = new Uint8Array(1600);
-    new G722Encoder().encode(pcm, whole);
-    assert.deepEqual(roundTrip(pcm).codes, whole);
+    for (const native of [true, false]) {
+      const whole = new Uint8Array(1600);
+      new G722Encoder({ native }).encode(pcm, whole);
+      assert.deepEqual(roundTrip(pcm, native).codes, whole);
+    }
+  });
+
+  it('carries the tones as well in TypeScript as with the addon', () => {
+    const pcm = tone(1000, 8000);
+    assert.ok(snr(pcm, roundTrip(pcm, false).out, DELAY) > 38);
   });
 
   it('turns silence into silence', () => {
@@ -76,6 +83,7 @@ describe('G.722 at 64 kbit/s', () => {
 
   it('refuses an odd number of samples and a short output, as RangeError', () => {
     assert.throws(() => new G722Encoder().encode(new Int16Array(3), new Uint8Array(2)), RangeError);
+    assert.throws(() => new G722Encoder({ native: false }).encode(new Int16Array(3), new Uint8Array(2)), RangeError);
     assert.throws(() => new G722Encoder().encode(new Int16Array(4), new Uint8Array(1)), RangeError);
     assert.throws(() => new G722Decoder().decode(new Uint8Array(4), new Int16Array(7)), RangeError);
   });
