@@ -13,7 +13,8 @@ import { performance } from 'node:perf_hooks';
 
 import { JitterBuffer } from '../codecs/jitter-buffer.js';
 import { jsG711 } from '../codecs/g711.js';
-import { nativeG711, nativeLoadError } from '../codecs/native.js';
+import { G722Decoder, G722Encoder } from '../codecs/g722.js';
+import { nativeG711, nativeG722, nativeLoadError } from '../codecs/native.js';
 import { LibopusDecoder, OpusEncoder, createOpusDecoder } from '../codecs/opus.js';
 import { Resampler } from '../codecs/resample.js';
 import { OpusPool } from '../workers/opus-pool.js';
@@ -124,6 +125,24 @@ if (nativeG711) {
   console.log(`native addon not loaded: ${nativeLoadError?.message}`);
   rows.push(['G.711 native', 'not loaded', nativeLoadError?.message ?? '']);
 }
+
+// ---------------------------------------------------------------------------------------------
+// G.722 at 64 kbit/s: 320 samples (16 kHz) ↔ 160 bytes per 20 ms, native vs TypeScript
+
+const g722Pcm = tone(16000, 440, 320);
+const g722Codes = new Uint8Array(160);
+const g722Out = new Int16Array(320);
+const g722Row = (native: boolean): number => {
+  const enc = new G722Encoder({ native });
+  const dec = new G722Decoder({ native });
+  const e = perOp(2000, () => enc.encode(g722Pcm, g722Codes));
+  const d = perOp(2000, () => dec.decode(g722Codes, g722Out));
+  row(`G.722 encode 20 ms (320 samples → 160 bytes), ${enc.backend}`, e, 'µs/frame');
+  row(`G.722 decode 20 ms (160 bytes → 320 samples), ${dec.backend}`, d, 'µs/frame');
+  return e + d;
+};
+const js722 = g722Row(false);
+if (nativeG722) row('  ratio JS / native, encode + decode', js722 / g722Row(true), '×');
 
 // ---------------------------------------------------------------------------------------------
 // Resampling and the jitter buffer
