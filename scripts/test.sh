@@ -9,6 +9,6 @@ node --test --test-timeout=60000 $(find dist/test/unit -name '*.test.js' | sort)
 # The native addon's fallback is selected and used when the addon is switched off (or did not build).
 BOTEDGE_NATIVE=0 node --test --test-timeout=60000 dist/test/unit/codecs/native.test.js dist/test/unit/codecs/g711.test.js dist/test/unit/codecs/resample-native.test.js dist/test/unit/edge/media/rtp-io.test.js
 # Calls end to end on the node:dgram RTP fallback too (the rest of the integration tests use native RTP I/O).
-BOTEDGE_RTP_IO=dgram node --test --test-concurrency=1 --test-timeout=240000 dist/test/integration/inbound-call.test.js dist/test/integration/bot-twilio.test.js dist/test/integration/opus-call.test.js
+BOTEDGE_RTP_IO=dgram node --test --test-concurrency=1 --test-timeout=240000 dist/test/integration/inbound-call.test.js dist/test/integration/bot-twilio.test.js dist/test/integration/opus-call.test.js dist/test/integration/g722-call.test.js dist/test/integration/rtcp.test.js
 # One integration file at a time: each starts its own nats-server and binds its own port ranges.
 node --test --test-concurrency=1 --test-timeout=240000 $(find dist/test/integration -name '*.test.js' | sort)
