@@ -197,3 +197,14 @@ export class Resampler {
     return this.#work;
   }
 }
+
+/**
+ * A whole clip at another rate, in one go (a prompt loaded once, not a stream): a new array, its
+ * own filter state. The input itself when the rates are equal.
+ */
+export function resampleClip(pcm: Int16Array, fromRate: SampleRate, toRate: SampleRate): Int16Array {
+  if (fromRate === toRate) return pcm;
+  const r = new Resampler(fromRate, toRate);
+  const out = new Int16Array(r.maxOutputLength(pcm.length));
+  return out.subarray(0, r.process(pcm, out));
+}

@@ -121,17 +121,26 @@ export class RtpReceiveStats {
     return this.#started ? this.#cycles + this.#maxSeq - this.#base + 1 : 0;
   }
 
+  /** Packets expected and received over every run so far. */
+  get #expectedTotal(): number {
+    return this.#doneExpected + this.#runExpected();
+  }
+
+  get #receivedTotal(): number {
+    return this.#doneReceived + this.#received;
+  }
+
   /** Since the first packet. */
   get total(): RtpReceiveCounts {
-    const expected = this.#doneExpected + this.#runExpected();
-    const received = this.#doneReceived + this.#received;
+    const expected = this.#expectedTotal;
+    const received = this.#receivedTotal;
     return { expected, received, lost: Math.max(0, expected - received), jitterMs: this.#ms(this.#jitter), jitterMaxMs: this.#ms(this.#jitterMax) };
   }
 
   /** Since the previous call (or the first packet), for periodic samples (A.3's interval loss). */
   interval(): RtpReceiveCounts {
-    const expected = this.#doneExpected + this.#runExpected();
-    const received = this.#doneReceived + this.#received;
+    const expected = this.#expectedTotal;
+    const received = this.#receivedTotal;
     const e = expected - this.#priorExpected;
     const r = received - this.#priorReceived;
     this.#priorExpected = expected;
@@ -148,8 +157,8 @@ export class RtpReceiveStats {
    */
   receptionReport(): { ssrc: number; fractionLost: number; cumulativeLost: number; extendedHighestSeq: number; jitter: number } | undefined {
     if (!this.#started) return undefined;
-    const expected = this.#doneExpected + this.#runExpected();
-    const received = this.#doneReceived + this.#received;
+    const expected = this.#expectedTotal;
+    const received = this.#receivedTotal;
     const e = expected - this.#reportExpected;
     const lost = e - (received - this.#reportReceived);
     this.#reportExpected = expected;

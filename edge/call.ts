@@ -7,6 +7,7 @@ import { answerOffer, formatSdp, parseSdp, type CodecName, type OfferAnswerResul
 import type { ServerTransactionHandle, TransactionLayer } from '../sip/transaction-layer.js';
 import type { EndCause, Qos } from './api/events.js';
 import { readFileSync } from 'node:fs';
+import { resampleClip } from '../codecs/resample.js';
 import { BotStream, BotUnreachableError } from './bot/bot-stream.js';
 import { MuxBotStream } from './bot/mux.js';
 import type { BotCommand, BotProtocol } from './bot/protocol.js';
@@ -157,7 +158,7 @@ export class InboundCall {
         else this.#bot?.send({ type: 'mark', name, cleared: false });
       },
     };
-    const botRate = this.route.protocol === 'twilio' ? 8000 : this.route.sampleRate;
+    const botRate = this.#botRate;
     const playoutMs = this.route.playoutBufferMs ?? opts.playoutBufferMs;
     const codec = offer.codec;
     if (codec.name === 'opus') {
@@ -272,13 +273,17 @@ export class InboundCall {
     log.info({ call: this.id, sipCallId: this.sipCallId, codec: offer.codec.name }, 'answered');
   }
 
+  /** The PCM rate the route's bot speaks: Twilio bots 8 kHz µ-law, the others their `sampleRate`. */
+  get #botRate(): 8000 | 16000 | 24000 {
+    return this.route.protocol === 'twilio' ? 8000 : this.route.sampleRate;
+  }
+
   /**
    * The node's codecs this route can take: G.722 (16 kHz) cannot feed a 24 kHz bot, whose rate is
    * no integer multiple of it; such a call falls back to the next codec.
    */
   #codecsForRoute(): CodecName[] {
-    const botRate = this.route.protocol === 'twilio' ? 8000 : this.route.sampleRate;
-    return botRate === 24000 ? this.ctx.options.codecs.filter((c) => c !== 'G722') : this.ctx.options.codecs;
+    return this.#botRate === 24000 ? this.ctx.options.codecs.filter((c) => c !== 'G722') : this.ctx.options.codecs;
   }
 
   #negotiate(req: SipRequest, port: number, codecs: CodecName[]): OfferAnswerResult {
@@ -500,7 +505,8 @@ export class InboundCall {
     this.#inFallback = true;
     const media = this.#media;
     media.playout.clear();
-    media.queue8k(prompt);
+    // Prompts are 8 kHz; the playout runs at the codec's rate (G.722) or the bot's (Opus).
+    media.queuePlayout(resampleClip(prompt, 8000, media.playoutRate));
     media.playout.mark(PROMPT_DONE);
   }
 
@@ -541,7 +547,7 @@ export class InboundCall {
     const media = this.#media;
     if (!media || !this.answeredAt || this.#ended || now < this.#qosDueAt) return;
     const late = media.stats.rtpLate ?? 0;
-    const qos = this.#qos(media.rx.interval(), late - this.#qosLateAt);
+    const qos = this.#qos(media.peer.rx.interval(), late - this.#qosLateAt);
     this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'qos', intervalMs: now - this.#qosSampledAt, qos });
     this.#qosLateAt = late;
     this.#qosSampledAt = now;
@@ -549,8 +555,8 @@ export class InboundCall {
     this.#qosDueAt = Math.max(this.#qosDueAt + this.ctx.options.qosIntervalMs, now + 1);
   }
 
-  /** The caller's stream over a span, and how ours reaches the caller when its RTCP has said. */
-  #qos(counts: RtpReceiveCounts, late: number): Qos {
+  /** The caller's stream over a span (default: the call so far), and how ours reaches the caller when its RTCP has said. */
+  #qos(counts: RtpReceiveCounts = this.#media!.peer.rx.total, late = this.#media!.stats.rtpLate ?? 0): Qos {
     const media = this.#media!;
     const qos = qosReport(counts, late, media.concealsLoss ? BPL_PLC : BPL_NO_PLC);
     const remote = this.#rtcp?.remote;
@@ -561,7 +567,7 @@ export class InboundCall {
   get qosSoFar(): Qos | undefined {
     const media = this.#media;
     if (!media || !this.answeredAt || this.#ended) return undefined;
-    return this.#qos(media.rx.total, media.stats.rtpLate ?? 0);
+    return this.#qos();
   }
 
   /** The node's sweep, about once a second: this call's RTCP report when one is due (answered calls only). */
@@ -599,7 +605,7 @@ export class InboundCall {
       durationMs: now - this.startedAt,
       talkMs: this.answeredAt ? now - this.answeredAt : 0,
       ...(stats ? { media: stats } : {}),
-      ...(media && stats ? { qos: this.#qos(media.rx.total, stats.rtpLate ?? 0) } : {}),
+      ...(media ? { qos: this.#qos() } : {}),
     });
     log.info({ call: this.id, cause, sipStatus }, 'ended');
     this.ctx.onGone(this);

@@ -77,8 +77,6 @@ export class CallMedia implements MediaSession {
   /** G.722 only: its coder states (G.711 is stateless). */
   readonly #g722Enc: G722Encoder | undefined;
   readonly #g722Dec: G722Decoder | undefined;
-  /** G.722 only: a fallback prompt (8 kHz) up to the codec's 16 kHz, made on first use. */
-  #upFrom8k: Resampler | undefined;
   readonly #header = { marker: true, payloadType: 0, sequenceNumber: 0, timestamp: 0, ssrc: 0 };
   readonly #dtmfOut = new DtmfSender();
   #dtmfTimestamp = 0;
@@ -146,15 +144,10 @@ export class CallMedia implements MediaSession {
     socket.onPacket = (msg, ip, port, arrivalUs) => this.#onPacket(msg, ip, port, arrivalUs);
   }
 
-  get rx(): RtpReceiveStats {
-    return this.#peer.rx;
-  }
-
   get peer(): RtpPeer {
     return this.#peer;
   }
 
-  readonly clockRate = 8000;
 
   get ssrc(): number {
     return this.#header.ssrc;
@@ -181,17 +174,17 @@ export class CallMedia implements MediaSession {
     // recogniser). A duplicate, or a packet older than one already passed on, would play 20 ms
     // twice or out of order: drop it and count it. A jump back of more than MAX_REORDER is a
     // restarted sender, as is a new SSRC: follow it.
-    const behind = (this.#inSeq - pkt.sequenceNumber) & 0xffff;
-    if (pkt.ssrc === this.#inSsrc && behind < MAX_REORDER) {
-      this.stats.rtpLate!++;
-      return;
-    }
-    // Packets lost on the way leave a gap in the caller's timeline; a bot counts time in the audio
-    // it gets (and Twilio-style streams never skip a chunk), so a short gap is filled first. Not
-    // at the start of a talk spurt (marker), after silence suppression, where the gap is meant.
-    if (pkt.ssrc === this.#inSsrc && !pkt.marker) {
+    if (pkt.ssrc === this.#inSsrc) {
+      if (((this.#inSeq - pkt.sequenceNumber) & 0xffff) < MAX_REORDER) {
+        this.stats.rtpLate!++;
+        return;
+      }
+      // Packets lost on the way leave a gap in the caller's timeline; a bot counts time in the
+      // audio it gets (and Twilio-style streams never skip a chunk), so a short gap is filled
+      // first. Not at the start of a talk spurt (marker), after silence suppression, where the gap
+      // is meant.
       const gap = (pkt.timestamp - this.#inTs - this.#inSpan) | 0;
-      if (gap > 0 && gap <= MAX_FILL) this.#fill(gap * this.#samplesPerTs);
+      if (!pkt.marker && gap > 0 && gap <= MAX_FILL) this.#fill(gap * this.#samplesPerTs);
     }
     this.#inSsrc = pkt.ssrc;
     this.#inSeq = pkt.sequenceNumber;
@@ -210,7 +203,7 @@ export class CallMedia implements MediaSession {
     this.#deliver(out);
   }
 
-  /** Caller audio at 8 kHz on its way to the bot: resampled to the bot's rate, cut into 20 ms frames. */
+  /** Caller audio at the codec's rate on its way to the bot: resampled to the bot's rate, cut into 20 ms frames. */
   #deliver(pcm: Int16Array): void {
     if (this.#up) {
       const m = this.#up.process(pcm, this.#upsampled);
@@ -274,16 +267,9 @@ export class CallMedia implements MediaSession {
     if (this.#held) this.#fillHeld();
   }
 
-  /** Queues 8 kHz PCM (a fallback prompt), bypassing the bot's resampler. */
-  queue8k(samples: Int16Array): void {
-    if (this.playoutRate === 8000) {
-      this.playout.push(samples);
-    } else {
-      // Rare (a failed bot), so allocating here is fine.
-      this.#upFrom8k ??= new Resampler(8000, 16000);
-      const out = new Int16Array(this.#upFrom8k.maxOutputLength(samples.length));
-      this.playout.push(out.subarray(0, this.#upFrom8k.process(samples, out)));
-    }
+  /** Queues PCM already at the playout rate (a fallback prompt), bypassing the bot's resampler. */
+  queuePlayout(samples: Int16Array): void {
+    this.playout.push(samples);
     if (this.#held) this.#fillHeld();
   }
 

@@ -20,7 +20,6 @@
  */
 import { serializeRtpInto, RTP_HEADER_SIZE } from '../../codecs/rtp.js';
 import { JitterBuffer } from '../../codecs/jitter-buffer.js';
-import { Resampler } from '../../codecs/resample.js';
 import { RtpReceiveStats } from '../../codecs/rtp-stats.js';
 import { DtmfReceiver, serializeTelephoneEventInto } from '../../codecs/telephone-event.js';
 import type { OpusPool } from '../../workers/opus-pool.js';
@@ -111,7 +110,7 @@ interface OutFrame {
 
 export class OpusMedia implements MediaSession {
   readonly playout: PlayoutBuffer;
-  readonly playoutRate: number;
+  readonly playoutRate: 8000 | 16000 | 24000;
   readonly concealsLoss = true;
   readonly #pool: OpusPool;
   readonly #jitter = new JitterBuffer({ clockRate: OPUS_CLOCK, maxPayloadBytes: MAX_OPUS_BYTES });
@@ -137,7 +136,6 @@ export class OpusMedia implements MediaSession {
   readonly #tePayload = new Uint8Array(4);
   readonly #tePacket = new Uint8Array(RTP_HEADER_SIZE + 4);
   readonly #marksDue: string[] = [];
-  #upFrom8k: Resampler | undefined;
   readonly #peer: RtpPeer;
   #sending = true;
   #closed = false;
@@ -208,15 +206,10 @@ export class OpusMedia implements MediaSession {
     socket.onPacket = (msg, ip, port, arrivalUs) => this.#onPacket(msg, ip, port, arrivalUs);
   }
 
-  get rx(): RtpReceiveStats {
-    return this.#peer.rx;
-  }
-
   get peer(): RtpPeer {
     return this.#peer;
   }
 
-  readonly clockRate = OPUS_CLOCK;
 
   get ssrc(): number {
     return this.#header.ssrc;
@@ -254,16 +247,9 @@ export class OpusMedia implements MediaSession {
     this.playout.push(samples);
   }
 
-  /** A fallback prompt (8 kHz): resampled to the bot's rate, which is what the encoder takes. */
-  queue8k(samples: Int16Array): void {
-    if (this.playoutRate === 8000) {
-      this.playout.push(samples);
-      return;
-    }
-    // Rare (a failed bot), so allocating here is fine.
-    this.#upFrom8k ??= new Resampler(8000, this.playoutRate as 16000 | 24000);
-    const out = new Int16Array(this.#upFrom8k.maxOutputLength(samples.length));
-    this.playout.push(out.subarray(0, this.#upFrom8k.process(samples, out)));
+  /** PCM already at the playout rate, the bot's (a fallback prompt). */
+  queuePlayout(samples: Int16Array): void {
+    this.playout.push(samples);
   }
 
   sendDtmf(digits: string, durationMs: number): boolean {

@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { Resampler } from '../../codecs/resample.js';
+import { resampleClip, type SampleRate } from '../../codecs/resample.js';
 
 /**
  * Loads a fallback prompt as 8 kHz PCM: a WAV file (PCM, 16-bit, mono, 8/16/24/48 kHz, resampled
@@ -45,10 +45,7 @@ function decodeWav(buf: Buffer): Int16Array {
       const n = (end - body) >> 1;
       const pcm = new Int16Array(n);
       for (let i = 0; i < n; i++) pcm[i] = buf.readInt16LE(body + i * 2);
-      if (fmt.rate === 8000) return pcm;
-      const r = new Resampler(fmt.rate as 16000, 8000);
-      const out = new Int16Array(r.maxOutputLength(n));
-      return out.subarray(0, r.process(pcm, out));
+      return resampleClip(pcm, fmt.rate as SampleRate, 8000);
     }
     off = body + size + (size & 1);
   }

@@ -86,7 +86,7 @@ export class RtcpSession {
       this.remote = {
         lossPct: Math.round((block.fractionLost / 256) * 10000) / 100,
         packetsLost: Math.max(0, block.cumulativeLost),
-        jitterMs: Math.round((block.jitter / this.media.clockRate) * 100000) / 100,
+        jitterMs: Math.round((block.jitter / this.media.peer.rx.clockRate) * 100000) / 100,
         ...(rtt !== undefined ? { rttMs: Math.round(rtt * 100) / 100 } : {}),
       };
     }
@@ -105,10 +105,11 @@ export class RtcpSession {
     const to = this.#from ?? this.sdpRtcp ?? rtcpAddressOf(this.media.peer.remote);
     if (!to) return;
     const reports: ReportBlock[] = [];
-    const rr = this.media.rx.receptionReport();
+    const rr = this.media.peer.rx.receptionReport();
     if (rr) {
-      const delay = this.#lastSr === 0 ? 0 : Math.round(((performance.now() - this.#lastSrAt) / 1000) * 65536);
-      reports.push({ ...rr, lastSr: this.#lastSr, delaySinceLastSr: this.#lastSr === 0 ? 0 : delay >>> 0 });
+      // DLSR: how long we held the caller's last SR, in 1/65536 s (0 with no SR, as LSR is).
+      const delay = this.#lastSr === 0 ? 0 : Math.round(((performance.now() - this.#lastSrAt) / 1000) * 65536) >>> 0;
+      reports.push({ ...rr, lastSr: this.#lastSr, delaySinceLastSr: delay });
     }
     const stats = this.media.stats;
     const bytes = buildRtcpReport({

@@ -1,4 +1,3 @@
-import type { RtpReceiveStats } from '../../codecs/rtp-stats.js';
 import type { DtmfKeyPress } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
 import type { PlayoutBuffer, PlayoutTrim } from './playout.js';
@@ -15,15 +14,15 @@ export interface MediaSession {
   /** Bot audio waiting to be played, at `playoutRate`. */
   readonly playout: PlayoutBuffer;
   /** Sample rate of the playout buffer, Hz: 8000 for G.711, the bot's rate for Opus. */
-  readonly playoutRate: number;
+  readonly playoutRate: 8000 | 16000 | 24000;
   readonly stats: MediaStats;
-  /** The caller's stream as it arrived: RFC 3550 receive statistics for QoS. */
-  readonly rx: RtpReceiveStats;
-  /** Our stream, for RTCP sender reports: its SSRC, the RTP clock (Hz), the newest timestamp sent. */
+  /** Our stream, for RTCP sender reports: its SSRC and the newest timestamp sent. */
   readonly ssrc: number;
-  readonly clockRate: number;
   readonly rtpTimestamp: number;
-  /** The caller's end of the RTP (where we send, and whether it was latched from its packets). */
+  /**
+   * The caller's end of the RTP: where we send, whether it was latched from its packets, and its
+   * stream's receive statistics (`peer.rx`, RFC 3550, on the payload's RTP clock), for QoS and RTCP.
+   */
   readonly peer: RtpPeer;
   /** Lost caller packets are concealed before the bot hears them (Opus PLC), which the MOS estimate weighs. */
   readonly concealsLoss: boolean;
@@ -31,8 +30,8 @@ export interface MediaSession {
   update(options: MediaUpdate, sending: boolean): void;
   /** Queues bot audio (PCM at the bot's rate) for playout. */
   queueBotAudio(samples: Int16Array): void;
-  /** Queues 8 kHz PCM (a fallback prompt). */
-  queue8k(samples: Int16Array): void;
+  /** Queues PCM already at `playoutRate` (a fallback prompt), bypassing the bot's resampler. */
+  queuePlayout(samples: Int16Array): void;
   /** Queues RFC 4733 digits; false when the caller did not negotiate telephone-event. */
   sendDtmf(digits: string, durationMs: number): boolean;
   /** Phase 1 of the node tick: this call's RTP. */

@@ -3,6 +3,7 @@ import { createSocket, type Socket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import { ulawDecode, ulawEncode } from '../../../../codecs/g711.js';
 import { G722Decoder } from '../../../../codecs/g722.js';
+import { resampleClip } from '../../../../codecs/resample.js';
 import { parseRtp, rtpSerializedSize, serializeRtpInto } from '../../../../codecs/rtp.js';
 import { amplitudeAt, sine } from '../../../fixtures/audio.js';
 import { CallMedia } from '../../../../edge/media/call-media.js';
@@ -191,7 +192,7 @@ describe('CallMedia caller audio to the bot', () => {
       // The receive statistics (RFC 3550 A.1) saw the same stream: SSRC 7's run 65534…2 (5 expected,
       // 6 received with the duplicate); 30000 alone is not a confirmed restart there, so it is not
       // counted; SSRC 8 is a new run of 2.
-      const rx = media.rx.total;
+      const rx = media.peer.rx.total;
       assert.deepEqual([rx.expected, rx.received, rx.lost], [7, 8, 0]);
     } finally {
       media.close();
@@ -266,7 +267,7 @@ describe('CallMedia with G.722', () => {
       assert.equal(media.playoutRate, 16000);
       // 10 frames of a 5 kHz tone (above what an 8 kHz path could carry), then 10 of an 8 kHz prompt tone.
       media.queueBotAudio(sine(16000, 5000, 3200, 8000));
-      media.queue8k(sine(8000, 1000, 1600, 8000));
+      media.queuePlayout(resampleClip(sine(8000, 1000, 1600, 8000), 8000, 16000));
       for (let i = 0; i < 20; i++) media.tick();
       for (let i = 0; i < 50 && got.length < 20; i++) await new Promise((r) => setTimeout(r, 10));
       assert.equal(got.length, 20);
