@@ -36,35 +36,21 @@ function range(value: string): [number, number] {
   return [Number(m[1]), Number(m[2])];
 }
 
-function rtpIoName(value: string): 'native' | 'dgram' | 'both' {
-  if (value !== 'native' && value !== 'dgram' && value !== 'both') throw new InvalidArgumentError('native, dgram or both');
-  return value;
+/** A parser for an option that takes one of `values`; the error lists them. */
+function oneOf<const T extends string>(...values: T[]) {
+  return (value: string): T => {
+    if (!(values as readonly string[]).includes(value)) throw new InvalidArgumentError(`must be one of: ${values.join(', ')}`);
+    return value as T;
+  };
 }
 
-function loadgenIoName(value: string): 'native' | 'dgram' {
-  if (value !== 'native' && value !== 'dgram') throw new InvalidArgumentError('native or dgram');
-  return value;
-}
-
-function pacingName(value: string): 'io' | 'timer' {
-  if (value !== 'io' && value !== 'timer') throw new InvalidArgumentError('io or timer');
-  return value;
-}
-
-function botRate(value: string): 8000 | 16000 {
-  if (value !== '8000' && value !== '16000') throw new InvalidArgumentError('must be 8000 or 16000');
-  return Number(value) as 8000 | 16000;
-}
-
-function protocolName(value: string): 'native' | 'native-mux' {
-  if (value !== 'native' && value !== 'native-mux') throw new InvalidArgumentError('must be native or native-mux');
-  return value;
-}
-
-function codecName(value: string): 'pcmu' | 'opus' {
-  if (value !== 'pcmu' && value !== 'opus') throw new InvalidArgumentError('must be pcmu or opus');
-  return value;
-}
+const rtpIoName = oneOf('native', 'dgram', 'both');
+const loadgenIoName = oneOf('native', 'dgram');
+const pacingName = oneOf('io', 'timer');
+const protocolName = oneOf('native', 'native-mux');
+const codecName = oneOf('pcmu', 'opus');
+const botRateName = oneOf('8000', '16000');
+const botRate = (value: string) => Number(botRateName(value)) as 8000 | 16000;
 
 const say = (line: string) => process.stdout.write(line + '\n');
 const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();

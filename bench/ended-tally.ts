@@ -1,18 +1,5 @@
 import type { Qos } from '../edge/api/events.js';
-import { summarizeQos } from '../edge/media/qos.js';
-
-/** The node's QoS of the callers' streams over a run, from its `ended` events (docs/nats-api.md). */
-export interface EdgeQosSummary {
-  calls: number;
-  packets_expected: number;
-  packets_lost: number;
-  packets_late: number;
-  loss_pct: number;
-  /** Each call's interarrival jitter at its end, and the highest it reached, across calls (ms). */
-  jitter_ms: { p50: number; p99: number; max: number };
-  jitter_max_ms: { p50: number; p99: number; max: number };
-  mos: { min: number; p50: number };
-}
+import { summarizeQos, type QosSummary } from '../edge/media/qos.js';
 
 /**
  * What the media node says about each call in its `ended` events: media counters summed over the
@@ -29,18 +16,8 @@ export class EndedTally {
     if (ev.qos) this.#qos.push(ev.qos);
   }
 
-  qos(): EdgeQosSummary | undefined {
-    if (this.#qos.length === 0) return undefined;
-    const q = summarizeQos(this.#qos);
-    return {
-      calls: q.calls,
-      packets_expected: q.packetsExpected,
-      packets_lost: q.packetsLost,
-      packets_late: q.packetsLate,
-      loss_pct: q.lossPct,
-      jitter_ms: q.jitterMs,
-      jitter_max_ms: q.jitterMaxMs,
-      mos: q.mos ?? { min: 0, p50: 0 },
-    };
+  /** Across the calls that reported QoS (field names as the node's, like `edge_media_stats`). */
+  qos(): QosSummary | undefined {
+    return this.#qos.length === 0 ? undefined : summarizeQos(this.#qos);
   }
 }

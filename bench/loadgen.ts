@@ -493,6 +493,7 @@ function report(): void {
   }
   send({
     type: 'report',
+    pacing,
     up,
     failed,
     failures: { ...failures },
@@ -523,12 +524,18 @@ function onSipRequest(req: SipRequest, tx: ServerTransactionHandle | undefined):
   tx.reply(call ? 405 : 481);
 }
 
+/** `--name value` from argv, one of `values` (the first is the default). */
+function argChoice<const T extends string>(name: string, values: readonly [T, ...T[]]): T {
+  const at = process.argv.indexOf(name);
+  const value = at < 0 ? values[0] : process.argv[at + 1];
+  if (!(values as readonly string[]).includes(value ?? '')) throw new Error(`${name}: expected ${values.join(' or ')}, got ${value}`);
+  return value as T;
+}
+
 async function main(): Promise<void> {
-  const io = process.argv.includes('--rtp-io') ? process.argv[process.argv.indexOf('--rtp-io') + 1] : 'auto';
-  if (io !== 'auto' && io !== 'native' && io !== 'dgram') throw new Error(`--rtp-io: expected auto, native or dgram, got ${io}`);
   // auto: the node's own rule (native when built; BOTEDGE_NATIVE=0 / BOTEDGE_RTP_IO are obeyed).
-  const pacingArg = process.argv.includes('--pacing') ? process.argv[process.argv.indexOf('--pacing') + 1] : 'io';
-  if (pacingArg !== 'io' && pacingArg !== 'timer') throw new Error(`--pacing: expected io or timer, got ${pacingArg}`);
+  const io = argChoice('--rtp-io', ['auto', 'native', 'dgram']);
+  const pacingArg = argChoice('--pacing', ['io', 'timer']);
   rtpIo = createRtpIo(HOST, io === 'auto' ? undefined : io, { batchMs: RECV_BATCH_MS, periodMs: PACED_SLOT_MS, maxLeadMs: PACED_MAX_LEAD_MS });
   pacing = pacingArg === 'io' && rtpIo instanceof NativeRtpIo ? 'io' : 'timer';
   sip = createSocket({ type: 'udp4' });
@@ -620,7 +627,7 @@ async function main(): Promise<void> {
     lagMaxLastMs = 0;
     rttLast.reset();
   }, 1000).unref();
-  send({ type: 'ready', rtpIo: rtpIo.kind, pacing });
+  send({ type: 'ready', rtpIo: rtpIo.kind });
 }
 
 main().catch((err: unknown) => {

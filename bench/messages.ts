@@ -97,6 +97,8 @@ export interface LoadgenReached {
 
 export interface LoadgenReport {
   type: 'report';
+  /** Who kept the RTP slots (bench/loadgen.ts): settled with the config, after `ready`. */
+  pacing: 'io' | 'timer';
   up: number;
   failed: number;
   failures: FailureCounts;
@@ -120,4 +122,4 @@ export interface LoadgenReport {
   lagMaxMs: number;
 }
 
-export type FromLoadgen = { type: 'ready'; rtpIo: 'native' | 'dgram'; pacing: 'io' | 'timer' } | LoadgenProgress | LoadgenReached | LoadgenReport | { type: 'hungup'; ended: number; byeFailed: number };
+export type FromLoadgen = { type: 'ready'; rtpIo: 'native' | 'dgram' } | LoadgenProgress | LoadgenReached | LoadgenReport | { type: 'hungup'; ended: number; byeFailed: number };

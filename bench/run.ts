@@ -14,7 +14,8 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { monoMs, monoUs32 } from './clock.js';
-import { EndedTally, type EdgeQosSummary } from './ended-tally.js';
+import { EndedTally } from './ended-tally.js';
+import type { QosSummary } from '../edge/media/qos.js';
 import { Histogram } from './histogram.js';
 import type { BotReport, FromLoadgen, LoadgenProgress, LoadgenReached, LoadgenReport } from './messages.js';
 import { cpuBetween, sampleMachine, sampleProc, type ProcSample } from './proc.js';
@@ -199,7 +200,7 @@ export interface BenchDetails {
   setup_ms: { p50: number; p99: number; max: number };
   edge_media_stats: Record<string, number>;
   /** The node's QoS of the callers' streams (loss, jitter, MOS), from its `ended` events. */
-  edge_qos: EdgeQosSummary | undefined;
+  edge_qos: QosSummary | undefined;
   calls_ended_events: number;
   hangup: { ended: number; byeFailed: number };
 }
@@ -270,7 +271,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       await waitForMembers(nats.url, shardNodes.map((_, i) => `shard-${i}`).concat('bench-proxy'), 20_000);
       say(`cluster up: ${shardCount} media node(s) ${shardNodes.map((n, i) => `shard-${i}@${n.sipPort}`).join(' ')} behind bench-proxy@${proxy.port}`);
     }
-    const lg = await forkBench<{ type: 'ready'; rtpIo: 'native' | 'dgram'; pacing: 'io' | 'timer' }>(children, 'loadgen', [
+    const lg = await forkBench<{ type: 'ready'; rtpIo: 'native' | 'dgram' }>(children, 'loadgen', [
       ...(opts.loadgenRtpIo ? ['--rtp-io', opts.loadgenRtpIo] : []),
       ...(opts.loadgenPacing ? ['--pacing', opts.loadgenPacing] : []),
     ]);
@@ -534,7 +535,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       bot_rate_hz: botRate,
       media_node_flags: media.nodeFlags,
       loadgen_rtp_io: lg.ready.rtpIo,
-      loadgen_pacing: lg.ready.pacing,
+      loadgen_pacing: lastReport!.pacing,
       ...(chosen.event_loop_delay_ms ? { event_loop_delay_ms: chosen.event_loop_delay_ms } : {}),
       ...(chosen.rtp_sent_now_share !== undefined ? { rtp_sent_now_share: chosen.rtp_sent_now_share } : {}),
       ...(isOpus

@@ -12,7 +12,8 @@ import { join } from 'node:path';
 import { availableParallelism } from 'node:os';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { monoMs } from './clock.js';
-import { EndedTally, type EdgeQosSummary } from './ended-tally.js';
+import { EndedTally } from './ended-tally.js';
+import type { QosSummary } from '../edge/media/qos.js';
 import type { BotReport } from './messages.js';
 import { cpuBetween, sampleProc } from './proc.js';
 import { Children, forkBench, freePort, pin, REPO_ROOT, startMediaNode, startNats } from './procs.js';
@@ -45,7 +46,7 @@ export interface SippResult {
   frames_to_bot_per_call: number;
   bot_frames: number;
   edge_media_stats: Record<string, number>;
-  edge_qos: EdgeQosSummary | undefined;
+  edge_qos: QosSummary | undefined;
 }
 
 const round = (v: number, d = 2) => Math.round(v * 10 ** d) / 10 ** d;

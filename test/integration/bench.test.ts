@@ -12,7 +12,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { MEDIA_NODE_FLAGS } from '../../edge/node-flags.js';
-import type { EdgeQosSummary } from '../../bench/ended-tally.js';
+import type { QosSummary } from '../../edge/media/qos.js';
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bench', 'cli.js');
 
@@ -103,7 +103,7 @@ describe('npm run bench', () => {
     const details = JSON.parse(readFileSync(join(out, 'details.json'), 'utf8')) as {
       pinning: unknown;
       steps: { frames: { sent: number; at_bot: number; echoed: number; back: number }; steal_cpu_pct: number; sut_core_steal_pct?: number }[];
-      edge_qos?: EdgeQosSummary;
+      edge_qos?: QosSummary;
     };
     const step = details.steps[0]!;
     // The hypervisor's share is read from /proc/stat next to the other machine figures.
@@ -115,7 +115,7 @@ describe('npm run bench', () => {
     // The node's own view of the generator's streams, from each call's `ended`: nothing lost on loopback.
     const qos = details.edge_qos!;
     assert.equal(qos.calls, 20, JSON.stringify(qos));
-    assert.ok(qos.packets_expected > 3000 && qos.loss_pct < 1 && qos.mos.p50 >= 4.3, JSON.stringify(qos));
+    assert.ok(qos.packetsExpected > 3000 && qos.lossPct < 1 && qos.mos!.p50 >= 4.3, JSON.stringify(qos));
 
     const html = readFileSync(join(out, 'report.html'), 'utf8');
     assert.match(html, /<svg /);

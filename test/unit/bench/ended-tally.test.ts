@@ -24,9 +24,9 @@ describe('EndedTally (the bench\'s view of the node\'s ended events)', () => {
     assert.deepEqual(t.media, { rtpReceived: 31, rtpSent: 5 });
     const s = t.qos()!;
     assert.equal(s.calls, 2);
-    assert.deepEqual([s.packets_expected, s.packets_lost, s.packets_late, s.loss_pct], [2000, 10, 2, 0.5]);
-    assert.deepEqual(s.jitter_ms, { p50: 3, p99: 3, max: 3 });
-    assert.deepEqual(s.jitter_max_ms.max, 6);
+    assert.deepEqual([s.packetsExpected, s.packetsLost, s.packetsLate, s.lossPct], [2000, 10, 2, 0.5]);
+    assert.deepEqual(s.jitterMs, { p50: 3, p99: 3, max: 3 });
+    assert.deepEqual(s.jitterMaxMs.max, 6);
     assert.deepEqual(s.mos, { min: 3.9, p50: 4.41 });
   });
 
