@@ -73,6 +73,8 @@ export class InboundCall {
   answeredAt = 0;
   #media: MediaSession | undefined;
   #rtcp: RtcpSession | undefined;
+  /** The media's RTP socket, which RTCP shares when multiplexed (RFC 5761). */
+  #rtpSocket: RtpSocket | undefined;
   #bot: BotStream | MuxBotStream | undefined;
   #protocol: BotProtocol | undefined;
   #streamStart = 0;
@@ -206,8 +208,10 @@ export class InboundCall {
         sink,
       );
     }
+    this.#rtpSocket = socket;
     const sdpRtcp = offer.remoteRtcp && ipv4ToU32(offer.remoteRtcp.address);
     this.#rtcp = new RtcpSession(rtcp, this.#media, `${this.id}@botedge`, sdpRtcp ? { ip: sdpRtcp, port: offer.remoteRtcp!.port } : undefined);
+    this.#muxRtcp(offer.rtcpMux);
     this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'created', direction: 'inbound', from: this.from, to: this.to, botUrl: this.route.url });
 
     try {
@@ -282,6 +286,15 @@ export class InboundCall {
    * The node's codecs this route can take: G.722 (16 kHz) cannot feed a 24 kHz bot, whose rate is
    * no integer multiple of it; such a call falls back to the next codec.
    */
+  /** RTCP on the RTP port (RFC 5761) when the last offer/answer said so, on its own port otherwise. */
+  #muxRtcp(on: boolean): void {
+    const media = this.#media;
+    const rtcp = this.#rtcp;
+    if (!media || !rtcp) return;
+    rtcp.mux(on ? this.#rtpSocket : undefined);
+    media.peer.onRtcp = on ? (msg, ip, port, arrivalUs) => rtcp.receive(msg, ip, port, arrivalUs) : undefined;
+  }
+
   #codecsForRoute(): CodecName[] {
     return this.#botRate === 24000 ? this.ctx.options.codecs.filter((c) => c !== 'G722') : this.ctx.options.codecs;
   }
@@ -409,6 +422,7 @@ export class InboundCall {
     const update = { payloadType: result.codec.payloadType, telephoneEventPt: result.telephoneEventPt, remote: result.remote };
     if (media instanceof CallMedia && result.codec.name !== 'opus') media.update({ ...update, codec: result.codec.name }, sending);
     else media.update(update, sending);
+    this.#muxRtcp(result.rtcpMux);
     const res = tx.reply(200, 'OK', {
       toTag: this.dialog.localTag,
       headers: [['Contact', `<${this.ctx.contact}>`], ['Allow', ALLOW]],

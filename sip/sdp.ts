@@ -521,6 +521,11 @@ export interface OfferAnswerResult {
   remote: { address: string; port: number };
   /** Where to send RTCP when the far end said (`a=rtcp`, RFC 3605); otherwise its RTP port + 1. */
   remoteRtcp?: { address: string; port: number };
+  /**
+   * RTP and RTCP share the RTP port (RFC 5761): the offer had `a=rtcp-mux` and the answer says so
+   * too. Then `remoteRtcp` does not apply: RTCP goes where RTP goes.
+   */
+  rtcpMux: boolean;
   /** Our direction for this stream. */
   direction: SdpDirection;
   /** The packet time the far end asked for, in ms, if it did. */
@@ -592,6 +597,11 @@ export function rtcpOf(sdp: Sdp, media: SdpMedia): { address: string; port: numb
   const port = Number(m[1]);
   if (port < 1 || port > 65535) return undefined;
   return { address: m[2] ?? remoteOf(sdp, media).address, port };
+}
+
+/** `a=rtcp-mux` (RFC 5761), or `a=rtcp-mux-only` (RFC 8858), which implies it. */
+function hasRtcpMux(media: SdpMedia): boolean {
+  return media.attributes.some((a) => a.name === 'rtcp-mux' || a.name === 'rtcp-mux-only');
 }
 
 function withRtcp(sdp: Sdp, media: SdpMedia): { remoteRtcp?: { address: string; port: number } } {
@@ -737,9 +747,16 @@ export function answerOffer(offer: Sdp, local: LocalMediaOptions): OfferAnswerRe
   const ours = reverse(effectiveDirection(offer, offered)) & DIRECTION_BITS[local.direction ?? 'sendrecv'];
   const direction = directionFromBits(ours);
 
+  // RFC 5761 §5.1.1: an answerer that takes the offer's `a=rtcp-mux` says so, and from then on
+  // sends and expects RTCP on the RTP port. We always can: RTCP is told from RTP by its type byte.
+  const rtcpMux = hasRtcpMux(offered);
   const answer = newSession(local);
   answer.media = offer.media.map((m, i) => {
-    if (i === index) return audioSection(local, [codec], te ? [{ ...te, fmtp: teFmtp }] : [], direction);
+    if (i === index) {
+      const audio = audioSection(local, [codec], te ? [{ ...te, fmtp: teFmtp }] : [], direction);
+      if (rtcpMux) audio.attributes.push({ name: 'rtcp-mux' });
+      return audio;
+    }
     // RFC 3264 §6: a rejected stream keeps its media type, proto and formats, with port 0.
     return { type: m.type, port: 0, proto: m.proto, formats: [...m.formats], bandwidths: [], rtpmaps: [], fmtps: [], attributes: [] };
   });
@@ -749,6 +766,7 @@ export function answerOffer(offer: Sdp, local: LocalMediaOptions): OfferAnswerRe
     codec: negotiated(offered, codec),
     remote: remoteOf(offer, offered),
     ...withRtcp(offer, offered),
+    rtcpMux,
     direction,
   };
   if (te) {
@@ -794,6 +812,8 @@ export function applyAnswer(offer: Sdp, answer: Sdp): OfferAnswerResult {
     codec: negotiated(theirs, codec),
     remote: remoteOf(answer, theirs),
     ...withRtcp(answer, theirs),
+    // Muxed only when both said so (RFC 5761 §5.1.1); we offer it only where the offer carried it.
+    rtcpMux: hasRtcpMux(ours) && hasRtcpMux(theirs),
     direction: directionFromBits(bits),
   };
   if (te) {

@@ -25,6 +25,10 @@ export interface RemoteReception {
  *
  * Where to send: where the caller's RTCP comes from once it has sent some (symmetric, as for RTP),
  * else where its SDP's `a=rtcp` says (RFC 3605), else its RTP address with port + 1 (§11).
+ *
+ * RTCP multiplexed on the RTP port (RFC 5761, `mux`): reports leave from the RTP socket to the
+ * caller's RTP address, and the caller's arrive through the RTP socket (RtpPeer.onRtcp), which has
+ * already applied RTP's source rule. The RTCP socket stays bound, so a re-INVITE can undo it.
  */
 export class RtcpSession {
   /** The caller's latest report about our stream. */
@@ -38,6 +42,8 @@ export class RtcpSession {
   #lastSr = 0;
   #lastSrAt = 0;
   #from: { ip: number; port: number } | undefined;
+  /** The RTP socket while RTCP is multiplexed onto it. */
+  #muxedOnto: RtpSocket | undefined;
   #closed = false;
 
   constructor(
@@ -49,10 +55,23 @@ export class RtcpSession {
     now = Date.now(),
   ) {
     this.#nextAt = now + nextIntervalMs();
-    socket.onPacket = (msg, ip, port, arrivalUs) => this.#onPacket(msg, ip, port, arrivalUs);
+    socket.onPacket = (msg, ip, port, arrivalUs) => this.receive(msg, ip, port, arrivalUs);
   }
 
-  #onPacket(msg: Uint8Array, ip: number, port: number, arrivalUs: number): void {
+  /**
+   * RTCP on the RTP port from now on (RFC 5761), or again on its own (`undefined`: a re-INVITE that
+   * no longer offers `a=rtcp-mux`). The RTP side hands this session what arrives there.
+   */
+  mux(rtp: RtpSocket | undefined): void {
+    this.#muxedOnto = rtp;
+  }
+
+  get muxed(): boolean {
+    return this.#muxedOnto !== undefined;
+  }
+
+  /** One RTCP datagram from the caller: on the RTCP socket, or on the RTP socket when multiplexed. */
+  receive(msg: Uint8Array, ip: number, port: number, arrivalUs: number): void {
     // The same source rule as RTP: once RTP latched, only the caller's address is taken.
     const rtp = this.media.peer.remote;
     if (this.media.peer.latched && rtp && rtp.ip !== ip) return;
@@ -64,7 +83,7 @@ export class RtcpSession {
       return;
     }
     this.received++;
-    if (port !== 0 && !this.#from) {
+    if (port !== 0 && !this.#from && !this.#muxedOnto) {
       // The caller's RTCP address, as symmetric RTP latches its RTP one; the socket turns the rest
       // away from now on (on the native I/O thread: a flood at this port never reaches us).
       this.#from = { ip, port };
@@ -102,7 +121,8 @@ export class RtcpSession {
   /** Builds and sends our report now; `bye` ends it with an RTCP BYE (the call is over). */
   send(bye: boolean, now = Date.now()): void {
     if (this.#closed) return;
-    const to = this.#from ?? this.sdpRtcp ?? rtcpAddressOf(this.media.peer.remote);
+    const via = this.#muxedOnto ?? this.socket;
+    const to = this.#muxedOnto ? this.media.peer.remote : (this.#from ?? this.sdpRtcp ?? rtcpAddressOf(this.media.peer.remote));
     if (!to) return;
     const reports: ReportBlock[] = [];
     const rr = this.media.peer.rx.receptionReport();
@@ -119,7 +139,7 @@ export class RtcpSession {
       cname: this.cname,
       bye,
     });
-    this.socket.sendNow(bytes, bytes.length, to.ip, to.port);
+    via.sendNow(bytes, bytes.length, to.ip, to.port);
     this.sent++;
   }
 

@@ -2,7 +2,7 @@ import { isRtcp, newRtpFields, parseRtpInto, type RtpFields } from '../../codecs
 import type { RtpReceiveStats } from '../../codecs/rtp-stats.js';
 import type { DtmfKeyPress, DtmfReceiver } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
-import { ipv4ToU32, type RtpSocket } from './rtp-socket.js';
+import { ipv4ToU32, type PacketHandler, type RtpSocket } from './rtp-socket.js';
 
 /**
  * The caller's end of a call's RTP, whatever the codec: where to send, which source to accept, and
@@ -21,6 +21,11 @@ export class RtpPeer {
   octetsSent = 0;
   /** Reused for every packet: what `receive` returns is valid until the next call. */
   readonly #fields = newRtpFields();
+  /**
+   * Where RTCP that arrives on the RTP port goes when RTP and RTCP share it (RFC 5761: the call's
+   * RtcpSession); unset, such packets are skipped.
+   */
+  onRtcp: PacketHandler | undefined;
 
   constructor(
     private readonly socket: RtpSocket,
@@ -53,15 +58,18 @@ export class RtpPeer {
 
   /**
    * A datagram from ip:port: the parsed RTP packet if it is one we take, else undefined (counted:
-   * unexpected source, malformed; RTCP multiplexed on the port (RFC 5761) is skipped silently).
-   * The fields object is reused: read it before the next packet.
+   * unexpected source, malformed). RTCP multiplexed on the port (RFC 5761) goes to `onRtcp`, from
+   * the same source only. The fields object is reused: read it before the next packet.
    */
-  receive(msg: Uint8Array, ip: number, port: number): RtpFields | undefined {
+  receive(msg: Uint8Array, ip: number, port: number, arrivalUs: number): RtpFields | undefined {
     if ((this.#latched || !this.symmetric) && (port !== this.#port || ip !== this.#ip)) {
       this.stats.rtpUnexpectedSource++;
       return undefined;
     }
-    if (isRtcp(msg)) return undefined;
+    if (isRtcp(msg)) {
+      this.onRtcp?.(msg, ip, port, arrivalUs);
+      return undefined;
+    }
     let pkt: RtpFields;
     try {
       pkt = parseRtpInto(msg, this.#fields);
@@ -86,7 +94,7 @@ export class RtpPeer {
    * audio's sequence numbers). The fields object is reused: read it before the next packet.
    */
   receiveAudio(msg: Uint8Array, ip: number, port: number, arrivalUs: number, audioPt: number, eventPt: number | undefined): RtpFields | undefined {
-    const pkt = this.receive(msg, ip, port);
+    const pkt = this.receive(msg, ip, port, arrivalUs);
     if (!pkt) return undefined;
     const audio = pkt.payloadType === audioPt;
     if (audio || pkt.payloadType === eventPt) this.rx.packet(pkt.ssrc, pkt.sequenceNumber, pkt.timestamp, arrivalUs, audio);

@@ -59,6 +59,16 @@ describe('RTCP', { timeout: 60000 }, () => {
     await box?.stop();
   });
 
+  /** The caller hangs up; the call's `ended` QoS and media counters. */
+  async function hangUp(s: ReturnType<EchoNode['uac']['newCall']>, toTag: string): Promise<{ qos: Qos; media: Record<string, number> }> {
+    const bye = { ...s, branch: newBranch(), cseq: 2 };
+    box.uac.sendRaw(box.uac.request('BYE', 'rtcp', bye, { toTag }));
+    assert.equal((await box.uac.finalResponse(bye.branch)).status, 200);
+    await box.events.until(() => box.events.of('ended').some((e) => e.data.sipCallId === s.callId), 5000, 'ended');
+    const ended = box.events.of('ended').find((e) => e.data.sipCallId === s.callId)!;
+    return { qos: ended.data.qos as Qos, media: ended.data.media as Record<string, number> };
+  }
+
   it("sends sender reports about the caller's stream from the RTP port + 1, and reads the caller's reports into qos.remote", async () => {
     const { rtp, rtcp, port } = await bindPair();
     const fromNode: { packets: RtcpPacket[]; bytes: Uint8Array; from: number; at: number }[] = [];
@@ -145,13 +155,7 @@ describe('RTCP', { timeout: 60000 }, () => {
       assert.equal(status.qos.remoteReports, 1);
       assert.ok(status.qos.mos && status.qos.mos.min < 4.41, JSON.stringify(status.qos));
 
-      const bye = { ...s, branch: newBranch(), cseq: 2 };
-      box.uac.sendRaw(box.uac.request('BYE', 'rtcp', bye, { toTag }));
-      assert.equal((await box.uac.finalResponse(bye.branch)).status, 200);
-      await box.events.until(() => box.events.of('ended').some((e) => e.data.sipCallId === s.callId), 5000, 'ended');
-      const ended = box.events.of('ended').find((e) => e.data.sipCallId === s.callId)!;
-      const qos = ended.data.qos as Qos;
-      const media = ended.data.media as Record<string, number>;
+      const { qos, media } = await hangUp(s, toTag);
       assert.equal(media.rtcpReceived, 2, "the caller's SR and RR, not the intruder's");
       assert.equal(media.rtcpMalformed, 1, 'the garbage datagram');
       assert.ok(media.rtcpSent! >= 2, `${media.rtcpSent} reports sent, the BYE included`);
@@ -169,6 +173,82 @@ describe('RTCP', { timeout: 60000 }, () => {
     } finally {
       rtp.close();
       rtcp.close();
+    }
+  });
+
+  it('multiplexes RTCP on the RTP port when the offer has a=rtcp-mux (RFC 5761), both ways, with RTP unharmed', async () => {
+    const { rtp, rtcp: unused, port } = await bindPair();
+    const onRtcpPort: Uint8Array[] = [];
+    unused.on('message', (msg) => onRtcpPort.push(msg));
+    const reports: { packets: RtcpPacket[]; from: number }[] = [];
+    let audio = 0;
+    let nodeSsrc = -1;
+    rtp.on('message', (msg, rinfo) => {
+      const pt = msg[1]! & 0x7f;
+      // RFC 5761 §4: RTCP's packet types 200-204 read as RTP payload types 72-76.
+      if (pt >= 72 && pt <= 76) reports.push({ packets: parseRtcp(msg), from: rinfo.port });
+      else {
+        audio++;
+        nodeSsrc = parseRtp(msg).ssrc;
+      }
+    });
+    try {
+      const s = box.uac.newCall();
+      const sdp = sdpOffer(port, { payloads: '0' }).replace('a=sendrecv', 'a=rtcp-mux\r\na=sendrecv');
+      box.uac.sendRaw(box.uac.request('INVITE', 'rtcp', s, { body: sdp }));
+      const res: SipResponse = await box.uac.finalResponse(s.branch);
+      assert.equal(res.status, 200);
+      const answer = parseSdp(Buffer.from(res.body).toString()).media[0]!;
+      assert.ok(answer.attributes.some((a) => a.name === 'rtcp-mux'), 'the answer takes a=rtcp-mux');
+      const nodePort = answer.port;
+      const toTag = parseNameAddr(res.headers.get('To') ?? '').params.get('tag') ?? '';
+      box.uac.sendRaw(box.uac.request('ACK', 'rtcp', { ...s, branch: newBranch() }, { toTag, cseqMethod: 'ACK' }));
+
+      const payload = new Uint8Array(160);
+      ulawEncode(new Int16Array(160).fill(3000), payload);
+      const t0 = performance.now();
+      let talking = true;
+      const talk = (async () => {
+        for (let f = 0; talking; f++) {
+          const pkt = new Uint8Array(172);
+          serializeRtpInto(pkt, 0, { marker: f === 0, payloadType: 0, sequenceNumber: f, timestamp: f * 160, ssrc: CALLER_SSRC }, payload);
+          rtp.send(pkt, nodePort, '127.0.0.1');
+          await new Promise((r) => setTimeout(r, Math.max(0, t0 + (f + 1) * 20 - performance.now())));
+        }
+      })();
+      await until(() => reports.length > 0, 10000, "the node's first report on the RTP port");
+      const first = reports[0]!;
+      assert.equal(first.from, nodePort, 'RTCP leaves from the RTP port');
+      const sr = first.packets[0]!;
+      assert.equal(sr.type, 'sr');
+      if (sr.type !== 'sr') return;
+      assert.equal(sr.ssrc, nodeSsrc >>> 0);
+      assert.equal(sr.reports[0]?.ssrc, CALLER_SSRC, "the report block is about the caller's stream");
+
+      // The caller's receiver report, on the RTP port: it reaches qos.remote, and is no RTP.
+      const rr = buildRtcpReport({
+        ssrc: CALLER_SSRC,
+        reports: [{ ssrc: sr.ssrc, fractionLost: 128, cumulativeLost: 3, extendedHighestSeq: 500, jitter: 80, lastSr: ntpMiddle32(sr.sender.ntpSeconds, sr.sender.ntpFraction), delaySinceLastSr: 0 }],
+        cname: 'caller@test',
+      });
+      rtp.send(rr, nodePort, '127.0.0.1');
+      await new Promise((r) => setTimeout(r, 200));
+      talking = false;
+      await talk;
+
+      const { qos, media } = await hangUp(s, toTag);
+      assert.equal(media.rtcpReceived, 1, "the caller's RR, taken from the RTP port");
+      assert.equal(media.rtpMalformed, 0, 'RTCP on the RTP port is not counted as bad RTP');
+      assert.equal(qos.packetsLost, 0);
+      assert.equal(qos.remote?.lossPct, 50);
+      assert.equal(qos.remote?.packetsLost, 3);
+      assert.equal(qos.remote?.jitterMs, 10, '80 units of the 8 kHz clock');
+      await until(() => reports.some((r) => r.packets.some((p) => p.type === 'bye')), 2000, 'an RTCP BYE on the RTP port');
+      assert.ok(audio > 20, `${audio} RTP packets from the node`);
+      assert.equal(onRtcpPort.length, 0, 'nothing on the RTP port + 1');
+    } finally {
+      rtp.close();
+      unused.close();
     }
   });
 

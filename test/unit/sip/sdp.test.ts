@@ -138,6 +138,28 @@ describe('SDP offer/answer', () => {
     assert.equal(answerOffer(garbage, LOCAL).remoteRtcp, undefined, 'unreadable: ignored');
   });
 
+  it('takes RTP/RTCP multiplexing when offered (RFC 5761, and RFC 8858 rtcp-mux-only), and only then', { timeout: 5000 }, () => {
+    const base = fixture('offer-pcmu-only.sdp');
+    const plain = answerOffer(parseSdp(base), LOCAL);
+    assert.equal(plain.rtcpMux, false);
+    assert.doesNotMatch(formatSdp(plain.answer), /rtcp-mux/);
+    for (const attr of ['a=rtcp-mux', 'a=rtcp-mux-only\r\na=rtcp-mux', 'a=rtcp-mux-only']) {
+      const r = answerOffer(parseSdp(base.replace('m=audio 49170 RTP/AVP 0\r\n', `m=audio 49170 RTP/AVP 0\r\n${attr}\r\n`)), LOCAL);
+      assert.equal(r.rtcpMux, true, attr);
+      const text = formatSdp(r.answer);
+      // The answer says a=rtcp-mux once, in the audio section, and never rtcp-mux-only (§5.1.1 of 5761, §4.3 of 8858).
+      assert.equal(text.match(/\r\na=rtcp-mux\r\n/g)?.length, 1, text);
+      assert.doesNotMatch(text, /rtcp-mux-only/);
+      assert.ok(text.indexOf('a=rtcp-mux') > text.indexOf('m=audio'), text);
+    }
+    // As offerer: muxed only when our offer and the answer both carry it.
+    const ours = createOffer({ ...LOCAL, codecs: ['PCMU'] });
+    const muxedAnswer = parseSdp(formatSdp(answerOffer(parseSdp(formatSdp(ours)), LOCAL).answer).replace('a=sendrecv', 'a=rtcp-mux\r\na=sendrecv'));
+    assert.equal(applyAnswer(ours, muxedAnswer).rtcpMux, false, 'we did not offer it');
+    ours.media[0]!.attributes.push({ name: 'rtcp-mux' });
+    assert.equal(applyAnswer(ours, muxedAnswer).rtcpMux, true);
+  });
+
   it('negotiates G.722 at static payload type 9 on its 8 kHz RTP clock, with or without an rtpmap', { timeout: 5000 }, () => {
     const base = fixture('offer-pcmu-only.sdp');
     const withMap = parseSdp(base.replace('m=audio 49170 RTP/AVP 0\r\n', 'm=audio 49170 RTP/AVP 0 9\r\na=rtpmap:9 G722/8000\r\n'));
