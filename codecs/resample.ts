@@ -103,7 +103,12 @@ export class Resampler {
   #work: Int16Array;
   #untilNext = 0;
 
-  constructor(fromRate: SampleRate, toRate: SampleRate, options: { native?: boolean } = {}) {
+  /**
+   * `native: false` takes the TypeScript loops even when the addon has them. `maxInput`: the most
+   * samples one `process` call will be given, so the work buffer is sized once and never replaced
+   * (the receive lane, edge/media/rx-lane.ts, keeps a pointer to it).
+   */
+  constructor(fromRate: SampleRate, toRate: SampleRate, options: { native?: boolean; maxInput?: number } = {}) {
     const up = toRate >= fromRate;
     const factor = up ? toRate / fromRate : fromRate / toRate;
     if (!Number.isInteger(factor) || factor < 1 || factor > 6) {
@@ -124,7 +129,16 @@ export class Resampler {
     this.#fir = fixedPolyphase(designLowPass(TAPS_PER_PHASE * factor + 1, 0.5 / factor), factor, up);
     this.#plan = this.#loops.prepare(this.#fir);
     this.#historyLength = this.#fir.history;
-    this.#work = new Int16Array(this.#historyLength);
+    this.#work = new Int16Array(this.#historyLength + (options.maxInput ?? 0));
+  }
+
+  /**
+   * For the receive lane: the native plan of an upsampler and its work buffer (history, then room
+   * for `maxInput` samples), which the lane runs exactly as `process` does. Undefined for a
+   * downsampler, a ratio of 1, or the TypeScript loops.
+   */
+  get nativeUp(): { plan: FirPlan; work: Int16Array } | undefined {
+    return this.#up && this.#plan && this.native ? { plan: this.#plan, work: this.#work } : undefined;
   }
 
   /** Whether the tap loops run natively. */

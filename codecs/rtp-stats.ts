@@ -28,34 +28,57 @@ export interface RtpReceiveCounts {
   jitterMaxMs: number;
 }
 
-export class RtpReceiveStats {
-  #started = false;
-  #ssrc = 0;
+/**
+ * The words of a stream's state, in a Float64Array (every value is an integer below 2^53 or the
+ * jitter): the receive lane (native/rx_lane.cc) updates the same array for the packets it takes, so
+ * both keep one set of figures. The native side exports the same layout (`rxLaneLayout.rxWords`),
+ * and edge/media/rx-lane.ts checks the two agree before using it.
+ */
+export const RX = {
+  started: 0,
+  ssrc: 1,
   /** The current run: its first sequence number, highest one, wraps (×2^16) and the packets it had. */
-  #base = 0;
-  #maxSeq = 0;
-  #cycles = 0;
-  #received = 0;
+  base: 2,
+  maxSeq: 3,
+  cycles: 4,
+  received: 5,
   /** A.1's bad_seq: the sequence number that would confirm a jump as a restart (none: 2^16 + 1). */
-  #badSeq = SEQ_MOD + 1;
+  badSeq: 6,
   /** Runs before the current one (a restarted sender). */
-  #doneExpected = 0;
-  #doneReceived = 0;
+  doneExpected: 7,
+  doneReceived: 8,
+  /** Jitter in timestamp units (A.8 keeps it that way; converted to ms only when read). */
+  jitter: 9,
+  jitterMax: 10,
+  intervalJitterMax: 11,
+  timed: 12,
+  lastArrivalUs: 13,
+  lastTimestamp: 14,
+  clockRate: 15,
+} as const;
+export const RX_WORDS = 16;
+
+export class RtpReceiveStats {
+  readonly #s: Float64Array;
   /** Totals when `interval()` was last read, and when the last reception report was built. */
   #priorExpected = 0;
   #priorReceived = 0;
   #reportExpected = 0;
   #reportReceived = 0;
-  /** Jitter in timestamp units (A.8 keeps it that way; converted to ms only when read). */
-  #jitter = 0;
-  #jitterMax = 0;
-  #intervalJitterMax = 0;
-  #timed = false;
-  #lastArrivalUs = 0;
-  #lastTimestamp = 0;
 
-  /** `clockRate`: the payload's RTP clock, Hz (8000 for G.711, 48000 for Opus). */
-  constructor(readonly clockRate: number) {}
+  /**
+   * `clockRate`: the payload's RTP clock, Hz (8000 for G.711, 48000 for Opus). `state`: where to
+   * keep the figures (RX_WORDS words, cleared here), when something else shares them.
+   */
+  constructor(
+    readonly clockRate: number,
+    state: Float64Array = new Float64Array(RX_WORDS),
+  ) {
+    this.#s = state;
+    state.fill(0);
+    state[RX.badSeq] = SEQ_MOD + 1;
+    state[RX.clockRate] = clockRate;
+  }
 
   /**
    * One received packet. `arrivalUs`: when it was read, µs mod 2^32 on a monotonic clock.
@@ -64,77 +87,83 @@ export class RtpReceiveStats {
    * is not counted: the first of a jump that a second packet has not yet confirmed (A.1).
    */
   packet(ssrc: number, seq: number, timestamp: number, arrivalUs: number, timed: boolean): boolean {
-    if (!this.#started || ssrc !== this.#ssrc) {
+    const s = this.#s;
+    if (s[RX.started] !== 1 || ssrc !== s[RX.ssrc]) {
       this.#restart(ssrc, seq);
     } else {
-      const ahead = (seq - this.#maxSeq) & 0xffff;
+      const maxSeq = s[RX.maxSeq]!;
+      const ahead = (seq - maxSeq) & 0xffff;
       if (ahead < MAX_DROPOUT) {
         // In order, with a gap of fewer than MAX_DROPOUT: a smaller number means it wrapped.
-        if (seq < this.#maxSeq) this.#cycles += SEQ_MOD;
-        this.#maxSeq = seq;
+        if (seq < maxSeq) s[RX.cycles]! += SEQ_MOD;
+        s[RX.maxSeq] = seq;
       } else if (ahead <= SEQ_MOD - MAX_MISORDER) {
         // A large jump: one stray packet, or a sender that restarted. Follow it once the next
         // packet continues it.
-        if (seq !== this.#badSeq) {
-          this.#badSeq = (seq + 1) & 0xffff;
+        if (seq !== s[RX.badSeq]) {
+          s[RX.badSeq] = (seq + 1) & 0xffff;
           return false;
         }
         this.#restart(ssrc, seq);
       }
       // Otherwise a duplicate or a late packet (up to MAX_MISORDER back): received, max unchanged.
     }
-    this.#received++;
+    s[RX.received]!++;
     if (timed) this.#time(timestamp, arrivalUs);
     return true;
   }
 
   /** A.8: J += (|D| − J) / 16, D the change in transit time between consecutive packets. */
   #time(timestamp: number, arrivalUs: number): void {
-    if (this.#timed) {
+    const s = this.#s;
+    if (s[RX.timed] === 1) {
       // Both differences mod 2^32: arrival stamps and RTP timestamps wrap.
-      const arrived = (((arrivalUs - this.#lastArrivalUs) >>> 0) * this.clockRate) / 1e6;
-      const d = arrived - ((timestamp - this.#lastTimestamp) | 0);
-      this.#jitter += (Math.abs(d) - this.#jitter) / 16;
-      if (this.#jitter > this.#jitterMax) this.#jitterMax = this.#jitter;
-      if (this.#jitter > this.#intervalJitterMax) this.#intervalJitterMax = this.#jitter;
+      const arrived = (((arrivalUs - s[RX.lastArrivalUs]!) >>> 0) * this.clockRate) / 1e6;
+      const d = arrived - ((timestamp - s[RX.lastTimestamp]!) | 0);
+      const jitter = s[RX.jitter]! + (Math.abs(d) - s[RX.jitter]!) / 16;
+      s[RX.jitter] = jitter;
+      if (jitter > s[RX.jitterMax]!) s[RX.jitterMax] = jitter;
+      if (jitter > s[RX.intervalJitterMax]!) s[RX.intervalJitterMax] = jitter;
     }
-    this.#timed = true;
-    this.#lastArrivalUs = arrivalUs;
-    this.#lastTimestamp = timestamp;
+    s[RX.timed] = 1;
+    s[RX.lastArrivalUs] = arrivalUs;
+    s[RX.lastTimestamp] = timestamp;
   }
 
   #restart(ssrc: number, seq: number): void {
-    this.#doneExpected += this.#runExpected();
-    this.#doneReceived += this.#received;
-    this.#started = true;
-    this.#ssrc = ssrc;
-    this.#base = seq;
-    this.#maxSeq = seq;
-    this.#cycles = 0;
-    this.#received = 0;
-    this.#badSeq = SEQ_MOD + 1;
+    const s = this.#s;
+    s[RX.doneExpected]! += this.#runExpected();
+    s[RX.doneReceived]! += s[RX.received]!;
+    s[RX.started] = 1;
+    s[RX.ssrc] = ssrc;
+    s[RX.base] = seq;
+    s[RX.maxSeq] = seq;
+    s[RX.cycles] = 0;
+    s[RX.received] = 0;
+    s[RX.badSeq] = SEQ_MOD + 1;
     // A new sender has a new timestamp origin: its first packet has no transit to compare with.
-    this.#timed = false;
+    s[RX.timed] = 0;
   }
 
   #runExpected(): number {
-    return this.#started ? this.#cycles + this.#maxSeq - this.#base + 1 : 0;
+    const s = this.#s;
+    return s[RX.started] === 1 ? s[RX.cycles]! + s[RX.maxSeq]! - s[RX.base]! + 1 : 0;
   }
 
   /** Packets expected and received over every run so far. */
   get #expectedTotal(): number {
-    return this.#doneExpected + this.#runExpected();
+    return this.#s[RX.doneExpected]! + this.#runExpected();
   }
 
   get #receivedTotal(): number {
-    return this.#doneReceived + this.#received;
+    return this.#s[RX.doneReceived]! + this.#s[RX.received]!;
   }
 
   /** Since the first packet. */
   get total(): RtpReceiveCounts {
     const expected = this.#expectedTotal;
     const received = this.#receivedTotal;
-    return { expected, received, lost: Math.max(0, expected - received), jitterMs: this.#ms(this.#jitter), jitterMaxMs: this.#ms(this.#jitterMax) };
+    return { expected, received, lost: Math.max(0, expected - received), jitterMs: this.#ms(this.#s[RX.jitter]!), jitterMaxMs: this.#ms(this.#s[RX.jitterMax]!) };
   }
 
   /** Since the previous call (or the first packet), for periodic samples (A.3's interval loss). */
@@ -145,9 +174,9 @@ export class RtpReceiveStats {
     const r = received - this.#priorReceived;
     this.#priorExpected = expected;
     this.#priorReceived = received;
-    const jitterMaxMs = this.#ms(this.#intervalJitterMax);
-    this.#intervalJitterMax = this.#jitter;
-    return { expected: e, received: r, lost: Math.max(0, e - r), jitterMs: this.#ms(this.#jitter), jitterMaxMs };
+    const jitterMaxMs = this.#ms(this.#s[RX.intervalJitterMax]!);
+    this.#s[RX.intervalJitterMax] = this.#s[RX.jitter]!;
+    return { expected: e, received: r, lost: Math.max(0, e - r), jitterMs: this.#ms(this.#s[RX.jitter]!), jitterMaxMs };
   }
 
   /**
@@ -156,7 +185,8 @@ export class RtpReceiveStats {
    * jitter in timestamp units. Undefined before the first packet.
    */
   receptionReport(): { ssrc: number; fractionLost: number; cumulativeLost: number; extendedHighestSeq: number; jitter: number } | undefined {
-    if (!this.#started) return undefined;
+    const s = this.#s;
+    if (s[RX.started] !== 1) return undefined;
     const expected = this.#expectedTotal;
     const received = this.#receivedTotal;
     const e = expected - this.#reportExpected;
@@ -164,11 +194,11 @@ export class RtpReceiveStats {
     this.#reportExpected = expected;
     this.#reportReceived = received;
     return {
-      ssrc: this.#ssrc,
+      ssrc: s[RX.ssrc]!,
       fractionLost: e === 0 || lost <= 0 ? 0 : Math.min(255, Math.floor((lost * 256) / e)),
       cumulativeLost: expected - received,
-      extendedHighestSeq: (this.#cycles + this.#maxSeq) >>> 0,
-      jitter: Math.floor(this.#jitter),
+      extendedHighestSeq: (s[RX.cycles]! + s[RX.maxSeq]!) >>> 0,
+      jitter: Math.floor(s[RX.jitter]!),
     };
   }
 

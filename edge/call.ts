@@ -232,6 +232,7 @@ export class InboundCall {
           signingSecret: this.route.signingSecret ?? opts.botSigningSecret,
           ca: this.#ca(),
           log: log.child({ call: this.id }),
+          lane: socket.lane?.host,
         },
         {
           onCommand: (cmd) => this.#onBotCommand(cmd),
@@ -250,6 +251,8 @@ export class InboundCall {
       this.#bot.close('caller-cancel');
       return;
     }
+    // G.711 caller frames may now go from the RTP I/O straight into the bot's mux batch (rx-lane.ts).
+    if (this.#media instanceof CallMedia && this.#bot instanceof MuxBotStream) this.#media.laneTo(this.#bot.laneTarget);
     const proto = this.#protocol;
     if (proto instanceof TwilioProtocol) {
       twilioCalls.set(proto.callSid, {
@@ -503,6 +506,7 @@ export class InboundCall {
   /** The bot's socket is gone. A failed bot follows the route's `onBotFailure` policy. */
   #onBotGone(reason: string, failure: boolean): void {
     if (this.#ended) return;
+    if (this.#media instanceof CallMedia) this.#media.laneTo(undefined);
     if (!failure || this.route.onBotFailure !== 'prompt' || !this.route.fallbackPrompt || !this.#media || !this.answeredAt) {
       this.hangup(failure ? 'bot-error' : 'bot-hangup', reason);
       return;

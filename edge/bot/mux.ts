@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { WebSocket, type RawData } from 'ws';
 import { MUX_SUBPROTOCOL, RecordWriter, readRecords, samplesOf, tagJson } from '../../sdk/mux-wire.js';
 import { logOnce, type Logger } from '../log.js';
+import type { LaneOutput, RxLaneHost } from '../media/rx-lane.js';
 import { BotUnreachableError, type BotStreamHandlers, type BotStreamOptions } from './bot-stream.js';
 import { BotControlSchema, DEFAULT_DTMF_MS } from './native-protocol.js';
 import { jsonObject, type BotCommand, type BotProtocol, type EdgeEvent } from './protocol.js';
@@ -22,6 +23,11 @@ import { signConnect } from './signing.js';
 export interface MuxStreamOptions extends BotStreamOptions {
   /** Connections are shared per (node, bot URL): two nodes in one process never share one. */
   nodeId?: string;
+  /**
+   * The node's G.711 receive lane: the connection's batch then lives in it, so the lane can add
+   * caller frames to it directly (edge/media/rx-lane.ts).
+   */
+  lane?: RxLaneHost | undefined;
 }
 
 /** How often a slow bot is told how many frames it lost, ms. */
@@ -42,8 +48,11 @@ export const muxCounters = { connections: 0, batchesSent: 0, framesSent: 0, badI
 
 export class MuxConnection {
   readonly streams = new Map<number, MuxBotStream>();
-  /** One batch buffer for the connection's life: the client-side `ws` masks (copies) as it sends. */
-  readonly #writer = new RecordWriter(16 * 1024, true);
+  /**
+   * One batch buffer for the connection's life: the client-side `ws` masks (copies) as it sends.
+   * In the receive lane when the node has one, which adds caller frames to it as well.
+   */
+  readonly #writer: RecordWriter | LaneOutput;
   readonly #badSeen = new Set<string>();
   #nextId = 1;
   #closed = false;
@@ -68,7 +77,19 @@ export class MuxConnection {
     readonly ws: WebSocket,
     private readonly opts: MuxStreamOptions,
     readonly log: Logger,
-  ) {}
+  ) {
+    this.#writer = opts.lane
+      ? opts.lane.openOutput(
+          () => this.usable && this.canSend() && this.#backlogged.size === 0,
+          () => this.#scheduleFlush(),
+        )
+      : new RecordWriter(16 * 1024, true);
+  }
+
+  /** Where the receive lane may add a stream's caller frames: this connection's batch in it. */
+  get laneOutput(): LaneOutput | undefined {
+    return this.#writer instanceof RecordWriter ? undefined : this.#writer;
+  }
 
   /** The shared connection for this (node, URL, credentials), opening it if needed. */
   static get(url: string, opts: MuxStreamOptions): Promise<MuxConnection> {
@@ -104,6 +125,7 @@ export class MuxConnection {
       ws.once('open', () => {
         if (ws.protocol !== MUX_SUBPROTOCOL) {
           ws.terminate();
+          conn.laneOutput?.close();
           reject(new BotUnreachableError(url, `bot did not accept the ${MUX_SUBPROTOCOL} subprotocol`));
           return;
         }
@@ -115,11 +137,15 @@ export class MuxConnection {
       ws.on('message', (data: RawData, isBinary: boolean) => conn.#onMessage(data as Buffer, isBinary));
       ws.on('pong', () => (conn.#awaitingPongSince = 0));
       ws.on('error', (err) => {
-        if (!opened) reject(new BotUnreachableError(url, `bot WebSocket did not open: ${err.message}`, { cause: err }));
+        if (!opened) {
+          conn.laneOutput?.close();
+          reject(new BotUnreachableError(url, `bot WebSocket did not open: ${err.message}`, { cause: err }));
+        }
         else log.warn({ err: err.message }, 'mux socket error');
       });
       ws.on('close', (code, reason) => {
         if (!opened) {
+          conn.laneOutput?.close();
           reject(new BotUnreachableError(url, `bot WebSocket closed before open (${code})`));
           return;
         }
@@ -161,6 +187,10 @@ export class MuxConnection {
 
   addFrame(id: number, pcm: Int16Array): void {
     this.#writer.add(id, pcm);
+    this.#scheduleFlush();
+  }
+
+  #scheduleFlush(): void {
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       // Everything that becomes ready in this turn of the event loop (every RTP packet read in one
@@ -237,6 +267,7 @@ export class MuxConnection {
     this.streams.clear();
     this.#backlogged.clear();
     for (const s of streams) s.gone(reason);
+    this.laneOutput?.close();
   }
 
   close(reason: string): void {
@@ -246,6 +277,7 @@ export class MuxConnection {
     if (pool.get(this.key) === this) pool.delete(this.key);
     this.ws.close(1000, reason);
     setTimeout(() => this.ws.terminate(), 2000).unref();
+    this.laneOutput?.close();
   }
 
   #isLate(id: number): boolean {
@@ -349,6 +381,17 @@ export class MuxBotStream {
 
   get framesDropped(): number {
     return this.#queue.audioDropped;
+  }
+
+  /**
+   * Where the node's receive lane may add this call's caller frames (CallMedia.laneTo): the
+   * connection's batch and this stream's id. The connection says per batch whether it takes
+   * frames (open, under its allowance, no stream with a backlog), so the lane's frames never pass
+   * frames queued here.
+   */
+  get laneTarget(): { host: RxLaneHost; output: number; stream: number } | undefined {
+    const out = this.conn.laneOutput;
+    return out && !this.#closed ? { host: out.host, output: out.index, stream: this.#id } : undefined;
   }
 
   get queued(): number {

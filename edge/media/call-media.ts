@@ -2,12 +2,13 @@ import { g711 } from '../../codecs/native.js';
 import { serializeRtpInto, RTP_HEADER_SIZE } from '../../codecs/rtp.js';
 import { G722Decoder, G722Encoder } from '../../codecs/g722.js';
 import { Resampler } from '../../codecs/resample.js';
-import { RtpReceiveStats } from '../../codecs/rtp-stats.js';
+import { RtpReceiveStats, RX_WORDS } from '../../codecs/rtp-stats.js';
 import { DtmfReceiver, serializeTelephoneEventInto } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
 import { DtmfSender } from './dtmf-sender.js';
 import { newPlayout, type PlayoutBuffer } from './playout.js';
 import { RtpPeer } from './rtp-peer.js';
+import { LANE, LANE_WORDS, type LaneSlot } from './rx-lane.js';
 import type { RtpSocket } from './rtp-socket.js';
 import { newMediaStats, type CallMediaSink, type MediaSession, type MediaSessionOptions } from './session.js';
 
@@ -88,9 +89,8 @@ export class CallMedia implements MediaSession {
   readonly #up: Resampler | undefined;
   readonly #down: Resampler | undefined;
   readonly #upsampled: Int16Array;
-  /** Caller audio at the bot's rate, cut into 20 ms frames: every bot protocol streams 20 ms. */
+  /** Caller audio at the bot's rate, cut into 20 ms frames (filled: #w[LANE.frameFill]): every bot protocol streams 20 ms. */
   readonly #frame: Int16Array;
-  #frameFill = 0;
   #downsampled = new Int16Array(0);
   readonly #peer: RtpPeer;
   /** The audio packet this tick sent (or staged), so a barge-in can still silence it. */
@@ -105,11 +105,17 @@ export class CallMedia implements MediaSession {
   /** This slot's header is taken and its packet not sent: it waits for the bot's late frame. */
   #held = false;
   readonly stats: MediaStats = { ...newMediaStats(), playoutLateFrames: 0, rtpLate: 0, concealedFrames: 0 };
-  /** The caller's stream: SSRC, sequence number and timestamp of the newest audio packet passed to the bot, and its span (timestamp units). */
-  #inSsrc = -1;
-  #inSeq = 0;
-  #inTs = 0;
-  #inSpan = 0;
+  /**
+   * The receive side's state, in words of a Float64Array (`LANE`): the caller's stream (SSRC,
+   * sequence number and timestamp of the newest audio packet passed to the bot, and its span in
+   * timestamp units), the frame being filled, the last packet's length, then the receive
+   * statistics. With the G.711 receive lane (rx-lane.ts) it is the socket slot's block, which the
+   * lane updates for the packets it takes; otherwise this call's own.
+   */
+  readonly #w: Float64Array;
+  readonly #lane: LaneSlot | undefined;
+  /** The bot's mux batch and stream, while the lane may feed it. */
+  #laneTarget: { output: number; stream: number } | undefined;
 
   constructor(
     private readonly socket: RtpSocket,
@@ -130,13 +136,23 @@ export class CallMedia implements MediaSession {
     // 200 ms to start with (it grows on demand): most calls never queue more, and memory per call counts.
     this.playout = newPlayout(options.playoutCapacity, rate / 5, options.playoutTrim);
     if (options.botRate !== rate) {
-      this.#up = new Resampler(rate, options.botRate);
+      // The largest packet sized in: the work buffer is never replaced (the lane holds it).
+      this.#up = new Resampler(rate, options.botRate, { maxInput: this.#decoded.length });
       this.#down = new Resampler(options.botRate, rate);
     }
     this.#upsampled = new Int16Array(this.#up ? this.#up.maxOutputLength(this.#decoded.length) : 0);
     this.#frame = new Int16Array(options.botRate / 50);
     this.#catchUp = options.playoutCatchUp !== false;
-    this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats, new DtmfReceiver(), (press) => sink.onDtmf(press), new RtpReceiveStats(8000));
+    // The lane decodes G.711 only, and resamples with the native loops only.
+    const up = this.#up?.nativeUp;
+    const lane = options.codec !== 'G722' && (!this.#up || up) ? socket.lane : undefined;
+    this.#lane = lane;
+    this.#w = lane ? lane.block : new Float64Array(LANE_WORDS);
+    this.#w.fill(0);
+    this.#w[LANE.inSsrc] = -1;
+    lane?.attach(this.#decoded, up);
+    const rx = new RtpReceiveStats(8000, this.#w.subarray(LANE.rx, LANE.rx + RX_WORDS));
+    this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats, new DtmfReceiver(), (press) => sink.onDtmf(press), rx);
     this.#header.payloadType = options.payloadType;
     this.#header.sequenceNumber = (Math.random() * 0x10000) >>> 0;
     this.#header.timestamp = (Math.random() * 0x100000000) >>> 0;
@@ -164,18 +180,49 @@ export class CallMedia implements MediaSession {
     this.#header.payloadType = this.options.payloadType;
     if (options.remote) this.#peer.setRemote(options.remote);
     this.#sending = sending;
+    this.#laneCheck();
+  }
+
+  /**
+   * The bot's mux batch for this call's frames (MuxBotStream.laneTarget), or none: the lane may
+   * take this call's packets only while it has one. A target in another node's lane is none.
+   */
+  laneTo(target: { host: unknown; output: number; stream: number } | undefined): void {
+    this.#laneTarget = target && this.#lane && target.host === this.#lane.host ? target : undefined;
+    this.#laneCheck();
+  }
+
+  /** Opens the lane to this call's packets when it can take them: a bot batch, and the caller's address known. */
+  #laneCheck(): void {
+    const w = this.#w;
+    const remote = this.#peer.remote;
+    const target = this.#laneTarget;
+    if (!this.#lane || !target || this.#closed || !remote || (this.options.symmetric && !this.#peer.latched)) {
+      w[LANE.on] = 0;
+      return;
+    }
+    w[LANE.codec] = this.options.codec === 'PCMA' ? 1 : 0;
+    w[LANE.pt] = this.options.payloadType;
+    w[LANE.srcIp] = remote.ip;
+    w[LANE.srcPort] = remote.port;
+    w[LANE.output] = target.output;
+    w[LANE.stream] = target.stream;
+    w[LANE.on] = 1;
   }
 
   #onPacket(msg: Uint8Array, ip: number, port: number, arrivalUs: number): void {
     if (this.#closed) return;
     const pkt = this.#peer.receiveAudio(msg, ip, port, arrivalUs, this.options.payloadType, this.options.telephoneEventPt);
+    const w = this.#w;
+    // The first packet latches the caller's address: the lane can take the next ones.
+    if (w[LANE.on] === 0 && this.#laneTarget) this.#laneCheck();
     if (!pkt) return;
     // G.711 goes to the bot as it arrives (no jitter buffer: the least delay for the bot's
     // recogniser). A duplicate, or a packet older than one already passed on, would play 20 ms
     // twice or out of order: drop it and count it. A jump back of more than MAX_REORDER is a
     // restarted sender, as is a new SSRC: follow it.
-    if (pkt.ssrc === this.#inSsrc) {
-      if (((this.#inSeq - pkt.sequenceNumber) & 0xffff) < MAX_REORDER) {
+    if (pkt.ssrc === w[LANE.inSsrc]) {
+      if (((w[LANE.inSeq]! - pkt.sequenceNumber) & 0xffff) < MAX_REORDER) {
         this.stats.rtpLate!++;
         return;
       }
@@ -183,17 +230,18 @@ export class CallMedia implements MediaSession {
       // audio it gets (and Twilio-style streams never skip a chunk), so a short gap is filled
       // first. Not at the start of a talk spurt (marker), after silence suppression, where the gap
       // is meant.
-      const gap = (pkt.timestamp - this.#inTs - this.#inSpan) | 0;
+      const gap = (pkt.timestamp - w[LANE.inTs]! - w[LANE.inSpan]!) | 0;
       if (!pkt.marker && gap > 0 && gap <= MAX_FILL) this.#fill(gap * this.#samplesPerTs);
     }
-    this.#inSsrc = pkt.ssrc;
-    this.#inSeq = pkt.sequenceNumber;
-    this.#inTs = pkt.timestamp;
+    w[LANE.inSsrc] = pkt.ssrc;
+    w[LANE.inSeq] = pkt.sequenceNumber;
+    w[LANE.inTs] = pkt.timestamp;
     // No view per packet unless the packet size changed: typed-array views are most of what the
     // receive path allocates, and allocation is what drives GC pauses at a few hundred calls.
     const payload = pkt.payload.length <= MAX_DECODE ? pkt.payload : pkt.payload.subarray(0, MAX_DECODE);
-    this.#inSpan = payload.length; // one byte per timestamp unit, for both codecs
+    w[LANE.inSpan] = payload.length; // one byte per timestamp unit, for both codecs
     const n = payload.length * this.#samplesPerTs;
+    w[LANE.decodedLen] = n;
     if (this.#decodedView.length !== n) this.#decodedView = this.#decoded.subarray(0, n);
     const out = this.#decodedView;
     if (this.options.codec === 'PCMU') g711.ulawDecode(payload, out);
@@ -220,6 +268,9 @@ export class CallMedia implements MediaSession {
    * `concealedFrames` (20 ms each, rounded up).
    */
   #fill(samples: number): void {
+    // The lane decodes into the same buffer: the last packet's length is the block's.
+    const n = this.#w[LANE.decodedLen]!;
+    if (this.#decodedView.length !== n) this.#decodedView = this.#decoded.subarray(0, n);
     const last = this.#decodedView;
     const fill = fillScratch.subarray(0, samples);
     fill.fill(0);
@@ -234,18 +285,20 @@ export class CallMedia implements MediaSession {
   /** Hands caller audio to the bot side in 20 ms frames (a 30 ms ptime caller gives 20, 20, 20… ms). */
   #toBot(pcm: Int16Array): void {
     const f = this.#frame;
-    if (this.#frameFill === 0 && pcm.length === f.length) {
+    const w = this.#w;
+    if (w[LANE.frameFill] === 0 && pcm.length === f.length) {
       this.sink.onCallerAudio(pcm);
       return;
     }
     let i = 0;
     while (i < pcm.length) {
-      const n = Math.min(f.length - this.#frameFill, pcm.length - i);
-      f.set(pcm.subarray(i, i + n), this.#frameFill);
-      this.#frameFill += n;
+      const fill = w[LANE.frameFill]!;
+      const n = Math.min(f.length - fill, pcm.length - i);
+      f.set(pcm.subarray(i, i + n), fill);
+      w[LANE.frameFill] = fill + n;
       i += n;
-      if (this.#frameFill === f.length) {
-        this.#frameFill = 0;
+      if (fill + n === f.length) {
+        w[LANE.frameFill] = 0;
         this.sink.onCallerAudio(f);
       }
     }
@@ -431,6 +484,12 @@ export class CallMedia implements MediaSession {
   close(): MediaStats {
     if (!this.#closed) {
       this.#closed = true;
+      // The packets the lane took went to the bot as frames, one each.
+      const laneTook = this.#w[LANE.packets]!;
+      this.stats.rtpReceived += laneTook;
+      this.stats.framesToBot += laneTook;
+      this.#w[LANE.on] = 0;
+      this.#lane?.detach();
       this.#peer.finish();
       this.stats.playoutOverflowSamples = this.playout.overflowSamples;
       this.stats.playoutTrimmedSamples = this.playout.trimmedSamples;

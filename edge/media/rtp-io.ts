@@ -3,6 +3,7 @@ import { lookup as dnsLookup } from 'node:dns';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { monoUs32 } from './mono-clock.js';
+import { LANE_TAKEN, loadRxLane, RxLaneHost, type LaneSlot } from './rx-lane.js';
 import { Ticker } from './ticker.js';
 import { countError, ipv4ToU32, runGuarded, u32ToIpv4, type MediaClock, type PacketHandler, type RtpSocket } from './rtp-socket.js';
 
@@ -160,6 +161,8 @@ const EVENT_BEAT = 2;
 const EVENT_SENT = 4;
 /** slot u32, ip u32, port u16, len u16, arrival µs u32 (native/rtp_io.cc kRecordHeader). */
 const RECORD_HEADER = 16;
+/** native/rtp_io.cc kMaxSlots: the socket slots a node has. */
+const MAX_SLOTS = 32768;
 
 function loadNativeEngine(): NativeEngineClass | Error {
   if (process.env['BOTEDGE_NATIVE'] === '0') return new Error('native addon disabled by BOTEDGE_NATIVE=0');
@@ -179,12 +182,15 @@ class NativeRtpSocket implements RtpSocket {
   #closed = false;
   /** What the filter had dropped when the socket closed (the slot's count goes with the slot). */
   #foreignAtClose = 0;
+  readonly lane: LaneSlot | undefined;
 
   constructor(
     private readonly io: NativeRtpIo,
     readonly slot: number,
     readonly port: number,
-  ) {}
+  ) {
+    this.lane = io.lane?.slot(slot);
+  }
 
   send(packet: Uint8Array, len: number, ip: number, port: number): void {
     if (!this.#closed) this.io.engine.stage(this.slot, packet, len, ip, port);
@@ -317,6 +323,8 @@ export interface NativeRtpIoOptions {
   /** Inbound datagrams are handed over at least this often while they keep coming, ms. Default 2. */
   batchMs?: number;
   arenaBytes?: number;
+  /** Run the G.711 receive lane (rx-lane.ts) when the addon has it. Default true. */
+  rxLane?: boolean;
 }
 
 export class NativeRtpIo implements RtpIo {
@@ -330,6 +338,9 @@ export class NativeRtpIo implements RtpIo {
   /** Datagrams for a slot already closed (late packets of an ended call). */
   #orphans = 0;
   #closed = false;
+  /** The G.711 receive lane, unless the addon lacks it or it is turned off (then why). */
+  readonly lane: RxLaneHost | undefined;
+  readonly laneUnavailable: string | undefined;
 
   constructor(Engine: NativeEngineClass, opts: NativeRtpIoOptions = {}) {
     const periodMs = opts.periodMs ?? 20;
@@ -338,6 +349,9 @@ export class NativeRtpIo implements RtpIo {
     this.clock = new NativeClock(this.engine, periodMs, leadMs, opts.maxLeadMs);
     const a0 = this.engine.arena(0);
     const a1 = this.engine.arena(1);
+    const Lane = opts.rxLane === false ? new Error('receive lane not asked for') : loadRxLane();
+    if (Lane instanceof Error) this.laneUnavailable = Lane.message;
+    else this.lane = new RxLaneHost(Lane, a0, a1, MAX_SLOTS);
     this.#u8 = [new Uint8Array(a0), new Uint8Array(a1)];
     this.#u16 = [new Uint16Array(a0), new Uint16Array(a1)];
     this.#u32 = [new Uint32Array(a0), new Uint32Array(a1)];
@@ -359,7 +373,7 @@ export class NativeRtpIo implements RtpIo {
   }
 
   stats(): Record<string, number> {
-    return { ...this.engine.stats(), orphans: this.#orphans, leadMs: this.clock.leadMs };
+    return { ...this.engine.stats(), orphans: this.#orphans, leadMs: this.clock.leadMs, laneTaken: this.lane?.taken ?? -1 };
   }
 
   close(): void {
@@ -388,9 +402,15 @@ export class NativeRtpIo implements RtpIo {
     const u16 = this.#u16[index];
     const u32 = this.#u32[index];
     try {
+      // The lane first: what it takes is marked, and the loop below steps over it.
+      this.lane?.run(index, length);
       let off = 0;
       while (off < length) {
         const slot = u32[off >>> 2]!;
+        if (slot === LANE_TAKEN) {
+          off += RECORD_HEADER + ((u16[(off + 10) >>> 1]! + 3) & ~3);
+          continue;
+        }
         const ip = u32[(off >>> 2) + 1]!;
         const port = u16[(off + 8) >>> 1]!;
         const len = u16[(off + 10) >>> 1]!;

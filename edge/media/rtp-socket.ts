@@ -6,6 +6,7 @@
  * backend hands them over that way, and comparing two numbers per packet allocates nothing where a
  * string would. RTP sockets are IPv4 only (udp4), as they were with dgram.
  */
+import type { LaneSlot } from './rx-lane.js';
 
 /**
  * One received datagram; `packet` is valid only during the call (its memory is reused).
@@ -42,6 +43,8 @@ export interface RtpSocket {
   acceptOnly(ip: number, port: number): void;
   /** Datagrams `acceptOnly` turned away; still readable after close. */
   readonly foreignDropped: number;
+  /** This socket's share of the G.711 receive lane (native RTP I/O only; edge/media/rx-lane.ts). */
+  readonly lane?: LaneSlot | undefined;
   close(): void;
 }
 

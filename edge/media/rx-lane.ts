@@ -1,0 +1,207 @@
+/**
+ * The G.711 receive lane (native/rx_lane.cc, decision 0013): with native RTP I/O, the caller's
+ * packets of answered G.711 calls whose bot is on a `native-mux` connection go from the I/O
+ * thread's arena straight into that connection's batch, decoded and resampled, without a
+ * JavaScript call per packet. Only the plain packet takes the lane (the very next one of the
+ * stream, nothing to conceal, from the caller's address); everything else — and every other call —
+ * takes the JavaScript path, CallMedia#onPacket, which stays the one that defines what happens.
+ *
+ * The two share each call's state: CallMedia keeps its receive state, and RtpReceiveStats its
+ * figures, in the call's block of one Float64Array (`LANE` names the words; the lane updates them
+ * for the packets it takes). A mux connection's batch lives in the lane (`LaneOutput`, the
+ * RecordWriter of that connection), so frames of both paths queue in one place, in order.
+ *
+ * `BOTEDGE_RX_LANE=0` turns it off (the JavaScript path for every packet); it is off by itself
+ * without the addon or with `dgram` RTP I/O.
+ */
+import { createRequire } from 'node:module';
+import type { FirPlan } from '../../codecs/fir.js';
+import { RX, RX_WORDS } from '../../codecs/rtp-stats.js';
+
+/** The words of a call's block (native/rx_lane.cc `Word`). */
+export const LANE = {
+  /** 1: the lane may take this call's packets (CallMedia decides). */
+  on: 0,
+  /** 0 PCMU, 1 PCMA. */
+  codec: 1,
+  pt: 2,
+  srcIp: 3,
+  srcPort: 4,
+  stream: 5,
+  output: 6,
+  /** CallMedia: samples in its partly filled 20 ms frame (the lane needs none). */
+  frameFill: 7,
+  /** CallMedia: the newest caller packet passed to the bot (SSRC −1: none yet). */
+  inSsrc: 8,
+  inSeq: 9,
+  inTs: 10,
+  inSpan: 11,
+  /** Samples of the last packet in CallMedia's decode buffer. */
+  decodedLen: 12,
+  /** Packets the lane took; CallMedia adds them to rtpReceived and framesToBot. */
+  packets: 13,
+  /** RtpReceiveStats' words (codecs/rtp-stats.ts RX) from here. */
+  rx: 16,
+} as const;
+export const LANE_WORDS = 32;
+/** An arena record the lane took: its slot word is overwritten with this. */
+export const LANE_TAKEN = 0xffffffff;
+
+interface NativeRxLane {
+  attach(slot: number, decoded: Int16Array, plan: FirPlan | null, work: Int16Array | null): void;
+  detach(slot: number): void;
+  run(arena: 0 | 1, length: number): number;
+  openOutput(): number;
+  closeOutput(output: number): void;
+  append(output: number, stream: number, pcm: Int16Array): void;
+  take(output: number): Buffer | undefined;
+}
+type NativeRxLaneClass = new (arena0: ArrayBuffer, arena1: ArrayBuffer, table: Float64Array, ready: Uint8Array, pending: Uint32Array) => NativeRxLane;
+
+interface Layout extends Record<string, unknown> {
+  words: number;
+  maxOutputs: number;
+  rxWords: Record<string, number>;
+}
+
+/** The addon's lane, or why not: missing, disabled, or built with another block layout. */
+export function loadRxLane(): NativeRxLaneClass | Error {
+  if (process.env['BOTEDGE_NATIVE'] === '0') return new Error('native addon disabled by BOTEDGE_NATIVE=0');
+  if (process.env['BOTEDGE_RX_LANE'] === '0') return new Error('receive lane disabled by BOTEDGE_RX_LANE=0');
+  try {
+    const require = createRequire(import.meta.url);
+    // Compiled JS lives in dist/edge/media/.
+    const addon = require('../../../build/Release/botedge_native.node') as { RxLane?: NativeRxLaneClass; rxLaneLayout?: Layout };
+    const layout = addon.rxLaneLayout;
+    if (typeof addon.RxLane !== 'function' || !layout) return new Error('native addon has no RxLane (an older build)');
+    const mismatch =
+      layout.words !== LANE_WORDS ||
+      layout.maxOutputs !== MAX_OUTPUTS ||
+      Object.entries(LANE).some(([k, v]) => layout[k] !== v) ||
+      Object.entries(RX).some(([k, v]) => layout.rxWords[k] !== v) ||
+      Object.keys(layout.rxWords).length !== RX_WORDS;
+    if (mismatch) return new Error('native addon lays out the lane block differently: rebuild it');
+    return addon.RxLane;
+  } catch (err) {
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+const MAX_OUTPUTS = 1024;
+
+export class RxLaneHost {
+  readonly table: Float64Array;
+  readonly #ready = new Uint8Array(MAX_OUTPUTS);
+  readonly #pending = new Uint32Array(MAX_OUTPUTS);
+  readonly #native: NativeRxLane;
+  readonly #outputs = new Map<number, LaneOutput>();
+  /** Packets the lane has taken, node-wide (the `rtpIo` status). */
+  taken = 0;
+
+  /** `slots`: the RTP I/O's socket slots (one block each). */
+  constructor(Lane: NativeRxLaneClass, arena0: ArrayBuffer, arena1: ArrayBuffer, slots: number) {
+    // Zeroed memory the OS maps on first touch: only the blocks of slots in use cost RSS.
+    this.table = new Float64Array(slots * LANE_WORDS);
+    this.#native = new Lane(arena0, arena1, this.table, this.#ready, this.#pending);
+  }
+
+  /** The block and arrays of the call on socket slot `slot`. */
+  slot(slot: number): LaneSlot {
+    return new LaneSlot(this, this.#native, slot, this.table.subarray(slot * LANE_WORDS, (slot + 1) * LANE_WORDS));
+  }
+
+  /**
+   * Takes what it can of an arena before JavaScript reads it (taken records are marked
+   * LANE_TAKEN). Each batch says first whether it takes frames now, and is flushed after.
+   */
+  run(arena: 0 | 1, length: number): number {
+    for (const [i, out] of this.#outputs) this.#ready[i] = out.ready() ? 1 : 0;
+    const n = this.#native.run(arena, length);
+    if (n > 0) {
+      this.taken += n;
+      for (const [i, out] of this.#outputs) if (this.#pending[i]! > 0) out.onPending();
+    }
+    return n;
+  }
+
+  /**
+   * A batch for a mux connection: `ready()` says whether the connection takes frames now (open,
+   * under its send allowance, no stream with a backlog), `onPending()` schedules its flush.
+   */
+  openOutput(ready: () => boolean, onPending: () => void): LaneOutput {
+    const index = this.#native.openOutput();
+    const out = new LaneOutput(this, index, ready, onPending);
+    this.#outputs.set(index, out);
+    return out;
+  }
+
+  /** @internal LaneOutput's side of the lane. */
+  output(index: number): { native: NativeRxLane; pending: Uint32Array; close(): void } {
+    return {
+      native: this.#native,
+      pending: this.#pending,
+      close: () => {
+        this.#outputs.delete(index);
+        this.#native.closeOutput(index);
+      },
+    };
+  }
+}
+
+/** A mux connection's batch in the lane: the same surface as sdk/mux-wire.ts RecordWriter. */
+export class LaneOutput {
+  readonly #lane: ReturnType<RxLaneHost['output']>;
+  #closed = false;
+
+  constructor(
+    readonly host: RxLaneHost,
+    readonly index: number,
+    readonly ready: () => boolean,
+    readonly onPending: () => void,
+  ) {
+    this.#lane = host.output(index);
+  }
+
+  get records(): number {
+    return this.#closed ? 0 : this.#lane.pending[this.index]!;
+  }
+
+  add(stream: number, pcm: Int16Array): void {
+    if (!this.#closed) this.#lane.native.append(this.index, stream, pcm);
+  }
+
+  /**
+   * The batch so far, or undefined when empty; a view of the lane's memory, valid until the next
+   * frame is added (the WebSocket client copies it as it masks the frame, as with RecordWriter's
+   * `reuse`).
+   */
+  take(): Buffer | undefined {
+    return this.#closed ? undefined : this.#lane.native.take(this.index);
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    this.#lane.close();
+  }
+}
+
+/** One socket slot's share of the lane: its block, and the call's arrays the lane writes. */
+export class LaneSlot {
+  constructor(
+    readonly host: RxLaneHost,
+    private readonly native: NativeRxLane,
+    readonly slot: number,
+    readonly block: Float64Array,
+  ) {}
+
+  /** The call's decode buffer, and its upsampler's native plan and work buffer (none for an 8 kHz bot). */
+  attach(decoded: Int16Array, up: { plan: FirPlan; work: Int16Array } | undefined): void {
+    this.native.attach(this.slot, decoded, up?.plan ?? null, up?.work ?? null);
+  }
+
+  /** The call is over: the lane lets go of its arrays and stops taking its packets. */
+  detach(): void {
+    this.native.detach(this.slot);
+  }
+}

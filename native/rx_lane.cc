@@ -1,0 +1,458 @@
+// The G.711 receive lane: the caller → bot half of an answered G.711 call on a `native-mux` bot,
+// done here for the common packet instead of in JavaScript. Profiled at 200 mux calls, the
+// JavaScript path cost ≈ 8 µs per packet on the node's loaded core (parse, checks, receive
+// statistics, decode, resample, batch), most of it the calls between a dozen small objects; the
+// same work here is the decode and the filter (docs/decisions/0013-rx-lane.md).
+//
+// The lane takes a packet only when JavaScript would do nothing but the plain steps: the very next
+// packet of the same stream (sequence + 1, timestamp + 160, no gap to fill, nothing late), a bare
+// 12-byte header with the call's audio payload type, 160 bytes of payload, from the caller's known
+// address, with the call's bot batch ready to take a frame. Then it does exactly what
+// edge/media/call-media.ts and codecs/rtp-stats.ts do, on the same state: the call's state lives
+// in a Float64Array block that both sides read and write (edge/media/rx-lane.ts names the words),
+// and the decode buffer, resampler plan and resampler history are the call's own JavaScript
+// arrays. Every other packet (the first, a DTMF event, a gap, a late one, RTCP, another size) is
+// left in the arena for JavaScript, and so are the rest of that call's packets in the same arena,
+// so a call's frames reach the bot in order. test/unit/edge/media/rx-lane.test.ts checks that the
+// bot gets the same samples and the call the same statistics both ways.
+#include "rx_lane.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "fir.h"
+#include "g711.h"
+
+namespace botedge {
+namespace {
+
+// Words of a call's block (edge/media/rx-lane.ts LANE, checked against `rxLaneLayout` at load).
+enum Word : size_t {
+  kOn,          // 1: the lane may take this call's packets
+  kCodec,       // 0 PCMU, 1 PCMA
+  kPt,          // the audio payload type
+  kSrcIp,       // where the caller's packets must come from
+  kSrcPort,
+  kStream,      // the call's mux stream id
+  kOutput,      // its bot connection's batch (openOutput)
+  kFrameFill,   // CallMedia's partly filled 20 ms frame: the lane needs it empty
+  kInSsrc,      // CallMedia: the newest packet passed to the bot
+  kInSeq,
+  kInTs,
+  kInSpan,
+  kDecodedLen,  // samples of the last packet in the decode buffer (the gap fill fades them out)
+  kPackets,     // packets the lane took (JavaScript adds them to rtpReceived and framesToBot)
+  kRx = 16,     // RtpReceiveStats' words from here
+  kWords = 32,  // kRx + kRxWords
+};
+
+enum RxWord : size_t {
+  kStarted,
+  kSsrc,
+  kBase,
+  kMaxSeq,
+  kCycles,
+  kReceived,
+  kBadSeq,
+  kDoneExpected,
+  kDoneReceived,
+  kJitter,
+  kJitterMax,
+  kIntervalJitterMax,
+  kTimed,
+  kLastArrivalUs,
+  kLastTimestamp,
+  kClockRate,
+  kRxWords,
+};
+
+static_assert(kRx + kRxWords <= kWords, "RtpReceiveStats' words fit the block");
+
+constexpr size_t kArenaRecordHeader = 16;  // rtp_io.cc: slot, ip, port, len, arrival µs
+constexpr uint32_t kTaken = 0xffffffffu;     // a record the lane took: JavaScript skips it
+constexpr size_t kPayload = 160;             // bytes (= samples) of a 20 ms G.711 packet
+constexpr size_t kMuxRecordHeader = 8;       // sdk/mux-wire.ts: stream, byte length
+constexpr size_t kMaxOutputs = 1024;
+
+inline uint32_t Load32(const uint8_t* p) {
+  uint32_t v;
+  std::memcpy(&v, p, 4);
+  return v;
+}
+
+inline uint16_t Load16(const uint8_t* p) {
+  uint16_t v;
+  std::memcpy(&v, p, 2);
+  return v;
+}
+
+inline uint32_t Be32(const uint8_t* p) {
+  return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
+}
+
+// One mux connection's batch: records back to back, as sdk/mux-wire.ts RecordWriter writes them
+// (little-endian header; samples in host order, which is little-endian wherever we build).
+struct Output {
+  bool open = false;
+  std::vector<uint8_t> buf;
+  size_t len = 0;
+
+  uint8_t* Reserve(size_t n) {
+    if (buf.size() < len + n) buf.resize(std::max(buf.size() * 2, len + n + 16 * 1024));
+    return buf.data() + len;
+  }
+};
+
+// A call's arrays the lane writes into (its JavaScript objects keep them; references keep them
+// alive here too).
+struct Call {
+  bool attached = false;
+  int16_t* decoded = nullptr;
+  size_t decoded_len = 0;
+  const FirPlan* plan = nullptr;
+  int16_t* work = nullptr;
+  size_t work_len = 0;
+  Napi::Reference<Napi::Value> keep_decoded, keep_plan, keep_work;
+  uint32_t deferred_in = 0;  // the run in which one of its packets was left to JavaScript
+};
+
+class RxLane : public Napi::ObjectWrap<RxLane> {
+ public:
+  static Napi::Function Define(Napi::Env env) {
+    return DefineClass(env, "RxLane",
+                       {InstanceMethod<&RxLane::Attach>("attach"),
+                        InstanceMethod<&RxLane::Detach>("detach"), InstanceMethod<&RxLane::Run>("run"),
+                        InstanceMethod<&RxLane::OpenOutput>("openOutput"),
+                        InstanceMethod<&RxLane::CloseOutput>("closeOutput"),
+                        InstanceMethod<&RxLane::Append>("append"), InstanceMethod<&RxLane::Take>("take")});
+  }
+
+  // new RxLane(arena0: ArrayBuffer, arena1: ArrayBuffer, table: Float64Array (slots × kWords),
+  //            ready: Uint8Array (per output: 1 = its batch takes frames now),
+  //            pending: Uint32Array (per output: records in its batch, written here))
+  explicit RxLane(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RxLane>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 5 || !info[0].IsArrayBuffer() || !info[1].IsArrayBuffer() ||
+        !IsTyped(info[2], napi_float64_array) || !IsTyped(info[3], napi_uint8_array) ||
+        !IsTyped(info[4], napi_uint32_array)) {
+      Napi::TypeError::New(env, "RxLane: expected (arena0, arena1, table: Float64Array, ready: Uint8Array, pending: Uint32Array)")
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    for (int i = 0; i < 2; i++) {
+      auto ab = info[i].As<Napi::ArrayBuffer>();
+      arenas_[i] = static_cast<uint8_t*>(ab.Data());
+      arena_size_[i] = ab.ByteLength();
+      keep_arena_[i] = Napi::Persistent(static_cast<Napi::Value>(ab));
+    }
+    auto table = info[2].As<Napi::Float64Array>();
+    auto ready = info[3].As<Napi::Uint8Array>();
+    auto pending = info[4].As<Napi::Uint32Array>();
+    if (table.ElementLength() % kWords != 0 || ready.ElementLength() < kMaxOutputs ||
+        pending.ElementLength() < kMaxOutputs) {
+      Napi::RangeError::New(env, "RxLane: table of whole blocks, ready and pending of " + std::to_string(kMaxOutputs))
+          .ThrowAsJavaScriptException();
+      return;
+    }
+    table_ = table.Data();
+    calls_.resize(table.ElementLength() / kWords);
+    ready_ = ready.Data();
+    pending_ = pending.Data();
+    keep_table_ = Napi::Persistent(static_cast<Napi::Value>(table));
+    keep_ready_ = Napi::Persistent(static_cast<Napi::Value>(ready));
+    keep_pending_ = Napi::Persistent(static_cast<Napi::Value>(pending));
+  }
+
+ private:
+  static bool IsTyped(const Napi::Value& v, napi_typedarray_type type) {
+    return v.IsTypedArray() && v.As<Napi::TypedArray>().TypedArrayType() == type;
+  }
+
+  bool Fail(Napi::Env env, const std::string& what) {
+    Napi::TypeError::New(env, "RxLane: " + what).ThrowAsJavaScriptException();
+    return false;
+  }
+
+  // attach(slot, decoded: Int16Array, plan: External | null, work: Int16Array | null): the call's
+  // decode buffer, and its upsampler (plan and history+input buffer) unless the bot speaks 8 kHz.
+  Napi::Value Attach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 4 || !info[0].IsNumber() || !IsTyped(info[1], napi_int16_array)) {
+      return Fail(env, "attach(slot, decoded: Int16Array, plan, work)"), env.Undefined();
+    }
+    uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
+    if (slot >= calls_.size()) return Fail(env, "slot out of range"), env.Undefined();
+    auto decoded = info[1].As<Napi::Int16Array>();
+    if (decoded.ElementLength() < kPayload) return Fail(env, "decode buffer under 160 samples"), env.Undefined();
+    const FirPlan* plan = nullptr;
+    int16_t* work = nullptr;
+    size_t work_len = 0;
+    if (!info[2].IsNull() && !info[2].IsUndefined()) {
+      bool tagged = false;
+      void* data = nullptr;
+      if (napi_check_object_type_tag(env, info[2], &kFirPlanTag, &tagged) != napi_ok || !tagged ||
+          napi_get_value_external(env, info[2], &data) != napi_ok) {
+        return Fail(env, "plan must come from firPrepare"), env.Undefined();
+      }
+      plan = static_cast<const FirPlan*>(data);
+      if (!plan->up() || !IsTyped(info[3], napi_int16_array)) {
+        return Fail(env, "an upsampling plan and its Int16Array work buffer"), env.Undefined();
+      }
+      auto w = info[3].As<Napi::Int16Array>();
+      work = w.Data();
+      work_len = w.ElementLength();
+      if (work_len < plan->history() + kPayload) return Fail(env, "work buffer under history + 160"), env.Undefined();
+    }
+    Call& c = calls_[slot];
+    c.attached = true;
+    c.decoded = decoded.Data();
+    c.decoded_len = decoded.ElementLength();
+    c.plan = plan;
+    c.work = work;
+    c.work_len = work_len;
+    c.keep_decoded = Napi::Persistent(static_cast<Napi::Value>(decoded));
+    c.keep_plan = plan ? Napi::Persistent(info[2]) : Napi::Reference<Napi::Value>();
+    c.keep_work = plan ? Napi::Persistent(info[3]) : Napi::Reference<Napi::Value>();
+    return env.Undefined();
+  }
+
+  // detach(slot): the call is over; its arrays are let go.
+  Napi::Value Detach(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    uint32_t slot = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : UINT32_MAX;
+    if (slot < calls_.size()) {
+      table_[slot * kWords + kOn] = 0;
+      calls_[slot] = Call();
+    }
+    return env.Undefined();
+  }
+
+  // run(arena: 0 | 1, length) → packets taken. Taken records get slot kTaken.
+  Napi::Value Run(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+      return Fail(env, "run(arena, length)"), env.Undefined();
+    }
+    uint32_t index = info[0].As<Napi::Number>().Uint32Value();
+    size_t length = info[1].As<Napi::Number>().Uint32Value();
+    if (index > 1 || length > arena_size_[index]) return Fail(env, "arena 0 or 1, length within it"), env.Undefined();
+    uint8_t* arena = arenas_[index];
+    if (++run_ == 0) run_ = 1;  // 0 marks "never deferred"
+    size_t taken = 0;
+    for (size_t off = 0; off + kArenaRecordHeader <= length;) {
+      uint8_t* rec = arena + off;
+      uint32_t slot = Load32(rec);
+      uint16_t len = Load16(rec + 10);
+      if (slot < calls_.size() && Take(slot, rec, len)) {
+        std::memcpy(rec, &kTaken, 4);
+        taken++;
+      }
+      off += kArenaRecordHeader + ((len + 3u) & ~3u);
+    }
+    return Napi::Number::New(env, static_cast<double>(taken));
+  }
+
+  bool Take(uint32_t slot, const uint8_t* rec, uint16_t len) {
+    double* w = table_ + size_t{slot} * kWords;
+    Call& c = calls_[slot];
+    if (w[kOn] != 1 || !c.attached || c.deferred_in == run_) return false;
+    if (!Plain(w, c, rec, len)) {
+      c.deferred_in = run_;  // and the rest of this call's packets in this arena
+      return false;
+    }
+    const uint8_t* p = rec + kArenaRecordHeader;
+    const uint32_t seq = (uint32_t{p[2]} << 8) | p[3];
+    const uint32_t ts = Be32(p + 4);
+    const uint32_t arrival = Load32(rec + 12);
+
+    // codecs/rtp-stats.ts packet(): the in-order branch, then #time (RFC 3550 A.1, A.8).
+    double* rx = w + kRx;
+    if (seq < static_cast<uint32_t>(rx[kMaxSeq])) rx[kCycles] += 65536;
+    rx[kMaxSeq] = seq;
+    rx[kReceived] += 1;
+    if (rx[kTimed] == 1) {
+      const double arrived = static_cast<double>(arrival - static_cast<uint32_t>(rx[kLastArrivalUs])) * rx[kClockRate] / 1e6;
+      const double d = arrived - static_cast<double>(static_cast<int32_t>(ts - static_cast<uint32_t>(rx[kLastTimestamp])));
+      double j = rx[kJitter];
+      j += (std::fabs(d) - j) / 16;
+      rx[kJitter] = j;
+      if (j > rx[kJitterMax]) rx[kJitterMax] = j;
+      if (j > rx[kIntervalJitterMax]) rx[kIntervalJitterMax] = j;
+    }
+    rx[kTimed] = 1;
+    rx[kLastArrivalUs] = arrival;
+    rx[kLastTimestamp] = ts;
+
+    // edge/media/call-media.ts #onPacket: the newest packet passed on, decoded.
+    w[kInSeq] = seq;
+    w[kInTs] = ts;
+    w[kDecodedLen] = kPayload;
+    w[kPackets] += 1;
+    if (w[kCodec] == 0) UlawDecode(p + 12, c.decoded, kPayload);
+    else AlawDecode(p + 12, c.decoded, kPayload);
+
+    // #deliver and #toBot: resampled to the bot's rate, one 20 ms frame, into the batch.
+    Output& out = outputs_[static_cast<size_t>(w[kOutput])];
+    const size_t samples = c.plan ? kPayload * c.plan->factor() : kPayload;
+    const size_t bytes = samples * 2;
+    uint8_t* r = out.Reserve(kMuxRecordHeader + bytes);
+    const uint32_t stream = static_cast<uint32_t>(w[kStream]);
+    const uint32_t n32 = static_cast<uint32_t>(bytes);
+    for (int i = 0; i < 4; i++) r[i] = static_cast<uint8_t>(stream >> (8 * i));
+    for (int i = 0; i < 4; i++) r[4 + i] = static_cast<uint8_t>(n32 >> (8 * i));
+    int16_t* dst = reinterpret_cast<int16_t*>(r + kMuxRecordHeader);
+    if (c.plan) {
+      // codecs/resample.ts process(): stage after the history, filter, keep the last inputs.
+      const size_t h = c.plan->history();
+      std::memcpy(c.work + h, c.decoded, kPayload * 2);
+      c.plan->Up(c.work, kPayload, dst);
+      std::memmove(c.work, c.work + kPayload, h * 2);
+    } else {
+      std::memcpy(dst, c.decoded, bytes);
+    }
+    out.len += kMuxRecordHeader + bytes;
+    pending_[static_cast<size_t>(w[kOutput])]++;
+    return true;
+  }
+
+  // Whether JavaScript would do nothing with this packet but the plain steps (see the top).
+  bool Plain(const double* w, const Call& c, const uint8_t* rec, uint16_t len) const {
+    const uint8_t* p = rec + kArenaRecordHeader;
+    if (len != 12 + kPayload || p[0] != 0x80 || (p[1] & 0x7f) != static_cast<uint32_t>(w[kPt])) return false;
+    if (Load32(rec + 4) != static_cast<uint32_t>(w[kSrcIp]) || Load16(rec + 8) != static_cast<uint16_t>(w[kSrcPort])) return false;
+    const uint32_t seq = (uint32_t{p[2]} << 8) | p[3];
+    const uint32_t ts = Be32(p + 4);
+    const double ssrc = Be32(p + 8);
+    // CallMedia: the same stream, its very next packet, no gap to fill; the frame empty.
+    if (ssrc != w[kInSsrc] || w[kInSpan] != kPayload || w[kFrameFill] != 0) return false;
+    if (seq != ((static_cast<uint32_t>(w[kInSeq]) + 1) & 0xffff)) return false;
+    if (ts != static_cast<uint32_t>(static_cast<uint32_t>(w[kInTs]) + kPayload)) return false;
+    // RtpReceiveStats: the next sequence number of its current run.
+    const double* rx = w + kRx;
+    if (rx[kStarted] != 1 || ssrc != rx[kSsrc] || ((seq - static_cast<uint32_t>(rx[kMaxSeq])) & 0xffff) != 1) return false;
+    // The bot's batch.
+    const double o = w[kOutput];
+    if (!(o >= 0 && o < kMaxOutputs) || !outputs_[static_cast<size_t>(o)].open || ready_[static_cast<size_t>(o)] != 1) return false;
+    if (c.plan && c.work_len < c.plan->history() + kPayload) return false;
+    return c.decoded_len >= kPayload;
+  }
+
+  // openOutput() → index of a new batch (a mux connection's).
+  Napi::Value OpenOutput(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    for (size_t i = 0; i < kMaxOutputs; i++) {
+      if (i >= outputs_.size()) outputs_.resize(i + 1);
+      if (!outputs_[i].open) {
+        outputs_[i] = Output();
+        outputs_[i].open = true;
+        ready_[i] = 0;
+        pending_[i] = 0;
+        return Napi::Number::New(env, static_cast<double>(i));
+      }
+    }
+    Napi::RangeError::New(env, "RxLane: every output is in use").ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+
+  Output* OutputArg(const Napi::CallbackInfo& info) {
+    uint32_t i = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : UINT32_MAX;
+    if (i >= outputs_.size() || !outputs_[i].open) {
+      Fail(info.Env(), "no such output");
+      return nullptr;
+    }
+    return &outputs_[i];
+  }
+
+  // closeOutput(i): its batch is dropped and its memory freed.
+  Napi::Value CloseOutput(const Napi::CallbackInfo& info) {
+    if (Output* out = OutputArg(info)) {
+      size_t i = static_cast<size_t>(out - outputs_.data());
+      *out = Output();
+      ready_[i] = 0;
+      pending_[i] = 0;
+    }
+    return info.Env().Undefined();
+  }
+
+  // append(i, stream, pcm: Int16Array): a record JavaScript writes (a frame of the JavaScript path).
+  Napi::Value Append(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Output* out = OutputArg(info);
+    if (!out) return env.Undefined();
+    if (info.Length() < 3 || !info[1].IsNumber() || !IsTyped(info[2], napi_int16_array)) {
+      return Fail(env, "append(output, stream, pcm: Int16Array)"), env.Undefined();
+    }
+    const uint32_t stream = info[1].As<Napi::Number>().Uint32Value();
+    auto pcm = info[2].As<Napi::Int16Array>();
+    const uint32_t bytes = static_cast<uint32_t>(pcm.ElementLength() * 2);
+    uint8_t* r = out->Reserve(kMuxRecordHeader + bytes);
+    for (int i = 0; i < 4; i++) r[i] = static_cast<uint8_t>(stream >> (8 * i));
+    for (int i = 0; i < 4; i++) r[4 + i] = static_cast<uint8_t>(bytes >> (8 * i));
+    std::memcpy(r + kMuxRecordHeader, pcm.Data(), bytes);
+    out->len += kMuxRecordHeader + bytes;
+    pending_[static_cast<size_t>(out - outputs_.data())]++;
+    return env.Undefined();
+  }
+
+  // take(i) → Buffer | undefined: the batch so far, as a view of this object's memory that is valid
+  // until the next append or run (the WebSocket client copies it as it masks the frame); the batch
+  // starts afresh.
+  Napi::Value Take(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Output* out = OutputArg(info);
+    if (!out || out->len == 0) return env.Undefined();
+    size_t len = out->len;
+    out->len = 0;
+    pending_[static_cast<size_t>(out - outputs_.data())] = 0;
+    return Napi::Buffer<uint8_t>::New(env, out->buf.data(), len, [](Napi::Env, uint8_t*) {});
+  }
+
+  uint8_t* arenas_[2] = {nullptr, nullptr};
+  size_t arena_size_[2] = {0, 0};
+  Napi::Reference<Napi::Value> keep_arena_[2];
+  double* table_ = nullptr;
+  uint8_t* ready_ = nullptr;
+  uint32_t* pending_ = nullptr;
+  Napi::Reference<Napi::Value> keep_table_, keep_ready_, keep_pending_;
+  std::vector<Call> calls_;
+  std::vector<Output> outputs_;
+  uint32_t run_ = 0;
+};
+
+}  // namespace
+
+void InitRxLane(Napi::Env env, Napi::Object exports) {
+  exports.Set("RxLane", RxLane::Define(env));
+  Napi::Object layout = Napi::Object::New(env);
+  layout.Set("words", Napi::Number::New(env, kWords));
+  layout.Set("on", Napi::Number::New(env, kOn));
+  layout.Set("codec", Napi::Number::New(env, kCodec));
+  layout.Set("pt", Napi::Number::New(env, kPt));
+  layout.Set("srcIp", Napi::Number::New(env, kSrcIp));
+  layout.Set("srcPort", Napi::Number::New(env, kSrcPort));
+  layout.Set("stream", Napi::Number::New(env, kStream));
+  layout.Set("output", Napi::Number::New(env, kOutput));
+  layout.Set("frameFill", Napi::Number::New(env, kFrameFill));
+  layout.Set("inSsrc", Napi::Number::New(env, kInSsrc));
+  layout.Set("inSeq", Napi::Number::New(env, kInSeq));
+  layout.Set("inTs", Napi::Number::New(env, kInTs));
+  layout.Set("inSpan", Napi::Number::New(env, kInSpan));
+  layout.Set("decodedLen", Napi::Number::New(env, kDecodedLen));
+  layout.Set("packets", Napi::Number::New(env, kPackets));
+  layout.Set("rx", Napi::Number::New(env, kRx));
+  // RtpReceiveStats' words (codecs/rtp-stats.ts RX), from `rx` on.
+  Napi::Object rx = Napi::Object::New(env);
+  const char* rx_names[] = {"started", "ssrc", "base", "maxSeq", "cycles", "received", "badSeq", "doneExpected",
+                            "doneReceived", "jitter", "jitterMax", "intervalJitterMax", "timed", "lastArrivalUs",
+                            "lastTimestamp", "clockRate"};
+  for (size_t i = 0; i < kRxWords; i++) rx.Set(rx_names[i], Napi::Number::New(env, static_cast<double>(i)));
+  layout.Set("rxWords", rx);
+  layout.Set("maxOutputs", Napi::Number::New(env, static_cast<double>(kMaxOutputs)));
+  exports.Set("rxLaneLayout", layout);
+}
+
+}  // namespace botedge

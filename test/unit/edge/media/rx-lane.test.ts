@@ -1,0 +1,259 @@
+/**
+ * The G.711 receive lane (native/rx_lane.cc) against the JavaScript path it shortcuts: two calls
+ * get the same caller packets — in order, lost, duplicated, reordered, DTMF events, a marker, a
+ * 30 ms packet, a new SSRC, a sequence wrap, a stranger, RTCP — one through the lane (then
+ * JavaScript for what it leaves, as NativeRtpIo delivers an arena), one through JavaScript only.
+ * The bot must get the same frames, sample for sample, and the calls the same statistics, jitter
+ * included; and the lane must have taken the plain packets.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { serializeRtpInto } from '../../../../codecs/rtp.js';
+import { buildRtcpReport } from '../../../../codecs/rtcp.js';
+import { serializeTelephoneEventInto } from '../../../../codecs/telephone-event.js';
+import type { MediaStats } from '../../../../edge/api/events.js';
+import { CallMedia, type G711Name } from '../../../../edge/media/call-media.js';
+import { LANE_TAKEN, loadRxLane, RxLaneHost, type LaneSlot } from '../../../../edge/media/rx-lane.js';
+import type { PacketHandler, RtpSocket } from '../../../../edge/media/rtp-socket.js';
+
+const CALLER_IP = 0x7f000002;
+const CALLER_PORT = 40000;
+const STRANGER_IP = 0x7f000009;
+
+/** The socket side CallMedia needs; sends go nowhere (this test is about receiving). */
+function socketFor(lane: LaneSlot | undefined): RtpSocket & { onPacket: PacketHandler | undefined } {
+  return { port: 30000, onPacket: undefined, lane, send() {}, sendNow() {}, replace: () => false, acceptOnly() {}, foreignDropped: 0, close() {} };
+}
+
+interface Datagram {
+  bytes: Uint8Array;
+  ip: number;
+  port: number;
+  arrivalUs: number;
+}
+
+/** Deterministic noise: the same audio for both calls, different in every packet. */
+function payload(seed: number, n: number): Uint8Array {
+  const p = new Uint8Array(n);
+  let x = (seed * 2654435761) >>> 0;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    p[i] = x >>> 24;
+  }
+  return p;
+}
+
+function rtp(pt: number, seq: number, ts: number, ssrc: number, body: Uint8Array, marker = false): Uint8Array {
+  const out = new Uint8Array(12 + body.length);
+  serializeRtpInto(out, 0, { marker, payloadType: pt, sequenceNumber: seq & 0xffff, timestamp: ts >>> 0, ssrc }, body);
+  return out;
+}
+
+/** The caller's side of a call, every case the receive path knows, with arrival stamps that wobble. */
+function script(pt: number): Datagram[] {
+  const out: Datagram[] = [];
+  let t = 1_000_000;
+  const at = (i: number) => (t += 20000 + (((i * 7919) % 13) - 6) * 450);
+  const ssrc = 0x1111;
+  let seq = 65500; // wraps past 65535 on the way
+  let ts = 1000;
+  const send = (bytes: Uint8Array, ip = CALLER_IP) => out.push({ bytes, ip, port: CALLER_PORT, arrivalUs: at(out.length) >>> 0 });
+  const audio = (n = 160, marker = false) => {
+    send(rtp(pt, seq, ts, ssrc, payload(seq * 3 + ts, n), marker));
+    seq++;
+    ts += n;
+  };
+  for (let i = 0; i < 40; i++) audio(); // in order, across the wrap
+  seq += 2; // two lost: a gap to fill
+  ts += 320;
+  for (let i = 0; i < 10; i++) audio();
+  const dup = out[out.length - 1]!.bytes;
+  send(dup); // a duplicate
+  const later = rtp(pt, seq + 1, ts + 160, ssrc, payload(7, 160));
+  const sooner = rtp(pt, seq, ts, ssrc, payload(8, 160));
+  send(later); // reordered: the later one first
+  send(sooner);
+  seq += 2;
+  ts += 320;
+  for (let i = 0; i < 5; i++) audio();
+  // A key press: RFC 4733 events share the sequence numbers, their timestamp is the event's start.
+  const te = new Uint8Array(4);
+  for (let i = 0; i < 3; i++) {
+    serializeTelephoneEventInto(te, 0, { event: 5, end: i === 2, volume: 10, duration: 160 * (i + 1) });
+    send(rtp(101, seq++, ts, ssrc, te, i === 0));
+  }
+  for (let i = 0; i < 5; i++) audio();
+  audio(160, true); // a talk spurt's marker, in sequence
+  for (let i = 0; i < 5; i++) audio();
+  send(rtp(pt, seq, ts, 0x9999, payload(1, 160)), STRANGER_IP); // another source: ignored
+  send(buildRtcpReport({ ssrc, reports: [], cname: 'x' })); // RTCP on the RTP port: skipped
+  for (let i = 0; i < 10; i++) audio();
+  // The caller restarts: a new SSRC and sequence.
+  seq = 9000;
+  ts = 777777;
+  const restarted = (n: number) => {
+    for (let i = 0; i < n; i++) {
+      send(rtp(pt, seq, ts, 0x2222, payload(seq, 160)));
+      seq++;
+      ts += 160;
+    }
+  };
+  restarted(30);
+  // 30 ms: the bot's 20 ms frames no longer line up with packets, so JavaScript keeps the rest.
+  send(rtp(pt, seq, ts, 0x2222, payload(seq, 240)));
+  seq++;
+  ts += 240;
+  restarted(6);
+  return out;
+}
+
+interface Run {
+  frames: number[][];
+  stats: MediaStats;
+  rx: unknown;
+  report: unknown;
+}
+
+function frameRecords(buf: Buffer | undefined, into: number[][]): void {
+  if (!buf) return;
+  for (let off = 0; off < buf.length; ) {
+    const stream = buf.readUInt32LE(off);
+    const len = buf.readUInt32LE(off + 4);
+    assert.equal(stream, 7, 'the call’s stream id');
+    const frame: number[] = [];
+    for (let i = 0; i < len; i += 2) frame.push(buf.readInt16LE(off + 8 + i));
+    into.push(frame);
+    off += 8 + len;
+  }
+}
+
+describe('the G.711 receive lane', () => {
+  const Lane = loadRxLane();
+
+  it('loads from the addon, with the block layout the TypeScript side expects', () => {
+    assert.ok(!(Lane instanceof Error), `no lane: ${Lane instanceof Error ? Lane.message : ''}`);
+  });
+
+  for (const [codec, pt, botRate] of [
+    ['PCMU', 0, 16000],
+    ['PCMA', 8, 8000],
+    ['PCMU', 0, 24000],
+  ] as [G711Name, number, 8000 | 16000 | 24000][]) {
+    it(`gives the bot the same frames and the call the same statistics as the JavaScript path (${codec}, ${botRate / 1000} kHz bot)`, () => {
+      if (Lane instanceof Error) assert.fail(Lane.message);
+      const arenas = [new ArrayBuffer(1 << 16), new ArrayBuffer(1 << 16)] as const;
+      const host = new RxLaneHost(Lane, arenas[0], arenas[1], 8);
+      const datagrams = script(pt);
+      const options = { codec, payloadType: pt, telephoneEventPt: 101, remote: { address: '127.0.0.2', port: CALLER_PORT }, symmetric: true, playoutCapacity: 8000, botRate };
+      const digits: string[][] = [[], []];
+
+      const run = (useLane: boolean): Run & { taken: number } => {
+        const frames: number[][] = [];
+        const slot = useLane ? host.slot(3) : undefined;
+        const socket = socketFor(slot);
+        const out = useLane ? host.openOutput(() => true, () => undefined) : undefined;
+        const media = new CallMedia(socket, 30000, options, {
+          // The mux stream's fast path: a frame goes into the connection's batch (the lane's, for the lane call).
+          onCallerAudio: (pcm) => (out ? out.add(7, pcm) : frames.push([...pcm])),
+          onDtmf: (press) => digits[useLane ? 0 : 1]!.push(press.digit),
+          onMark: () => undefined,
+        });
+        if (out) media.laneTo({ host, output: out.index, stream: 7 });
+        const u8 = new Uint8Array(arenas[0]);
+        const view = new DataView(arenas[0]);
+        const takenBefore = host.taken;
+        // Arenas of five datagrams, delivered the way NativeRtpIo delivers one.
+        for (let b = 0; b < datagrams.length; b += 5) {
+          const batch = datagrams.slice(b, b + 5);
+          if (!out) {
+            for (const d of batch) socket.onPacket!(d.bytes, d.ip, d.port, d.arrivalUs);
+            continue;
+          }
+          let len = 0;
+          const at: number[] = [];
+          for (const d of batch) {
+            at.push(len);
+            view.setUint32(len, slot!.slot, true);
+            view.setUint32(len + 4, d.ip, true);
+            view.setUint16(len + 8, d.port, true);
+            view.setUint16(len + 10, d.bytes.length, true);
+            view.setUint32(len + 12, d.arrivalUs, true);
+            u8.set(d.bytes, len + 16);
+            len += 16 + ((d.bytes.length + 3) & ~3);
+          }
+          host.run(0, len);
+          batch.forEach((d, i) => {
+            if (view.getUint32(at[i]!, true) !== LANE_TAKEN) socket.onPacket!(u8.subarray(at[i]! + 16, at[i]! + 16 + d.bytes.length), d.ip, d.port, d.arrivalUs);
+          });
+          frameRecords(out.take(), frames);
+        }
+        const rx = media.peer.rx.total;
+        const report = media.peer.rx.receptionReport();
+        const stats = media.close();
+        out?.close();
+        return { frames, stats, rx, report, taken: host.taken - takenBefore };
+      };
+
+      const lane = run(true);
+      const js = run(false);
+      assert.equal(lane.frames.length, js.frames.length, 'frames to the bot');
+      for (let i = 0; i < js.frames.length; i++) assert.deepEqual(lane.frames[i], js.frames[i], `frame ${i}`);
+      assert.deepEqual(lane.rx, js.rx, 'receive statistics (RFC 3550), jitter included');
+      assert.deepEqual(lane.report, js.report, 'the RTCP reception report');
+      assert.deepEqual(lane.stats, js.stats, 'media counters');
+      assert.deepEqual(digits[0], digits[1]);
+      assert.deepEqual(digits[1], ['5'], 'the key press, on the JavaScript path');
+      // What the lane took: the plain packets. Not the first of a stream (nor the rest of its arena),
+      // a gap, a late one, an event, a stranger, RTCP, nor anything after the 30 ms packet.
+      const audio = datagrams.length - 3 - 1 - 1;
+      assert.ok(lane.taken >= 85 && lane.taken <= audio - 20, `the lane took ${lane.taken} of ${audio} audio packets`);
+      assert.equal(js.stats.rtpUnexpectedSource, 1);
+      assert.ok(js.stats.rtpLate! >= 2 && js.stats.concealedFrames! >= 2, JSON.stringify(js.stats));
+    });
+  }
+
+  it('leaves a call to JavaScript while its bot batch does not take frames, and after laneTo(undefined)', () => {
+    if (Lane instanceof Error) assert.fail(Lane.message);
+    const arenas = [new ArrayBuffer(1 << 16), new ArrayBuffer(1 << 16)] as const;
+    const host = new RxLaneHost(Lane, arenas[0], arenas[1], 4);
+    let ready = false;
+    const out = host.openOutput(() => ready, () => undefined);
+    const slot = host.slot(1);
+    const socket = socketFor(slot);
+    let viaJs = 0;
+    const media = new CallMedia(socket, 30000, { codec: 'PCMU', payloadType: 0, remote: { address: '127.0.0.2', port: CALLER_PORT }, symmetric: false, playoutCapacity: 8000, botRate: 16000 }, {
+      onCallerAudio: (pcm) => {
+        viaJs++;
+        out.add(7, pcm);
+      },
+      onDtmf: () => undefined,
+      onMark: () => undefined,
+    });
+    media.laneTo({ host, output: out.index, stream: 7 });
+    const view = new DataView(arenas[0]);
+    const u8 = new Uint8Array(arenas[0]);
+    const deliver = (seq: number) => {
+      const bytes = rtp(0, seq, seq * 160, 0x1111, payload(seq, 160));
+      view.setUint32(0, 1, true);
+      view.setUint32(4, CALLER_IP, true);
+      view.setUint16(8, CALLER_PORT, true);
+      view.setUint16(10, bytes.length, true);
+      view.setUint32(12, seq * 20000, true);
+      u8.set(bytes, 16);
+      const took = host.run(0, 16 + bytes.length);
+      if (!took) socket.onPacket!(u8.subarray(16, 16 + bytes.length), CALLER_IP, CALLER_PORT, seq * 20000);
+      return took;
+    };
+    assert.equal(deliver(0), 0, 'the first packet sets the stream');
+    assert.equal(deliver(1), 0, 'the batch is not ready: JavaScript');
+    ready = true;
+    assert.equal(deliver(2), 1, 'ready: the lane');
+    media.laneTo(undefined);
+    assert.equal(deliver(3), 0, 'no target: JavaScript');
+    assert.equal(viaJs, 3);
+    const frames: number[][] = [];
+    frameRecords(out.take(), frames);
+    assert.equal(frames.length, 4, 'all four frames, in one batch');
+    assert.equal(media.close().framesToBot, 4);
+  });
+});
