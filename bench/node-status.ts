@@ -11,11 +11,14 @@ export interface LoopDelay {
   max: number;
 }
 
-/** The native RTP I/O's send counters since start, summed over the nodes (absent on dgram). */
+/** The native RTP I/O's counters since start, summed over the nodes (absent on dgram). */
 export interface RtpSends {
   sent: number;
   /** Sent at once from the event loop (late bot frames) rather than at a tick's due time. */
   sentNow: number;
+  received: number;
+  /** Taken by the G.711 receive lane (edge/media/rx-lane.ts); absent when no node runs it. */
+  laneTaken?: number;
 }
 
 export interface NodeWindow {
@@ -28,7 +31,7 @@ export interface NodeWindow {
  * Asks every node for its status and starts a new event-loop delay window on each (`reset`).
  */
 export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Promise<NodeWindow> {
-  type Reply = { eventLoopDelayMs: LoopDelay; rtpIo?: { sent?: number; sentNow?: number } };
+  type Reply = { eventLoopDelayMs: LoopDelay; rtpIo?: { sent?: number; sentNow?: number; received?: number; laneTaken?: number } };
   const replies = await Promise.all(
     nodeIds.map((id) =>
       nc
@@ -42,6 +45,14 @@ export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Pro
   const io = got.map((r) => r.rtpIo).filter((r) => r?.sent !== undefined && r.sentNow !== undefined);
   return {
     loopDelay: delays.length === 0 ? undefined : { p50: Math.max(...delays.map((r) => r.p50)), p99: Math.max(...delays.map((r) => r.p99)), max: Math.max(...delays.map((r) => r.max)) },
-    rtp: io.length === 0 ? undefined : { sent: io.reduce((s, r) => s + r!.sent!, 0), sentNow: io.reduce((s, r) => s + r!.sentNow!, 0) },
+    rtp:
+      io.length === 0
+        ? undefined
+        : {
+            sent: io.reduce((s, r) => s + r!.sent!, 0),
+            sentNow: io.reduce((s, r) => s + r!.sentNow!, 0),
+            received: io.reduce((s, r) => s + (r!.received ?? 0), 0),
+            ...(io.some((r) => (r!.laneTaken ?? -1) >= 0) ? { laneTaken: io.reduce((s, r) => s + Math.max(0, r!.laneTaken ?? 0), 0) } : {}),
+          },
   };
 }

@@ -138,6 +138,8 @@ export interface BenchResult {
   event_loop_delay_ms?: LoopDelay;
   /** Native RTP I/O: share of RTP packets sent at once (late bot frames), see Step. */
   rtp_sent_now_share?: number;
+  /** Caller packets the node's G.711 receive lane took, of all it received in the window (absent: no lane). */
+  rx_lane_share?: number;
   /** Opus runs: how loss was counted, and that latency was not measured. */
   note?: string;
 }
@@ -188,6 +190,8 @@ export interface StepResult {
    * bot frames, CallMedia's catch-up) rather than at a tick's due time.
    */
   rtp_sent_now_share?: number;
+  /** Caller packets the node's G.711 receive lane took, of all it received in the window (absent: no lane). */
+  rx_lane_share?: number;
 }
 
 export interface BenchDetails {
@@ -465,6 +469,8 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         limited_by: reasons.join('; '),
         ...(loopDelay ? { event_loop_delay_ms: loopDelay } : {}),
         ...(rtpA && rtpB ? { rtp_sent_now_share: round((rtpB.sentNow - rtpA.sentNow) / Math.max(1, rtpB.sent - rtpA.sent), 4) } : {}),
+        // At most 1: the I/O thread counts a packet when it reads it, the lane a little later.
+        ...(rtpA?.laneTaken !== undefined && rtpB?.laneTaken !== undefined ? { rx_lane_share: Math.min(1, round((rtpB.laneTaken - rtpA.laneTaken) / Math.max(1, rtpB.received - rtpA.received), 4)) } : {}),
       };
       if (viaProxy) {
         // Calls each node holds, from the cluster table (its own row), right after the window.
@@ -538,6 +544,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       loadgen_pacing: lastReport!.pacing,
       ...(chosen.event_loop_delay_ms ? { event_loop_delay_ms: chosen.event_loop_delay_ms } : {}),
       ...(chosen.rtp_sent_now_share !== undefined ? { rtp_sent_now_share: chosen.rtp_sent_now_share } : {}),
+      ...(chosen.rx_lane_share !== undefined ? { rx_lane_share: chosen.rx_lane_share } : {}),
       ...(isOpus
         ? { note: 'opus: loss counted by frames (bot frames and RTP packets back vs RTP packets sent, per window by arrival), latency not measured (no marker survives the codec): latency_ms fields are 0' }
         : {}),

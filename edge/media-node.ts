@@ -15,7 +15,7 @@ import { logger } from './log.js';
 import { OpusBatch } from './media/opus-media.js';
 import { RtpPortPool } from './media/port-pool.js';
 import { OpusPool, type OpusPoolStats } from '../workers/opus-pool.js';
-import { createRtpIo, rtpIoFallbackReason, type RtpIo } from './media/rtp-io.js';
+import { createRtpIo, NativeRtpIo, rtpIoFallbackReason, type RtpIo } from './media/rtp-io.js';
 import type { MediaClock } from './media/rtp-socket.js';
 import { Membership } from './cluster/membership.js';
 import { NatsLink } from './nats-link.js';
@@ -138,7 +138,7 @@ export class MediaNode {
     // The Twilio-REST-shaped hangup endpoint (edge/bot/twilio-rest.ts), when twilioRestPort is set.
     node.#stopTwilioRest = await startTwilioRest(options);
     const files = readFileLimit();
-    log.info({ node: options.nodeId, sip: `${options.sipHost}:${node.sipPort}`, g711: g711Backend, rtpIo: node.rtpIo.kind, ...(rtpIoFallbackReason ? { rtpIoFallback: rtpIoFallbackReason } : {}), openFiles: files }, 'media node up');
+    log.info({ node: options.nodeId, sip: `${options.sipHost}:${node.sipPort}`, g711: g711Backend, rtpIo: node.rtpIo.kind, ...(rtpIoFallbackReason ? { rtpIoFallback: rtpIoFallbackReason } : {}), ...rxLaneLog(node.rtpIo), openFiles: files }, 'media node up');
     const fits = files ? callsWithin(files.soft) : Number.POSITIVE_INFINITY;
     if (files && fits < options.maxCalls) {
       log.warn(
@@ -386,4 +386,10 @@ function uriOf(header: string | undefined): string {
   } catch {
     return header;
   }
+}
+
+/** The start-up line's word on the G.711 receive lane: on, or why not (native RTP I/O only). */
+function rxLaneLog(io: RtpIo): { rxLane: 'on' | 'off'; rxLaneOff?: string } {
+  if (!(io instanceof NativeRtpIo)) return { rxLane: 'off', rxLaneOff: 'dgram RTP I/O' };
+  return io.lane ? { rxLane: 'on' } : { rxLane: 'off', ...(io.laneUnavailable ? { rxLaneOff: io.laneUnavailable } : {}) };
 }

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { connect } from '@nats-io/transport-node';
 import { MuxServer, type MuxCall, type MuxConnection } from '../../sdk/mux-server.js';
 import { readRecords } from '../../sdk/mux-wire.js';
 import { Caller, until } from '../fixtures/bot/peers.js';
@@ -99,6 +100,13 @@ describe('native-mux: many calls on one bot socket', { timeout: 30000 }, () => {
       await until(() => s.records >= 150, 3000, 'every caller frame at the bot');
       await new Promise((r) => setTimeout(r, 300)); // the last replies play out
       assert.equal(s.records, 150, 'every caller frame arrived once');
+      // Most of them came by the node's G.711 receive lane (edge/media/rx-lane.ts), all but each
+      // stream's first packets; the frames above are the same either way, once each and in order.
+      const nc = await connect({ servers: nats.url });
+      const status = (await nc.request('botedge.v1.node.media-bot-mux.status', '', { timeout: 2000 })).json<{ rtpIo: { backend: string; laneTaken: number } }>();
+      await nc.close();
+      assert.equal(status.rtpIo.backend, 'native');
+      assert.ok(status.rtpIo.laneTaken >= 120 && status.rtpIo.laneTaken <= 150, `the lane took ${status.rtpIo.laneTaken} of 150 packets`);
       assert.deepEqual([...s.recordSizes], [320], '20 ms of 8 kHz L16 per record');
       assert.deepEqual([...s.streamIds].sort(), [1, 2, 3]);
       assert.ok(s.binaryMessages < s.records, `frames were batched: ${s.records} records in ${s.binaryMessages} messages`);
