@@ -141,6 +141,19 @@ export class Resampler {
     return this.#up && this.#plan && this.native ? { plan: this.#plan, work: this.#work } : undefined;
   }
 
+  /** The same for a downsampler; `onWork` hears of a larger work buffer (a longer input than `maxInput`). */
+  get nativeDown(): { plan: FirPlan; work: Int16Array } | undefined {
+    return !this.#up && this.#plan && this.native ? { plan: this.#plan, work: this.#work } : undefined;
+  }
+
+  /** Called with the new work buffer when an input longer than any before replaced it. */
+  onWork: ((work: Int16Array) => void) | undefined;
+
+  /** Downsampling: inputs to skip before the next output (0: the next input starts a new output). */
+  get phase(): number {
+    return this.#untilNext;
+  }
+
   /** Whether the tap loops run natively. */
   get native(): boolean {
     return this.#loops !== jsFir;
@@ -206,6 +219,7 @@ export class Resampler {
       const grown = new Int16Array(H + src.length);
       grown.set(this.#work.subarray(0, H));
       this.#work = grown;
+      this.onWork?.(grown);
     }
     this.#work.set(src, H);
     return this.#work;

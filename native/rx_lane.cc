@@ -47,7 +47,14 @@ enum Word : size_t {
   kDecodedLen,  // samples of the last packet in the decode buffer (the gap fill fades them out)
   kPackets,     // packets the lane took (JavaScript adds them to rtpReceived and framesToBot)
   kRx = 16,     // RtpReceiveStats' words from here
-  kWords = 32,  // kRx + kRxWords
+  // The bot half: the bot's frames into the playout buffer.
+  kBotOn = 32,  // 1: the lane may take this call's bot frames
+  kHeld,        // CallMedia holds a slot for a late frame: JavaScript sends it when it comes
+  kDownPhase,   // the downsampler's phase (Resampler untilNext): the lane needs 0
+  kPlayRead,    // PlayoutBuffer's read and write positions (absolute samples)
+  kPlayWrite,
+  kBotFrames,   // bot frames the lane took (JavaScript adds them to framesFromBot)
+  kWords = 40,
 };
 
 enum RxWord : size_t {
@@ -70,7 +77,7 @@ enum RxWord : size_t {
   kRxWords,
 };
 
-static_assert(kRx + kRxWords <= kWords, "RtpReceiveStats' words fit the block");
+static_assert(kRx + kRxWords <= kBotOn, "RtpReceiveStats' words fit the block");
 
 constexpr size_t kArenaRecordHeader = 16;  // rtp_io.cc: slot, ip, port, len, arrival µs
 constexpr uint32_t kTaken = 0xffffffffu;     // a record the lane took: JavaScript skips it
@@ -90,6 +97,10 @@ inline uint16_t Load16(const uint8_t* p) {
   return v;
 }
 
+inline uint32_t LoadLe32(const uint8_t* p) {
+  return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
+}
+
 inline uint32_t Be32(const uint8_t* p) {
   return (uint32_t{p[0]} << 24) | (uint32_t{p[1]} << 16) | (uint32_t{p[2]} << 8) | p[3];
 }
@@ -100,6 +111,8 @@ struct Output {
   bool open = false;
   std::vector<uint8_t> buf;
   size_t len = 0;
+  // The connection's streams: slot + 1 by stream id (0: none), for the bot's frames.
+  std::vector<uint32_t> slots;
 
   uint8_t* Reserve(size_t n) {
     if (buf.size() < len + n) buf.resize(std::max(buf.size() * 2, len + n + 16 * 1024));
@@ -118,6 +131,14 @@ struct Call {
   size_t work_len = 0;
   Napi::Reference<Napi::Value> keep_decoded, keep_plan, keep_work;
   uint32_t deferred_in = 0;  // the run in which one of its packets was left to JavaScript
+  // The bot half: the downsampler (none for an 8 kHz bot) and the playout ring.
+  const FirPlan* down = nullptr;
+  int16_t* down_work = nullptr;
+  size_t down_work_len = 0;
+  int16_t* ring = nullptr;
+  size_t ring_len = 0;
+  Napi::Reference<Napi::Value> keep_down, keep_down_work, keep_ring;
+  uint32_t bot_deferred_in = 0;
 };
 
 class RxLane : public Napi::ObjectWrap<RxLane> {
@@ -126,6 +147,10 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     return DefineClass(env, "RxLane",
                        {InstanceMethod<&RxLane::Attach>("attach"),
                         InstanceMethod<&RxLane::Detach>("detach"), InstanceMethod<&RxLane::Run>("run"),
+                        InstanceMethod<&RxLane::AttachBot>("attachBot"),
+                        InstanceMethod<&RxLane::Ring>("ring"), InstanceMethod<&RxLane::Bind>("bind"),
+                        InstanceMethod<&RxLane::Unbind>("unbind"),
+                        InstanceMethod<&RxLane::RunBot>("runBot"),
                         InstanceMethod<&RxLane::OpenOutput>("openOutput"),
                         InstanceMethod<&RxLane::CloseOutput>("closeOutput"),
                         InstanceMethod<&RxLane::Append>("append"), InstanceMethod<&RxLane::Take>("take")});
@@ -177,6 +202,27 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     return false;
   }
 
+  // A resampler's plan (from firPrepare, up or down as asked) and its work buffer, or null for
+  // none; false with a JavaScript exception pending when they are not that.
+  bool FilterArgs(Napi::Env env, const Napi::Value& plan_arg, const Napi::Value& work_arg, bool up,
+                  const FirPlan** plan, int16_t** work, size_t* work_len) {
+    if (plan_arg.IsNull() || plan_arg.IsUndefined()) return true;
+    bool tagged = false;
+    void* data = nullptr;
+    if (napi_check_object_type_tag(env, plan_arg, &kFirPlanTag, &tagged) != napi_ok || !tagged ||
+        napi_get_value_external(env, plan_arg, &data) != napi_ok) {
+      return Fail(env, "plan must come from firPrepare");
+    }
+    *plan = static_cast<const FirPlan*>(data);
+    if ((*plan)->up() != up || !IsTyped(work_arg, napi_int16_array)) {
+      return Fail(env, up ? "an upsampling plan and its Int16Array work buffer" : "a downsampling plan and its Int16Array work buffer");
+    }
+    auto w = work_arg.As<Napi::Int16Array>();
+    *work = w.Data();
+    *work_len = w.ElementLength();
+    return true;
+  }
+
   // attach(slot, decoded: Int16Array, plan: External | null, work: Int16Array | null): the call's
   // decode buffer, and its upsampler (plan and history+input buffer) unless the bot speaks 8 kHz.
   Napi::Value Attach(const Napi::CallbackInfo& info) {
@@ -191,22 +237,8 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     const FirPlan* plan = nullptr;
     int16_t* work = nullptr;
     size_t work_len = 0;
-    if (!info[2].IsNull() && !info[2].IsUndefined()) {
-      bool tagged = false;
-      void* data = nullptr;
-      if (napi_check_object_type_tag(env, info[2], &kFirPlanTag, &tagged) != napi_ok || !tagged ||
-          napi_get_value_external(env, info[2], &data) != napi_ok) {
-        return Fail(env, "plan must come from firPrepare"), env.Undefined();
-      }
-      plan = static_cast<const FirPlan*>(data);
-      if (!plan->up() || !IsTyped(info[3], napi_int16_array)) {
-        return Fail(env, "an upsampling plan and its Int16Array work buffer"), env.Undefined();
-      }
-      auto w = info[3].As<Napi::Int16Array>();
-      work = w.Data();
-      work_len = w.ElementLength();
-      if (work_len < plan->history() + kPayload) return Fail(env, "work buffer under history + 160"), env.Undefined();
-    }
+    if (!FilterArgs(env, info[2], info[3], true, &plan, &work, &work_len)) return env.Undefined();
+    if (plan && work_len < plan->history() + kPayload) return Fail(env, "work buffer under history + 160"), env.Undefined();
     Call& c = calls_[slot];
     c.attached = true;
     c.decoded = decoded.Data();
@@ -226,6 +258,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     uint32_t slot = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : UINT32_MAX;
     if (slot < calls_.size()) {
       table_[slot * kWords + kOn] = 0;
+      table_[slot * kWords + kBotOn] = 0;
       calls_[slot] = Call();
     }
     return env.Undefined();
@@ -341,6 +374,135 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     return c.decoded_len >= kPayload;
   }
 
+  // attachBot(slot, plan: External | null, work: Int16Array | null, ring: Int16Array): the call's
+  // downsampler (none for an 8 kHz bot) and its playout ring.
+  Napi::Value AttachBot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 4 || !info[0].IsNumber() || !IsTyped(info[3], napi_int16_array)) {
+      return Fail(env, "attachBot(slot, plan, work, ring: Int16Array)"), env.Undefined();
+    }
+    uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
+    if (slot >= calls_.size()) return Fail(env, "slot out of range"), env.Undefined();
+    const FirPlan* plan = nullptr;
+    int16_t* work = nullptr;
+    size_t work_len = 0;
+    if (!FilterArgs(env, info[1], info[2], false, &plan, &work, &work_len)) return env.Undefined();
+    Call& c = calls_[slot];
+    c.down = plan;
+    c.down_work = work;
+    c.down_work_len = work_len;
+    c.keep_down = plan ? Napi::Persistent(info[1]) : Napi::Reference<Napi::Value>();
+    c.keep_down_work = plan ? Napi::Persistent(info[2]) : Napi::Reference<Napi::Value>();
+    SetRing(c, info[3].As<Napi::Int16Array>());
+    return env.Undefined();
+  }
+
+  void SetRing(Call& c, Napi::Int16Array ring) {
+    c.ring = ring.Data();
+    c.ring_len = ring.ElementLength();
+    c.keep_ring = Napi::Persistent(static_cast<Napi::Value>(ring));
+  }
+
+  // ring(slot, ring: Int16Array): the playout buffer grew into a new ring.
+  Napi::Value Ring(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber() || !IsTyped(info[1], napi_int16_array)) {
+      return Fail(env, "ring(slot, ring: Int16Array)"), env.Undefined();
+    }
+    uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
+    if (slot >= calls_.size()) return Fail(env, "slot out of range"), env.Undefined();
+    SetRing(calls_[slot], info[1].As<Napi::Int16Array>());
+    return env.Undefined();
+  }
+
+  // bind(output, stream, slot) / unbind(output, stream): which call a stream of a batch's connection is.
+  Napi::Value Bind(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Output* out = OutputArg(info);
+    if (!out) return env.Undefined();
+    if (info.Length() < 3 || !info[1].IsNumber() || !info[2].IsNumber()) return Fail(env, "bind(output, stream, slot)"), env.Undefined();
+    uint32_t stream = info[1].As<Napi::Number>().Uint32Value();
+    uint32_t slot = info[2].As<Napi::Number>().Uint32Value();
+    if (slot >= calls_.size() || stream > (1u << 24)) return Fail(env, "stream or slot out of range"), env.Undefined();
+    if (out->slots.size() <= stream) out->slots.resize(stream + 1, 0);
+    out->slots[stream] = slot + 1;
+    return env.Undefined();
+  }
+
+  Napi::Value Unbind(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Output* out = OutputArg(info);
+    if (!out) return env.Undefined();
+    uint32_t stream = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : UINT32_MAX;
+    if (stream < out->slots.size()) out->slots[stream] = 0;
+    return env.Undefined();
+  }
+
+  // runBot(output, msg: Uint8Array) → frames taken: the bot's binary message on that connection.
+  // Taken records get stream kTaken; JavaScript reads the rest (and any problem with the message).
+  Napi::Value RunBot(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Output* out = OutputArg(info);
+    if (!out) return env.Undefined();
+    if (info.Length() < 2 || !IsTyped(info[1], napi_uint8_array)) return Fail(env, "runBot(output, msg: Uint8Array)"), env.Undefined();
+    auto msg = info[1].As<Napi::Uint8Array>();
+    uint8_t* m = msg.Data();
+    const size_t size = msg.ElementLength();
+    if (++bot_run_ == 0) bot_run_ = 1;
+    size_t taken = 0;
+    for (size_t off = 0; size - off >= kMuxRecordHeader;) {
+      const uint32_t stream = LoadLe32(m + off);
+      const uint32_t len = LoadLe32(m + off + 4);
+      const size_t start = off + kMuxRecordHeader;
+      if (len > size - start) break;  // truncated: JavaScript reports it
+      if (stream < out->slots.size() && out->slots[stream] != 0 && TakeBot(out->slots[stream] - 1, m + start, len)) {
+        std::memcpy(m + off, &kTaken, 4);
+        taken++;
+      }
+      off = start + len;
+    }
+    return Napi::Number::New(env, static_cast<double>(taken));
+  }
+
+  // CallMedia.queueBotAudio and PlayoutBuffer.push for one plain frame: a whole 20 ms at the bot's
+  // rate, the downsampler in phase, room in the ring without growing or dropping, no held slot.
+  bool TakeBot(uint32_t slot, const uint8_t* pcm, uint32_t bytes) {
+    double* w = table_ + size_t{slot} * kWords;
+    Call& c = calls_[slot];
+    if (w[kBotOn] != 1 || !c.ring || c.bot_deferred_in == bot_run_) return false;
+    const size_t factor = c.down ? c.down->factor() : 1;
+    const size_t n = bytes / 2;
+    const double read = w[kPlayRead];
+    const double write = w[kPlayWrite];
+    const bool plain = bytes == kPayload * factor * 2 && w[kHeld] == 0 && w[kDownPhase] == 0 &&
+                       write - read + kPayload <= static_cast<double>(c.ring_len) &&
+                       (!c.down || c.down_work_len >= c.down->history() + n);
+    if (!plain) {
+      c.bot_deferred_in = bot_run_;  // and the rest of this call's frames in this message
+      return false;
+    }
+    int16_t frame[kPayload];
+    if (c.down) {
+      // codecs/resample.ts process(): stage after the history (the bytes may sit at an odd
+      // offset of the message: copied as bytes), filter from phase 0, keep the last inputs.
+      const size_t h = c.down->history();
+      std::memcpy(c.down_work + h, pcm, bytes);
+      c.down->Down(c.down_work, 0, n, frame);
+      std::memmove(c.down_work, c.down_work + n, h * 2);
+    } else {
+      std::memcpy(frame, pcm, bytes);
+    }
+    // edge/media/playout.ts push(): at write mod the ring's length, wrapping once at most.
+    const size_t cap = c.ring_len;
+    const size_t pos = static_cast<size_t>(std::fmod(write, static_cast<double>(cap)));
+    const size_t first = std::min(kPayload, cap - pos);
+    std::memcpy(c.ring + pos, frame, first * 2);
+    if (first < kPayload) std::memcpy(c.ring, frame + first, (kPayload - first) * 2);
+    w[kPlayWrite] = write + kPayload;
+    w[kBotFrames] += 1;
+    return true;
+  }
+
   // openOutput() → index of a new batch (a mux connection's).
   Napi::Value OpenOutput(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -421,6 +583,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
   std::vector<Call> calls_;
   std::vector<Output> outputs_;
   uint32_t run_ = 0;
+  uint32_t bot_run_ = 0;
 };
 
 }  // namespace
@@ -444,6 +607,12 @@ void InitRxLane(Napi::Env env, Napi::Object exports) {
   layout.Set("decodedLen", Napi::Number::New(env, kDecodedLen));
   layout.Set("packets", Napi::Number::New(env, kPackets));
   layout.Set("rx", Napi::Number::New(env, kRx));
+  layout.Set("botOn", Napi::Number::New(env, kBotOn));
+  layout.Set("held", Napi::Number::New(env, kHeld));
+  layout.Set("downPhase", Napi::Number::New(env, kDownPhase));
+  layout.Set("playRead", Napi::Number::New(env, kPlayRead));
+  layout.Set("playWrite", Napi::Number::New(env, kPlayWrite));
+  layout.Set("botFrames", Napi::Number::New(env, kBotFrames));
   // RtpReceiveStats' words (codecs/rtp-stats.ts RX), from `rx` on.
   Napi::Object rx = Napi::Object::New(env);
   const char* rx_names[] = {"started", "ssrc", "base", "maxSeq", "cycles", "received", "badSeq", "doneExpected",

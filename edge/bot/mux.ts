@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { WebSocket, type RawData } from 'ws';
 import { MUX_SUBPROTOCOL, RecordWriter, readRecords, samplesOf, tagJson } from '../../sdk/mux-wire.js';
 import { logOnce, type Logger } from '../log.js';
-import type { LaneOutput, RxLaneHost } from '../media/rx-lane.js';
+import { LANE_TAKEN, type LaneOutput, type RxLaneHost } from '../media/rx-lane.js';
 import { BotUnreachableError, type BotStreamHandlers, type BotStreamOptions } from './bot-stream.js';
 import { BotControlSchema, DEFAULT_DTMF_MS } from './native-protocol.js';
 import { jsonObject, type BotCommand, type BotProtocol, type EdgeEvent } from './protocol.js';
@@ -287,7 +287,11 @@ export class MuxConnection {
   #onMessage(buf: Buffer, isBinary: boolean): void {
     if (this.#closed) return;
     if (isBinary) {
+      // The receive lane first: the frames it queued for playout are marked, and skipped here.
+      const lane = this.laneOutput;
+      if (lane) lane.runBot(buf);
       const problem = readRecords(buf, (id, bytes) => {
+        if (lane && id === LANE_TAKEN) return;
         const s = this.streams.get(id);
         if (s) s.onAudio(bytes);
         else if (this.#isLate(id)) this.late++;
@@ -389,9 +393,9 @@ export class MuxBotStream {
    * frames (open, under its allowance, no stream with a backlog), so the lane's frames never pass
    * frames queued here.
    */
-  get laneTarget(): { host: RxLaneHost; output: number; stream: number } | undefined {
+  get laneTarget(): { output: LaneOutput; stream: number } | undefined {
     const out = this.conn.laneOutput;
-    return out && !this.#closed ? { host: out.host, output: out.index, stream: this.#id } : undefined;
+    return out && !this.#closed ? { output: out, stream: this.#id } : undefined;
   }
 
   get queued(): number {

@@ -8,13 +8,19 @@ import type { MediaStats } from '../api/events.js';
 import { DtmfSender } from './dtmf-sender.js';
 import { newPlayout, type PlayoutBuffer } from './playout.js';
 import { RtpPeer } from './rtp-peer.js';
-import { LANE, LANE_WORDS, type LaneSlot } from './rx-lane.js';
+import { LANE, LANE_WORDS, type LaneOutput, type LaneSlot } from './rx-lane.js';
 import type { RtpSocket } from './rtp-socket.js';
 import { newMediaStats, type CallMediaSink, type MediaSession, type MediaSessionOptions } from './session.js';
 
 export type { CallMediaSink } from './session.js';
 
 export type G711Name = 'PCMU' | 'PCMA';
+
+/** Where the receive lane may put this call's caller frames and find its bot frames: a mux connection's batch and stream. */
+export interface LaneTarget {
+  output: LaneOutput;
+  stream: number;
+}
 /** The codecs coded inline, on the event loop: G.711 (8 kHz) and G.722 (16 kHz). */
 export type InlineCodec = G711Name | 'G722';
 
@@ -102,8 +108,14 @@ export class CallMedia implements MediaSession {
   readonly #catchUp: boolean;
   /** The last slot carried a whole frame of bot audio: a dry queue now is a late frame, not the end of speech. */
   #speaking = false;
-  /** This slot's header is taken and its packet not sent: it waits for the bot's late frame. */
-  #held = false;
+  /** This slot's header is taken and its packet not sent: it waits for the bot's late frame (in the block, for the lane). */
+  get #held(): boolean {
+    return this.#w[LANE.held] === 1;
+  }
+
+  set #held(v: boolean) {
+    this.#w[LANE.held] = v ? 1 : 0;
+  }
   readonly stats: MediaStats = { ...newMediaStats(), playoutLateFrames: 0, rtpLate: 0, concealedFrames: 0 };
   /**
    * The receive side's state, in words of a Float64Array (`LANE`): the caller's stream (SSRC,
@@ -114,8 +126,10 @@ export class CallMedia implements MediaSession {
    */
   readonly #w: Float64Array;
   readonly #lane: LaneSlot | undefined;
-  /** The bot's mux batch and stream, while the lane may feed it. */
-  #laneTarget: { output: number; stream: number } | undefined;
+  /** The bot's mux batch and stream, while the lane may feed it and queue from it. */
+  #laneTarget: LaneTarget | undefined;
+  /** The lane handles this call's bot frames too (G.711, native downsampler or none). */
+  readonly #botLane: boolean;
 
   constructor(
     private readonly socket: RtpSocket,
@@ -133,8 +147,6 @@ export class CallMedia implements MediaSession {
       this.#g722Enc = new G722Encoder();
       this.#g722Dec = new G722Decoder();
     }
-    // 200 ms to start with (it grows on demand): most calls never queue more, and memory per call counts.
-    this.playout = newPlayout(options.playoutCapacity, rate / 5, options.playoutTrim);
     if (options.botRate !== rate) {
       // The largest packet sized in: the work buffer is never replaced (the lane holds it).
       this.#up = new Resampler(rate, options.botRate, { maxInput: this.#decoded.length });
@@ -151,6 +163,16 @@ export class CallMedia implements MediaSession {
     this.#w.fill(0);
     this.#w[LANE.inSsrc] = -1;
     lane?.attach(this.#decoded, up);
+    // 200 ms to start with (it grows on demand): most calls never queue more, and memory per call counts.
+    this.playout = newPlayout(options.playoutCapacity, rate / 5, options.playoutTrim, this.#w.subarray(LANE.playRead, LANE.playWrite + 1));
+    // The bot half of the lane: the downsampler's arrays (native loops only) and the playout ring.
+    const down = this.#down?.nativeDown;
+    this.#botLane = lane !== undefined && (!this.#down || down !== undefined);
+    if (lane && this.#botLane) {
+      lane.attachBot(down, this.playout.ring);
+      this.playout.onRing = (ring) => lane.ring(ring);
+      if (this.#down) this.#down.onWork = () => lane.attachBot(this.#down!.nativeDown, this.playout.ring);
+    }
     const rx = new RtpReceiveStats(8000, this.#w.subarray(LANE.rx, LANE.rx + RX_WORDS));
     this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats, new DtmfReceiver(), (press) => sink.onDtmf(press), rx);
     this.#header.payloadType = options.payloadType;
@@ -187,8 +209,12 @@ export class CallMedia implements MediaSession {
    * The bot's mux batch for this call's frames (MuxBotStream.laneTarget), or none: the lane may
    * take this call's packets only while it has one. A target in another node's lane is none.
    */
-  laneTo(target: { host: unknown; output: number; stream: number } | undefined): void {
-    this.#laneTarget = target && this.#lane && target.host === this.#lane.host ? target : undefined;
+  laneTo(target: LaneTarget | undefined): void {
+    const old = this.#laneTarget;
+    if (old) old.output.unbind(old.stream);
+    this.#laneTarget = target && this.#lane && target.output.host === this.#lane.host ? target : undefined;
+    if (this.#laneTarget && this.#botLane) this.#laneTarget.output.bind(this.#laneTarget.stream, this.#lane!.slot);
+    this.#w[LANE.botOn] = this.#laneTarget && this.#botLane && !this.#closed ? 1 : 0;
     this.#laneCheck();
   }
 
@@ -205,7 +231,7 @@ export class CallMedia implements MediaSession {
     w[LANE.pt] = this.options.payloadType;
     w[LANE.srcIp] = remote.ip;
     w[LANE.srcPort] = remote.port;
-    w[LANE.output] = target.output;
+    w[LANE.output] = target.output.index;
     w[LANE.stream] = target.stream;
     w[LANE.on] = 1;
   }
@@ -316,6 +342,7 @@ export class CallMedia implements MediaSession {
     // Grows only when a bot sends a larger burst than before: allocation per burst size, not per frame.
     if (this.#downsampled.length < need) this.#downsampled = new Int16Array(need);
     const m = this.#down.process(samples, this.#downsampled);
+    this.#w[LANE.downPhase] = this.#down.phase;
     this.playout.push(this.#downsampled.subarray(0, m));
     if (this.#held) this.#fillHeld();
   }
@@ -488,6 +515,8 @@ export class CallMedia implements MediaSession {
       const laneTook = this.#w[LANE.packets]!;
       this.stats.rtpReceived += laneTook;
       this.stats.framesToBot += laneTook;
+      this.stats.framesFromBot += this.#w[LANE.botFrames]!;
+      this.laneTo(undefined);
       this.#w[LANE.on] = 0;
       this.#lane?.detach();
       this.#peer.finish();

@@ -34,8 +34,13 @@ export class PlayoutBuffer {
    * two, and a 30 s ring allocated up front is 480 kB per call (the benchmark's rss_kb_per_call).
    */
   #ring: Int16Array;
-  #read = 0; // absolute sample index of the next sample to play
-  #write = 0; // absolute sample index one past the last queued sample
+  /**
+   * [read, write]: the absolute sample index of the next sample to play, and one past the last
+   * queued sample. In an array so the receive lane (rx-lane.ts) can queue a call's bot frames too.
+   */
+  readonly #pos: Float64Array;
+  /** Called with the new ring when the buffer grows (the receive lane writes into the ring). */
+  onRing: ((ring: Int16Array) => void) | undefined;
   #marks: { name: string; at: number }[] = [];
   /** Samples dropped because the buffer was full. */
   overflowSamples = 0;
@@ -53,8 +58,33 @@ export class PlayoutBuffer {
     /** Reads per trim window (50: one second of 20 ms reads); 0, the default, turns the trim off. */
     readonly trimWindow = 0,
     readonly trimMode: TrimMode = 'any',
+    /** Where to keep the read and write positions (2 words, cleared here), when something else shares them. */
+    pos: Float64Array = new Float64Array(2),
   ) {
     this.#ring = new Int16Array(Math.min(capacity, initial));
+    this.#pos = pos;
+    pos.fill(0);
+  }
+
+  /** The ring itself (the receive lane writes into it; it changes when the buffer grows). */
+  get ring(): Int16Array {
+    return this.#ring;
+  }
+
+  get #read(): number {
+    return this.#pos[0]!;
+  }
+
+  set #read(v: number) {
+    this.#pos[0] = v;
+  }
+
+  get #write(): number {
+    return this.#pos[1]!;
+  }
+
+  set #write(v: number) {
+    this.#pos[1] = v;
   }
 
   /** Samples of ring memory held now (≤ capacity). */
@@ -71,6 +101,7 @@ export class PlayoutBuffer {
     // Positions are absolute sample indices modulo the ring size: re-place what is queued.
     for (let i = this.#read; i < this.#write; i++) ring[i % size] = old[i % old.length]!;
     this.#ring = ring;
+    this.onRing?.(ring);
   }
 
   get buffered(): number {
@@ -179,6 +210,6 @@ export class PlayoutBuffer {
 }
 
 /** A call's playout queue with the route's trim: one second of 20 ms reads per trim window. */
-export function newPlayout(capacity: number, initial: number, trim: PlayoutTrim = 'off'): PlayoutBuffer {
-  return trim === 'off' ? new PlayoutBuffer(capacity, initial) : new PlayoutBuffer(capacity, initial, 50, trim);
+export function newPlayout(capacity: number, initial: number, trim: PlayoutTrim = 'off', pos?: Float64Array): PlayoutBuffer {
+  return trim === 'off' ? new PlayoutBuffer(capacity, initial, 0, 'any', pos) : new PlayoutBuffer(capacity, initial, 50, trim, pos);
 }

@@ -11,6 +11,11 @@
  * for the packets it takes). A mux connection's batch lives in the lane (`LaneOutput`, the
  * RecordWriter of that connection), so frames of both paths queue in one place, in order.
  *
+ * The bot half works the same way the other way round: a binary message from the mux bot goes to
+ * the lane first (`LaneOutput.runBot`), which queues each plain frame (a whole 20 ms, the
+ * downsampler in phase, room in the playout ring, no slot held for a late frame) into the call's
+ * playout buffer, whose positions live in the block too; JavaScript reads the rest of the message.
+ *
  * `BOTEDGE_RX_LANE=0` turns it off (the JavaScript path for every packet); it is off by itself
  * without the addon or with `dgram` RTP I/O.
  */
@@ -42,13 +47,29 @@ export const LANE = {
   packets: 13,
   /** RtpReceiveStats' words (codecs/rtp-stats.ts RX) from here. */
   rx: 16,
+  /** The bot half. 1: the lane may queue this call's bot frames for playout. */
+  botOn: 32,
+  /** CallMedia holds a slot for a late bot frame (JavaScript sends it when the frame comes). */
+  held: 33,
+  /** The downsampler's phase (Resampler.phase): the lane needs 0. */
+  downPhase: 34,
+  /** PlayoutBuffer's read and write positions. */
+  playRead: 35,
+  playWrite: 36,
+  /** Bot frames the lane queued; CallMedia adds them to framesFromBot. */
+  botFrames: 37,
 } as const;
-export const LANE_WORDS = 32;
+export const LANE_WORDS = 40;
 /** An arena record the lane took: its slot word is overwritten with this. */
 export const LANE_TAKEN = 0xffffffff;
 
 interface NativeRxLane {
   attach(slot: number, decoded: Int16Array, plan: FirPlan | null, work: Int16Array | null): void;
+  attachBot(slot: number, plan: FirPlan | null, work: Int16Array | null, ring: Int16Array): void;
+  ring(slot: number, ring: Int16Array): void;
+  bind(output: number, stream: number, slot: number): void;
+  unbind(output: number, stream: number): void;
+  runBot(output: number, msg: Uint8Array): number;
   detach(slot: number): void;
   run(arena: 0 | 1, length: number): number;
   openOutput(): number;
@@ -95,8 +116,9 @@ export class RxLaneHost {
   readonly #pending = new Uint32Array(MAX_OUTPUTS);
   readonly #native: NativeRxLane;
   readonly #outputs = new Map<number, LaneOutput>();
-  /** Packets the lane has taken, node-wide (the `rtpIo` status). */
+  /** Caller packets the lane has taken, and bot frames it has queued, node-wide (the `rtpIo` status). */
   taken = 0;
+  botTaken = 0;
 
   /** `slots`: the RTP I/O's socket slots (one block each). */
   constructor(Lane: NativeRxLaneClass, arena0: ArrayBuffer, arena1: ArrayBuffer, slots: number) {
@@ -171,6 +193,26 @@ export class LaneOutput {
   }
 
   /**
+   * The bot's binary message, before JavaScript reads it: frames the lane queued for playout are
+   * marked (stream LANE_TAKEN). Returns how many.
+   */
+  runBot(msg: Uint8Array): number {
+    if (this.#closed) return 0;
+    const n = this.#lane.native.runBot(this.index, msg);
+    this.host.botTaken += n;
+    return n;
+  }
+
+  /** @internal Which call (socket slot) a stream of this connection is, for the bot's frames. */
+  bind(stream: number, slot: number): void {
+    if (!this.#closed) this.#lane.native.bind(this.index, stream, slot);
+  }
+
+  unbind(stream: number): void {
+    if (!this.#closed) this.#lane.native.unbind(this.index, stream);
+  }
+
+  /**
    * The batch so far, or undefined when empty; a view of the lane's memory, valid until the next
    * frame is added (the WebSocket client copies it as it masks the frame, as with RecordWriter's
    * `reuse`).
@@ -198,6 +240,16 @@ export class LaneSlot {
   /** The call's decode buffer, and its upsampler's native plan and work buffer (none for an 8 kHz bot). */
   attach(decoded: Int16Array, up: { plan: FirPlan; work: Int16Array } | undefined): void {
     this.native.attach(this.slot, decoded, up?.plan ?? null, up?.work ?? null);
+  }
+
+  /** The bot half: the call's downsampler (none for an 8 kHz bot) and playout ring. */
+  attachBot(down: { plan: FirPlan; work: Int16Array } | undefined, ring: Int16Array): void {
+    this.native.attachBot(this.slot, down?.plan ?? null, down?.work ?? null, ring);
+  }
+
+  /** The playout buffer grew, or the downsampler's work buffer did. */
+  ring(ring: Int16Array): void {
+    this.native.ring(this.slot, ring);
   }
 
   /** The call is over: the lane lets go of its arrays and stops taking its packets. */

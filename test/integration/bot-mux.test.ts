@@ -103,10 +103,12 @@ describe('native-mux: many calls on one bot socket', { timeout: 30000 }, () => {
       // Most of them came by the node's G.711 receive lane (edge/media/rx-lane.ts), all but each
       // stream's first packets; the frames above are the same either way, once each and in order.
       const nc = await connect({ servers: nats.url });
-      const status = (await nc.request('botedge.v1.node.media-bot-mux.status', '', { timeout: 2000 })).json<{ rtpIo: { backend: string; laneTaken: number } }>();
+      const status = (await nc.request('botedge.v1.node.media-bot-mux.status', '', { timeout: 2000 })).json<{ rtpIo: { backend: string; laneTaken: number; laneBotTaken: number } }>();
       await nc.close();
       assert.equal(status.rtpIo.backend, 'native');
       assert.ok(status.rtpIo.laneTaken >= 120 && status.rtpIo.laneTaken <= 150, `the lane took ${status.rtpIo.laneTaken} of 150 packets`);
+      // And it queued the bot's replies (the same frames' worth) for playout: the levels below are those.
+      assert.ok(status.rtpIo.laneBotTaken >= 100, `the lane queued ${status.rtpIo.laneBotTaken} bot frames`);
       assert.deepEqual([...s.recordSizes], [320], '20 ms of 8 kHz L16 per record');
       assert.deepEqual([...s.streamIds].sort(), [1, 2, 3]);
       assert.ok(s.binaryMessages < s.records, `frames were batched: ${s.records} records in ${s.binaryMessages} messages`);

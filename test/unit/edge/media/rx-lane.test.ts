@@ -20,9 +20,10 @@ const CALLER_IP = 0x7f000002;
 const CALLER_PORT = 40000;
 const STRANGER_IP = 0x7f000009;
 
-/** The socket side CallMedia needs; sends go nowhere (this test is about receiving). */
-function socketFor(lane: LaneSlot | undefined): RtpSocket & { onPacket: PacketHandler | undefined } {
-  return { port: 30000, onPacket: undefined, lane, send() {}, sendNow() {}, replace: () => false, acceptOnly() {}, foreignDropped: 0, close() {} };
+/** The socket side CallMedia needs; what it sends is kept (copied), in order. */
+function socketFor(lane: LaneSlot | undefined, sent: number[][] = []): RtpSocket & { onPacket: PacketHandler | undefined } {
+  const keep = (p: Uint8Array, len: number) => void sent.push([...p.subarray(0, len)]);
+  return { port: 30000, onPacket: undefined, lane, send: keep, sendNow: keep, replace: () => false, acceptOnly() {}, foreignDropped: 0, close() {} };
 }
 
 interface Datagram {
@@ -158,7 +159,7 @@ describe('the G.711 receive lane', () => {
           onDtmf: (press) => digits[useLane ? 0 : 1]!.push(press.digit),
           onMark: () => undefined,
         });
-        if (out) media.laneTo({ host, output: out.index, stream: 7 });
+        if (out) media.laneTo({ output: out, stream: 7 });
         const u8 = new Uint8Array(arenas[0]);
         const view = new DataView(arenas[0]);
         const takenBefore = host.taken;
@@ -229,7 +230,7 @@ describe('the G.711 receive lane', () => {
       onDtmf: () => undefined,
       onMark: () => undefined,
     });
-    media.laneTo({ host, output: out.index, stream: 7 });
+    media.laneTo({ output: out, stream: 7 });
     const view = new DataView(arenas[0]);
     const u8 = new Uint8Array(arenas[0]);
     const deliver = (seq: number) => {
@@ -256,4 +257,81 @@ describe('the G.711 receive lane', () => {
     assert.equal(frames.length, 4, 'all four frames, in one batch');
     assert.equal(media.close().framesToBot, 4);
   });
+
+  for (const botRate of [16000, 8000] as const) {
+    it(`queues the bot's frames for playout exactly as the JavaScript path does: bursts, late frames, marks, clear (${botRate / 1000} kHz bot)`, () => {
+      if (Lane instanceof Error) assert.fail(Lane.message);
+      const arenas = [new ArrayBuffer(1 << 16), new ArrayBuffer(1 << 16)] as const;
+      const host = new RxLaneHost(Lane, arenas[0], arenas[1], 8);
+      const frame = botRate / 50;
+      // The bot's messages per tick: mostly a frame, now and then none (a late frame the tick
+      // holds a slot for) or two, a 1.2 s burst (the ring and the downsampler's buffer grow),
+      // a 30 ms record, and frames of another stream.
+      let level = 0;
+      const pcm = (n: number) => Int16Array.from({ length: n }, (_, i) => Math.round(8000 * Math.sin((level++ + i) * 0.05)));
+      const script: Int16Array[][] = [];
+      for (let t = 0; t < 220; t++) {
+        if (t === 40) script.push([pcm(frame * 60)]);
+        else if (t === 120) script.push([pcm((frame * 3) / 2)]);
+        else if (t % 17 === 5) script.push([]);
+        else if (t % 17 === 6) script.push([pcm(frame), pcm(frame)]);
+        else script.push([pcm(frame)]);
+      }
+      const message = (frames: Int16Array[], stream: number) => {
+        const parts = frames.flatMap((f) => {
+          const head = Buffer.alloc(8);
+          head.writeUInt32LE(stream, 0);
+          head.writeUInt32LE(f.byteLength, 4);
+          return [head, Buffer.from(f.buffer, f.byteOffset, f.byteLength)];
+        });
+        // One byte in front: records at odd offsets, as a message can arrive in a larger buffer.
+        return Buffer.concat([Buffer.alloc(1), ...parts]).subarray(1);
+      };
+
+      const run = (useLane: boolean) => {
+        const sent: number[][] = [];
+        const marks: string[] = [];
+        const slot = useLane ? host.slot(5) : undefined;
+        const out = useLane ? host.openOutput(() => true, () => undefined) : undefined;
+        const media = new CallMedia(socketFor(slot, sent), 30000, { codec: 'PCMU', payloadType: 0, remote: { address: '127.0.0.2', port: CALLER_PORT }, symmetric: false, playoutCapacity: 8000 * 5, botRate }, {
+          onCallerAudio: () => undefined,
+          onDtmf: () => undefined,
+          onMark: (name) => marks.push(name),
+        });
+        if (out) media.laneTo({ output: out, stream: 3 });
+        let taken = 0;
+        script.forEach((frames, t) => {
+          const msg = message(frames, 3);
+          if (out) taken += out.runBot(msg);
+          // What is left goes the way MuxConnection and the call hand it over.
+          for (let off = 0; off < msg.length; ) {
+            const id = msg.readUInt32LE(off);
+            const len = msg.readUInt32LE(off + 4);
+            if (id !== LANE_TAKEN) media.queueBotAudio(new Int16Array(new Uint8Array(msg.subarray(off + 8, off + 8 + len)).buffer));
+            off += 8 + len;
+          }
+          if (t === 30 || t === 60 || t === 150) media.playout.mark(`m${t}`);
+          if (t === 70) for (const name of media.clear()) marks.push(`cleared ${name}`); // mid-burst
+          media.tick();
+          media.afterTick();
+        });
+        // A stream the lane does not know: left alone.
+        if (out) assert.equal(out.runBot(message([pcm(frame)], 4)), 0);
+        const stats = media.close();
+        out?.close();
+        return { sent, marks, stats, taken };
+      };
+
+      const lane = run(true);
+      const js = run(false);
+      assert.equal(lane.sent.length, js.sent.length, 'packets to the caller');
+      // Payloads (the RTP headers' random SSRC and sequence differ between the two calls).
+      for (let i = 0; i < js.sent.length; i++) assert.deepEqual(lane.sent[i]!.slice(12), js.sent[i]!.slice(12), `packet ${i}`);
+      assert.deepEqual(lane.marks, js.marks);
+      assert.deepEqual(js.marks, ['m30', 'cleared m60', 'm150'], 'marks: played, cleared with the burst, played');
+      assert.deepEqual(lane.stats, js.stats, 'media counters');
+      assert.ok(js.stats.playoutLateFrames! > 0, 'late frames were caught up');
+      assert.ok(lane.taken > 150 && lane.taken < 240, `the lane queued ${lane.taken} frames`);
+    });
+  }
 });
