@@ -266,8 +266,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
                                   "alawEncode"));
 #if defined(__linux__)
   botedge::InitRtpIo(env, exports);
-#endif
   botedge::InitRxLane(env, exports);
+#endif
   return exports;
 }
 

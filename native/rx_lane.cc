@@ -21,8 +21,11 @@
 #include <cmath>
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include <sys/mman.h>
 
 #include "fir.h"
 #include "g711.h"
@@ -106,18 +109,18 @@ inline uint32_t Be32(const uint8_t* p) {
 }
 
 // One mux connection's batch: records back to back, as sdk/mux-wire.ts RecordWriter writes them
-// (little-endian header; samples in host order, which is little-endian wherever we build).
+// (little-endian header; samples in host order, which is little-endian wherever we build), in a
+// buffer JavaScript owns and grows (setBuffer), so taking the batch makes no object but a view.
 struct Output {
   bool open = false;
-  std::vector<uint8_t> buf;
+  uint8_t* data = nullptr;
+  size_t cap = 0;
   size_t len = 0;
+  Napi::Reference<Napi::Value> keep;
   // The connection's streams: slot + 1 by stream id (0: none), for the bot's frames.
   std::vector<uint32_t> slots;
 
-  uint8_t* Reserve(size_t n) {
-    if (buf.size() < len + n) buf.resize(std::max(buf.size() * 2, len + n + 16 * 1024));
-    return buf.data() + len;
-  }
+  bool Room(size_t n) const { return cap - len >= n; }
 };
 
 // A call's arrays the lane writes into (its JavaScript objects keep them; references keep them
@@ -151,20 +154,23 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
                         InstanceMethod<&RxLane::Ring>("ring"), InstanceMethod<&RxLane::Bind>("bind"),
                         InstanceMethod<&RxLane::Unbind>("unbind"),
                         InstanceMethod<&RxLane::RunBot>("runBot"),
+                        InstanceMethod<&RxLane::Table>("table"),
                         InstanceMethod<&RxLane::OpenOutput>("openOutput"),
                         InstanceMethod<&RxLane::CloseOutput>("closeOutput"),
-                        InstanceMethod<&RxLane::Append>("append"), InstanceMethod<&RxLane::Take>("take")});
+                        InstanceMethod<&RxLane::Append>("append"), InstanceMethod<&RxLane::Take>("take"),
+                        InstanceMethod<&RxLane::SetBuffer>("setBuffer")});
   }
 
-  // new RxLane(arena0: ArrayBuffer, arena1: ArrayBuffer, table: Float64Array (slots × kWords),
+  // new RxLane(arena0: ArrayBuffer, arena1: ArrayBuffer, slots: number,
   //            ready: Uint8Array (per output: 1 = its batch takes frames now),
   //            pending: Uint32Array (per output: records in its batch, written here))
+  // The table (slots × kWords doubles) is ours: table() hands it to JavaScript.
   explicit RxLane(const Napi::CallbackInfo& info) : Napi::ObjectWrap<RxLane>(info) {
     Napi::Env env = info.Env();
     if (info.Length() < 5 || !info[0].IsArrayBuffer() || !info[1].IsArrayBuffer() ||
-        !IsTyped(info[2], napi_float64_array) || !IsTyped(info[3], napi_uint8_array) ||
+        !info[2].IsNumber() || !IsTyped(info[3], napi_uint8_array) ||
         !IsTyped(info[4], napi_uint32_array)) {
-      Napi::TypeError::New(env, "RxLane: expected (arena0, arena1, table: Float64Array, ready: Uint8Array, pending: Uint32Array)")
+      Napi::TypeError::New(env, "RxLane: expected (arena0, arena1, slots, ready: Uint8Array, pending: Uint32Array)")
           .ThrowAsJavaScriptException();
       return;
     }
@@ -174,22 +180,33 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
       arena_size_[i] = ab.ByteLength();
       keep_arena_[i] = Napi::Persistent(static_cast<Napi::Value>(ab));
     }
-    auto table = info[2].As<Napi::Float64Array>();
+    const uint32_t slots = info[2].As<Napi::Number>().Uint32Value();
     auto ready = info[3].As<Napi::Uint8Array>();
     auto pending = info[4].As<Napi::Uint32Array>();
-    if (table.ElementLength() % kWords != 0 || ready.ElementLength() < kMaxOutputs ||
-        pending.ElementLength() < kMaxOutputs) {
-      Napi::RangeError::New(env, "RxLane: table of whole blocks, ready and pending of " + std::to_string(kMaxOutputs))
+    if (slots == 0 || slots > (1u << 20) || ready.ElementLength() < kMaxOutputs || pending.ElementLength() < kMaxOutputs) {
+      Napi::RangeError::New(env, "RxLane: 1 to 2^20 slots, ready and pending of " + std::to_string(kMaxOutputs))
           .ThrowAsJavaScriptException();
       return;
     }
-    table_ = table.Data();
-    calls_.resize(table.ElementLength() / kWords);
+    // Fresh zero pages from the kernel, so only the blocks of slots in use ever cost memory. (A
+    // JavaScript Float64Array of the same size comes from calloc, which, once the process has freed
+    // large blocks, takes it from the heap and clears every byte: 10 MB resident for 32,768 slots.)
+    table_bytes_ = size_t{slots} * kWords * sizeof(double);
+    void* mem = mmap(nullptr, table_bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (mem == MAP_FAILED) {
+      Napi::Error::New(env, "RxLane: no memory for the table").ThrowAsJavaScriptException();
+      return;
+    }
+    table_ = static_cast<double*>(mem);
+    calls_.resize(slots);
     ready_ = ready.Data();
     pending_ = pending.Data();
-    keep_table_ = Napi::Persistent(static_cast<Napi::Value>(table));
     keep_ready_ = Napi::Persistent(static_cast<Napi::Value>(ready));
     keep_pending_ = Napi::Persistent(static_cast<Napi::Value>(pending));
+  }
+
+  ~RxLane() override {
+    if (table_) munmap(table_, table_bytes_);
   }
 
  private:
@@ -239,7 +256,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     size_t work_len = 0;
     if (!FilterArgs(env, info[2], info[3], true, &plan, &work, &work_len)) return env.Undefined();
     if (plan && work_len < plan->history() + kPayload) return Fail(env, "work buffer under history + 160"), env.Undefined();
-    Call& c = calls_[slot];
+    Call& c = CallAt(slot);
     c.attached = true;
     c.decoded = decoded.Data();
     c.decoded_len = decoded.ElementLength();
@@ -259,7 +276,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     if (slot < calls_.size()) {
       table_[slot * kWords + kOn] = 0;
       table_[slot * kWords + kBotOn] = 0;
-      calls_[slot] = Call();
+      calls_[slot].reset();
     }
     return env.Undefined();
   }
@@ -291,8 +308,9 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
 
   bool Take(uint32_t slot, const uint8_t* rec, uint16_t len) {
     double* w = table_ + size_t{slot} * kWords;
-    Call& c = calls_[slot];
-    if (w[kOn] != 1 || !c.attached || c.deferred_in == run_) return false;
+    if (w[kOn] != 1 || !calls_[slot]) return false;
+    Call& c = *calls_[slot];
+    if (!c.attached || c.deferred_in == run_) return false;
     if (!Plain(w, c, rec, len)) {
       c.deferred_in = run_;  // and the rest of this call's packets in this arena
       return false;
@@ -332,7 +350,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     Output& out = outputs_[static_cast<size_t>(w[kOutput])];
     const size_t samples = c.plan ? kPayload * c.plan->factor() : kPayload;
     const size_t bytes = samples * 2;
-    uint8_t* r = out.Reserve(kMuxRecordHeader + bytes);
+    uint8_t* r = out.data + out.len;  // Plain() saw the room
     const uint32_t stream = static_cast<uint32_t>(w[kStream]);
     const uint32_t n32 = static_cast<uint32_t>(bytes);
     for (int i = 0; i < 4; i++) r[i] = static_cast<uint8_t>(stream >> (8 * i));
@@ -369,9 +387,16 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     if (rx[kStarted] != 1 || ssrc != rx[kSsrc] || ((seq - static_cast<uint32_t>(rx[kMaxSeq])) & 0xffff) != 1) return false;
     // The bot's batch.
     const double o = w[kOutput];
-    if (!(o >= 0 && o < kMaxOutputs) || !outputs_[static_cast<size_t>(o)].open || ready_[static_cast<size_t>(o)] != 1) return false;
+    if (!(o >= 0 && o < outputs_.size()) || !outputs_[static_cast<size_t>(o)].open || ready_[static_cast<size_t>(o)] != 1) return false;
+    const size_t bytes = (c.plan ? kPayload * c.plan->factor() : kPayload) * 2;
+    if (!outputs_[static_cast<size_t>(o)].Room(kMuxRecordHeader + bytes)) return false;  // JavaScript grows it
     if (c.plan && c.work_len < c.plan->history() + kPayload) return false;
     return c.decoded_len >= kPayload;
+  }
+
+  // table() → ArrayBuffer over the blocks (valid while this object lives: keep it beside it).
+  Napi::Value Table(const Napi::CallbackInfo& info) {
+    return Napi::ArrayBuffer::New(info.Env(), table_, table_bytes_);
   }
 
   // attachBot(slot, plan: External | null, work: Int16Array | null, ring: Int16Array): the call's
@@ -387,7 +412,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     int16_t* work = nullptr;
     size_t work_len = 0;
     if (!FilterArgs(env, info[1], info[2], false, &plan, &work, &work_len)) return env.Undefined();
-    Call& c = calls_[slot];
+    Call& c = CallAt(slot);
     c.down = plan;
     c.down_work = work;
     c.down_work_len = work_len;
@@ -395,6 +420,11 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     c.keep_down_work = plan ? Napi::Persistent(info[2]) : Napi::Reference<Napi::Value>();
     SetRing(c, info[3].As<Napi::Int16Array>());
     return env.Undefined();
+  }
+
+  Call& CallAt(uint32_t slot) {
+    if (!calls_[slot]) calls_[slot] = std::make_unique<Call>();
+    return *calls_[slot];
   }
 
   void SetRing(Call& c, Napi::Int16Array ring) {
@@ -411,7 +441,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     }
     uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
     if (slot >= calls_.size()) return Fail(env, "slot out of range"), env.Undefined();
-    SetRing(calls_[slot], info[1].As<Napi::Int16Array>());
+    SetRing(CallAt(slot), info[1].As<Napi::Int16Array>());
     return env.Undefined();
   }
 
@@ -468,8 +498,9 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
   // rate, the downsampler in phase, room in the ring without growing or dropping, no held slot.
   bool TakeBot(uint32_t slot, const uint8_t* pcm, uint32_t bytes) {
     double* w = table_ + size_t{slot} * kWords;
-    Call& c = calls_[slot];
-    if (w[kBotOn] != 1 || !c.ring || c.bot_deferred_in == bot_run_) return false;
+    if (w[kBotOn] != 1 || !calls_[slot]) return false;
+    Call& c = *calls_[slot];
+    if (!c.ring || c.bot_deferred_in == bot_run_) return false;
     const size_t factor = c.down ? c.down->factor() : 1;
     const size_t n = bytes / 2;
     const double read = w[kPlayRead];
@@ -540,7 +571,23 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     return info.Env().Undefined();
   }
 
-  // append(i, stream, pcm: Int16Array): a record JavaScript writes (a frame of the JavaScript path).
+  // setBuffer(i, buf: Uint8Array): the batch's memory from now on; what it holds is copied over.
+  Napi::Value SetBuffer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Output* out = OutputArg(info);
+    if (!out) return env.Undefined();
+    if (info.Length() < 2 || !IsTyped(info[1], napi_uint8_array)) return Fail(env, "setBuffer(output, buf: Uint8Array)"), env.Undefined();
+    auto buf = info[1].As<Napi::Uint8Array>();
+    if (buf.ElementLength() < out->len) return Fail(env, "a buffer smaller than the batch"), env.Undefined();
+    if (out->len > 0) std::memmove(buf.Data(), out->data, out->len);
+    out->data = buf.Data();
+    out->cap = buf.ElementLength();
+    out->keep = Napi::Persistent(static_cast<Napi::Value>(buf));
+    return env.Undefined();
+  }
+
+  // append(i, stream, pcm: Int16Array) → false when the buffer has no room (setBuffer a larger
+  // one and append again): a record JavaScript writes (a frame of the JavaScript path).
   Napi::Value Append(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Output* out = OutputArg(info);
@@ -551,36 +598,38 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     const uint32_t stream = info[1].As<Napi::Number>().Uint32Value();
     auto pcm = info[2].As<Napi::Int16Array>();
     const uint32_t bytes = static_cast<uint32_t>(pcm.ElementLength() * 2);
-    uint8_t* r = out->Reserve(kMuxRecordHeader + bytes);
+    if (!out->Room(kMuxRecordHeader + bytes)) return Napi::Boolean::New(env, false);
+    uint8_t* r = out->data + out->len;
     for (int i = 0; i < 4; i++) r[i] = static_cast<uint8_t>(stream >> (8 * i));
     for (int i = 0; i < 4; i++) r[4 + i] = static_cast<uint8_t>(bytes >> (8 * i));
     std::memcpy(r + kMuxRecordHeader, pcm.Data(), bytes);
     out->len += kMuxRecordHeader + bytes;
     pending_[static_cast<size_t>(out - outputs_.data())]++;
-    return env.Undefined();
+    return Napi::Boolean::New(env, true);
   }
 
-  // take(i) → Buffer | undefined: the batch so far, as a view of this object's memory that is valid
-  // until the next append or run (the WebSocket client copies it as it masks the frame); the batch
-  // starts afresh.
+  // take(i) → the batch's length in bytes (0: empty); the batch starts afresh. JavaScript sends
+  // that much of its buffer before anything is added again.
   Napi::Value Take(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Output* out = OutputArg(info);
-    if (!out || out->len == 0) return env.Undefined();
+    if (!out) return env.Undefined();
     size_t len = out->len;
     out->len = 0;
     pending_[static_cast<size_t>(out - outputs_.data())] = 0;
-    return Napi::Buffer<uint8_t>::New(env, out->buf.data(), len, [](Napi::Env, uint8_t*) {});
+    return Napi::Number::New(env, static_cast<double>(len));
   }
 
   uint8_t* arenas_[2] = {nullptr, nullptr};
   size_t arena_size_[2] = {0, 0};
   Napi::Reference<Napi::Value> keep_arena_[2];
   double* table_ = nullptr;
+  size_t table_bytes_ = 0;
   uint8_t* ready_ = nullptr;
   uint32_t* pending_ = nullptr;
-  Napi::Reference<Napi::Value> keep_table_, keep_ready_, keep_pending_;
-  std::vector<Call> calls_;
+  Napi::Reference<Napi::Value> keep_ready_, keep_pending_;
+  // One per I/O slot, made when a call attaches: 8 bytes for a slot never used (there are 32,768).
+  std::vector<std::unique_ptr<Call>> calls_;
   std::vector<Output> outputs_;
   uint32_t run_ = 0;
   uint32_t bot_run_ = 0;

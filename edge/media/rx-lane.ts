@@ -70,14 +70,18 @@ interface NativeRxLane {
   bind(output: number, stream: number, slot: number): void;
   unbind(output: number, stream: number): void;
   runBot(output: number, msg: Uint8Array): number;
+  table(): ArrayBuffer;
   detach(slot: number): void;
   run(arena: 0 | 1, length: number): number;
   openOutput(): number;
   closeOutput(output: number): void;
-  append(output: number, stream: number, pcm: Int16Array): void;
-  take(output: number): Buffer | undefined;
+  /** False when the buffer has no room: setBuffer a larger one, then append again. */
+  append(output: number, stream: number, pcm: Int16Array): boolean;
+  /** The batch's length in bytes; the batch starts afresh. */
+  take(output: number): number;
+  setBuffer(output: number, buf: Uint8Array): void;
 }
-type NativeRxLaneClass = new (arena0: ArrayBuffer, arena1: ArrayBuffer, table: Float64Array, ready: Uint8Array, pending: Uint32Array) => NativeRxLane;
+type NativeRxLaneClass = new (arena0: ArrayBuffer, arena1: ArrayBuffer, slots: number, ready: Uint8Array, pending: Uint32Array) => NativeRxLane;
 
 interface Layout extends Record<string, unknown> {
   words: number;
@@ -122,9 +126,9 @@ export class RxLaneHost {
 
   /** `slots`: the RTP I/O's socket slots (one block each). */
   constructor(Lane: NativeRxLaneClass, arena0: ArrayBuffer, arena1: ArrayBuffer, slots: number) {
-    // Zeroed memory the OS maps on first touch: only the blocks of slots in use cost RSS.
-    this.table = new Float64Array(slots * LANE_WORDS);
-    this.#native = new Lane(arena0, arena1, this.table, this.#ready, this.#pending);
+    // The lane's own memory, mapped on first touch: only the blocks of slots in use cost RSS.
+    this.#native = new Lane(arena0, arena1, slots, this.#ready, this.#pending);
+    this.table = new Float64Array(this.#native.table());
   }
 
   /** The block and arrays of the call on socket slot `slot`. */
@@ -170,9 +174,14 @@ export class RxLaneHost {
   }
 }
 
-/** A mux connection's batch in the lane: the same surface as sdk/mux-wire.ts RecordWriter. */
+/**
+ * A mux connection's batch in the lane: the same surface as sdk/mux-wire.ts RecordWriter with
+ * `reuse`. The buffer is ours, lent to the lane; it grows (doubling) when a frame does not fit,
+ * and the lane leaves a packet to JavaScript rather than overrun it.
+ */
 export class LaneOutput {
   readonly #lane: ReturnType<RxLaneHost['output']>;
+  #buf = Buffer.allocUnsafe(64 * 1024);
   #closed = false;
 
   constructor(
@@ -182,6 +191,7 @@ export class LaneOutput {
     readonly onPending: () => void,
   ) {
     this.#lane = host.output(index);
+    this.#lane.native.setBuffer(index, this.#buf);
   }
 
   get records(): number {
@@ -189,7 +199,12 @@ export class LaneOutput {
   }
 
   add(stream: number, pcm: Int16Array): void {
-    if (!this.#closed) this.#lane.native.append(this.index, stream, pcm);
+    if (this.#closed) return;
+    const native = this.#lane.native;
+    if (native.append(this.index, stream, pcm)) return;
+    this.#buf = Buffer.allocUnsafe(Math.max(2 * this.#buf.length, this.#buf.length + 8 + pcm.byteLength));
+    native.setBuffer(this.index, this.#buf);
+    native.append(this.index, stream, pcm);
   }
 
   /**
@@ -213,12 +228,12 @@ export class LaneOutput {
   }
 
   /**
-   * The batch so far, or undefined when empty; a view of the lane's memory, valid until the next
-   * frame is added (the WebSocket client copies it as it masks the frame, as with RecordWriter's
-   * `reuse`).
+   * The batch so far, or undefined when empty; a view of the buffer, valid until the next frame is
+   * added (the WebSocket client copies it as it masks the frame, as with RecordWriter's `reuse`).
    */
   take(): Buffer | undefined {
-    return this.#closed ? undefined : this.#lane.native.take(this.index);
+    const len = this.#closed ? 0 : this.#lane.native.take(this.index);
+    return len > 0 ? this.#buf.subarray(0, len) : undefined;
   }
 
   close(): void {

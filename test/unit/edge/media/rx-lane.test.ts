@@ -213,6 +213,21 @@ describe('the G.711 receive lane', () => {
     });
   }
 
+  it('grows a batch past its first buffer, keeping every record in order', () => {
+    if (Lane instanceof Error) assert.fail(Lane.message);
+    const host = new RxLaneHost(Lane, new ArrayBuffer(1 << 16), new ArrayBuffer(1 << 16), 4);
+    const out = host.openOutput(() => true, () => undefined);
+    // 300 frames of 20 ms at 16 kHz: 194,400 bytes, three times the first buffer.
+    for (let i = 0; i < 300; i++) out.add(7, new Int16Array(320).fill(i));
+    assert.equal(out.records, 300);
+    const frames: number[][] = [];
+    frameRecords(out.take(), frames);
+    assert.deepEqual(frames.map((f) => f[0]), Array.from({ length: 300 }, (_, i) => i));
+    assert.ok(frames.every((f, i) => f.length === 320 && f.every((v) => v === i)));
+    assert.equal(out.take(), undefined, 'the batch starts afresh');
+    out.close();
+  });
+
   it('leaves a call to JavaScript while its bot batch does not take frames, and after laneTo(undefined)', () => {
     if (Lane instanceof Error) assert.fail(Lane.message);
     const arenas = [new ArrayBuffer(1 << 16), new ArrayBuffer(1 << 16)] as const;
