@@ -560,10 +560,17 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     return &outputs_[i];
   }
 
-  // closeOutput(i): its batch is dropped and its memory freed.
+  // closeOutput(i): its batch is dropped and its memory let go; the calls bound to it leave the
+  // lane (their calls turn it off themselves; this also covers a connection closed under them, so
+  // a later connection given the same index never gets their frames).
   Napi::Value CloseOutput(const Napi::CallbackInfo& info) {
     if (Output* out = OutputArg(info)) {
       size_t i = static_cast<size_t>(out - outputs_.data());
+      for (uint32_t bound : out->slots) {
+        if (bound == 0 || bound > calls_.size()) continue;
+        table_[size_t{bound - 1} * kWords + kOn] = 0;
+        table_[size_t{bound - 1} * kWords + kBotOn] = 0;
+      }
       *out = Output();
       ready_[i] = 0;
       pending_[i] = 0;

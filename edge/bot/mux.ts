@@ -352,6 +352,10 @@ export class MuxBotStream {
   readonly #audioCmd: { type: 'audio'; samples: Int16Array } = { type: 'audio', samples: NO_SAMPLES };
   #reportedDrops = 0;
   #lastReportAt = 0;
+  /**
+   * Frames this stream sent and received itself. The receive lane's frames (rx-lane.ts) pass it
+   * by: the call's media counts those (framesToBot, framesFromBot).
+   */
   framesSent = 0;
   framesReceived = 0;
   badMessages = 0;

@@ -223,7 +223,7 @@ export class CallMedia implements MediaSession {
     const w = this.#w;
     const remote = this.#peer.remote;
     const target = this.#laneTarget;
-    if (!this.#lane || !target || this.#closed || !remote || (this.options.symmetric && !this.#peer.latched)) {
+    if (!this.#lane || !target || target.output.closed || this.#closed || !remote || (this.options.symmetric && !this.#peer.latched)) {
       w[LANE.on] = 0;
       return;
     }

@@ -198,6 +198,11 @@ export class LaneOutput {
     return this.#closed ? 0 : this.#lane.pending[this.index]!;
   }
 
+  /** Closed with its connection: its index may already be another connection's. */
+  get closed(): boolean {
+    return this.#closed;
+  }
+
   add(stream: number, pcm: Int16Array): void {
     if (this.#closed) return;
     const native = this.#lane.native;

@@ -257,6 +257,8 @@ describe('the G.711 receive lane', () => {
       view.setUint32(12, seq * 20000, true);
       u8.set(bytes, 16);
       const took = host.run(0, 16 + bytes.length);
+      // (A frame for a closed batch goes nowhere: `add` on a closed LaneOutput drops it, as the
+      // stream of a closed connection does.)
       if (!took) socket.onPacket!(u8.subarray(16, 16 + bytes.length), CALLER_IP, CALLER_PORT, seq * 20000);
       return took;
     };
@@ -270,7 +272,16 @@ describe('the G.711 receive lane', () => {
     const frames: number[][] = [];
     frameRecords(out.take(), frames);
     assert.equal(frames.length, 4, 'all four frames, in one batch');
-    assert.equal(media.close().framesToBot, 4);
+    // The connection closes under the call; the next connection gets its batch index.
+    media.laneTo({ output: out, stream: 7 });
+    assert.equal(deliver(4), 1);
+    out.take();
+    out.close();
+    const next = host.openOutput(() => true, () => undefined);
+    assert.equal(next.index, out.index, 'the index is reused');
+    assert.equal(deliver(5), 0, 'the call left the lane with its connection');
+    assert.equal(next.take(), undefined, "the new connection's batch has none of its frames");
+    assert.equal(media.close().framesToBot, 6);
   });
 
   for (const botRate of [16000, 8000] as const) {
