@@ -73,6 +73,19 @@ class Band {
     this.det = det;
   }
 
+  /** Takes on `other`'s state (a checkpoint, or back to one). */
+  copyFrom(other: Band): void {
+    this.s = other.s;
+    this.sz = other.sz;
+    this.nb = other.nb;
+    this.det = other.det;
+    this.r.set(other.r);
+    this.p.set(other.p);
+    this.a.set(other.a);
+    this.d.set(other.d);
+    this.b.set(other.b);
+  }
+
   /** Blocks 3L/3H, LOGSCL/LOGSCH and SCALEL/SCALEH: adapts the scale factor to the code just sent. */
   scale(step: number, max: number, shift: number): void {
     let nb = ((this.nb * 127) >> 7) + step;
@@ -142,6 +155,11 @@ class QmfLine {
   readonly buf = new Int32Array(48);
   #h = 0;
 
+  copyFrom(other: QmfLine): void {
+    this.buf.set(other.buf);
+    this.#h = other.#h;
+  }
+
   /** Appends two samples; returns where the window of the last 24 now starts. */
   push(a: number, b: number): number {
     const h = this.#h;
@@ -158,6 +176,29 @@ class JsEncoder {
   readonly #low = new Band(32);
   readonly #high = new Band(8);
   readonly #qmf = new QmfLine();
+  #saved: { low: Band; high: Band; qmf: QmfLine } | undefined;
+
+  checkpoint(): void {
+    const saved = (this.#saved ??= { low: new Band(32), high: new Band(8), qmf: new QmfLine() });
+    saved.low.copyFrom(this.#low);
+    saved.high.copyFrom(this.#high);
+    saved.qmf.copyFrom(this.#qmf);
+  }
+
+  rewind(): void {
+    const saved = this.#saved;
+    if (!saved) return;
+    // Swap, so a second rewind comes back: the checkpoint becomes the state it left.
+    const now = { low: this.#low, high: this.#high, qmf: this.#qmf };
+    const keep = { low: new Band(32), high: new Band(8), qmf: new QmfLine() };
+    keep.low.copyFrom(now.low);
+    keep.high.copyFrom(now.high);
+    keep.qmf.copyFrom(now.qmf);
+    this.#low.copyFrom(saved.low);
+    this.#high.copyFrom(saved.high);
+    this.#qmf.copyFrom(saved.qmf);
+    this.#saved = keep;
+  }
 
   encode(pcm: Int16Array, out: Uint8Array): number {
     const n = pcm.length / 2;
@@ -263,6 +304,22 @@ class JsDecoder {
 /** The native coder: its state is an Int32Array this object owns. */
 class NativeCoder {
   readonly #state: Int32Array;
+  #saved: Int32Array | undefined;
+
+  checkpoint(): void {
+    (this.#saved ??= new Int32Array(this.#state.length)).set(this.#state);
+  }
+
+  rewind(): void {
+    const saved = this.#saved;
+    if (!saved) return;
+    // Swap, so a second rewind comes back: the checkpoint becomes the state it left.
+    for (let i = 0; i < saved.length; i++) {
+      const v = saved[i]!;
+      saved[i] = this.#state[i]!;
+      this.#state[i] = v;
+    }
+  }
 
   constructor(private readonly g722: NonNullable<typeof nativeG722>) {
     this.#state = new Int32Array(g722.stateWords);
@@ -280,7 +337,7 @@ class NativeCoder {
 
 /** 16 kHz PCM → G.722 at 64 kbit/s, one byte per two samples. */
 export class G722Encoder {
-  readonly #coder: { encode(pcm: Int16Array, out: Uint8Array): number };
+  readonly #coder: { encode(pcm: Int16Array, out: Uint8Array): number; checkpoint(): void; rewind(): void };
   readonly backend: 'native' | 'js';
 
   /** `native: false` takes the TypeScript coder even when the addon has one. */
@@ -295,6 +352,24 @@ export class G722Encoder {
     if (pcm.length % 2 !== 0) throw new RangeError(`G.722: ${pcm.length} samples, not a whole number of pairs`);
     if (out.length < pcm.length / 2) throw new RangeError(`G.722: ${out.length} bytes of room for ${pcm.length / 2} codes`);
     return this.#coder.encode(pcm, out);
+  }
+
+  /**
+   * Remembers the coder's state, so `rewind()` can encode something else in place of what is
+   * encoded next: an ADPCM code depends on everything before it, so a frame replaced after it was
+   * encoded (barge-in silencing a staged packet) must be encoded from the state before it, or the
+   * far decoder, whose state never saw the first version, hears a transient.
+   */
+  checkpoint(): void {
+    this.#coder.checkpoint();
+  }
+
+  /**
+   * Back to the last checkpoint, which now holds the state it left, so a second `rewind()` returns
+   * there (nothing before the first checkpoint).
+   */
+  rewind(): void {
+    this.#coder.rewind();
   }
 }
 

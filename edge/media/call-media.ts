@@ -375,7 +375,11 @@ export class CallMedia implements MediaSession {
   #encode(): void {
     if (this.options.codec === 'PCMU') g711.ulawEncode(this.#out, this.#encoded);
     else if (this.options.codec === 'PCMA') g711.alawEncode(this.#out, this.#encoded);
-    else this.#g722Enc!.encode(this.#out, this.#encoded);
+    else {
+      // G.722 has state: keep the one before this frame, in case barge-in replaces it (clear()).
+      this.#g722Enc!.checkpoint();
+      this.#g722Enc!.encode(this.#out, this.#encoded);
+    }
   }
 
   #takePacket(): Uint8Array {
@@ -456,12 +460,23 @@ export class CallMedia implements MediaSession {
     const packet = this.#lastAudio;
     if (packet) {
       this.#out.fill(0);
-      this.#encode();
+      // G.722 has state: the silence is encoded from the state before the staged frame, which the
+      // caller's decoder has never seen (G722Encoder.checkpoint, taken by #encode).
+      const g722 = this.#g722Enc;
+      if (g722) {
+        g722.rewind();
+        g722.encode(this.#out, this.#encoded);
+      } else {
+        this.#encode();
+      }
       packet.set(this.#encoded, RTP_HEADER_SIZE);
       if (this.socket.replace(packet, this.#lastAudioLen)) {
         // Its audio will not be heard, so the marks it reached were not reached.
         dropped.push(...this.#marksDue);
         this.#marksDue.length = 0;
+      } else {
+        // It left as it was: the caller decodes that frame, so the coder carries on from it.
+        g722?.rewind();
       }
       this.#lastAudio = undefined;
     }

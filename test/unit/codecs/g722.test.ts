@@ -69,6 +69,49 @@ describe('G.722 at 64 kbit/s', () => {
     }
   });
 
+  it('rewinds to a checkpoint: a frame replaced after encoding codes as if it had never been, and a second rewind undoes it', () => {
+    const pcm = tone(700, 9000, 960);
+    const [a, b, c] = [pcm.subarray(0, 320), pcm.subarray(320, 640), pcm.subarray(640, 960)];
+    const silence = new Int16Array(320);
+    const codes = () => new Uint8Array(160);
+    for (const native of [true, false]) {
+      // Barge-in: B was encoded (staged), then silence goes in its place.
+      const enc = new G722Encoder({ native });
+      enc.encode(a, codes());
+      enc.checkpoint();
+      enc.encode(b, codes());
+      enc.rewind();
+      const replaced = codes();
+      enc.encode(silence, replaced);
+      const plain = new G722Encoder({ native });
+      plain.encode(a, codes());
+      const expected = codes();
+      plain.encode(silence, expected);
+      assert.deepEqual(replaced, expected, `${native ? 'native' : 'TypeScript'}: the silence codes as it would have after A`);
+      const next = codes();
+      enc.encode(c, next);
+      const plainNext = codes();
+      plain.encode(c, plainNext);
+      assert.deepEqual(next, plainNext, 'and it carries on from there');
+
+      // The packet had already left: rewinding again returns to the state after B.
+      const left = new G722Encoder({ native });
+      left.encode(a, codes());
+      left.checkpoint();
+      left.encode(b, codes());
+      left.rewind();
+      left.encode(silence, codes());
+      left.rewind();
+      const afterB = codes();
+      left.encode(c, afterB);
+      const sent = new G722Encoder({ native });
+      for (const f of [a, b]) sent.encode(f, codes());
+      const sentC = codes();
+      sent.encode(c, sentC);
+      assert.deepEqual(afterB, sentC, 'back to the state after B');
+    }
+  });
+
   it('carries the tones as well in TypeScript as with the addon', () => {
     const pcm = tone(1000, 8000);
     assert.ok(snr(pcm, roundTrip(pcm, false).out, DELAY) > 38);

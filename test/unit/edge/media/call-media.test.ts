@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import { ulawDecode, ulawEncode } from '../../../../codecs/g711.js';
-import { G722Decoder } from '../../../../codecs/g722.js';
+import { G722Decoder, G722Encoder } from '../../../../codecs/g722.js';
 import { resampleClip } from '../../../../codecs/resample.js';
 import { parseRtp, rtpSerializedSize, serializeRtpInto } from '../../../../codecs/rtp.js';
 import { amplitudeAt, sine } from '../../../fixtures/audio.js';
@@ -283,5 +283,44 @@ describe('CallMedia with G.722', () => {
       media.close();
       caller.close();
     }
+  });
+
+  it('barge-in: the staged packet becomes silence encoded from the state before it, so the caller hears no transient', () => {
+    // A socket whose staged packet has not left yet (native RTP I/O between commit and due time).
+    let replaced: Uint8Array | undefined;
+    const sent: Uint8Array[] = [];
+    const socket = {
+      port: 30000,
+      onPacket: undefined,
+      send: (p: Uint8Array, len: number) => void sent.push(p.slice(0, len)),
+      sendNow: () => undefined,
+      replace: (p: Uint8Array, len: number) => ((replaced = p.slice(0, len)), true),
+      acceptOnly: () => undefined,
+      foreignDropped: 0,
+      close: () => undefined,
+    };
+    const media = new CallMedia(socket, 30000, { codec: 'G722', payloadType: 9, remote: { address: '127.0.0.2', port: 40000 }, symmetric: false, playoutCapacity: 16000, botRate: 16000 }, {
+      onCallerAudio: () => undefined,
+      onDtmf: () => undefined,
+      onMark: () => undefined,
+    });
+    media.queueBotAudio(sine(16000, 700, 960, 9000));
+    media.tick(); // frame 1 leaves
+    media.tick(); // frame 2 is staged …
+    media.clear(); // … and replaced
+    media.tick(); // holds its slot for a late frame (the bot was speaking) …
+    media.tick(); // … which gets silence, then this tick's own
+    media.close();
+    // What the caller's decoder gets: frame 1, the replacement, the next silence. It must code as a
+    // stream that had silence after frame 1 all along.
+    const reference = new G722Encoder();
+    const f1 = new Uint8Array(160);
+    reference.encode(sine(16000, 700, 960, 9000).subarray(0, 320), f1);
+    const quiet = [new Uint8Array(160), new Uint8Array(160)];
+    for (const q of quiet) reference.encode(new Int16Array(320), q);
+    assert.deepEqual(sent[0]!.subarray(12), f1);
+    assert.ok(replaced, 'the staged packet was replaced');
+    assert.deepEqual(replaced.subarray(12), quiet[0], 'the replacement codes silence from the state after frame 1');
+    assert.deepEqual(sent[2]!.subarray(12), quiet[1], 'and the next packet carries on from it');
   });
 });
