@@ -23,6 +23,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <sys/mman.h>
@@ -117,8 +118,9 @@ struct Output {
   size_t cap = 0;
   size_t len = 0;
   Napi::Reference<Napi::Value> keep;
-  // The connection's streams: slot + 1 by stream id (0: none), for the bot's frames.
-  std::vector<uint32_t> slots;
+  // The connection's live streams: stream id → slot, for the bot's frames. A map, not a table by
+  // id: a connection's ids only grow, over millions of calls.
+  std::unordered_map<uint32_t, uint32_t> slots;
 
   bool Room(size_t n) const { return cap - len >= n; }
 };
@@ -453,9 +455,8 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     if (info.Length() < 3 || !info[1].IsNumber() || !info[2].IsNumber()) return Fail(env, "bind(output, stream, slot)"), env.Undefined();
     uint32_t stream = info[1].As<Napi::Number>().Uint32Value();
     uint32_t slot = info[2].As<Napi::Number>().Uint32Value();
-    if (slot >= calls_.size() || stream > (1u << 24)) return Fail(env, "stream or slot out of range"), env.Undefined();
-    if (out->slots.size() <= stream) out->slots.resize(stream + 1, 0);
-    out->slots[stream] = slot + 1;
+    if (slot >= calls_.size()) return Fail(env, "slot out of range"), env.Undefined();
+    out->slots[stream] = slot;
     return env.Undefined();
   }
 
@@ -463,8 +464,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     Napi::Env env = info.Env();
     Output* out = OutputArg(info);
     if (!out) return env.Undefined();
-    uint32_t stream = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : UINT32_MAX;
-    if (stream < out->slots.size()) out->slots[stream] = 0;
+    if (info.Length() > 1 && info[1].IsNumber()) out->slots.erase(info[1].As<Napi::Number>().Uint32Value());
     return env.Undefined();
   }
 
@@ -485,7 +485,8 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
       const uint32_t len = LoadLe32(m + off + 4);
       const size_t start = off + kMuxRecordHeader;
       if (len > size - start) break;  // truncated: JavaScript reports it
-      if (stream < out->slots.size() && out->slots[stream] != 0 && TakeBot(out->slots[stream] - 1, m + start, len)) {
+      const auto bound = out->slots.find(stream);
+      if (bound != out->slots.end() && TakeBot(bound->second, m + start, len)) {
         std::memcpy(m + off, &kTaken, 4);
         taken++;
       }
@@ -566,10 +567,9 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
   Napi::Value CloseOutput(const Napi::CallbackInfo& info) {
     if (Output* out = OutputArg(info)) {
       size_t i = static_cast<size_t>(out - outputs_.data());
-      for (uint32_t bound : out->slots) {
-        if (bound == 0 || bound > calls_.size()) continue;
-        table_[size_t{bound - 1} * kWords + kOn] = 0;
-        table_[size_t{bound - 1} * kWords + kBotOn] = 0;
+      for (const auto& [stream, slot] : out->slots) {
+        table_[size_t{slot} * kWords + kOn] = 0;
+        table_[size_t{slot} * kWords + kBotOn] = 0;
       }
       *out = Output();
       ready_[i] = 0;
