@@ -75,6 +75,17 @@ function loadAddon(): NativeAddon | undefined {
 
 const addon = loadAddon();
 
+/**
+ * One more of the addon's exports (`RtpIo`, `RxLane`, …) for the module that wraps it, from the
+ * process's one load of the addon; or why there is none (addon missing or disabled, or a build
+ * without it).
+ */
+export function nativeExport<T>(name: string): T | Error {
+  if (!addon) return nativeLoadError ?? new Error('native addon not loaded');
+  const value = (addon as unknown as Record<string, unknown>)[name];
+  return value === undefined ? new Error(`native addon has no ${name} (not Linux, or an older build)`) : (value as T);
+}
+
 /** The native G.711 implementation, or undefined when the addon is missing or disabled. */
 export const nativeG711: G711Impl | undefined = addon
   ? Object.freeze({

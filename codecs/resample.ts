@@ -133,17 +133,12 @@ export class Resampler {
   }
 
   /**
-   * For the receive lane: the native plan of an upsampler and its work buffer (history, then room
-   * for `maxInput` samples), which the lane runs exactly as `process` does. Undefined for a
-   * downsampler, a ratio of 1, or the TypeScript loops.
+   * For the receive lane: the native plan and the work buffer (history, then room for `maxInput`
+   * samples), which the lane runs exactly as `process` does; `onWork` hears of a larger buffer (a
+   * longer input than any before). Undefined for a ratio of 1 or the TypeScript loops.
    */
-  get nativeUp(): { plan: FirPlan; work: Int16Array } | undefined {
-    return this.#up && this.#plan && this.native ? { plan: this.#plan, work: this.#work } : undefined;
-  }
-
-  /** The same for a downsampler; `onWork` hears of a larger work buffer (a longer input than `maxInput`). */
-  get nativeDown(): { plan: FirPlan; work: Int16Array } | undefined {
-    return !this.#up && this.#plan && this.native ? { plan: this.#plan, work: this.#work } : undefined;
+  get nativePlan(): { plan: FirPlan; work: Int16Array } | undefined {
+    return this.#plan && this.native ? { plan: this.#plan, work: this.#work } : undefined;
   }
 
   /** Called with the new work buffer when an input longer than any before replaced it. */

@@ -73,8 +73,6 @@ export class InboundCall {
   answeredAt = 0;
   #media: MediaSession | undefined;
   #rtcp: RtcpSession | undefined;
-  /** The media's RTP socket, which RTCP shares when multiplexed (RFC 5761). */
-  #rtpSocket: RtpSocket | undefined;
   #bot: BotStream | MuxBotStream | undefined;
   #protocol: BotProtocol | undefined;
   #streamStart = 0;
@@ -139,12 +137,16 @@ export class InboundCall {
       this.#reject(503, 'Service Unavailable (no RTP port)', 'rejected', err);
       return;
     }
-    try {
-      offer = this.#negotiate(this.invite, port, this.#codecsForRoute());
-    } catch (err) {
+    /** The call is refused before its media exists: the port pair goes back. */
+    const unbind = () => {
       socket.close();
       rtcp.close();
       this.ctx.ports.release(port);
+    };
+    try {
+      offer = this.#negotiate(this.invite, port, this.#codecsForRoute());
+    } catch (err) {
+      unbind();
       const e = err instanceof SipError ? err : new SipError(400, 'Bad Request (SDP)', { cause: err });
       this.#reject(e.status, e.reason, 'rejected', err);
       return;
@@ -166,9 +168,7 @@ export class InboundCall {
     if (codec.name === 'opus') {
       if (!this.ctx.opus) {
         // answerOffer picks opus only from the node's codecs, and the node starts the pool for them.
-        socket.close();
-        rtcp.close();
-        this.ctx.ports.release(port);
+        unbind();
         this.#reject(500, 'Server Internal Error (no Opus pool)', 'rejected', new Error('opus negotiated without an OpusPool'));
         return;
       }
@@ -208,10 +208,9 @@ export class InboundCall {
         sink,
       );
     }
-    this.#rtpSocket = socket;
     const sdpRtcp = offer.remoteRtcp && ipv4ToU32(offer.remoteRtcp.address);
-    this.#rtcp = new RtcpSession(rtcp, this.#media, `${this.id}@botedge`, sdpRtcp ? { ip: sdpRtcp, port: offer.remoteRtcp!.port } : undefined);
-    this.#muxRtcp(offer.rtcpMux);
+    this.#rtcp = new RtcpSession(rtcp, socket, this.#media, `${this.id}@botedge`, sdpRtcp ? { ip: sdpRtcp, port: offer.remoteRtcp!.port } : undefined);
+    this.#rtcp.mux(offer.rtcpMux);
     this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'created', direction: 'inbound', from: this.from, to: this.to, botUrl: this.route.url });
 
     try {
@@ -289,15 +288,6 @@ export class InboundCall {
    * The node's codecs this route can take: G.722 (16 kHz) cannot feed a 24 kHz bot, whose rate is
    * no integer multiple of it; such a call falls back to the next codec.
    */
-  /** RTCP on the RTP port (RFC 5761) when the last offer/answer said so, on its own port otherwise. */
-  #muxRtcp(on: boolean): void {
-    const media = this.#media;
-    const rtcp = this.#rtcp;
-    if (!media || !rtcp) return;
-    rtcp.mux(on ? this.#rtpSocket : undefined);
-    media.peer.onRtcp = on ? (msg, ip, port, arrivalUs) => rtcp.receive(msg, ip, port, arrivalUs) : undefined;
-  }
-
   #codecsForRoute(): CodecName[] {
     return this.#botRate === 24000 ? this.ctx.options.codecs.filter((c) => c !== 'G722') : this.ctx.options.codecs;
   }
@@ -425,7 +415,7 @@ export class InboundCall {
     const update = { payloadType: result.codec.payloadType, telephoneEventPt: result.telephoneEventPt, remote: result.remote };
     if (media instanceof CallMedia && result.codec.name !== 'opus') media.update({ ...update, codec: result.codec.name }, sending);
     else media.update(update, sending);
-    this.#muxRtcp(result.rtcpMux);
+    this.#rtcp?.mux(result.rtcpMux);
     const res = tx.reply(200, 'OK', {
       toTag: this.dialog.localTag,
       headers: [['Contact', `<${this.ctx.contact}>`], ['Allow', ALLOW]],

@@ -101,6 +101,12 @@ inline uint16_t Load16(const uint8_t* p) {
   return v;
 }
 
+// A mux record's header (sdk/mux-wire.ts): stream id and byte length, little-endian.
+inline void StoreMuxHeader(uint8_t* r, uint32_t stream, uint32_t bytes) {
+  for (int i = 0; i < 4; i++) r[i] = static_cast<uint8_t>(stream >> (8 * i));
+  for (int i = 0; i < 4; i++) r[4 + i] = static_cast<uint8_t>(bytes >> (8 * i));
+}
+
 inline uint32_t LoadLe32(const uint8_t* p) {
   return uint32_t{p[0]} | (uint32_t{p[1]} << 8) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 24);
 }
@@ -130,16 +136,13 @@ struct Output {
 struct Call {
   bool attached = false;
   int16_t* decoded = nullptr;
-  size_t decoded_len = 0;
   const FirPlan* plan = nullptr;
   int16_t* work = nullptr;
-  size_t work_len = 0;
   Napi::Reference<Napi::Value> keep_decoded, keep_plan, keep_work;
   uint32_t deferred_in = 0;  // the run in which one of its packets was left to JavaScript
   // The bot half: the downsampler (none for an 8 kHz bot) and the playout ring.
   const FirPlan* down = nullptr;
   int16_t* down_work = nullptr;
-  size_t down_work_len = 0;
   int16_t* ring = nullptr;
   size_t ring_len = 0;
   Napi::Reference<Napi::Value> keep_down, keep_down_work, keep_ring;
@@ -153,7 +156,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
                        {InstanceMethod<&RxLane::Attach>("attach"),
                         InstanceMethod<&RxLane::Detach>("detach"), InstanceMethod<&RxLane::Run>("run"),
                         InstanceMethod<&RxLane::AttachBot>("attachBot"),
-                        InstanceMethod<&RxLane::Ring>("ring"), InstanceMethod<&RxLane::Bind>("bind"),
+                        InstanceMethod<&RxLane::Bind>("bind"),
                         InstanceMethod<&RxLane::Unbind>("unbind"),
                         InstanceMethod<&RxLane::RunBot>("runBot"),
                         InstanceMethod<&RxLane::Table>("table"),
@@ -261,10 +264,8 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     Call& c = CallAt(slot);
     c.attached = true;
     c.decoded = decoded.Data();
-    c.decoded_len = decoded.ElementLength();
     c.plan = plan;
     c.work = work;
-    c.work_len = work_len;
     c.keep_decoded = Napi::Persistent(static_cast<Napi::Value>(decoded));
     c.keep_plan = plan ? Napi::Persistent(info[2]) : Napi::Reference<Napi::Value>();
     c.keep_work = plan ? Napi::Persistent(info[3]) : Napi::Reference<Napi::Value>();
@@ -313,13 +314,14 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     if (w[kOn] != 1 || !calls_[slot]) return false;
     Call& c = *calls_[slot];
     if (!c.attached || c.deferred_in == run_) return false;
-    if (!Plain(w, c, rec, len)) {
+    Plain pk;
+    if (!IsPlain(w, c, rec, len, &pk)) {
       c.deferred_in = run_;  // and the rest of this call's packets in this arena
       return false;
     }
     const uint8_t* p = rec + kArenaRecordHeader;
-    const uint32_t seq = (uint32_t{p[2]} << 8) | p[3];
-    const uint32_t ts = Be32(p + 4);
+    const uint32_t seq = pk.seq;
+    const uint32_t ts = pk.ts;
     const uint32_t arrival = Load32(rec + 12);
 
     // codecs/rtp-stats.ts packet(): the in-order branch, then #time (RFC 3550 A.1, A.8).
@@ -349,14 +351,9 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     else AlawDecode(p + 12, c.decoded, kPayload);
 
     // #deliver and #toBot: resampled to the bot's rate, one 20 ms frame, into the batch.
-    Output& out = outputs_[static_cast<size_t>(w[kOutput])];
-    const size_t samples = c.plan ? kPayload * c.plan->factor() : kPayload;
-    const size_t bytes = samples * 2;
-    uint8_t* r = out.data + out.len;  // Plain() saw the room
-    const uint32_t stream = static_cast<uint32_t>(w[kStream]);
-    const uint32_t n32 = static_cast<uint32_t>(bytes);
-    for (int i = 0; i < 4; i++) r[i] = static_cast<uint8_t>(stream >> (8 * i));
-    for (int i = 0; i < 4; i++) r[4 + i] = static_cast<uint8_t>(n32 >> (8 * i));
+    Output& out = *pk.out;
+    uint8_t* r = out.data + out.len;  // IsPlain() saw the room
+    StoreMuxHeader(r, static_cast<uint32_t>(w[kStream]), static_cast<uint32_t>(pk.bytes));
     int16_t* dst = reinterpret_cast<int16_t*>(r + kMuxRecordHeader);
     if (c.plan) {
       // codecs/resample.ts process(): stage after the history, filter, keep the last inputs.
@@ -365,15 +362,24 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
       c.plan->Up(c.work, kPayload, dst);
       std::memmove(c.work, c.work + kPayload, h * 2);
     } else {
-      std::memcpy(dst, c.decoded, bytes);
+      std::memcpy(dst, c.decoded, pk.bytes);
     }
-    out.len += kMuxRecordHeader + bytes;
-    pending_[static_cast<size_t>(w[kOutput])]++;
+    out.len += kMuxRecordHeader + pk.bytes;
+    pending_[static_cast<size_t>(&out - outputs_.data())]++;
     return true;
   }
 
-  // Whether JavaScript would do nothing with this packet but the plain steps (see the top).
-  bool Plain(const double* w, const Call& c, const uint8_t* rec, uint16_t len) const {
+  // What IsPlain read of a plain packet, for Take: its numbers, and the batch with room for it.
+  struct Plain {
+    uint32_t seq = 0;
+    uint32_t ts = 0;
+    Output* out = nullptr;
+    size_t bytes = 0;  // of its frame at the bot's rate
+  };
+
+  // Whether JavaScript would do nothing with this packet but the plain steps (see the top). The
+  // call's buffers were checked when it attached.
+  bool IsPlain(const double* w, const Call& c, const uint8_t* rec, uint16_t len, Plain* pk) {
     const uint8_t* p = rec + kArenaRecordHeader;
     if (len != 12 + kPayload || p[0] != 0x80 || (p[1] & 0x7f) != static_cast<uint32_t>(w[kPt])) return false;
     if (Load32(rec + 4) != static_cast<uint32_t>(w[kSrcIp]) || Load16(rec + 8) != static_cast<uint16_t>(w[kSrcPort])) return false;
@@ -389,11 +395,12 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     if (rx[kStarted] != 1 || ssrc != rx[kSsrc] || ((seq - static_cast<uint32_t>(rx[kMaxSeq])) & 0xffff) != 1) return false;
     // The bot's batch.
     const double o = w[kOutput];
-    if (!(o >= 0 && o < outputs_.size()) || !outputs_[static_cast<size_t>(o)].open || ready_[static_cast<size_t>(o)] != 1) return false;
+    if (!(o >= 0 && o < outputs_.size()) || ready_[static_cast<size_t>(o)] != 1) return false;
+    Output& out = outputs_[static_cast<size_t>(o)];
     const size_t bytes = (c.plan ? kPayload * c.plan->factor() : kPayload) * 2;
-    if (!outputs_[static_cast<size_t>(o)].Room(kMuxRecordHeader + bytes)) return false;  // JavaScript grows it
-    if (c.plan && c.work_len < c.plan->history() + kPayload) return false;
-    return c.decoded_len >= kPayload;
+    if (!out.open || !out.Room(kMuxRecordHeader + bytes)) return false;  // JavaScript grows it
+    *pk = Plain{seq, ts, &out, bytes};
+    return true;
   }
 
   // table() → ArrayBuffer over the blocks (valid while this object lives: keep it beside it).
@@ -414,10 +421,10 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     int16_t* work = nullptr;
     size_t work_len = 0;
     if (!FilterArgs(env, info[1], info[2], false, &plan, &work, &work_len)) return env.Undefined();
+    if (plan && work_len < plan->history() + kPayload * plan->factor()) return Fail(env, "work buffer under history + a bot frame"), env.Undefined();
     Call& c = CallAt(slot);
     c.down = plan;
     c.down_work = work;
-    c.down_work_len = work_len;
     c.keep_down = plan ? Napi::Persistent(info[1]) : Napi::Reference<Napi::Value>();
     c.keep_down_work = plan ? Napi::Persistent(info[2]) : Napi::Reference<Napi::Value>();
     SetRing(c, info[3].As<Napi::Int16Array>());
@@ -433,18 +440,6 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     c.ring = ring.Data();
     c.ring_len = ring.ElementLength();
     c.keep_ring = Napi::Persistent(static_cast<Napi::Value>(ring));
-  }
-
-  // ring(slot, ring: Int16Array): the playout buffer grew into a new ring.
-  Napi::Value Ring(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsNumber() || !IsTyped(info[1], napi_int16_array)) {
-      return Fail(env, "ring(slot, ring: Int16Array)"), env.Undefined();
-    }
-    uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
-    if (slot >= calls_.size()) return Fail(env, "slot out of range"), env.Undefined();
-    SetRing(CallAt(slot), info[1].As<Napi::Int16Array>());
-    return env.Undefined();
   }
 
   // bind(output, stream, slot) / unbind(output, stream): which call a stream of a batch's connection is.
@@ -506,9 +501,9 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     const size_t n = bytes / 2;
     const double read = w[kPlayRead];
     const double write = w[kPlayWrite];
+    // (The downsampler's work buffer holds a frame: AttachBot checked.)
     const bool plain = bytes == kPayload * factor * 2 && w[kHeld] == 0 && w[kDownPhase] == 0 &&
-                       write - read + kPayload <= static_cast<double>(c.ring_len) &&
-                       (!c.down || c.down_work_len >= c.down->history() + n);
+                       write - read + kPayload <= static_cast<double>(c.ring_len);
     if (!plain) {
       c.bot_deferred_in = bot_run_;  // and the rest of this call's frames in this message
       return false;
@@ -607,8 +602,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     const uint32_t bytes = static_cast<uint32_t>(pcm.ElementLength() * 2);
     if (!out->Room(kMuxRecordHeader + bytes)) return Napi::Boolean::New(env, false);
     uint8_t* r = out->data + out->len;
-    for (int i = 0; i < 4; i++) r[i] = static_cast<uint8_t>(stream >> (8 * i));
-    for (int i = 0; i < 4; i++) r[4 + i] = static_cast<uint8_t>(bytes >> (8 * i));
+    StoreMuxHeader(r, stream, bytes);
     std::memcpy(r + kMuxRecordHeader, pcm.Data(), bytes);
     out->len += kMuxRecordHeader + bytes;
     pending_[static_cast<size_t>(out - outputs_.data())]++;

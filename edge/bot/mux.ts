@@ -122,11 +122,15 @@ export class MuxConnection {
       ws.binaryType = 'nodebuffer';
       const conn = new MuxConnection(key, ws, opts, log);
       let opened = false;
+      /** It never opened: its batch leaves the receive lane with it. */
+      const fail = (err: BotUnreachableError) => {
+        conn.laneOutput?.close();
+        reject(err);
+      };
       ws.once('open', () => {
         if (ws.protocol !== MUX_SUBPROTOCOL) {
           ws.terminate();
-          conn.laneOutput?.close();
-          reject(new BotUnreachableError(url, `bot did not accept the ${MUX_SUBPROTOCOL} subprotocol`));
+          fail(new BotUnreachableError(url, `bot did not accept the ${MUX_SUBPROTOCOL} subprotocol`));
           return;
         }
         opened = true;
@@ -137,16 +141,12 @@ export class MuxConnection {
       ws.on('message', (data: RawData, isBinary: boolean) => conn.#onMessage(data as Buffer, isBinary));
       ws.on('pong', () => (conn.#awaitingPongSince = 0));
       ws.on('error', (err) => {
-        if (!opened) {
-          conn.laneOutput?.close();
-          reject(new BotUnreachableError(url, `bot WebSocket did not open: ${err.message}`, { cause: err }));
-        }
+        if (!opened) fail(new BotUnreachableError(url, `bot WebSocket did not open: ${err.message}`, { cause: err }));
         else log.warn({ err: err.message }, 'mux socket error');
       });
       ws.on('close', (code, reason) => {
         if (!opened) {
-          conn.laneOutput?.close();
-          reject(new BotUnreachableError(url, `bot WebSocket closed before open (${code})`));
+          fail(new BotUnreachableError(url, `bot WebSocket closed before open (${code})`));
           return;
         }
         // Every call on a shared socket that drops (or that the bot closes) has lost its bot: the

@@ -128,8 +128,6 @@ export class CallMedia implements MediaSession {
   readonly #lane: LaneSlot | undefined;
   /** The bot's mux batch and stream, while the lane may feed it and queue from it. */
   #laneTarget: LaneTarget | undefined;
-  /** The lane handles this call's bot frames too (G.711, native downsampler or none). */
-  readonly #botLane: boolean;
 
   constructor(
     private readonly socket: RtpSocket,
@@ -148,15 +146,16 @@ export class CallMedia implements MediaSession {
       this.#g722Dec = new G722Decoder();
     }
     if (options.botRate !== rate) {
-      // The largest packet sized in: the work buffer is never replaced (the lane holds it).
+      // Work buffers sized for the largest packet, and for one bot frame: the lane holds them
+      // (the downsampler's grows, and is handed over again, only for a bot's burst).
       this.#up = new Resampler(rate, options.botRate, { maxInput: this.#decoded.length });
-      this.#down = new Resampler(options.botRate, rate);
+      this.#down = new Resampler(options.botRate, rate, { maxInput: options.botRate / 50 });
     }
     this.#upsampled = new Int16Array(this.#up ? this.#up.maxOutputLength(this.#decoded.length) : 0);
     this.#frame = new Int16Array(options.botRate / 50);
     this.#catchUp = options.playoutCatchUp !== false;
     // The lane decodes G.711 only, and resamples with the native loops only.
-    const up = this.#up?.nativeUp;
+    const up = this.#up?.nativePlan;
     const lane = options.codec !== 'G722' && (!this.#up || up) ? socket.lane : undefined;
     this.#lane = lane;
     this.#w = lane ? lane.block : new Float64Array(LANE_WORDS);
@@ -165,13 +164,13 @@ export class CallMedia implements MediaSession {
     lane?.attach(this.#decoded, up);
     // 200 ms to start with (it grows on demand): most calls never queue more, and memory per call counts.
     this.playout = newPlayout(options.playoutCapacity, rate / 5, options.playoutTrim, this.#w.subarray(LANE.playRead, LANE.playWrite + 1));
-    // The bot half of the lane: the downsampler's arrays (native loops only) and the playout ring.
-    const down = this.#down?.nativeDown;
-    this.#botLane = lane !== undefined && (!this.#down || down !== undefined);
-    if (lane && this.#botLane) {
-      lane.attachBot(down, this.playout.ring);
-      this.playout.onRing = (ring) => lane.ring(ring);
-      if (this.#down) this.#down.onWork = () => lane.attachBot(this.#down!.nativeDown, this.playout.ring);
+    // The bot half of the lane: the downsampler's arrays and the playout ring, again whenever one
+    // of them grows. (With the native upsampler the downsampler is native too.)
+    if (lane) {
+      const attachBot = () => lane.attachBot(this.#down?.nativePlan, this.playout.ring);
+      attachBot();
+      this.playout.onRing = attachBot;
+      if (this.#down) this.#down.onWork = attachBot;
     }
     const rx = new RtpReceiveStats(8000, this.#w.subarray(LANE.rx, LANE.rx + RX_WORDS));
     this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats, new DtmfReceiver(), (press) => sink.onDtmf(press), rx);
@@ -186,7 +185,6 @@ export class CallMedia implements MediaSession {
     return this.#peer;
   }
 
-
   get ssrc(): number {
     return this.#header.ssrc;
   }
@@ -194,7 +192,6 @@ export class CallMedia implements MediaSession {
   get rtpTimestamp(): number {
     return this.#header.timestamp;
   }
-
 
   /** A re-INVITE changed the media (hold/unhold, new address): apply it without a new socket. */
   update(options: Partial<CallMediaOptions>, sending: boolean): void {
@@ -212,9 +209,10 @@ export class CallMedia implements MediaSession {
   laneTo(target: LaneTarget | undefined): void {
     const old = this.#laneTarget;
     if (old) old.output.unbind(old.stream);
-    this.#laneTarget = target && this.#lane && target.output.host === this.#lane.host ? target : undefined;
-    if (this.#laneTarget && this.#botLane) this.#laneTarget.output.bind(this.#laneTarget.stream, this.#lane!.slot);
-    this.#w[LANE.botOn] = this.#laneTarget && this.#botLane && !this.#closed ? 1 : 0;
+    const lane = this.#lane;
+    this.#laneTarget = lane && target && target.output.host === lane.host ? target : undefined;
+    if (this.#laneTarget) this.#laneTarget.output.bind(this.#laneTarget.stream, lane!.slot);
+    this.#w[LANE.botOn] = this.#laneTarget && !this.#closed ? 1 : 0;
     this.#laneCheck();
   }
 
@@ -262,19 +260,27 @@ export class CallMedia implements MediaSession {
     w[LANE.inSsrc] = pkt.ssrc;
     w[LANE.inSeq] = pkt.sequenceNumber;
     w[LANE.inTs] = pkt.timestamp;
-    // No view per packet unless the packet size changed: typed-array views are most of what the
-    // receive path allocates, and allocation is what drives GC pauses at a few hundred calls.
     const payload = pkt.payload.length <= MAX_DECODE ? pkt.payload : pkt.payload.subarray(0, MAX_DECODE);
     w[LANE.inSpan] = payload.length; // one byte per timestamp unit, for both codecs
     const n = payload.length * this.#samplesPerTs;
     w[LANE.decodedLen] = n;
-    if (this.#decodedView.length !== n) this.#decodedView = this.#decoded.subarray(0, n);
-    const out = this.#decodedView;
+    const out = this.#lastDecoded();
     if (this.options.codec === 'PCMU') g711.ulawDecode(payload, out);
     else if (this.options.codec === 'PCMA') g711.alawDecode(payload, out);
     else this.#g722Dec!.decode(payload, out);
     this.stats.framesToBot++;
     this.#deliver(out);
+  }
+
+  /**
+   * The last packet's samples in #decoded (the lane decodes into the same buffer, so its length is
+   * the block's). A new view only when the packet size changed: typed-array views are most of what
+   * the receive path allocates, and allocation drives GC pauses at a few hundred calls.
+   */
+  #lastDecoded(): Int16Array {
+    const n = this.#w[LANE.decodedLen]!;
+    if (this.#decodedView.length !== n) this.#decodedView = this.#decoded.subarray(0, n);
+    return this.#decodedView;
   }
 
   /** Caller audio at the codec's rate on its way to the bot: resampled to the bot's rate, cut into 20 ms frames. */
@@ -294,10 +300,7 @@ export class CallMedia implements MediaSession {
    * `concealedFrames` (20 ms each, rounded up).
    */
   #fill(samples: number): void {
-    // The lane decodes into the same buffer: the last packet's length is the block's.
-    const n = this.#w[LANE.decodedLen]!;
-    if (this.#decodedView.length !== n) this.#decodedView = this.#decoded.subarray(0, n);
-    const last = this.#decodedView;
+    const last = this.#lastDecoded();
     const fill = fillScratch.subarray(0, samples);
     fill.fill(0);
     const fade = Math.min(FADE * this.#samplesPerTs, samples, last.length);
@@ -532,7 +535,6 @@ export class CallMedia implements MediaSession {
       this.stats.framesToBot += laneTook;
       this.stats.framesFromBot += this.#w[LANE.botFrames]!;
       this.laneTo(undefined);
-      this.#w[LANE.on] = 0;
       this.#lane?.detach();
       this.#peer.finish();
       this.stats.playoutOverflowSamples = this.playout.overflowSamples;

@@ -210,7 +210,6 @@ export class OpusMedia implements MediaSession {
     return this.#peer;
   }
 
-
   get ssrc(): number {
     return this.#header.ssrc;
   }

@@ -42,12 +42,14 @@ export class RtcpSession {
   #lastSr = 0;
   #lastSrAt = 0;
   #from: { ip: number; port: number } | undefined;
-  /** The RTP socket while RTCP is multiplexed onto it. */
-  #muxedOnto: RtpSocket | undefined;
+  /** RTCP is multiplexed onto the RTP socket (RFC 5761). */
+  #muxed = false;
   #closed = false;
 
   constructor(
     private readonly socket: RtpSocket,
+    /** The media's RTP socket, which RTCP shares when multiplexed. */
+    private readonly rtpSocket: RtpSocket,
     private readonly media: MediaSession,
     private readonly cname: string,
     /** The caller's `a=rtcp` (RFC 3605), when its SDP had one: where to send until its RTCP arrives. */
@@ -59,15 +61,12 @@ export class RtcpSession {
   }
 
   /**
-   * RTCP on the RTP port from now on (RFC 5761), or again on its own (`undefined`: a re-INVITE that
-   * no longer offers `a=rtcp-mux`). The RTP side hands this session what arrives there.
+   * RTCP on the RTP port from now on (RFC 5761), or again on its own (a re-INVITE that no longer
+   * offers `a=rtcp-mux`): the RTP side (RtpPeer.onRtcp) hands this session what arrives there.
    */
-  mux(rtp: RtpSocket | undefined): void {
-    this.#muxedOnto = rtp;
-  }
-
-  get muxed(): boolean {
-    return this.#muxedOnto !== undefined;
+  mux(on: boolean): void {
+    this.#muxed = on;
+    this.media.peer.onRtcp = on ? (msg, ip, port, arrivalUs) => this.receive(msg, ip, port, arrivalUs) : undefined;
   }
 
   /** One RTCP datagram from the caller: on the RTCP socket, or on the RTP socket when multiplexed. */
@@ -83,7 +82,7 @@ export class RtcpSession {
       return;
     }
     this.received++;
-    if (port !== 0 && !this.#from && !this.#muxedOnto) {
+    if (port !== 0 && !this.#from && !this.#muxed) {
       // The caller's RTCP address, as symmetric RTP latches its RTP one; the socket turns the rest
       // away from now on (on the native I/O thread: a flood at this port never reaches us).
       this.#from = { ip, port };
@@ -121,8 +120,8 @@ export class RtcpSession {
   /** Builds and sends our report now; `bye` ends it with an RTCP BYE (the call is over). */
   send(bye: boolean, now = Date.now()): void {
     if (this.#closed) return;
-    const via = this.#muxedOnto ?? this.socket;
-    const to = this.#muxedOnto ? this.media.peer.remote : (this.#from ?? this.sdpRtcp ?? rtcpAddressOf(this.media.peer.remote));
+    const via = this.#muxed ? this.rtpSocket : this.socket;
+    const to = this.#muxed ? this.media.peer.remote : (this.#from ?? this.sdpRtcp ?? rtcpAddressOf(this.media.peer.remote));
     if (!to) return;
     const reports: ReportBlock[] = [];
     const rr = this.media.peer.rx.receptionReport();

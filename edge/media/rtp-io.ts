@@ -1,7 +1,7 @@
 import { createSocket, type Socket, type SocketOptions } from 'node:dgram';
 import { lookup as dnsLookup } from 'node:dns';
-import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
+import { nativeExport } from '../../codecs/native.js';
 import { monoUs32 } from './mono-clock.js';
 import { LANE_TAKEN, loadRxLane, RxLaneHost, type LaneSlot } from './rx-lane.js';
 import { Ticker } from './ticker.js';
@@ -165,16 +165,7 @@ const RECORD_HEADER = 16;
 const MAX_SLOTS = 32768;
 
 function loadNativeEngine(): NativeEngineClass | Error {
-  if (process.env['BOTEDGE_NATIVE'] === '0') return new Error('native addon disabled by BOTEDGE_NATIVE=0');
-  try {
-    const require = createRequire(import.meta.url);
-    // Compiled JS lives in dist/edge/media/.
-    const addon = require('../../../build/Release/botedge_native.node') as { RtpIo?: NativeEngineClass };
-    if (typeof addon.RtpIo !== 'function') return new Error('native addon has no RtpIo (not Linux, or an older build)');
-    return addon.RtpIo;
-  } catch (err) {
-    return err instanceof Error ? err : new Error(String(err));
-  }
+  return nativeExport<NativeEngineClass>('RtpIo');
 }
 
 class NativeRtpSocket implements RtpSocket {
@@ -182,14 +173,17 @@ class NativeRtpSocket implements RtpSocket {
   #closed = false;
   /** What the filter had dropped when the socket closed (the slot's count goes with the slot). */
   #foreignAtClose = 0;
-  readonly lane: LaneSlot | undefined;
+  #lane: LaneSlot | undefined;
 
   constructor(
     private readonly io: NativeRtpIo,
     readonly slot: number,
     readonly port: number,
-  ) {
-    this.lane = io.lane?.slot(slot);
+  ) {}
+
+  /** Made when a call asks (an RTCP socket never does). */
+  get lane(): LaneSlot | undefined {
+    return (this.#lane ??= this.io.lane?.slot(this.slot));
   }
 
   send(packet: Uint8Array, len: number, ip: number, port: number): void {

@@ -19,8 +19,8 @@
  * `BOTEDGE_RX_LANE=0` turns it off (the JavaScript path for every packet); it is off by itself
  * without the addon or with `dgram` RTP I/O.
  */
-import { createRequire } from 'node:module';
 import type { FirPlan } from '../../codecs/fir.js';
+import { nativeExport } from '../../codecs/native.js';
 import { RX, RX_WORDS } from '../../codecs/rtp-stats.js';
 
 /** The words of a call's block (native/rx_lane.cc `Word`). */
@@ -66,7 +66,6 @@ export const LANE_TAKEN = 0xffffffff;
 interface NativeRxLane {
   attach(slot: number, decoded: Int16Array, plan: FirPlan | null, work: Int16Array | null): void;
   attachBot(slot: number, plan: FirPlan | null, work: Int16Array | null, ring: Int16Array): void;
-  ring(slot: number, ring: Int16Array): void;
   bind(output: number, stream: number, slot: number): void;
   unbind(output: number, stream: number): void;
   runBot(output: number, msg: Uint8Array): number;
@@ -91,25 +90,18 @@ interface Layout extends Record<string, unknown> {
 
 /** The addon's lane, or why not: missing, disabled, or built with another block layout. */
 export function loadRxLane(): NativeRxLaneClass | Error {
-  if (process.env['BOTEDGE_NATIVE'] === '0') return new Error('native addon disabled by BOTEDGE_NATIVE=0');
   if (process.env['BOTEDGE_RX_LANE'] === '0') return new Error('receive lane disabled by BOTEDGE_RX_LANE=0');
-  try {
-    const require = createRequire(import.meta.url);
-    // Compiled JS lives in dist/edge/media/.
-    const addon = require('../../../build/Release/botedge_native.node') as { RxLane?: NativeRxLaneClass; rxLaneLayout?: Layout };
-    const layout = addon.rxLaneLayout;
-    if (typeof addon.RxLane !== 'function' || !layout) return new Error('native addon has no RxLane (an older build)');
-    const mismatch =
-      layout.words !== LANE_WORDS ||
-      layout.maxOutputs !== MAX_OUTPUTS ||
-      Object.entries(LANE).some(([k, v]) => layout[k] !== v) ||
-      Object.entries(RX).some(([k, v]) => layout.rxWords[k] !== v) ||
-      Object.keys(layout.rxWords).length !== RX_WORDS;
-    if (mismatch) return new Error('native addon lays out the lane block differently: rebuild it');
-    return addon.RxLane;
-  } catch (err) {
-    return err instanceof Error ? err : new Error(String(err));
-  }
+  const Lane = nativeExport<NativeRxLaneClass>('RxLane');
+  const layout = nativeExport<Layout>('rxLaneLayout');
+  if (Lane instanceof Error) return Lane;
+  if (layout instanceof Error) return layout;
+  const mismatch =
+    layout.words !== LANE_WORDS ||
+    layout.maxOutputs !== MAX_OUTPUTS ||
+    Object.entries(LANE).some(([k, v]) => layout[k] !== v) ||
+    Object.entries(RX).some(([k, v]) => layout.rxWords[k] !== v) ||
+    Object.keys(layout.rxWords).length !== RX_WORDS;
+  return mismatch ? new Error('native addon lays out the lane block differently: rebuild it') : Lane;
 }
 
 const MAX_OUTPUTS = 1024;
@@ -156,21 +148,15 @@ export class RxLaneHost {
    */
   openOutput(ready: () => boolean, onPending: () => void): LaneOutput {
     const index = this.#native.openOutput();
-    const out = new LaneOutput(this, index, ready, onPending);
+    const out = new LaneOutput(this, this.#native, this.#pending, index, ready, onPending);
     this.#outputs.set(index, out);
     return out;
   }
 
-  /** @internal LaneOutput's side of the lane. */
-  output(index: number): { native: NativeRxLane; pending: Uint32Array; close(): void } {
-    return {
-      native: this.#native,
-      pending: this.#pending,
-      close: () => {
-        this.#outputs.delete(index);
-        this.#native.closeOutput(index);
-      },
-    };
+  /** @internal LaneOutput.close: its batch is gone from the lane. */
+  forget(index: number): void {
+    this.#outputs.delete(index);
+    this.#native.closeOutput(index);
   }
 }
 
@@ -180,22 +166,23 @@ export class RxLaneHost {
  * and the lane leaves a packet to JavaScript rather than overrun it.
  */
 export class LaneOutput {
-  readonly #lane: ReturnType<RxLaneHost['output']>;
   #buf = Buffer.allocUnsafe(64 * 1024);
   #closed = false;
 
   constructor(
     readonly host: RxLaneHost,
+    private readonly native: NativeRxLane,
+    /** Records in each batch, written by the lane. */
+    private readonly pending: Uint32Array,
     readonly index: number,
     readonly ready: () => boolean,
     readonly onPending: () => void,
   ) {
-    this.#lane = host.output(index);
-    this.#lane.native.setBuffer(index, this.#buf);
+    native.setBuffer(index, this.#buf);
   }
 
   get records(): number {
-    return this.#closed ? 0 : this.#lane.pending[this.index]!;
+    return this.#closed ? 0 : this.pending[this.index]!;
   }
 
   /** Closed with its connection: its index may already be another connection's. */
@@ -205,7 +192,7 @@ export class LaneOutput {
 
   add(stream: number, pcm: Int16Array): void {
     if (this.#closed) return;
-    const native = this.#lane.native;
+    const native = this.native;
     if (native.append(this.index, stream, pcm)) return;
     this.#buf = Buffer.allocUnsafe(Math.max(2 * this.#buf.length, this.#buf.length + 8 + pcm.byteLength));
     native.setBuffer(this.index, this.#buf);
@@ -218,18 +205,18 @@ export class LaneOutput {
    */
   runBot(msg: Uint8Array): number {
     if (this.#closed) return 0;
-    const n = this.#lane.native.runBot(this.index, msg);
+    const n = this.native.runBot(this.index, msg);
     this.host.botTaken += n;
     return n;
   }
 
   /** @internal Which call (socket slot) a stream of this connection is, for the bot's frames. */
   bind(stream: number, slot: number): void {
-    if (!this.#closed) this.#lane.native.bind(this.index, stream, slot);
+    if (!this.#closed) this.native.bind(this.index, stream, slot);
   }
 
   unbind(stream: number): void {
-    if (!this.#closed) this.#lane.native.unbind(this.index, stream);
+    if (!this.#closed) this.native.unbind(this.index, stream);
   }
 
   /**
@@ -237,14 +224,14 @@ export class LaneOutput {
    * added (the WebSocket client copies it as it masks the frame, as with RecordWriter's `reuse`).
    */
   take(): Buffer | undefined {
-    const len = this.#closed ? 0 : this.#lane.native.take(this.index);
+    const len = this.#closed ? 0 : this.native.take(this.index);
     return len > 0 ? this.#buf.subarray(0, len) : undefined;
   }
 
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#lane.close();
+    this.host.forget(this.index);
   }
 }
 
@@ -262,14 +249,12 @@ export class LaneSlot {
     this.native.attach(this.slot, decoded, up?.plan ?? null, up?.work ?? null);
   }
 
-  /** The bot half: the call's downsampler (none for an 8 kHz bot) and playout ring. */
+  /**
+   * The bot half: the call's downsampler (none for an 8 kHz bot) and playout ring; again whenever
+   * either buffer grows.
+   */
   attachBot(down: { plan: FirPlan; work: Int16Array } | undefined, ring: Int16Array): void {
     this.native.attachBot(this.slot, down?.plan ?? null, down?.work ?? null, ring);
-  }
-
-  /** The playout buffer grew, or the downsampler's work buffer did. */
-  ring(ring: Int16Array): void {
-    this.native.ring(this.slot, ring);
   }
 
   /** The call is over: the lane lets go of its arrays and stops taking its packets. */

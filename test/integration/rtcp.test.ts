@@ -16,6 +16,7 @@ import type { QosSummary } from '../../edge/media/qos.js';
 import type { SipResponse } from '../../sip/message.js';
 import { parseSdp } from '../../sip/sdp.js';
 import { parseNameAddr } from '../../sip/uri.js';
+import { until } from '../fixtures/bot/peers.js';
 import { startEchoNode, type EchoNode } from './harness.js';
 import { newBranch, sdpOffer } from './raw-uac.js';
 
@@ -38,14 +39,6 @@ async function bindPair(): Promise<{ rtp: Socket; rtcp: Socket; port: number }> 
     rtp.close();
   }
   throw new Error('no free RTP/RTCP port pair');
-}
-
-async function until(cond: () => boolean, ms: number, what: string): Promise<void> {
-  const end = Date.now() + ms;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 describe('RTCP', { timeout: 60000 }, () => {
