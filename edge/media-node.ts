@@ -389,7 +389,7 @@ function uriOf(header: string | undefined): string {
 }
 
 /** The start-up line's word on the G.711 receive lane: on, or why not (native RTP I/O only). */
-function rxLaneLog(io: RtpIo): { rxLane: 'on' | 'off'; rxLaneOff?: string } {
+function rxLaneLog(io: RtpIo): { rxLane: 'on' | 'off'; rxLaneOff?: string; txLane?: 'on' | 'off' } {
   if (!(io instanceof NativeRtpIo)) return { rxLane: 'off', rxLaneOff: 'dgram RTP I/O' };
-  return io.lane ? { rxLane: 'on' } : { rxLane: 'off', ...(io.laneUnavailable ? { rxLaneOff: io.laneUnavailable } : {}) };
+  return io.lane ? { rxLane: 'on', txLane: io.txLane ? 'on' : 'off' } : { rxLane: 'off', ...(io.laneUnavailable ? { rxLaneOff: io.laneUnavailable } : {}) };
 }

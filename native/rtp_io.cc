@@ -206,6 +206,24 @@ class Engine {
     return true;
   }
 
+  // Copies records already laid out as staged packets (the receive lane's tick, rx_lane.cc), under
+  // one lock. False, staging none, when one is malformed.
+  bool StageRecords(const uint8_t* data, size_t len) {
+    for (size_t off = 0; off < len;) {
+      if (len - off < kStagedHeader) return false;
+      uint32_t slot;
+      uint16_t l;
+      memcpy(&slot, data + off, 4);
+      memcpy(&l, data + off + 10, 2);
+      if (slot >= kMaxSlots || l > kStagedPacket || StagedSize(l) > len - off) return false;
+      off += StagedSize(l);
+    }
+    std::lock_guard<std::mutex> lock(mu_);
+    auto& v = staged_[filling_];
+    v.insert(v.end(), data, data + len);
+    return true;
+  }
+
   // Sends a packet at once from the calling (JavaScript) thread: a late bot frame going out in the
   // slot it missed (edge/media/call-media.ts). sendto on a UDP socket is safe beside the I/O thread's
   // own sends; JavaScript never passes a slot it has closed, so the fd is still ours. False when it
@@ -662,6 +680,7 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
     return DefineClass(env, "RtpIo",
                        {InstanceMethod<&RtpIo::Open>("open"), InstanceMethod<&RtpIo::Close>("close"),
                         InstanceMethod<&RtpIo::Stage>("stage"),
+                        InstanceMethod<&RtpIo::StageRecords>("stageRecords"),
                         InstanceMethod<&RtpIo::SendNow>("sendNow"),
                         InstanceMethod<&RtpIo::Replace>("replace"),
                         InstanceMethod<&RtpIo::Commit>("commit"), InstanceMethod<&RtpIo::Take>("take"),
@@ -806,6 +825,19 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
   // stage(slot, bytes, len, ipU32, port) -> bool: sent at the next due time.
   Napi::Value Stage(const Napi::CallbackInfo& info) {
     return Addressed<&Engine::Stage>(info, "RtpIo.stage: expected (slot, Uint8Array, len, ip, port)");
+  }
+
+  // stageRecords(bytes: Uint8Array, len) -> bool: staged packets already laid out as records (slot
+  // u32, ip u32, port u16, len u16, bytes padded to 4; host order): sent at the next due time.
+  Napi::Value StageRecords(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!engine_ || info.Length() < 2 || !info[0].IsTypedArray() || !info[1].IsNumber()) {
+      Napi::TypeError::New(env, "RtpIo.stageRecords: expected (Uint8Array, len)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    auto bytes = info[0].As<Napi::Uint8Array>();
+    const size_t len = std::min<size_t>(info[1].As<Napi::Number>().Uint32Value(), bytes.ElementLength());
+    return Napi::Boolean::New(env, engine_->StageRecords(bytes.Data(), len));
   }
 
   // sendNow(slot, bytes, len, ipU32, port) -> bool: sent at once, not at the next due time.

@@ -24,6 +24,7 @@
 #include <memory>
 #include <string>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <sys/mman.h>
@@ -55,11 +56,40 @@ enum Word : size_t {
   kBotOn = 32,  // 1: the lane may take this call's bot frames
   kHeld,        // CallMedia holds a slot for a late frame: JavaScript sends it when it comes
   kDownPhase,   // the downsampler's phase (Resampler untilNext): the lane needs 0
-  kPlayRead,    // PlayoutBuffer's read and write positions (absolute samples)
-  kPlayWrite,
   kBotFrames,   // bot frames the lane took (JavaScript adds them to framesFromBot)
-  kWords = 40,
+  kPlay,        // PlayoutBuffer's words (PlayWord) from here
+  // The send half: the tick's frame played out and its packet staged.
+  kTxOn = 48,   // 1: the lane may play this call's next frame out
+  kTxDone,      // 1: it did, this tick (CallMedia's tick counts the packet and clears it)
+  kTxSeq,       // the last packet's sequence number and timestamp; the SSRC
+  kTxTs,
+  kTxSsrc,
+  kTxMarker,    // 1: the next packet carries the marker
+  kDstIp,       // where the caller's RTP goes
+  kDstPort,
+  kSpeaking,    // CallMedia: the last slot carried a whole frame (late-frame catch-up)
+  kCatchUp,     // 1: late-frame catch-up is on
+  kWords = 64,
 };
+
+// edge/media/playout.ts PLAY: the playout buffer's words, from kPlay.
+enum PlayWord : size_t {
+  kRead,
+  kWrite,
+  kNextMark,   // where the oldest pending mark sits (+Infinity: none)
+  kWinReads,   // the live-stream trim's window
+  kWinMin,
+  kWinMax,
+  kTrimDue,
+  kTrimmed,    // samples the trim dropped
+  kTrimWindow, // reads per window (0: no trim)
+  kTrimMode,   // 0 any, 1 silence
+  kPlayWords,
+};
+
+constexpr size_t kPlayRead = kPlay + kRead;
+constexpr size_t kPlayWrite = kPlay + kWrite;
+static_assert(kPlay + kPlayWords <= kTxOn, "the playout buffer's words fit the block");
 
 enum RxWord : size_t {
   kStarted,
@@ -88,6 +118,14 @@ constexpr uint32_t kTaken = 0xffffffffu;     // a record the lane took: JavaScri
 constexpr size_t kPayload = 160;             // bytes (= samples) of a 20 ms G.711 packet
 constexpr size_t kMuxRecordHeader = 8;       // sdk/mux-wire.ts: stream, byte length
 constexpr size_t kMaxOutputs = 1024;
+constexpr size_t kRtpHeader = 12;
+constexpr size_t kPacket = kRtpHeader + kPayload;             // a 20 ms G.711 packet
+constexpr size_t kStagedHeader = 12;                          // rtp_io.cc: slot, ip, port, len
+constexpr size_t kStagedRecord = kStagedHeader + kPacket;     // 184: a multiple of 4, no padding
+static_assert(kPacket % 4 == 0, "a staged packet needs no padding");
+// playout.ts: the deepest standing queue the trim treats as jitter, and a silent sample's bound.
+constexpr double kMaxCushionFrames = 4;
+constexpr int kSilencePeak = 64;
 
 inline uint32_t Load32(const uint8_t* p) {
   uint32_t v;
@@ -147,6 +185,9 @@ struct Call {
   size_t ring_len = 0;
   Napi::Reference<Napi::Value> keep_down, keep_down_work, keep_ring;
   uint32_t bot_deferred_in = 0;
+  // The send half: the packet the lane staged last (a barge-in rewrites it: staged()).
+  uint8_t last[kPacket] = {};
+  size_t active_at = SIZE_MAX;  // its place in RxLane::active_, while attached
 };
 
 class RxLane : public Napi::ObjectWrap<RxLane> {
@@ -163,7 +204,8 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
                         InstanceMethod<&RxLane::OpenOutput>("openOutput"),
                         InstanceMethod<&RxLane::CloseOutput>("closeOutput"),
                         InstanceMethod<&RxLane::Append>("append"), InstanceMethod<&RxLane::Take>("take"),
-                        InstanceMethod<&RxLane::SetBuffer>("setBuffer")});
+                        InstanceMethod<&RxLane::SetBuffer>("setBuffer"),
+                        InstanceMethod<&RxLane::Tick>("tick"), InstanceMethod<&RxLane::Staged>("staged")});
   }
 
   // new RxLane(arena0: ArrayBuffer, arena1: ArrayBuffer, slots: number,
@@ -263,6 +305,10 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     if (plan && work_len < plan->history() + kPayload) return Fail(env, "work buffer under history + 160"), env.Undefined();
     Call& c = CallAt(slot);
     c.attached = true;
+    if (c.active_at == SIZE_MAX) {
+      c.active_at = active_.size();
+      active_.push_back(slot);
+    }
     c.decoded = decoded.Data();
     c.plan = plan;
     c.work = work;
@@ -279,6 +325,15 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     if (slot < calls_.size()) {
       table_[slot * kWords + kOn] = 0;
       table_[slot * kWords + kBotOn] = 0;
+      table_[slot * kWords + kTxOn] = 0;
+      if (calls_[slot] && calls_[slot]->active_at != SIZE_MAX) {
+        // Swap-remove from the calls the tick visits.
+        const size_t at = calls_[slot]->active_at;
+        const uint32_t moved = active_.back();
+        active_[at] = moved;
+        calls_[moved]->active_at = at;
+        active_.pop_back();
+      }
       calls_[slot].reset();
     }
     return env.Undefined();
@@ -530,6 +585,140 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     return true;
   }
 
+  // tick(buf: Uint8Array) → bytes: plays out this tick's frame of every call it can (TickOne), each
+  // packet a staged record (rtp_io.cc stageRecords) in buf. It stops when buf is full: JavaScript
+  // ticks the rest and gives it a larger one.
+  Napi::Value Tick(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 1 || !IsTyped(info[0], napi_uint8_array)) return Fail(env, "tick(buf: Uint8Array)"), env.Undefined();
+    auto buf = info[0].As<Napi::Uint8Array>();
+    uint8_t* b = buf.Data();
+    const size_t cap = buf.ElementLength();
+    size_t len = 0;
+    for (const uint32_t slot : active_) {
+      if (cap - len < kStagedRecord) break;
+      if (TickOne(slot, b + len)) len += kStagedRecord;
+    }
+    return Napi::Number::New(env, static_cast<double>(len));
+  }
+
+  // CallMedia.tick for the plain slot, on the same words: the next frame of the playout buffer (with
+  // its live-stream trim) encoded, in the next packet, staged at rec. Plain: the lane may send
+  // (txOn: sending, no DTMF, the address known), no slot held, no slot to hold (catch-up), and no
+  // mark reached. Otherwise nothing is written, and JavaScript ticks the call.
+  bool TickOne(uint32_t slot, uint8_t* rec) {
+    double* w = table_ + size_t{slot} * kWords;
+    if (w[kTxOn] != 1 || w[kHeld] != 0) return false;
+    const Call& c = *calls_[slot];
+    if (!c.ring) return false;
+    double* s = w + kPlay;
+    const double read = s[kRead];
+    const double write = s[kWrite];
+    const double buffered = write - read;
+    if (w[kCatchUp] == 1 && w[kSpeaking] == 1 && buffered < kPayload) return false;  // JavaScript holds the slot
+    // playout.ts read(): the next 160 samples, silence for what is missing.
+    const size_t n = buffered < kPayload ? static_cast<size_t>(buffered) : kPayload;
+    int16_t out[kPayload];
+    const size_t cap = c.ring_len;
+    const size_t pos = static_cast<size_t>(std::fmod(read, static_cast<double>(cap)));
+    const size_t first = std::min(n, cap - pos);
+    std::memcpy(out, c.ring + pos, first * 2);
+    if (first < n) std::memcpy(out + first, c.ring, (n - first) * 2);
+    std::fill(out + n, out + kPayload, int16_t{0});
+    double r = read + static_cast<double>(n);
+    // #trim, on copies of its words (written only if the slot is plain).
+    double win_reads = s[kWinReads], win_min = s[kWinMin], win_max = s[kWinMax];
+    double trim_due = s[kTrimDue], trimmed = s[kTrimmed];
+    if (s[kTrimWindow] > 0) {
+      const double left = write - r;
+      if (left < win_min) win_min = left;
+      if (left > win_max) win_max = left;
+      if (++win_reads >= s[kTrimWindow]) {
+        if (win_min >= kPayload && win_max <= kPayload * kMaxCushionFrames) {
+          if (s[kTrimMode] == 0) {
+            r += kPayload;
+            trimmed += kPayload;
+            trim_due = 0;
+          } else {
+            trim_due = 1;
+          }
+        }
+        win_reads = 0;
+        win_min = INFINITY;
+        win_max = 0;
+      }
+      if (trim_due != 0) {
+        if (left < kPayload || left > kPayload * kMaxCushionFrames) {
+          trim_due = 0;
+        } else if (HeadIsSilent(c, r)) {
+          r += kPayload;
+          trimmed += kPayload;
+          trim_due = 0;
+        }
+      }
+    }
+    if (s[kNextMark] <= r) return false;  // a mark is reached: JavaScript reports it
+    s[kRead] = r;
+    s[kWinReads] = win_reads;
+    s[kWinMin] = win_min;
+    s[kWinMax] = win_max;
+    s[kTrimDue] = trim_due;
+    s[kTrimmed] = trimmed;
+    w[kSpeaking] = n == kPayload ? 1 : 0;
+    // #advance and #emit: the next header, the frame encoded, the packet staged.
+    const uint32_t seq = (static_cast<uint32_t>(w[kTxSeq]) + 1) & 0xffff;
+    const uint32_t ts = static_cast<uint32_t>(w[kTxTs]) + static_cast<uint32_t>(kPayload);
+    const uint32_t ssrc = static_cast<uint32_t>(w[kTxSsrc]);
+    const uint32_t ip = static_cast<uint32_t>(w[kDstIp]);
+    const uint16_t port = static_cast<uint16_t>(w[kDstPort]);
+    const uint16_t plen = static_cast<uint16_t>(kPacket);
+    std::memcpy(rec, &slot, 4);
+    std::memcpy(rec + 4, &ip, 4);
+    std::memcpy(rec + 8, &port, 2);
+    std::memcpy(rec + 10, &plen, 2);
+    uint8_t* p = rec + kStagedHeader;
+    p[0] = 0x80;
+    p[1] = static_cast<uint8_t>((w[kTxMarker] == 1 ? 0x80 : 0) | (static_cast<uint32_t>(w[kPt]) & 0x7f));
+    p[2] = static_cast<uint8_t>(seq >> 8);
+    p[3] = static_cast<uint8_t>(seq);
+    for (int i = 0; i < 4; i++) p[4 + i] = static_cast<uint8_t>(ts >> (24 - 8 * i));
+    for (int i = 0; i < 4; i++) p[8 + i] = static_cast<uint8_t>(ssrc >> (24 - 8 * i));
+    if (w[kCodec] == 0) UlawEncode(out, p + kRtpHeader, kPayload);
+    else AlawEncode(out, p + kRtpHeader, kPayload);
+    w[kTxSeq] = seq;
+    w[kTxTs] = ts;
+    w[kTxMarker] = 0;
+    w[kTxDone] = 1;
+    std::memcpy(calls_[slot]->last, p, kPacket);
+    return true;
+  }
+
+  // playout.ts #headIsSilent: the 160 samples from `from` all within ±kSilencePeak.
+  static bool HeadIsSilent(const Call& c, double from) {
+    const size_t cap = c.ring_len;
+    size_t at = static_cast<size_t>(std::fmod(from, static_cast<double>(cap)));
+    for (size_t i = 0; i < kPayload; i++) {
+      const int v = c.ring[at];
+      if (v > kSilencePeak || v < -kSilencePeak) return false;
+      if (++at == cap) at = 0;
+    }
+    return true;
+  }
+
+  // staged(slot, into: Uint8Array) → bytes: the packet the lane staged last for the call (a
+  // barge-in silences it: RtpSocket.replace), or 0.
+  Napi::Value Staged(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber() || !IsTyped(info[1], napi_uint8_array)) {
+      return Fail(env, "staged(slot, into: Uint8Array)"), env.Undefined();
+    }
+    const uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
+    auto into = info[1].As<Napi::Uint8Array>();
+    if (slot >= calls_.size() || !calls_[slot] || into.ElementLength() < kPacket) return Napi::Number::New(env, 0);
+    std::memcpy(into.Data(), calls_[slot]->last, kPacket);
+    return Napi::Number::New(env, static_cast<double>(kPacket));
+  }
+
   // openOutput() → index of a new batch (a mux connection's).
   Napi::Value OpenOutput(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
@@ -634,6 +823,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
   std::vector<Output> outputs_;
   uint32_t run_ = 0;
   uint32_t bot_run_ = 0;
+  std::vector<uint32_t> active_;  // the slots of attached calls: what the tick visits
 };
 
 }  // namespace
@@ -660,9 +850,19 @@ void InitRxLane(Napi::Env env, Napi::Object exports) {
   layout.Set("botOn", Napi::Number::New(env, kBotOn));
   layout.Set("held", Napi::Number::New(env, kHeld));
   layout.Set("downPhase", Napi::Number::New(env, kDownPhase));
+  layout.Set("botFrames", Napi::Number::New(env, kBotFrames));
+  layout.Set("play", Napi::Number::New(env, kPlay));
   layout.Set("playRead", Napi::Number::New(env, kPlayRead));
   layout.Set("playWrite", Napi::Number::New(env, kPlayWrite));
-  layout.Set("botFrames", Napi::Number::New(env, kBotFrames));
+  const std::pair<const char*, size_t> tx[] = {{"txOn", kTxOn}, {"txDone", kTxDone}, {"txSeq", kTxSeq},
+                                               {"txTs", kTxTs}, {"txSsrc", kTxSsrc}, {"txMarker", kTxMarker},
+                                               {"dstIp", kDstIp}, {"dstPort", kDstPort}, {"speaking", kSpeaking},
+                                               {"catchUp", kCatchUp}};
+  for (const auto& [name, word] : tx) layout.Set(name, Napi::Number::New(env, static_cast<double>(word)));
+  Napi::Object play = Napi::Object::New(env);
+  const char* play_names[] = {"read", "write", "nextMark", "winReads", "winMin", "winMax", "trimDue", "trimmed", "trimWindow", "trimMode"};
+  for (size_t i = 0; i < kPlayWords; i++) play.Set(play_names[i], Napi::Number::New(env, static_cast<double>(i)));
+  layout.Set("playWords", play);
   // RtpReceiveStats' words (codecs/rtp-stats.ts RX), from `rx` on.
   Napi::Object rx = Napi::Object::New(env);
   const char* rx_names[] = {"started", "ssrc", "base", "maxSeq", "cycles", "received", "badSeq", "doneExpected",

@@ -1,12 +1,12 @@
 import { g711 } from '../../codecs/native.js';
-import { serializeRtpInto, RTP_HEADER_SIZE } from '../../codecs/rtp.js';
+import { serializeRtpInto, RTP_HEADER_SIZE, type RtpHeader } from '../../codecs/rtp.js';
 import { G722Decoder, G722Encoder } from '../../codecs/g722.js';
 import { Resampler } from '../../codecs/resample.js';
 import { RtpReceiveStats, RX_WORDS } from '../../codecs/rtp-stats.js';
 import { DtmfReceiver, serializeTelephoneEventInto } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
 import { DtmfSender } from './dtmf-sender.js';
-import { newPlayout, type PlayoutBuffer } from './playout.js';
+import { newPlayout, PLAY_WORDS, type PlayoutBuffer } from './playout.js';
 import { RtpPeer } from './rtp-peer.js';
 import { LANE, LANE_WORDS, type LaneOutput, type LaneSlot } from './rx-lane.js';
 import type { RtpSocket } from './rtp-socket.js';
@@ -102,12 +102,20 @@ export class CallMedia implements MediaSession {
   /** The audio packet this tick sent (or staged), so a barge-in can still silence it. */
   #lastAudio: Uint8Array | undefined;
   #lastAudioLen = 0;
+  /** The lane's tick played this slot out: its packet is staged in the I/O engine, not in #lastAudio. */
+  #laneStaged = false;
   #sending = true;
   #closed = false;
   /** Late-frame catch-up (see `tick`); on unless the route turns it off. */
   readonly #catchUp: boolean;
-  /** The last slot carried a whole frame of bot audio: a dry queue now is a late frame, not the end of speech. */
-  #speaking = false;
+  /** The last slot carried a whole frame of bot audio: a dry queue now is a late frame, not the end of speech (in the block, for the lane). */
+  get #speaking(): boolean {
+    return this.#w[LANE.speaking] === 1;
+  }
+
+  set #speaking(v: boolean) {
+    this.#w[LANE.speaking] = v ? 1 : 0;
+  }
   /** This slot's header is taken and its packet not sent: it waits for the bot's late frame (in the block, for the lane). */
   get #held(): boolean {
     return this.#w[LANE.held] === 1;
@@ -118,11 +126,12 @@ export class CallMedia implements MediaSession {
   }
   readonly stats: MediaStats = { ...newMediaStats(), playoutLateFrames: 0, rtpLate: 0, concealedFrames: 0 };
   /**
-   * The receive side's state, in words of a Float64Array (`LANE`): the caller's stream (SSRC,
-   * sequence number and timestamp of the newest audio packet passed to the bot, and its span in
-   * timestamp units), the frame being filled, the last packet's length, then the receive
-   * statistics. With the G.711 receive lane (rx-lane.ts) it is the socket slot's block, which the
-   * lane updates for the packets it takes; otherwise this call's own.
+   * The call's state, in words of a Float64Array (`LANE`): the caller's stream (SSRC, sequence
+   * number and timestamp of the newest audio packet passed to the bot, and its span in timestamp
+   * units), the frame being filled, the last packet's length, the receive statistics; the playout
+   * buffer's state; the RTP header sent last, where it goes, and the catch-up state. With the G.711
+   * lane (rx-lane.ts) it is the socket slot's block, which the lane updates for the packets it
+   * takes, the bot frames it queues and the frames it plays out; otherwise this call's own.
    */
   readonly #w: Float64Array;
   readonly #lane: LaneSlot | undefined;
@@ -163,7 +172,7 @@ export class CallMedia implements MediaSession {
     this.#w[LANE.inSsrc] = -1;
     lane?.attach(this.#decoded, up);
     // 200 ms to start with (it grows on demand): most calls never queue more, and memory per call counts.
-    this.playout = newPlayout(options.playoutCapacity, rate / 5, options.playoutTrim, this.#w.subarray(LANE.playRead, LANE.playWrite + 1));
+    this.playout = newPlayout(options.playoutCapacity, rate / 5, options.playoutTrim, this.#w.subarray(LANE.play, LANE.play + PLAY_WORDS));
     // The bot half of the lane: the downsampler's arrays and the playout ring, again whenever one
     // of them grows. (With the native upsampler the downsampler is native too.)
     if (lane) {
@@ -175,9 +184,13 @@ export class CallMedia implements MediaSession {
     const rx = new RtpReceiveStats(8000, this.#w.subarray(LANE.rx, LANE.rx + RX_WORDS));
     this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats, new DtmfReceiver(), (press) => sink.onDtmf(press), rx);
     this.#header.payloadType = options.payloadType;
-    this.#header.sequenceNumber = (Math.random() * 0x10000) >>> 0;
-    this.#header.timestamp = (Math.random() * 0x100000000) >>> 0;
     this.#header.ssrc = (Math.random() * 0x100000000) >>> 0;
+    // The header's moving parts live in the block: the lane's tick advances them too.
+    this.#w[LANE.txSeq] = (Math.random() * 0x10000) >>> 0;
+    this.#w[LANE.txTs] = (Math.random() * 0x100000000) >>> 0;
+    this.#w[LANE.txSsrc] = this.#header.ssrc;
+    this.#w[LANE.txMarker] = 1;
+    this.#w[LANE.catchUp] = this.#catchUp ? 1 : 0;
     socket.onPacket = (msg, ip, port, arrivalUs) => this.#onPacket(msg, ip, port, arrivalUs);
   }
 
@@ -190,7 +203,7 @@ export class CallMedia implements MediaSession {
   }
 
   get rtpTimestamp(): number {
-    return this.#header.timestamp;
+    return this.#w[LANE.txTs]!;
   }
 
   /** A re-INVITE changed the media (hold/unhold, new address): apply it without a new socket. */
@@ -200,6 +213,7 @@ export class CallMedia implements MediaSession {
     if (options.remote) this.#peer.setRemote(options.remote);
     this.#sending = sending;
     this.#laneCheck();
+    this.#txCheck();
   }
 
   /**
@@ -216,22 +230,49 @@ export class CallMedia implements MediaSession {
     this.#laneCheck();
   }
 
+  /**
+   * The caller's address once the lane may use it: a G.711 call on the lane, not closed, the
+   * address fixed (symmetric RTP latched, or the SDP's). The codec and payload type are written
+   * for the lane then.
+   */
+  #laneRemote(): { ip: number; port: number } | undefined {
+    const remote = this.#peer.remote;
+    if (!this.#lane || this.#closed || !remote || (this.options.symmetric && !this.#peer.latched) || this.options.codec === 'G722') return undefined;
+    this.#w[LANE.codec] = this.options.codec === 'PCMA' ? 1 : 0;
+    this.#w[LANE.pt] = this.options.payloadType;
+    return remote;
+  }
+
   /** Opens the lane to this call's packets when it can take them: a bot batch, and the caller's address known. */
   #laneCheck(): void {
     const w = this.#w;
-    const remote = this.#peer.remote;
     const target = this.#laneTarget;
-    if (!this.#lane || !target || target.output.closed || this.#closed || !remote || (this.options.symmetric && !this.#peer.latched)) {
+    const remote = target && !target.output.closed ? this.#laneRemote() : undefined;
+    if (!remote) {
       w[LANE.on] = 0;
       return;
     }
-    w[LANE.codec] = this.options.codec === 'PCMA' ? 1 : 0;
-    w[LANE.pt] = this.options.payloadType;
     w[LANE.srcIp] = remote.ip;
     w[LANE.srcPort] = remote.port;
-    w[LANE.output] = target.output.index;
-    w[LANE.stream] = target.stream;
+    w[LANE.output] = target!.output.index;
+    w[LANE.stream] = target!.stream;
     w[LANE.on] = 1;
+  }
+
+  /**
+   * Opens the lane's tick to this call when it may play the call's frames out: sending, and no
+   * DTMF going out. The rest — a held slot, one to hold, a mark reached — the lane checks each tick.
+   */
+  #txCheck(): void {
+    const w = this.#w;
+    const remote = this.#sending && !this.#dtmfOut.active ? this.#laneRemote() : undefined;
+    if (!remote) {
+      w[LANE.txOn] = 0;
+      return;
+    }
+    w[LANE.dstIp] = remote.ip;
+    w[LANE.dstPort] = remote.port;
+    w[LANE.txOn] = 1;
   }
 
   #onPacket(msg: Uint8Array, ip: number, port: number, arrivalUs: number): void {
@@ -371,7 +412,10 @@ export class CallMedia implements MediaSession {
    */
   sendDtmf(digits: string, durationMs: number): boolean {
     if (this.options.telephoneEventPt === undefined) return false;
-    return this.#dtmfOut.enqueue(digits, durationMs) > 0;
+    this.#w[LANE.txOn] = 0; // the digits go out from JavaScript's tick
+    const queued = this.#dtmfOut.enqueue(digits, durationMs) > 0;
+    this.#txCheck();
+    return queued;
   }
 
   /** #out (one frame at the codec's rate) → #encoded (160 bytes). */
@@ -408,7 +452,22 @@ export class CallMedia implements MediaSession {
    */
   tick(): void {
     if (this.#closed) return;
+    const w = this.#w;
     this.#lastAudio = undefined;
+    if (w[LANE.txDone] === 1) {
+      // The lane's tick played this slot out (rx-lane.ts): count its packet as #emit would.
+      w[LANE.txDone] = 0;
+      this.#laneStaged = true;
+      this.stats.rtpSent++;
+      this.#peer.octetsSent += BYTES_PER_FRAME;
+      return;
+    }
+    this.#laneStaged = false;
+    this.#tick();
+    this.#txCheck();
+  }
+
+  #tick(): void {
     if (this.#held) {
       this.#held = false;
       this.#emit(false);
@@ -418,14 +477,30 @@ export class CallMedia implements MediaSession {
       this.#tickDtmf();
       return;
     }
-    this.#header.timestamp = (this.#header.timestamp + TS_PER_FRAME) >>> 0;
-    this.#header.sequenceNumber = (this.#header.sequenceNumber + 1) & 0xffff;
+    this.#advance();
     if (this.#catchUp && this.#speaking && this.#sending && this.playout.buffered < this.#frameSamples) {
       this.#held = true;
       this.#speaking = false;
       return;
     }
     this.#emit(false);
+  }
+
+  /** The next slot: its RTP timestamp and sequence number (in the block: the lane's tick advances them too). */
+  #advance(): void {
+    const w = this.#w;
+    w[LANE.txTs] = (w[LANE.txTs]! + TS_PER_FRAME) >>> 0;
+    w[LANE.txSeq] = (w[LANE.txSeq]! + 1) & 0xffff;
+  }
+
+  /** The header of the current slot's packet, from the block; the marker goes out once. */
+  #slotHeader(): RtpHeader {
+    const h = this.#header;
+    const w = this.#w;
+    h.sequenceNumber = w[LANE.txSeq]!;
+    h.timestamp = w[LANE.txTs]!;
+    h.marker = w[LANE.txMarker] === 1;
+    return h;
   }
 
   /**
@@ -438,8 +513,8 @@ export class CallMedia implements MediaSession {
     if (!this.#sending) return;
     this.#encode();
     const packet = this.#takePacket();
-    const len = serializeRtpInto(packet, 0, this.#header, this.#encoded);
-    this.#header.marker = false;
+    const len = serializeRtpInto(packet, 0, this.#slotHeader(), this.#encoded);
+    this.#w[LANE.txMarker] = 0;
     if (now) {
       this.#peer.sendNow(packet, len);
       return;
@@ -460,8 +535,15 @@ export class CallMedia implements MediaSession {
    */
   clear(): string[] {
     const dropped: string[] = [];
-    const packet = this.#lastAudio;
-    if (packet) {
+    let packet = this.#lastAudio;
+    let len = this.#lastAudioLen;
+    if (!packet && this.#laneStaged) {
+      // The lane's tick staged it: a copy to silence.
+      packet = this.#takePacket();
+      len = this.#lane!.staged(packet);
+      this.#laneStaged = false;
+    }
+    if (packet && len > 0) {
       this.#out.fill(0);
       // G.722 has state: the silence is encoded from the state before the staged frame, which the
       // caller's decoder has never seen (G722Encoder.checkpoint, taken by #encode).
@@ -473,7 +555,7 @@ export class CallMedia implements MediaSession {
         this.#encode();
       }
       packet.set(this.#encoded, RTP_HEADER_SIZE);
-      if (this.socket.replace(packet, this.#lastAudioLen)) {
+      if (this.socket.replace(packet, len)) {
         // Its audio will not be heard, so the marks it reached were not reached.
         dropped.push(...this.#marksDue);
         this.#marksDue.length = 0;
@@ -502,24 +584,25 @@ export class CallMedia implements MediaSession {
   /** One tick of outgoing DTMF: a telephone-event packet, or silence in the gap between digits. */
   #tickDtmf(): void {
     const step = this.#dtmfOut.next();
-    this.#header.timestamp = (this.#header.timestamp + TS_PER_FRAME) >>> 0;
-    this.#header.sequenceNumber = (this.#header.sequenceNumber + 1) & 0xffff;
+    this.#advance();
     if (!this.#sending || !step) return;
     const packet = this.#takePacket();
+    const slot = this.#slotHeader();
     let len: number;
     if (step.kind === 'gap') {
       this.#out.fill(0);
       this.#encode();
-      len = serializeRtpInto(packet, 0, this.#header, this.#encoded);
+      len = serializeRtpInto(packet, 0, slot, this.#encoded);
+      this.#w[LANE.txMarker] = 0;
     } else {
       // Every packet of one event carries the RTP timestamp of its start (RFC 4733 §2.5.1.2).
-      if (step.startsEvent) this.#dtmfTimestamp = this.#header.timestamp;
+      if (step.startsEvent) this.#dtmfTimestamp = slot.timestamp;
       const h = this.#teHeader;
       h.marker = step.marker;
       h.payloadType = this.options.telephoneEventPt ?? 101;
-      h.sequenceNumber = this.#header.sequenceNumber;
+      h.sequenceNumber = slot.sequenceNumber;
       h.timestamp = this.#dtmfTimestamp;
-      h.ssrc = this.#header.ssrc;
+      h.ssrc = slot.ssrc;
       serializeTelephoneEventInto(this.#tePayload, 0, { event: step.event, end: step.end, volume: step.volume, duration: step.durationUnits });
       len = serializeRtpInto(packet, 0, h, this.#tePayload);
     }

@@ -28,29 +28,44 @@ export type TrimMode = 'any' | 'silence';
 /** A route's `playoutTrim`: a trim mode, or none. */
 export type PlayoutTrim = 'off' | TrimMode;
 
+/**
+ * The buffer's state, in words of a Float64Array (`PLAY`): positions, the next mark, the trim's
+ * window and its settings. In an array so the G.711 lanes (rx-lane.ts) can queue a call's bot
+ * frames and play its frames out too; otherwise the buffer's own.
+ */
+export const PLAY = {
+  /** The absolute sample index of the next sample to play. */
+  read: 0,
+  /** One past the last queued sample. */
+  write: 1,
+  /** Where the oldest pending mark sits (Infinity: none). */
+  nextMark: 2,
+  winReads: 3,
+  winMin: 4,
+  winMax: 5,
+  /** 1: silence mode saw a cushion stand for a window; the next silent frame at the head goes. */
+  trimDue: 6,
+  /** Samples dropped by the live-stream trim. */
+  trimmed: 7,
+  /** Reads per trim window (0: no trim). */
+  trimWindow: 8,
+  /** 0 any, 1 silence. */
+  trimMode: 9,
+} as const;
+export const PLAY_WORDS = 10;
+
 export class PlayoutBuffer {
   /**
    * Grows on demand from `initial` (callers start at 200 ms) up to `capacity`: most calls never queue more than a second or
    * two, and a 30 s ring allocated up front is 480 kB per call (the benchmark's rss_kb_per_call).
    */
   #ring: Int16Array;
-  /**
-   * [read, write]: the absolute sample index of the next sample to play, and one past the last
-   * queued sample. In an array so the receive lane (rx-lane.ts) can queue a call's bot frames too.
-   */
-  readonly #pos: Float64Array;
+  readonly #s: Float64Array;
   /** Called with the new ring when the buffer grows (the receive lane writes into the ring). */
   onRing: ((ring: Int16Array) => void) | undefined;
   #marks: { name: string; at: number }[] = [];
   /** Samples dropped because the buffer was full. */
   overflowSamples = 0;
-  /** Samples dropped by the live-stream trim. */
-  trimmedSamples = 0;
-  #windowReads = 0;
-  #windowMin = Infinity;
-  #windowMax = 0;
-  /** Silence mode: a cushion stood for a window; drop the next silent frame while it stands. */
-  #trimDue = false;
 
   constructor(
     readonly capacity: number,
@@ -58,12 +73,16 @@ export class PlayoutBuffer {
     /** Reads per trim window (50: one second of 20 ms reads); 0, the default, turns the trim off. */
     readonly trimWindow = 0,
     readonly trimMode: TrimMode = 'any',
-    /** Where to keep the read and write positions (2 words, cleared here), when something else shares them. */
-    pos: Float64Array = new Float64Array(2),
+    /** Where to keep the state (PLAY_WORDS words, set here), when something else shares it. */
+    state: Float64Array = new Float64Array(PLAY_WORDS),
   ) {
     this.#ring = new Int16Array(Math.min(capacity, initial));
-    this.#pos = pos;
-    pos.fill(0);
+    this.#s = state;
+    state.fill(0);
+    state[PLAY.nextMark] = Infinity;
+    state[PLAY.winMin] = Infinity;
+    state[PLAY.trimWindow] = trimWindow;
+    state[PLAY.trimMode] = trimMode === 'silence' ? 1 : 0;
   }
 
   /** The ring itself (the receive lane writes into it; it changes when the buffer grows). */
@@ -72,19 +91,24 @@ export class PlayoutBuffer {
   }
 
   get #read(): number {
-    return this.#pos[0]!;
+    return this.#s[PLAY.read]!;
   }
 
   set #read(v: number) {
-    this.#pos[0] = v;
+    this.#s[PLAY.read] = v;
   }
 
   get #write(): number {
-    return this.#pos[1]!;
+    return this.#s[PLAY.write]!;
   }
 
   set #write(v: number) {
-    this.#pos[1] = v;
+    this.#s[PLAY.write] = v;
+  }
+
+  /** Samples dropped by the live-stream trim. */
+  get trimmedSamples(): number {
+    return this.#s[PLAY.trimmed]!;
   }
 
   /** Samples of ring memory held now (≤ capacity). */
@@ -132,6 +156,11 @@ export class PlayoutBuffer {
   /** Places a mark after the audio queued so far. */
   mark(name: string): void {
     this.#marks.push({ name, at: this.#write });
+    if (this.#marks.length === 1) this.#s[PLAY.nextMark] = this.#write;
+  }
+
+  #marksChanged(): void {
+    this.#s[PLAY.nextMark] = this.#marks.length > 0 ? this.#marks[0]!.at : Infinity;
   }
 
   /**
@@ -148,36 +177,48 @@ export class PlayoutBuffer {
     if (n < out.length) out.fill(0, n);
     this.#read += n;
     if (this.trimWindow > 0) this.#trim(out.length);
-    while (this.#marks.length > 0 && this.#marks[0]!.at <= this.#read) onMark(this.#marks.shift()!.name);
+    if (this.#s[PLAY.nextMark]! <= this.#read) {
+      while (this.#marks.length > 0 && this.#marks[0]!.at <= this.#read) onMark(this.#marks.shift()!.name);
+      this.#marksChanged();
+    }
     return n;
   }
 
-  /** The live-stream trim (see the class comment); `frame` is the samples one read takes. */
+  /**
+   * The live-stream trim (see the class comment); `frame` is the samples one read takes. (Twin:
+   * native/rx_lane.cc Trim, which plays a G.711 call's plain frames out on the same words.)
+   */
   #trim(frame: number): void {
+    const s = this.#s;
     const left = this.buffered;
-    if (left < this.#windowMin) this.#windowMin = left;
-    if (left > this.#windowMax) this.#windowMax = left;
-    if (++this.#windowReads >= this.trimWindow) {
-      if (this.#windowMin >= frame && this.#windowMax <= frame * MAX_CUSHION_FRAMES) {
+    if (left < s[PLAY.winMin]!) s[PLAY.winMin] = left;
+    if (left > s[PLAY.winMax]!) s[PLAY.winMax] = left;
+    if (++s[PLAY.winReads]! >= this.trimWindow) {
+      if (s[PLAY.winMin]! >= frame && s[PLAY.winMax]! <= frame * MAX_CUSHION_FRAMES) {
         if (this.trimMode === 'any') this.#drop(frame);
-        else this.#trimDue = true;
+        else s[PLAY.trimDue] = 1;
       }
-      this.#windowReads = 0;
-      this.#windowMin = Infinity;
-      this.#windowMax = 0;
+      this.#resetWindow();
     }
-    if (!this.#trimDue) return;
+    if (s[PLAY.trimDue] === 0) return;
     // Silence mode: drop the first silent frame at the head while the cushion stands; once it is
     // gone (or has become a burst) there is nothing standing to trim.
-    if (left < frame || left > frame * MAX_CUSHION_FRAMES) this.#trimDue = false;
+    if (left < frame || left > frame * MAX_CUSHION_FRAMES) s[PLAY.trimDue] = 0;
     else if (this.#headIsSilent(frame)) this.#drop(frame);
+  }
+
+  #resetWindow(): void {
+    const s = this.#s;
+    s[PLAY.winReads] = 0;
+    s[PLAY.winMin] = Infinity;
+    s[PLAY.winMax] = 0;
   }
 
   #drop(frame: number): void {
     // Marks inside the dropped audio are passed (reported by the caller's loop), as if played.
     this.#read += frame;
-    this.trimmedSamples += frame;
-    this.#trimDue = false;
+    this.#s[PLAY.trimmed] = this.#s[PLAY.trimmed]! + frame;
+    this.#s[PLAY.trimDue] = 0;
   }
 
   /** Whether the next `frame` queued samples are all silence. */
@@ -194,22 +235,22 @@ export class PlayoutBuffer {
   /** Forgets pending marks without reporting them (jambonz `clearMarks`); the audio stays. */
   clearMarks(): void {
     this.#marks = [];
+    this.#marksChanged();
   }
 
   /** Barge-in: drops all queued audio; returns the names of marks that will now never play. */
   clear(): string[] {
     this.#read = this.#write;
-    this.#trimDue = false;
-    this.#windowReads = 0;
-    this.#windowMin = Infinity;
-    this.#windowMax = 0;
+    this.#s[PLAY.trimDue] = 0;
+    this.#resetWindow();
     const names = this.#marks.map((m) => m.name);
     this.#marks = [];
+    this.#marksChanged();
     return names;
   }
 }
 
 /** A call's playout queue with the route's trim: one second of 20 ms reads per trim window. */
-export function newPlayout(capacity: number, initial: number, trim: PlayoutTrim = 'off', pos?: Float64Array): PlayoutBuffer {
-  return trim === 'off' ? new PlayoutBuffer(capacity, initial, 0, 'any', pos) : new PlayoutBuffer(capacity, initial, 50, trim, pos);
+export function newPlayout(capacity: number, initial: number, trim: PlayoutTrim = 'off', state?: Float64Array): PlayoutBuffer {
+  return trim === 'off' ? new PlayoutBuffer(capacity, initial, 0, 'any', state) : new PlayoutBuffer(capacity, initial, 50, trim, state);
 }

@@ -135,6 +135,8 @@ interface NativeEngine {
   open(host: number, port: number): number;
   close(slot: number): void;
   stage(slot: number, bytes: Uint8Array, len: number, ip: number, port: number): boolean;
+  /** Packets already laid out as staged records (the receive lane's tick); false, none staged, if one is malformed. */
+  stageRecords(bytes: Uint8Array, len: number): boolean;
   sendNow(slot: number, bytes: Uint8Array, len: number, ip: number, port: number): boolean;
   replace(slot: number, bytes: Uint8Array, len: number): boolean;
   commit(): void;
@@ -235,6 +237,8 @@ class NativeClock implements MediaClock {
   #beatsInWindow = 0;
   errors = 0;
   onFirstError: ((err: unknown) => void) | undefined;
+  /** Runs first in every beat: the receive lane's tick, which plays out the plain calls' frames. */
+  preTick: (() => void) | undefined;
 
   constructor(
     private readonly engine: NativeEngine,
@@ -282,6 +286,7 @@ class NativeClock implements MediaClock {
 
   beat(): void {
     try {
+      if (this.preTick) runGuarded(this, this.preTick);
       for (const fn of this.#subscribers.keys()) runGuarded(this, fn);
     } finally {
       // Always commit, even after a subscriber threw: the thread waits for it to send anything.
@@ -319,6 +324,8 @@ export interface NativeRtpIoOptions {
   arenaBytes?: number;
   /** Run the G.711 receive lane (rx-lane.ts) when the addon has it. Default true. */
   rxLane?: boolean;
+  /** Let the lane play out the plain calls' frames at each tick (its send half). Default true, unless BOTEDGE_TX_LANE=0. */
+  txLane?: boolean;
 }
 
 export class NativeRtpIo implements RtpIo {
@@ -335,6 +342,8 @@ export class NativeRtpIo implements RtpIo {
   /** The G.711 receive lane, unless the addon lacks it or it is turned off (then why). */
   readonly lane: RxLaneHost | undefined;
   readonly laneUnavailable: string | undefined;
+  /** Whether the lane's tick (its send half) runs. */
+  readonly txLane: boolean;
 
   constructor(Engine: NativeEngineClass, opts: NativeRtpIoOptions = {}) {
     const periodMs = opts.periodMs ?? 20;
@@ -346,6 +355,14 @@ export class NativeRtpIo implements RtpIo {
     const Lane = opts.rxLane === false ? new Error('receive lane not asked for') : loadRxLane();
     if (Lane instanceof Error) this.laneUnavailable = Lane.message;
     else this.lane = new RxLaneHost(Lane, a0, a1, MAX_SLOTS);
+    const lane = this.lane;
+    this.txLane = lane !== undefined && (opts.txLane ?? process.env['BOTEDGE_TX_LANE'] !== '0');
+    if (lane && this.txLane) {
+      const stage = (records: Uint8Array, bytes: number) => {
+        if (!this.engine.stageRecords(records, bytes)) throw new Error('the lane staged a malformed record');
+      };
+      this.clock.preTick = () => lane.tick(stage);
+    }
     this.#u8 = [new Uint8Array(a0), new Uint8Array(a1)];
     this.#u16 = [new Uint16Array(a0), new Uint16Array(a1)];
     this.#u32 = [new Uint32Array(a0), new Uint32Array(a1)];
@@ -367,7 +384,7 @@ export class NativeRtpIo implements RtpIo {
   }
 
   stats(): Record<string, number> {
-    return { ...this.engine.stats(), orphans: this.#orphans, leadMs: this.clock.leadMs, laneTaken: this.lane?.taken ?? -1, laneBotTaken: this.lane?.botTaken ?? -1 };
+    return { ...this.engine.stats(), orphans: this.#orphans, leadMs: this.clock.leadMs, laneTaken: this.lane?.taken ?? -1, laneBotTaken: this.lane?.botTaken ?? -1, laneTxTaken: this.txLane ? this.lane!.txTaken : -1 };
   }
 
   close(): void {

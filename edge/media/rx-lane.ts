@@ -22,6 +22,7 @@
 import type { FirPlan } from '../../codecs/fir.js';
 import { nativeExport } from '../../codecs/native.js';
 import { RX, RX_WORDS } from '../../codecs/rtp-stats.js';
+import { PLAY, PLAY_WORDS } from './playout.js';
 
 /** The words of a call's block (native/rx_lane.cc `Word`). */
 export const LANE = {
@@ -53,13 +54,33 @@ export const LANE = {
   held: 33,
   /** The downsampler's phase (Resampler.phase): the lane needs 0. */
   downPhase: 34,
-  /** PlayoutBuffer's read and write positions. */
-  playRead: 35,
-  playWrite: 36,
   /** Bot frames the lane queued; CallMedia adds them to framesFromBot. */
-  botFrames: 37,
+  botFrames: 35,
+  /** PlayoutBuffer's state (playout.ts PLAY, PLAY_WORDS words) from here: read and write first. */
+  play: 36,
+  playRead: 36,
+  playWrite: 37,
+  /**
+   * The send half (the tick): 1 when the lane may play this call's next frame out (CallMedia
+   * decides: sending, no DTMF going out, the caller's address known).
+   */
+  txOn: 48,
+  /** 1: the lane played this tick's frame out (staged its packet); CallMedia's tick takes note. */
+  txDone: 49,
+  /** The RTP header of the last packet sent: sequence number and timestamp; the SSRC; the marker to send next. */
+  txSeq: 50,
+  txTs: 51,
+  txSsrc: 52,
+  txMarker: 53,
+  /** Where the caller's RTP goes. */
+  dstIp: 54,
+  dstPort: 55,
+  /** CallMedia: the last slot carried a whole frame (late-frame catch-up). */
+  speaking: 56,
+  /** 1: late-frame catch-up is on for this call. */
+  catchUp: 57,
 } as const;
-export const LANE_WORDS = 40;
+export const LANE_WORDS = 64;
 /** An arena record the lane took: its slot word is overwritten with this. */
 export const LANE_TAKEN = 0xffffffff;
 
@@ -79,6 +100,10 @@ interface NativeRxLane {
   /** The batch's length in bytes; the batch starts afresh. */
   take(output: number): number;
   setBuffer(output: number, buf: Uint8Array): void;
+  /** Plays out this tick's frame of every plain call: staged records (RtpIo.stageRecords) in buf; their bytes. */
+  tick(buf: Uint8Array): number;
+  /** The packet the lane staged last for the call on `slot`, copied into `into`: its length, or 0. */
+  staged(slot: number, into: Uint8Array): number;
 }
 type NativeRxLaneClass = new (arena0: ArrayBuffer, arena1: ArrayBuffer, slots: number, ready: Uint8Array, pending: Uint32Array) => NativeRxLane;
 
@@ -86,6 +111,7 @@ interface Layout extends Record<string, unknown> {
   words: number;
   maxOutputs: number;
   rxWords: Record<string, number>;
+  playWords: Record<string, number>;
 }
 
 /** The addon's lane, or why not: missing, disabled, or built with another block layout. */
@@ -100,11 +126,15 @@ export function loadRxLane(): NativeRxLaneClass | Error {
     layout.maxOutputs !== MAX_OUTPUTS ||
     Object.entries(LANE).some(([k, v]) => layout[k] !== v) ||
     Object.entries(RX).some(([k, v]) => layout.rxWords[k] !== v) ||
-    Object.keys(layout.rxWords).length !== RX_WORDS;
+    Object.keys(layout.rxWords).length !== RX_WORDS ||
+    Object.entries(PLAY).some(([k, v]) => layout.playWords[k] !== v) ||
+    Object.keys(layout.playWords).length !== PLAY_WORDS;
   return mismatch ? new Error('native addon lays out the lane block differently: rebuild it') : Lane;
 }
 
 const MAX_OUTPUTS = 1024;
+/** A staged packet of the tick: rtp_io.cc's 12-byte record header and a 172-byte G.711 packet. */
+const STAGED_RECORD = 12 + 172;
 
 export class RxLaneHost {
   readonly table: Float64Array;
@@ -112,9 +142,12 @@ export class RxLaneHost {
   readonly #pending = new Uint32Array(MAX_OUTPUTS);
   readonly #native: NativeRxLane;
   readonly #outputs = new Map<number, LaneOutput>();
-  /** Caller packets the lane has taken, and bot frames it has queued, node-wide (the `rtpIo` status). */
+  /** Caller packets the lane has taken, bot frames it has queued, and packets its tick staged, node-wide (the `rtpIo` status). */
   taken = 0;
   botTaken = 0;
+  txTaken = 0;
+  /** The tick's staged records; grown when the calls outgrow it. */
+  #txBuf = new Uint8Array(256 * STAGED_RECORD);
 
   /** `slots`: the RTP I/O's socket slots (one block each). */
   constructor(Lane: NativeRxLaneClass, arena0: ArrayBuffer, arena1: ArrayBuffer, slots: number) {
@@ -140,6 +173,21 @@ export class RxLaneHost {
       for (const [i, out] of this.#outputs) if (this.#pending[i]! > 0) out.onPending();
     }
     return n;
+  }
+
+  /**
+   * The send half, at the start of a tick: plays out the frame of every call it can and hands the
+   * packets to `stage` (RtpIo.stageRecords). The calls it played out see LANE.txDone in their tick.
+   */
+  tick(stage: (records: Uint8Array, bytes: number) => void): void {
+    const buf = this.#txBuf;
+    const bytes = this.#native.tick(buf);
+    if (bytes > 0) {
+      stage(buf, bytes);
+      this.txTaken += bytes / STAGED_RECORD;
+    }
+    // Full: the calls it could not visit tick in JavaScript this time, and fit next time.
+    if (buf.length - bytes < STAGED_RECORD) this.#txBuf = new Uint8Array(2 * buf.length);
   }
 
   /**
@@ -255,6 +303,11 @@ export class LaneSlot {
    */
   attachBot(down: { plan: FirPlan; work: Int16Array } | undefined, ring: Int16Array): void {
     this.native.attachBot(this.slot, down?.plan ?? null, down?.work ?? null, ring);
+  }
+
+  /** The packet the tick staged last for this call, copied into `into` (172 bytes at least): its length, or 0. */
+  staged(into: Uint8Array): number {
+    return this.native.staged(this.slot, into);
   }
 
   /** The call is over: the lane lets go of its arrays and stops taking its packets. */

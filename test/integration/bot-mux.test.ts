@@ -103,12 +103,24 @@ describe('native-mux: many calls on one bot socket', { timeout: 30000 }, () => {
       // Most of them came by the node's G.711 receive lane (edge/media/rx-lane.ts), all but each
       // stream's first packets; the frames above are the same either way, once each and in order.
       const nc = await connect({ servers: nats.url });
-      const status = (await nc.request('botedge.v1.node.media-bot-mux.status', '', { timeout: 2000 })).json<{ rtpIo: { backend: string; laneTaken: number; laneBotTaken: number } }>();
+      const status = (await nc.request('botedge.v1.node.media-bot-mux.status', '', { timeout: 2000 })).json<{ rtpIo: { backend: string; laneTaken: number; laneBotTaken: number; laneTxTaken: number } }>();
       await nc.close();
       assert.equal(status.rtpIo.backend, 'native');
       assert.ok(status.rtpIo.laneTaken >= 120 && status.rtpIo.laneTaken <= 150, `the lane took ${status.rtpIo.laneTaken} of 150 packets`);
       // And it queued the bot's replies (the same frames' worth) for playout: the levels below are those.
       assert.ok(status.rtpIo.laneBotTaken >= 100, `the lane queued ${status.rtpIo.laneBotTaken} bot frames`);
+      // And its tick played most slots out (the first of each call, a mark, a late frame are
+      // JavaScript's): one stream per caller either way, every slot once, in order.
+      const sent = callers.map((c) => c.audioPackets().length).reduce((a, b) => a + b, 0);
+      assert.ok(status.rtpIo.laneTxTaken >= sent / 2, `the lane's tick sent ${status.rtpIo.laneTxTaken} of ${sent} packets`);
+      for (const [i, c] of callers.entries()) {
+        const audio = c.audioPackets();
+        for (let k = 1; k < audio.length; k++) {
+          assert.equal((audio[k]!.seq - audio[k - 1]!.seq) & 0xffff, 1, `caller ${i}: sequence numbers run on at packet ${k}`);
+          assert.equal((audio[k]!.ts - audio[k - 1]!.ts) >>> 0, 160, `caller ${i}: 20 ms per packet at ${k}`);
+        }
+        assert.equal(audio.filter((p) => p.marker).length, 1, `caller ${i}: the marker once, on the first packet`);
+      }
       assert.deepEqual([...s.recordSizes], [320], '20 ms of 8 kHz L16 per record');
       assert.deepEqual([...s.streamIds].sort(), [1, 2, 3]);
       assert.ok(s.binaryMessages < s.records, `frames were batched: ${s.records} records in ${s.binaryMessages} messages`);

@@ -333,6 +333,44 @@ if (native.kind === 'native') {
       }
     });
 
+    it('stageRecords() sends records laid out as staged packets at the beat, and refuses a malformed batch whole', async () => {
+      const io = createRtpIo('127.0.0.1', 'native') as NativeRtpIo;
+      const p = await peer();
+      try {
+        const s = (await io.bind('127.0.0.1', 0)) as RtpSocket & { slot: number };
+        // Two records (5 bytes padded to 8, then 4), as the receive lane's tick lays them out.
+        const records = new Uint8Array(12 + 8 + 12 + 4);
+        const view = new DataView(records.buffer);
+        for (const [off, len, fill] of [[0, 5, 0x11], [20, 4, 0x22]] as const) {
+          view.setUint32(off, s.slot, true);
+          view.setUint32(off + 4, LOCAL, true);
+          view.setUint16(off + 8, p.port, true);
+          view.setUint16(off + 10, len, true);
+          records.fill(fill, off + 12, off + 12 + len);
+        }
+        const bad = records.slice();
+        new DataView(bad.buffer).setUint16(30, 1501, true); // the second record's length: too long
+        const answers: boolean[] = [];
+        let done = false;
+        const fn = (): void => {
+          if (done) return;
+          done = true;
+          answers.push(io.engine.stageRecords(bad, bad.length), io.engine.stageRecords(records, records.length));
+        };
+        io.clock.add(fn);
+        await until(() => p.got.length >= 2);
+        await new Promise((r) => setTimeout(r, 60)); // nothing more comes
+        io.clock.delete(fn);
+        assert.deepEqual(answers, [false, true]);
+        assert.deepEqual(p.got.map((g) => [...g.data]), [[0x11, 0x11, 0x11, 0x11, 0x11], [0x22, 0x22, 0x22, 0x22]]);
+        assert.throws(() => (io.engine.stageRecords as (...a: unknown[]) => unknown)('x', 3), /RtpIo.stageRecords: expected/);
+        s.close();
+      } finally {
+        p.sock.close();
+        io.close();
+      }
+    });
+
     it('refuses a packet that is not a typed array, naming the call', () => {
       const io = createRtpIo('127.0.0.1', 'native') as NativeRtpIo;
       try {

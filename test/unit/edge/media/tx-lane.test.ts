@@ -1,0 +1,183 @@
+/**
+ * The lane's tick (native/rx_lane.cc TickOne, the send half) against the JavaScript tick it
+ * shortcuts: two calls get the same bot audio — frames on time, late, doubled, a burst, silence,
+ * marks, a barge-in right after the lane staged a packet, DTMF, hold and resume, a prompt — one
+ * ticked by the lane first (then JavaScript for what it leaves, as NativeClock runs a beat), one by
+ * JavaScript only. The caller must get the same packets, header and payload, and the bot the same
+ * marks; the calls must count the same; and the lane must have played most slots out.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { MediaStats } from '../../../../edge/api/events.js';
+import { CallMedia, type G711Name } from '../../../../edge/media/call-media.js';
+import type { PlayoutTrim } from '../../../../edge/media/playout.js';
+import { loadRxLane, RxLaneHost, type LaneSlot } from '../../../../edge/media/rx-lane.js';
+import type { RtpSocket } from '../../../../edge/media/rtp-socket.js';
+
+const CALLER = { address: '127.0.0.2', port: 40000 };
+
+/**
+ * A socket that keeps what it sends, the way the native engine does: `send` stages for this tick,
+ * `replace` rewrites this tick's staged packet (same length), `sendNow` leaves at once.
+ */
+class Wire {
+  readonly sent: number[][] = [];
+  #staged = -1;
+
+  beginTick(): void {
+    this.#staged = -1;
+  }
+
+  stage(bytes: Uint8Array): void {
+    this.#staged = this.sent.length;
+    this.sent.push([...bytes]);
+  }
+
+  socket(lane: LaneSlot | undefined): RtpSocket {
+    return {
+      port: 30000,
+      onPacket: undefined,
+      lane,
+      send: (p, len) => this.stage(p.subarray(0, len)),
+      sendNow: (p, len) => void this.sent.push([...p.subarray(0, len)]),
+      replace: (p, len) => {
+        if (this.#staged < 0 || this.sent[this.#staged]!.length !== len) return false;
+        this.sent[this.#staged] = [...p.subarray(0, len)];
+        return true;
+      },
+      acceptOnly() {},
+      foreignDropped: 0,
+      close() {},
+    };
+  }
+}
+
+/** Each packet with its sequence number and timestamp relative to the first (each call picks its own). */
+function normalised(sent: number[][]): number[][] {
+  const seq = (p: number[]) => (p[2]! << 8) | p[3]!;
+  const ts = (p: number[]) => ((p[4]! << 24) | (p[5]! << 16) | (p[6]! << 8) | p[7]!) >>> 0;
+  const first = sent[0]!;
+  return sent.map((p) => [p[1]!, (seq(p) - seq(first)) & 0xffff, (ts(p) - ts(first)) >>> 0, ...p.slice(12)]);
+}
+
+/** The records the lane's tick staged: slot u32, ip u32, port u16, len u16, packet. */
+function records(buf: Uint8Array, bytes: number, slot: number): Uint8Array[] {
+  const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  const out: Uint8Array[] = [];
+  for (let off = 0; off < bytes; ) {
+    assert.equal(view.getUint32(off, true), slot, 'the call’s slot');
+    assert.equal(view.getUint32(off + 4, true), 0x7f000002, 'to the caller’s address');
+    assert.equal(view.getUint16(off + 8, true), CALLER.port);
+    const len = view.getUint16(off + 10, true);
+    out.push(buf.slice(off + 12, off + 12 + len));
+    off += 12 + ((len + 3) & ~3);
+  }
+  return out;
+}
+
+interface Run {
+  sent: number[][];
+  marks: string[];
+  stats: MediaStats;
+  laneTicks: number;
+}
+
+describe('the lane’s tick (the send half)', () => {
+  const Lane = loadRxLane();
+
+  for (const [codec, pt, botRate, trim] of [
+    ['PCMU', 0, 16000, 'silence'],
+    ['PCMA', 8, 8000, 'any'],
+    ['PCMU', 0, 8000, 'off'],
+  ] as [G711Name, number, 8000 | 16000, PlayoutTrim][]) {
+    it(`sends the caller the same packets as the JavaScript tick (${codec}, ${botRate / 1000} kHz bot, trim ${trim})`, () => {
+      if (Lane instanceof Error) assert.fail(Lane.message);
+      const host = new RxLaneHost(Lane, new ArrayBuffer(1 << 16), new ArrayBuffer(1 << 16), 8);
+      const frame = botRate / 50;
+      let phase = 0;
+      const tone = (n: number) => Int16Array.from({ length: n }, (_, i) => Math.round(6000 * Math.sin((phase++ + i) * 0.07)));
+      // The bot's audio per tick: a live stream with jitter (none, two), a standing cushion the
+      // trim can shave, three frames of every seven silent (the silence trim's gaps), a 1 s burst.
+      const script: Int16Array[][] = [];
+      for (let t = 0; t < 400; t++) {
+        const f = () => (t % 7 >= 3 && t % 7 <= 5 ? new Int16Array(frame) : tone(frame));
+        // Jitter before t = 60 and after 260; in between one extra frame stands as a cushion.
+        const jitter = t < 60 || t > 260;
+        if (t === 200) script.push([tone(frame * 50)]);
+        else if (jitter && t % 11 === 9) script.push([]);
+        else if ((jitter && t % 11 === 10) || t === 60) script.push([f(), f()]);
+        else script.push([f()]);
+      }
+
+      const run = (useLane: boolean): Run => {
+        const wire = new Wire();
+        const marks: string[] = [];
+        let now = 0; // marks are compared with the tick that reported them
+        const slot = useLane ? host.slot(2) : undefined;
+        const media = new CallMedia(
+          wire.socket(slot),
+          30000,
+          { codec, payloadType: pt, telephoneEventPt: 101, remote: CALLER, symmetric: false, playoutCapacity: 8000 * 5, botRate, playoutTrim: trim },
+          { onCallerAudio: () => undefined, onDtmf: () => undefined, onMark: (name) => marks.push(`${name}@${now}`) },
+        );
+        const txBefore = host.txTaken;
+        script.forEach((frames, t) => {
+          now = t;
+          for (const f of frames) media.queueBotAudio(f);
+          if (t === 30 || t === 120 || t === 205 || t === 250) media.playout.mark(`m${t}`);
+          if (t === 290) assert.ok(media.sendDtmf('12', 100));
+          if (t === 330) media.update({}, false); // hold: the clock runs, nothing is sent
+          if (t === 340) media.update({}, true);
+          if (t === 370) media.queuePlayout(new Int16Array(800).fill(1000)); // a prompt, at the codec's rate
+          wire.beginTick();
+          if (useLane) host.tick((buf, bytes) => records(buf, bytes, 2).forEach((p) => wire.stage(p)));
+          media.tick();
+          // Barge-in right after a tick, mid-burst: the staged packet turns to silence.
+          if (t === 210 || t === 211) for (const name of media.clear()) marks.push(`cleared ${name}`);
+          media.afterTick();
+        });
+        const stats = media.close();
+        return { sent: wire.sent, marks, stats, laneTicks: host.txTaken - txBefore };
+      };
+
+      const lane = run(true);
+      const js = run(false);
+      assert.equal(lane.sent.length, js.sent.length, 'packets to the caller');
+      const a = normalised(lane.sent);
+      const b = normalised(js.sent);
+      for (let i = 0; i < b.length; i++) assert.deepEqual(a[i], b[i], `packet ${i}`);
+      assert.equal(js.sent[0]![1]! & 0x80, 0x80, 'the first packet carries the marker');
+      assert.ok(js.sent.slice(1).every((p) => (p[1]! & 0x80) === 0 || (p[1]! & 0x7f) === 101), 'no other audio packet does');
+      assert.deepEqual(lane.marks, js.marks);
+      assert.deepEqual(lane.stats, js.stats, 'media counters');
+      assert.ok(js.marks.some((m) => m.startsWith('m30@')) && js.marks.some((m) => m.startsWith('cleared')), js.marks.join());
+      assert.ok(js.stats.playoutLateFrames! > 0, 'late frames were caught up');
+      if (trim !== 'off') assert.ok(js.stats.playoutTrimmedSamples > 0, 'the trim shaved the cushion');
+      // A silenced packet: the one staged at the barge-in.
+      const silence = codec === 'PCMU' ? 0xff : 0xd5;
+      assert.ok(b.some((p) => p.slice(3).every((v) => v === silence)), 'silence was sent');
+      assert.equal(js.laneTicks, 0);
+      assert.ok(lane.laneTicks > 250, `the lane played out ${lane.laneTicks} of ${lane.sent.length} packets`);
+    });
+  }
+
+  it('stops at a full buffer, leaving the other calls to JavaScript', () => {
+    if (Lane instanceof Error) assert.fail(Lane.message);
+    const host = new RxLaneHost(Lane, new ArrayBuffer(1 << 16), new ArrayBuffer(1 << 16), 400);
+    const wire = new Wire();
+    const calls = Array.from({ length: 300 }, (_, i) => {
+      const media = new CallMedia(wire.socket(host.slot(i)), 30000, { codec: 'PCMU', payloadType: 0, remote: CALLER, symmetric: false, playoutCapacity: 8000, botRate: 8000 }, { onCallerAudio: () => undefined, onDtmf: () => undefined, onMark: () => undefined });
+      media.tick(); // the first tick is JavaScript's: it opens the lane to the call
+      return media;
+    });
+    const staged: number[] = [];
+    host.tick((_buf, bytes) => staged.push(bytes / 184));
+    for (const media of calls) media.tick();
+    // The first buffer holds 256 records: the other 44 calls were ticked by JavaScript.
+    assert.deepEqual(staged, [256]);
+    assert.equal(wire.sent.length, 300 + 44);
+    host.tick((_buf, bytes) => staged.push(bytes / 184));
+    assert.deepEqual(staged, [256, 300], 'the buffer grew');
+    for (const media of calls) media.close();
+  });
+});
