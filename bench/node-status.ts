@@ -19,6 +19,8 @@ export interface RtpSends {
   received: number;
   /** Taken by the G.711 receive lane (edge/media/rx-lane.ts); absent when no node runs it. */
   laneTaken?: number;
+  /** Sent by the lane's tick (its send half); absent when no node runs it. */
+  laneTxTaken?: number;
 }
 
 export interface NodeWindow {
@@ -31,7 +33,7 @@ export interface NodeWindow {
  * Asks every node for its status and starts a new event-loop delay window on each (`reset`).
  */
 export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Promise<NodeWindow> {
-  type Reply = { eventLoopDelayMs: LoopDelay; rtpIo?: { sent?: number; sentNow?: number; received?: number; laneTaken?: number } };
+  type Reply = { eventLoopDelayMs: LoopDelay; rtpIo?: { sent?: number; sentNow?: number; received?: number; laneTaken?: number; laneTxTaken?: number } };
   const replies = await Promise.all(
     nodeIds.map((id) =>
       nc
@@ -52,7 +54,14 @@ export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Pro
             sent: io.reduce((s, r) => s + r!.sent!, 0),
             sentNow: io.reduce((s, r) => s + r!.sentNow!, 0),
             received: io.reduce((s, r) => s + (r!.received ?? 0), 0),
-            ...(io.some((r) => (r!.laneTaken ?? -1) >= 0) ? { laneTaken: io.reduce((s, r) => s + Math.max(0, r!.laneTaken ?? 0), 0) } : {}),
+            ...laneSum(io, 'laneTaken'),
+            ...laneSum(io, 'laneTxTaken'),
           },
   };
+}
+
+/** A lane counter summed over the nodes that run the lane (a node without it says -1), or nothing when none does. */
+function laneSum<K extends 'laneTaken' | 'laneTxTaken'>(io: ({ [k in K]?: number } | undefined)[], key: K): { [k in K]?: number } {
+  if (!io.some((r) => (r?.[key] ?? -1) >= 0)) return {};
+  return { [key]: io.reduce((s, r) => s + Math.max(0, r?.[key] ?? 0), 0) } as { [k in K]?: number };
 }

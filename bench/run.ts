@@ -140,6 +140,8 @@ export interface BenchResult {
   rtp_sent_now_share?: number;
   /** Caller packets the node's G.711 receive lane took, of all it received in the window (absent: no lane). */
   rx_lane_share?: number;
+  /** Packets to the callers the lane's tick sent, of all RTP the node sent in the window (absent: no lane tick). */
+  tx_lane_share?: number;
   /** Opus runs: how loss was counted, and that latency was not measured. */
   note?: string;
 }
@@ -192,6 +194,8 @@ export interface StepResult {
   rtp_sent_now_share?: number;
   /** Caller packets the node's G.711 receive lane took, of all it received in the window (absent: no lane). */
   rx_lane_share?: number;
+  /** Packets to the callers the lane's tick sent, of all RTP the node sent in the window (absent: no lane tick). */
+  tx_lane_share?: number;
 }
 
 export interface BenchDetails {
@@ -471,6 +475,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         ...(rtpA && rtpB ? { rtp_sent_now_share: round((rtpB.sentNow - rtpA.sentNow) / Math.max(1, rtpB.sent - rtpA.sent), 4) } : {}),
         // At most 1: the I/O thread counts a packet when it reads it, the lane a little later.
         ...(rtpA?.laneTaken !== undefined && rtpB?.laneTaken !== undefined ? { rx_lane_share: Math.min(1, round((rtpB.laneTaken - rtpA.laneTaken) / Math.max(1, rtpB.received - rtpA.received), 4)) } : {}),
+        ...(rtpA?.laneTxTaken !== undefined && rtpB?.laneTxTaken !== undefined ? { tx_lane_share: Math.min(1, round((rtpB.laneTxTaken - rtpA.laneTxTaken) / Math.max(1, rtpB.sent - rtpA.sent), 4)) } : {}),
       };
       if (viaProxy) {
         // Calls each node holds, from the cluster table (its own row), right after the window.
@@ -545,6 +550,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       ...(chosen.event_loop_delay_ms ? { event_loop_delay_ms: chosen.event_loop_delay_ms } : {}),
       ...(chosen.rtp_sent_now_share !== undefined ? { rtp_sent_now_share: chosen.rtp_sent_now_share } : {}),
       ...(chosen.rx_lane_share !== undefined ? { rx_lane_share: chosen.rx_lane_share } : {}),
+      ...(chosen.tx_lane_share !== undefined ? { tx_lane_share: chosen.tx_lane_share } : {}),
       ...(isOpus
         ? { note: 'opus: loss counted by frames (bot frames and RTP packets back vs RTP packets sent, per window by arrival), latency not measured (no marker survives the codec): latency_ms fields are 0' }
         : {}),

@@ -33,7 +33,7 @@ const NUMERIC_FIELDS = [
 
 // Issue 3's fields, plus the media node's own event-loop delay over the window and (native RTP
 // I/O, what these tests run on) the share of packets sent at once.
-const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'loadgen_rtp_io', 'loadgen_pacing', 'rtp_sent_now_share', 'rx_lane_share'];
+const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'loadgen_rtp_io', 'loadgen_pacing', 'rtp_sent_now_share', 'rx_lane_share', 'tx_lane_share'];
 
 describe('npm run bench', () => {
   const out = mkdtempSync(join(tmpdir(), 'botedge-bench-'));
