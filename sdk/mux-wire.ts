@@ -41,8 +41,10 @@ export interface RecordProblem {
  * Calls `visit(stream, bytes)` for every record of a binary message, in order. `bytes` is a view
  * into `msg`, valid only during the call. A record that does not fit ends the walk: the records
  * before it were visited, the problem is returned. Never throws (except what `visit` throws).
+ * Records of stream `skip` are stepped over without a view (the edge's receive lane marks the
+ * frames it took that way: most of a message, and a view per record is most of the walk's cost).
  */
-export function readRecords(msg: Buffer, visit: (stream: number, bytes: Buffer) => void): RecordProblem | undefined {
+export function readRecords(msg: Buffer, visit: (stream: number, bytes: Buffer) => void, skip?: number): RecordProblem | undefined {
   let off = 0;
   while (off < msg.length) {
     if (msg.length - off < RECORD_HEADER_BYTES) {
@@ -54,7 +56,7 @@ export function readRecords(msg: Buffer, visit: (stream: number, bytes: Buffer) 
     if (len > msg.length - start) {
       return { kind: 'truncated-record', offset: off, reason: `record for stream ${stream} at offset ${off} claims ${len} bytes, ${msg.length - start} left` };
     }
-    visit(stream, msg.subarray(start, start + len));
+    if (stream !== skip) visit(stream, msg.subarray(start, start + len));
     off = start + len;
   }
   return undefined;

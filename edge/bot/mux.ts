@@ -290,13 +290,16 @@ export class MuxConnection {
       // The receive lane first: the frames it queued for playout are marked, and skipped here.
       const lane = this.laneOutput;
       if (lane) lane.runBot(buf);
-      const problem = readRecords(buf, (id, bytes) => {
-        if (lane && id === LANE_TAKEN) return;
-        const s = this.streams.get(id);
-        if (s) s.onAudio(bytes);
-        else if (this.#isLate(id)) this.late++;
-        else this.bad('unknown-stream', `binary record for unknown stream ${id}`);
-      });
+      const problem = readRecords(
+        buf,
+        (id, bytes) => {
+          const s = this.streams.get(id);
+          if (s) s.onAudio(bytes);
+          else if (this.#isLate(id)) this.late++;
+          else this.bad('unknown-stream', `binary record for unknown stream ${id}`);
+        },
+        lane ? LANE_TAKEN : undefined,
+      );
       if (problem) this.bad(problem.kind, problem.reason);
       return;
     }

@@ -96,6 +96,21 @@ describe('native-mux records', { timeout: 5000 }, () => {
     assert.equal(problem?.kind, 'truncated-record');
   });
 
+  it('steps over the records of the stream it is told to skip, and still reports a truncated one after them', () => {
+    const w = new RecordWriter(8);
+    w.add(0xffffffff, Int16Array.of(9, 9));
+    w.add(2, Int16Array.of(5));
+    w.add(0xffffffff, Int16Array.of(9));
+    const msg = Buffer.concat([w.take()!, Buffer.from([1, 0, 0, 0, 50, 0, 0, 0, 1])]);
+    const seen: number[] = [];
+    const problem = readRecords(msg, (id) => seen.push(id), 0xffffffff);
+    assert.deepEqual(seen, [2]);
+    assert.equal(problem?.kind, 'truncated-record');
+    const all: number[] = [];
+    readRecords(msg, (id) => all.push(id));
+    assert.deepEqual(all, [0xffffffff, 2, 0xffffffff], 'without `skip` every record is visited');
+  });
+
   it('reads samples from an odd byte offset by copying', () => {
     const raw = Buffer.from([0, 1, 0, 2, 0]);
     assert.deepEqual([...samplesOf(raw.subarray(1, 5))], [1, 2]);
