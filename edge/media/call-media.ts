@@ -104,6 +104,8 @@ export class CallMedia implements MediaSession {
   #lastAudioLen = 0;
   /** The lane's tick played this slot out: its packet is staged in the I/O engine, not in #lastAudio. */
   #laneStaged = false;
+  /** The node's clock ticks this call (it answered): only then may the lane's tick play it out too. */
+  #ticking = false;
   #sending = true;
   #closed = false;
   /** Late-frame catch-up (see `tick`); on unless the route turns it off. */
@@ -260,12 +262,13 @@ export class CallMedia implements MediaSession {
   }
 
   /**
-   * Opens the lane's tick to this call when it may play the call's frames out: sending, and no
-   * DTMF going out. The rest — a held slot, one to hold, a mark reached — the lane checks each tick.
+   * Opens the lane's tick to this call when it may play the call's frames out: the clock ticks it
+   * (nothing is sent before the call is answered), sending, and no DTMF going out. The rest — a
+   * held slot, one to hold, a mark reached — the lane checks each tick.
    */
   #txCheck(): void {
     const w = this.#w;
-    const remote = this.#sending && !this.#dtmfOut.active ? this.#laneRemote() : undefined;
+    const remote = this.#ticking && this.#sending && !this.#dtmfOut.active ? this.#laneRemote() : undefined;
     if (!remote) {
       w[LANE.txOn] = 0;
       return;
@@ -463,6 +466,7 @@ export class CallMedia implements MediaSession {
       return;
     }
     this.#laneStaged = false;
+    this.#ticking = true;
     this.#tick();
     this.#txCheck();
   }

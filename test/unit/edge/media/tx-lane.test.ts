@@ -161,6 +161,29 @@ describe('the lane’s tick (the send half)', () => {
     });
   }
 
+  it('plays out nothing for a call the clock does not tick yet (a re-INVITE or DTMF before the answer)', () => {
+    if (Lane instanceof Error) assert.fail(Lane.message);
+    const host = new RxLaneHost(Lane, new ArrayBuffer(1 << 16), new ArrayBuffer(1 << 16), 4);
+    const wire = new Wire();
+    const media = new CallMedia(wire.socket(host.slot(1)), 30000, { codec: 'PCMU', payloadType: 0, telephoneEventPt: 101, remote: CALLER, symmetric: false, playoutCapacity: 8000, botRate: 8000 }, { onCallerAudio: () => undefined, onDtmf: () => undefined, onMark: () => undefined });
+    media.queueBotAudio(new Int16Array(480).fill(3000));
+    let bytes = 0;
+    const tick = () => host.tick((_buf, n) => (bytes += n));
+    media.update({}, true);
+    tick();
+    assert.equal(bytes, 0, 'a re-INVITE, but the clock does not tick the call: nothing from the lane');
+    assert.ok(media.sendDtmf('1', 40));
+    tick();
+    assert.equal(bytes, 0, 'nor after a DTMF request');
+    for (let i = 0; i < 12 && bytes === 0; i++) {
+      media.tick(); // the digit, its gap, then audio: the lane takes over once the digit is out
+      tick();
+    }
+    assert.equal(bytes, 184, 'ticked: the lane plays the next slot out');
+    assert.ok(wire.sent.some((p) => (p[1]! & 0x7f) === 101), 'the digit went out from JavaScript');
+    media.close();
+  });
+
   it('stops at a full buffer, leaving the other calls to JavaScript', () => {
     if (Lane instanceof Error) assert.fail(Lane.message);
     const host = new RxLaneHost(Lane, new ArrayBuffer(1 << 16), new ArrayBuffer(1 << 16), 400);
