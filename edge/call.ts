@@ -250,8 +250,12 @@ export class InboundCall {
       this.#bot.close('caller-cancel');
       return;
     }
-    // G.711 caller frames may now go from the RTP I/O straight into the bot's mux batch (rx-lane.ts).
-    if (this.#media instanceof CallMedia && this.#bot instanceof MuxBotStream) this.#media.laneTo(this.#bot.laneTarget);
+    // G.711 caller frames may now go from the RTP I/O straight into the bot's mux batch, or for a
+    // bot with a socket of its own through the node's direct batch (rx-lane.ts).
+    if (this.#media instanceof CallMedia) {
+      if (this.#bot instanceof MuxBotStream) this.#media.laneTo(this.#bot.laneTarget);
+      else this.#media.laneDirect();
+    }
     const proto = this.#protocol;
     if (proto instanceof TwilioProtocol) {
       twilioCalls.set(proto.callSid, {

@@ -8,7 +8,7 @@ import type { MediaStats } from '../api/events.js';
 import { DtmfSender } from './dtmf-sender.js';
 import { newPlayout, PLAY_WORDS, type PlayoutBuffer } from './playout.js';
 import { RtpPeer } from './rtp-peer.js';
-import { LANE, LANE_WORDS, type LaneOutput, type LaneSlot } from './rx-lane.js';
+import { LANE, LANE_WORDS, type LaneSlot, type LaneTarget } from './rx-lane.js';
 import type { RtpSocket } from './rtp-socket.js';
 import { newMediaStats, type CallMediaSink, type MediaSession, type MediaSessionOptions } from './session.js';
 
@@ -16,11 +16,6 @@ export type { CallMediaSink } from './session.js';
 
 export type G711Name = 'PCMU' | 'PCMA';
 
-/** Where the receive lane may put this call's caller frames and find its bot frames: a mux connection's batch and stream. */
-export interface LaneTarget {
-  output: LaneOutput;
-  stream: number;
-}
 /** The codecs coded inline, on the event loop: G.711 (8 kHz) and G.722 (16 kHz). */
 export type InlineCodec = G711Name | 'G722';
 
@@ -106,6 +101,8 @@ export class CallMedia implements MediaSession {
   #laneStaged = false;
   /** The node's clock ticks this call (it answered): only then may the lane's tick play it out too. */
   #ticking = false;
+  /** Whether symmetric RTP had latched when the tick was given its address (it latches once). */
+  #txLatched = false;
   #sending = true;
   #closed = false;
   /** Late-frame catch-up (see `tick`); on unless the route turns it off. */
@@ -224,7 +221,10 @@ export class CallMedia implements MediaSession {
    */
   laneTo(target: LaneTarget | undefined): void {
     const old = this.#laneTarget;
-    if (old) old.output.unbind(old.stream);
+    if (old) {
+      old.output.unbind(old.stream);
+      old.release?.();
+    }
     const lane = this.#lane;
     this.#laneTarget = lane && target && target.output.host === lane.host ? target : undefined;
     if (this.#laneTarget) this.#laneTarget.output.bind(this.#laneTarget.stream, lane!.slot);
@@ -233,13 +233,32 @@ export class CallMedia implements MediaSession {
   }
 
   /**
-   * The caller's address once the lane may use it: a G.711 call on the lane, not closed, the
-   * address fixed (symmetric RTP latched, or the SDP's). The codec and payload type are written
-   * for the lane then.
+   * For a bot with a socket of its own (not `native-mux`): the lane decodes the caller's plain
+   * packets into the node's direct batch, and this call sends each frame to the bot from there
+   * (RxLaneHost.directTarget), as it would its own.
    */
-  #laneRemote(): { ip: number; port: number } | undefined {
+  laneDirect(): void {
+    const host = this.#lane?.host;
+    if (host) this.laneTo(host.directTarget((samples, at, count) => this.#laneFrame(samples, at, count)));
+  }
+
+  /** A frame the lane made (the direct batch): copied into #frame, which the lane needs empty, and sent on. */
+  #laneFrame(samples: Int16Array, at: number, count: number): void {
+    const f = this.#frame;
+    if (count !== f.length || this.#closed) return;
+    for (let i = 0; i < count; i++) f[i] = samples[at + i]!;
+    this.sink.onCallerAudio(f);
+  }
+
+  /**
+   * The caller's address once the lane may use it: a G.711 call on the lane, not closed, an
+   * address known — for the receive half the one packets come from (symmetric RTP latched, or the
+   * SDP's), for the tick where packets go (the SDP's until symmetric RTP latches: #onPacket tells
+   * the tick when it does). The codec and payload type are written for the lane then.
+   */
+  #laneRemote(latched: boolean): { ip: number; port: number } | undefined {
     const remote = this.#peer.remote;
-    if (!this.#lane || this.#closed || !remote || (this.options.symmetric && !this.#peer.latched) || this.options.codec === 'G722') return undefined;
+    if (!this.#lane || this.#closed || !remote || (latched && this.options.symmetric && !this.#peer.latched) || this.options.codec === 'G722') return undefined;
     this.#w[LANE.codec] = this.options.codec === 'PCMA' ? 1 : 0;
     this.#w[LANE.pt] = this.options.payloadType;
     return remote;
@@ -249,7 +268,7 @@ export class CallMedia implements MediaSession {
   #laneCheck(): void {
     const w = this.#w;
     const target = this.#laneTarget;
-    const remote = target && !target.output.closed ? this.#laneRemote() : undefined;
+    const remote = target && !target.output.closed ? this.#laneRemote(true) : undefined;
     if (!remote) {
       w[LANE.on] = 0;
       return;
@@ -268,13 +287,14 @@ export class CallMedia implements MediaSession {
    */
   #txCheck(): void {
     const w = this.#w;
-    const remote = this.#ticking && this.#sending && !this.#dtmfOut.active ? this.#laneRemote() : undefined;
+    const remote = this.#ticking && this.#sending && !this.#dtmfOut.active ? this.#laneRemote(false) : undefined;
     if (!remote) {
       w[LANE.txOn] = 0;
       return;
     }
     w[LANE.dstIp] = remote.ip;
     w[LANE.dstPort] = remote.port;
+    this.#txLatched = this.#peer.latched;
     w[LANE.txOn] = 1;
   }
 
@@ -284,6 +304,8 @@ export class CallMedia implements MediaSession {
     const w = this.#w;
     // The first packet latches the caller's address: the lane can take the next ones.
     if (w[LANE.on] === 0 && this.#laneTarget) this.#laneCheck();
+    // Symmetric RTP latched onto this packet's source: the tick sends there from now on.
+    if (w[LANE.txOn] === 1 && this.#peer.latched !== this.#txLatched) this.#txCheck();
     if (!pkt) return;
     // G.711 goes to the bot as it arrives (no jitter buffer: the least delay for the bot's
     // recogniser). A duplicate, or a packet older than one already passed on, would play 20 ms

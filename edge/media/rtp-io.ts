@@ -356,6 +356,7 @@ export class NativeRtpIo implements RtpIo {
     if (Lane instanceof Error) this.laneUnavailable = Lane.message;
     else this.lane = new RxLaneHost(Lane, a0, a1, MAX_SLOTS);
     const lane = this.lane;
+    if (lane) lane.onError = (err) => countError(this.clock, err);
     this.txLane = lane !== undefined && (opts.txLane ?? process.env['BOTEDGE_TX_LANE'] !== '0');
     if (lane && this.txLane) {
       const stage = (records: Uint8Array, bytes: number) => {

@@ -136,6 +136,16 @@ const MAX_OUTPUTS = 1024;
 /** A staged packet of the tick: rtp_io.cc's 12-byte record header and a 172-byte G.711 packet. */
 const STAGED_RECORD = 12 + 172;
 
+/** A direct batch's frame for its call: `count` samples of `samples` from `at` (valid during the call only). */
+export type DirectFrame = (samples: Int16Array, at: number, count: number) => void;
+
+/** Where the lane puts a call's caller frames (CallMedia.laneTo), and how to let go of it. */
+export interface LaneTarget {
+  output: LaneOutput;
+  stream: number;
+  release?: () => void;
+}
+
 export class RxLaneHost {
   readonly table: Float64Array;
   readonly #ready = new Uint8Array(MAX_OUTPUTS);
@@ -148,6 +158,12 @@ export class RxLaneHost {
   txTaken = 0;
   /** The tick's staged records; grown when the calls outgrow it. */
   #txBuf = new Uint8Array(256 * STAGED_RECORD);
+  /** The node's batch for calls whose bot has a socket of its own, and who each of its streams is. */
+  #direct: LaneOutput | undefined;
+  readonly #directCalls = new Map<number, DirectFrame>();
+  #nextDirect = 0;
+  /** A direct frame's consumer threw (the arena's other packets still go on). */
+  onError: ((err: unknown) => void) | undefined;
 
   /** `slots`: the RTP I/O's socket slots (one block each). */
   constructor(Lane: NativeRxLaneClass, arena0: ArrayBuffer, arena1: ArrayBuffer, slots: number) {
@@ -191,6 +207,43 @@ export class RxLaneHost {
   }
 
   /**
+   * A target for a call whose bot has a socket of its own (every protocol but `native-mux`): the
+   * lane puts the call's frames in the node's direct batch, and each goes to `onFrame` as soon as
+   * the lane's pass over the arena ends — before JavaScript reads the packets the lane left, so a
+   * call's frames keep their order (the lane leaves every later packet of a call it left one of).
+   */
+  directTarget(onFrame: DirectFrame): LaneTarget {
+    const output = (this.#direct ??= this.openOutput(
+      () => true,
+      () => this.#dispatch(),
+    ));
+    this.#nextDirect = this.#nextDirect >= 0x7fffffff ? 1 : this.#nextDirect + 1;
+    const stream = this.#nextDirect;
+    this.#directCalls.set(stream, onFrame);
+    return { output, stream, release: () => this.#directCalls.delete(stream) };
+  }
+
+  /** Hands the direct batch's frames to their calls, in order; grows the batch when it filled half. */
+  #dispatch(): void {
+    const out = this.#direct!;
+    const batch = out.take();
+    if (!batch) return;
+    const samples = out.samples;
+    for (let off = 0; off < batch.length; ) {
+      const stream = batch.readUInt32LE(off);
+      const len = batch.readUInt32LE(off + 4);
+      try {
+        this.#directCalls.get(stream)?.(samples, (off + 8) >>> 1, len >>> 1);
+      } catch (err) {
+        this.onError?.(err);
+      }
+      off += 8 + len;
+    }
+    // A full batch leaves the rest of the arena to JavaScript: room for twice as many next time.
+    if (batch.length * 2 > out.capacity) out.grow();
+  }
+
+  /**
    * A batch for a mux connection: `ready()` says whether the connection takes frames now (open,
    * under its send allowance, no stream with a backlog), `onPending()` schedules its flush.
    */
@@ -214,8 +267,15 @@ export class RxLaneHost {
  * and the lane leaves a packet to JavaScript rather than overrun it.
  */
 export class LaneOutput {
-  #buf = Buffer.allocUnsafe(64 * 1024);
+  #buf = LaneOutput.#alloc(64 * 1024);
+  /** The buffer as 16-bit samples (records' samples start at even offsets). */
+  #samples = new Int16Array(this.#buf.buffer, 0, this.#buf.length >>> 1);
   #closed = false;
+
+  /** A buffer of its own at offset 0 (not a pool slice), so its samples are 16-bit aligned. */
+  static #alloc(bytes: number): Buffer {
+    return Buffer.from(new ArrayBuffer(bytes));
+  }
 
   constructor(
     readonly host: RxLaneHost,
@@ -238,13 +298,29 @@ export class LaneOutput {
     return this.#closed;
   }
 
+  get capacity(): number {
+    return this.#buf.length;
+  }
+
+  /** The whole buffer as samples: a record's samples from (its offset + 8) / 2. */
+  get samples(): Int16Array {
+    return this.#samples;
+  }
+
   add(stream: number, pcm: Int16Array): void {
     if (this.#closed) return;
     const native = this.native;
     if (native.append(this.index, stream, pcm)) return;
-    this.#buf = Buffer.allocUnsafe(Math.max(2 * this.#buf.length, this.#buf.length + 8 + pcm.byteLength));
-    native.setBuffer(this.index, this.#buf);
+    this.grow(this.#buf.length + 8 + pcm.byteLength);
     native.append(this.index, stream, pcm);
+  }
+
+  /** A buffer twice the size (at least `atLeast` bytes); what the batch holds is kept. */
+  grow(atLeast = 0): void {
+    if (this.#closed) return;
+    this.#buf = LaneOutput.#alloc(Math.max(2 * this.#buf.length, atLeast));
+    this.#samples = new Int16Array(this.#buf.buffer, 0, this.#buf.length >>> 1);
+    this.native.setBuffer(this.index, this.#buf);
   }
 
   /**

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { connect } from '@nats-io/transport-node';
 import { Caller, RecordingBot, okFor, sleep, tone, until, type BotConn } from '../fixtures/bot/peers.js';
 import { EventCollector, freePort, startMediaNode, startNats, type Botedge, type NatsServer } from './harness.js';
 import { RawUac } from './raw-uac.js';
@@ -72,6 +73,14 @@ describe('jambonz and native protocols: conformance', { timeout: 45000 }, () => 
       const bins = c.msgs.filter((m) => m.binary);
       assert.deepEqual([...new Set(bins.map((m) => m.binary!.length))], [640]);
       assert.equal(c.msgs.slice(1).filter((m) => !m.binary).length, 0, 'only binary frames after the metadata');
+      // The tone, whole, in every frame after the resampler's first: most of them came by the
+      // receive lane's direct batch (native RTP I/O; the dgram run has no lane).
+      const peak = (b: Buffer) => Math.max(...Array.from({ length: b.length / 2 }, (_, i) => Math.abs(b.readInt16LE(2 * i))));
+      for (const [i, m] of bins.slice(1, 25).entries()) assert.ok(Math.abs(peak(m.binary!) - 8000) < 400, `frame ${i + 1}: peak ${peak(m.binary!)}`);
+      const nc = await connect({ servers: nats.url });
+      const status = (await nc.request('botedge.v1.node.media-bot-jambonz.status', '', { timeout: 2000 })).json<{ rtpIo: { backend: string; laneTaken?: number } }>();
+      await nc.close();
+      if (status.rtpIo.backend === 'native') assert.ok(status.rtpIo.laneTaken! >= 20, `the lane took ${status.rtpIo.laneTaken} of 25 caller packets`);
 
       caller.sendDigit('5');
       await until(() => c.texts().some((m) => m.event === 'dtmf'), 2000, 'dtmf');

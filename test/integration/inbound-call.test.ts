@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
+import { connect } from '@nats-io/transport-node';
 import type { Qos } from '../../edge/api/events.js';
 import { EchoBot } from '../../edge/echo-bot.js';
 import { EventCollector, RtpTap, freePort, runSipp, sippWorkdir, startMediaNode, startNats, type Botedge, type NatsServer } from './harness.js';
@@ -69,6 +70,15 @@ describe('an inbound SIPp call reaches the echo bot and comes back', { timeout: 
       assert.deepEqual(c.dtmf, ['1'], `call ${c.callId}: DTMF seen by the bot`);
       assert.ok(c.stopped, `call ${c.callId}: the bot got no stop frame`);
     }
+
+    // With native RTP I/O most packets to the callers came from the lane's tick (rx-lane.ts), to
+    // the SDP's address: SIPp's pcap player sends from port 0, so symmetric RTP never latches (and
+    // the receive lane, which needs the source it latched, leaves these calls to JavaScript). With
+    // dgram RTP I/O there is no lane.
+    const nc = await connect({ servers: nats.url });
+    const status = (await nc.request('botedge.v1.node.media-it-1.status', '', { timeout: 2000 })).json<{ rtpIo: { backend: string; laneTxTaken?: number } }>();
+    await nc.close();
+    if (status.rtpIo.backend === 'native') assert.ok(status.rtpIo.laneTxTaken! > 30 * 200, `the lane's tick sent ${status.rtpIo.laneTxTaken} packets`);
 
     // The bot's audio came back to the caller as RTP: one stream per tapped call, PCMA, and at
     // least 90% of the non-silent frames the bot echoed.

@@ -135,12 +135,15 @@ describe('the G.711 receive lane', () => {
     assert.ok(!(Lane instanceof Error), `no lane: ${Lane instanceof Error ? Lane.message : ''}`);
   });
 
-  for (const [codec, pt, botRate] of [
-    ['PCMU', 0, 16000],
-    ['PCMA', 8, 8000],
-    ['PCMU', 0, 24000],
-  ] as [G711Name, number, 8000 | 16000 | 24000][]) {
-    it(`gives the bot the same frames and the call the same statistics as the JavaScript path (${codec}, ${botRate / 1000} kHz bot)`, () => {
+  for (const [codec, pt, botRate, direct] of [
+    ['PCMU', 0, 16000, false],
+    ['PCMA', 8, 8000, false],
+    ['PCMU', 0, 24000, false],
+    ['PCMU', 0, 16000, true],
+    ['PCMA', 8, 8000, true],
+  ] as [G711Name, number, 8000 | 16000 | 24000, boolean][]) {
+    const via = direct ? 'a bot socket of its own: the direct batch' : 'a mux bot';
+    it(`gives the bot the same frames and the call the same statistics as the JavaScript path (${codec}, ${botRate / 1000} kHz bot, ${via})`, () => {
       if (Lane instanceof Error) assert.fail(Lane.message);
       const arenas = [new ArrayBuffer(1 << 16), new ArrayBuffer(1 << 16)] as const;
       const host = new RxLaneHost(Lane, arenas[0], arenas[1], 8);
@@ -152,21 +155,23 @@ describe('the G.711 receive lane', () => {
         const frames: number[][] = [];
         const slot = useLane ? host.slot(3) : undefined;
         const socket = socketFor(slot);
-        const out = useLane ? host.openOutput(() => true, () => undefined) : undefined;
+        const out = useLane && !direct ? host.openOutput(() => true, () => undefined) : undefined;
         const media = new CallMedia(socket, 30000, options, {
-          // The mux stream's fast path: a frame goes into the connection's batch (the lane's, for the lane call).
+          // The mux stream's fast path: a frame goes into the connection's batch (the lane's, for
+          // the lane call). A bot socket of its own gets every frame here, the lane's too.
           onCallerAudio: (pcm) => (out ? out.add(7, pcm) : frames.push([...pcm])),
           onDtmf: (press) => digits[useLane ? 0 : 1]!.push(press.digit),
           onMark: () => undefined,
         });
         if (out) media.laneTo({ output: out, stream: 7 });
+        if (useLane && direct) media.laneDirect();
         const u8 = new Uint8Array(arenas[0]);
         const view = new DataView(arenas[0]);
         const takenBefore = host.taken;
         // Arenas of five datagrams, delivered the way NativeRtpIo delivers one.
         for (let b = 0; b < datagrams.length; b += 5) {
           const batch = datagrams.slice(b, b + 5);
-          if (!out) {
+          if (!useLane) {
             for (const d of batch) socket.onPacket!(d.bytes, d.ip, d.port, d.arrivalUs);
             continue;
           }
@@ -186,7 +191,7 @@ describe('the G.711 receive lane', () => {
           batch.forEach((d, i) => {
             if (view.getUint32(at[i]!, true) !== LANE_TAKEN) socket.onPacket!(u8.subarray(at[i]! + 16, at[i]! + 16 + d.bytes.length), d.ip, d.port, d.arrivalUs);
           });
-          frameRecords(out.take(), frames);
+          if (out) frameRecords(out.take(), frames);
         }
         const rx = media.peer.rx.total;
         const report = media.peer.rx.receptionReport();
@@ -212,6 +217,53 @@ describe('the G.711 receive lane', () => {
       assert.ok(js.stats.rtpLate! >= 2 && js.stats.concealedFrames! >= 2, JSON.stringify(js.stats));
     });
   }
+
+  it('hands a per-call bot every frame when the direct batch fills, and grows the batch for the next arena', () => {
+    if (Lane instanceof Error) assert.fail(Lane.message);
+    const arena = new ArrayBuffer(1 << 16);
+    const host = new RxLaneHost(Lane, arena, new ArrayBuffer(1 << 16), 4);
+    const slot = host.slot(2);
+    const socket = socketFor(slot);
+    const frames: number[] = [];
+    const media = new CallMedia(socket, 30000, { codec: 'PCMU', payloadType: 0, remote: { address: '127.0.0.2', port: CALLER_PORT }, symmetric: false, playoutCapacity: 8000, botRate: 16000 }, {
+      onCallerAudio: (pcm) => frames.push(pcm.length),
+      onDtmf: () => undefined,
+      onMark: () => undefined,
+    });
+    media.laneDirect();
+    const view = new DataView(arena);
+    const u8 = new Uint8Array(arena);
+    let seq = 0;
+    // One arena of `n` packets of the call, in sequence, delivered as NativeRtpIo does.
+    const deliver = (n: number) => {
+      let len = 0;
+      const at: number[] = [];
+      for (let i = 0; i < n; i++, seq++) {
+        const bytes = rtp(0, seq, seq * 160, 0x1111, payload(seq, 160));
+        at.push(len);
+        view.setUint32(len, 2, true);
+        view.setUint32(len + 4, CALLER_IP, true);
+        view.setUint16(len + 8, CALLER_PORT, true);
+        view.setUint16(len + 10, bytes.length, true);
+        view.setUint32(len + 12, seq * 20000, true);
+        u8.set(bytes, len + 16);
+        len += 16 + bytes.length;
+      }
+      const taken = host.run(0, len);
+      for (const a of at) if (view.getUint32(a, true) !== LANE_TAKEN) socket.onPacket!(u8.subarray(a + 16, a + 16 + 172), CALLER_IP, CALLER_PORT, 0);
+      return taken;
+    };
+    deliver(1); // the first packet sets the stream
+    // 300 frames of 16 kHz (648 bytes a record) do not fit the first 64 KiB: the lane takes what
+    // fits, JavaScript the rest, after the lane's frames.
+    const first = deliver(300);
+    assert.ok(first > 50 && first < 120, `the lane took ${first} of 300`);
+    assert.equal(frames.length, 301);
+    assert.equal(deliver(150), 150, 'the batch doubled: the next 150 all fit');
+    assert.equal(frames.length, 451);
+    assert.ok(frames.every((n) => n === 320));
+    assert.equal(media.close().framesToBot, 451);
+  });
 
   it('grows a batch past its first buffer, keeping every record in order', () => {
     if (Lane instanceof Error) assert.fail(Lane.message);

@@ -184,6 +184,30 @@ describe('the lane’s tick (the send half)', () => {
     media.close();
   });
 
+  it('sends to the SDP’s address until symmetric RTP latches, then to the caller’s source', () => {
+    if (Lane instanceof Error) assert.fail(Lane.message);
+    const host = new RxLaneHost(Lane, new ArrayBuffer(1 << 16), new ArrayBuffer(1 << 16), 4);
+    const wire = new Wire();
+    const socket = wire.socket(host.slot(3));
+    const media = new CallMedia(socket, 30000, { codec: 'PCMU', payloadType: 0, remote: CALLER, symmetric: true, playoutCapacity: 8000, botRate: 8000 }, { onCallerAudio: () => undefined, onDtmf: () => undefined, onMark: () => undefined });
+    const to: string[] = [];
+    const tick = () =>
+      host.tick((buf, bytes) => {
+        const view = new DataView(buf.buffer, buf.byteOffset, bytes);
+        for (let off = 0; off < bytes; off += 184) to.push(`${view.getUint32(off + 4, true).toString(16)}:${view.getUint16(off + 8, true)}`);
+      });
+    media.tick(); // JavaScript's first tick opens the lane's
+    tick();
+    // The caller's first packet, from behind a NAT: another address and port.
+    const pkt = new Uint8Array(172);
+    pkt[0] = 0x80;
+    socket.onPacket!(pkt, 0x0a000001, 50000, 0);
+    media.tick();
+    tick();
+    assert.deepEqual(to, ['7f000002:40000', 'a000001:50000']);
+    media.close();
+  });
+
   it('stops at a full buffer, leaving the other calls to JavaScript', () => {
     if (Lane instanceof Error) assert.fail(Lane.message);
     const host = new RxLaneHost(Lane, new ArrayBuffer(1 << 16), new ArrayBuffer(1 << 16), 400);
