@@ -1,5 +1,7 @@
-// The G.711 receive lane: the caller → bot half of an answered G.711 call on a `native-mux` bot,
-// done here for the common packet instead of in JavaScript. Profiled at 200 mux calls, the
+// The G.711 lane: the caller → bot half of an answered G.711 call (into its `native-mux` batch, or
+// the node's direct batch for a bot with a socket of its own), a mux bot's frames into playout
+// (RunBot), and every call's plain 20 ms slot out (Tick), done here for the common case instead of
+// in JavaScript. Profiled at 200 mux calls, the
 // JavaScript path cost ≈ 8 µs per packet on the node's loaded core (parse, checks, receive
 // statistics, decode, resample, batch), most of it the calls between a dozen small objects; the
 // same work here is the decode and the filter (docs/decisions/0013-rx-lane.md).
