@@ -69,6 +69,7 @@ const program = new Command()
   .option('--talk <ms>', 'caller talk spurt, ms (marked audio the bot echoes)', int(20), 3000)
   .option('--pause <ms>', 'caller pause after each spurt, ms (silence the bot does not echo); 0 = continuous', int(0), 600)
   .option('--phases <n>', 'RTP send slots per 20 ms in the load generator', int(1), 4)
+  .option('--mark-every <n>', '16 kHz bot: one caller frame in n carries a tone mark, the rest a filler tone the bot echoes as it is (the same work for the node, less for the harness; loss and latency counted over the marked frames)', int(1), 1)
   .option('--no-pin', 'do not pin the media node to its own core')
   .option('--rtp-ports <min-max>', 'media node RTP port range', range, [12000, 31999] as [number, number])
   .option('--media-cli <path>', 'botedge CLI the media node runs from (e.g. a build of another commit)')
@@ -86,7 +87,7 @@ const program = new Command()
   .option('--via-proxy', 'put the proxy in front even with one shard (the like-for-like baseline for --shards)', false)
   .option('--codec <name>', 'what callers speak: pcmu (marked frames) or opus (48 kHz Opus, bot at 16 kHz; loss by frame counts, no latency)', codecName, 'pcmu')
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { playoutTrim: boolean; playoutCatchUp: boolean; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; loadgenRtpIo?: 'native' | 'dgram'; loadgenPacing?: 'io' | 'timer'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; nodeFlags?: string; out?: string }) => {
+  .action(async (o: { playoutTrim: boolean; playoutCatchUp: boolean; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; loadgenRtpIo?: 'native' | 'dgram'; loadgenPacing?: 'io' | 'timer'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; markEvery: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; nodeFlags?: string; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
     const run = async (rtpIo: 'native' | 'dgram' | undefined, dir: string) =>
       runBench(
@@ -100,6 +101,7 @@ const program = new Command()
           settle: o.settle,
           talkMs: o.talk,
           pauseMs: o.pause,
+          markEvery: o.markEvery,
           phases: o.phases,
           pin: o.pin,
           rtpPortMin: o.rtpPorts[0],

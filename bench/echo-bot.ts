@@ -47,6 +47,8 @@ let open = 0;
 let starts = 0;
 const tagsInWindow = new Set<number>();
 const echoAll = process.argv.includes('--echo-all');
+/** `--mark-every` > 1: the caller's unmarked talk (not its silent pauses) is echoed as it is. */
+const echoFiller = process.argv.includes('--echo-filler');
 const rateAt = process.argv.indexOf('--bot-rate');
 const toneMarks = rateAt > 0 && process.argv[rateAt + 1] === '16000';
 const tone: ToneMark = { tag: 0, seq: 0, us24: 0 };
@@ -125,7 +127,13 @@ function echoFrame(buf: Buffer, mark: FrameMark, send: (b: Buffer) => void): voi
   // silence, so it is not echoed — which also lets the edge's playout buffer drain between
   // turns, as it does with a real bot (BENCHMARKS.md, "talk spurts"). With --echo-all, it is.
   unmarkedFrames++;
-  if (echoAll) send(buf);
+  if (echoAll || (echoFiller && !silent(buf))) send(buf);
+}
+
+/** Whether a 16 kHz frame is the caller's pause: G.711 silence decodes and resamples to zeros. */
+function silent(buf: Buffer): boolean {
+  for (let i = 100; i < 140; i++) if (buf[i] !== 0) return false;
+  return true;
 }
 
 function report(): BotReport {

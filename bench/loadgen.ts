@@ -35,7 +35,7 @@ import { parseNameAddr, parseUri } from '../sip/uri.js';
 import { monoMs, monoUs32 } from './clock.js';
 import { FRAME_SAMPLES, readUlawFrame, usDiff, writeCallerFrame, type FrameMark } from './frame.js';
 import { Histogram } from './histogram.js';
-import { readToneUlaw, unwrapUs24, writeToneUlaw, type ToneMark } from './tone-mark.js';
+import { readToneUlaw, unwrapUs24, writeFillerUlaw, writeToneUlaw, type ToneMark } from './tone-mark.js';
 import type { FailureCounts, FromLoadgen, LoadgenConfig, ToLoadgen } from './messages.js';
 import { OpusReplay } from './opus-caller.js';
 
@@ -293,7 +293,8 @@ function onRtp(call: Call, msg: Uint8Array, now: number, mark: FrameMark): void 
   const offset = 12 + (msg[0]! & 0x0f) * 4 + ((msg[0]! & 0x10) !== 0 ? 4 + 4 * ((msg[14 + (msg[0]! & 0x0f) * 4]! << 8) | msg[15 + (msg[0]! & 0x0f) * 4]!) : 0);
   const payload = msg.subarray(offset);
   if (!readMark(call, payload, now, mark)) {
-    if (!(payload[0] === 0xff && payload[1] === 0xff)) unmarked++; // silence is the node's filler, not a frame
+    // Silence is the node's filler, not a frame; nor is our own filler coming back.
+    if (!(payload[0] === 0xff && payload[1] === 0xff) && markEvery === 1) unmarked++;
     return;
   }
   const rtt = usDiff(now, mark.callerUs);
@@ -345,6 +346,10 @@ function sendFrame(call: Call, dueUs?: number): void {
   if (cycleFrames > 0 && (call.frameSeq + call.cycleOffset) % cycleFrames >= talkFrames) {
     // The caller's pause: G.711 silence, unmarked; the bot does not answer it (see echo-bot.ts).
     packet.fill(0xff, 12);
+  } else if (call.sentUs && call.frameSeq % markEvery !== 0) {
+    // Unmarked talk: the same work for the node, none for the harness's readers (one DFT bin).
+    packet.set(FILLER, 12);
+    sentLastS++;
   } else {
     if (call.sentUs) {
       writeToneUlaw(packet.subarray(12), call.tag, call.frameSeq, us);
@@ -371,6 +376,10 @@ let slotMs = 5;
 // Talk spurts: `talkFrames` marked frames, then `cycleFrames - talkFrames` frames of silence.
 let talkFrames = 0;
 let cycleFrames = 0;
+/** 16 kHz tone marks: one frame in `markEvery` is marked, the rest are FILLER (LoadgenConfig.markEvery). */
+let markEvery = 1;
+const FILLER = new Uint8Array(160);
+writeFillerUlaw(FILLER);
 let nextSlotAt = 0;
 let slot = 0;
 
@@ -574,6 +583,7 @@ async function main(): Promise<void> {
         slotMs = 20 / phases.length;
         talkFrames = Math.round(msg.talkMs / 20);
         cycleFrames = msg.pauseMs > 0 ? talkFrames + Math.round(msg.pauseMs / 20) : 0;
+        markEvery = Math.max(1, Math.floor(msg.markEvery ?? 1));
         if (pacing === 'io' && Number.isInteger(20 / PACED_SLOT_MS / phases.length)) {
           rtpIo.clock.add(pacedSlot);
         } else {

@@ -48,6 +48,12 @@ export interface LoadgenConfig {
    * RTP every 20 ms). pauseMs 0 = one continuous stream.
    */
   talkMs: number;
+  /**
+   * 16 kHz tone marks only: one caller frame in `markEvery` carries a mark, the others a filler
+   * tone the bot echoes as it is (the node's work is the same; the harness reads and writes a
+   * quarter of the marks at 4). Loss and latency are counted over the marked frames. Default 1.
+   */
+  markEvery?: number;
   pauseMs: number;
   /** Give up on an INVITE after this long, ms. */
   setupTimeoutMs: number;

@@ -38,6 +38,8 @@ export interface BenchOptions {
   settle: number;
   /** Caller talk spurt and pause, ms (pause 0 = continuous audio). */
   talkMs: number;
+  /** 16 kHz bots: one caller frame in this many carries a mark (LoadgenConfig.markEvery). Default 1. */
+  markEvery?: number;
   pauseMs: number;
   /** RTP send slots per 20 ms in the generator. */
   phases: number;
@@ -246,7 +248,9 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     // Opus: the route speaks 16 kHz, and no marker survives the codec, so the bot echoes every frame
     // (--echo-all) and loss is counted by frames.
     const botRate = isOpus ? 16000 : (opts.botRate ?? 16000);
-    const bot = await forkBench<{ type: 'ready'; port: number }>(children, 'echo-bot', isOpus ? ['0', '--echo-all', '--bot-rate', String(botRate)] : ['0', '--bot-rate', String(botRate)]);
+    // Marks every N frames: 16 kHz tone marks only (the 8 kHz byte marker is cheap to read).
+    const markEvery = botRate === 16000 && !isOpus ? Math.max(1, opts.markEvery ?? 1) : 1;
+    const bot = await forkBench<{ type: 'ready'; port: number }>(children, 'echo-bot', isOpus ? ['0', '--echo-all', '--bot-rate', String(botRate)] : ['0', '--bot-rate', String(botRate), ...(markEvery > 1 ? ['--echo-filler'] : [])]);
     const shardCount = opts.shards ?? 1;
     const viaProxy = shardCount > 1 || opts.viaProxy === true;
     const shardNodes: MediaNodeProcess[] = [];
@@ -311,7 +315,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       for await (const m of sub) ended.add(m.json());
     })().catch(() => undefined);
 
-    lg.child.send({ type: 'config', host: '127.0.0.1', port: proxy ? proxy.port : media.sipPort, number: 'bench', rate: opts.rate, phases: opts.phases, talkMs: opts.talkMs, pauseMs: isOpus ? 0 : opts.pauseMs, setupTimeoutMs: 40_000, botRate, codec: isOpus ? 'opus' : 'pcmu' });
+    lg.child.send({ type: 'config', host: '127.0.0.1', port: proxy ? proxy.port : media.sipPort, number: 'bench', rate: opts.rate, phases: opts.phases, talkMs: opts.talkMs, pauseMs: isOpus ? 0 : opts.pauseMs, markEvery, setupTimeoutMs: 40_000, botRate, codec: isOpus ? 'opus' : 'pcmu' });
 
     // Progress: one line a second from the generator's figures and the SUT's /proc.
     let lastMedia = sampleProc(pids.media, monoMs());
@@ -528,7 +532,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const setup = setupH.summaryMs();
     const talk = opts.pauseMs > 0 && !isOpus ? `talk${opts.talkMs}-pause${opts.pauseMs}` : 'continuous';
     const result: BenchResult = {
-      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:${isOpus ? 'opus48k-20ms' : 'pcmu-20ms'}:${opts.protocol ?? 'native'}-echo${botRate === 8000 ? '' : `-l16@${botRate / 1000}k`}:${talk}${opts.rtpIo ? `:rtp-${opts.rtpIo}` : ''}${opts.playoutTrim ? ':trim' : ''}${opts.playoutCatchUp === false ? ':no-catch-up' : ''}`,
+      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:${isOpus ? 'opus48k-20ms' : 'pcmu-20ms'}:${opts.protocol ?? 'native'}-echo${botRate === 8000 ? '' : `-l16@${botRate / 1000}k`}:${talk}${opts.rtpIo ? `:rtp-${opts.rtpIo}` : ''}${opts.playoutTrim ? ':trim' : ''}${opts.playoutCatchUp === false ? ':no-catch-up' : ''}${markEvery > 1 ? `:mark-every-${markEvery}` : ''}`,
       cores,
       node_version: process.version,
       calls_target: chosen.calls_target,

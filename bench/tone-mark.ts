@@ -307,11 +307,37 @@ function decode(energy: number, into: ToneMark): ToneMark | undefined {
   return into;
 }
 
+/** The Goertzel coefficient of the pilot's bin. */
+const PILOT_COEF = 2 * Math.cos((2 * Math.PI * (FIRST_K + PILOT)) / N);
+
+/**
+ * The pilot's amplitude over `win`: its one DFT bin (Goertzel), the same value `measure` finds for
+ * it. Decode's first test, done first: an unmarked frame (silence, the filler of `--mark-every`)
+ * costs one bin instead of the whole transform.
+ */
+function pilotAmplitude(): number {
+  let s1 = 0;
+  let s2 = 0;
+  for (let i = 0; i < N; i++) {
+    const s0 = win[i]! + PILOT_COEF * s1 - s2;
+    s2 = s1;
+    s1 = s0;
+  }
+  return (2 / N) * Math.sqrt(Math.max(0, s1 * s1 + s2 * s2 - PILOT_COEF * s1 * s2));
+}
+
+function readWindow(into: ToneMark): ToneMark | undefined {
+  // A little slack around decode's bounds: the two ways of computing the bin differ in rounding.
+  const pilot = pilotAmplitude();
+  if (pilot < PILOT_MIN * 0.99 || pilot > PILOT_MAX * 1.01) return undefined;
+  return decode(measure(), into);
+}
+
 /** Reads the mark of a µ-law frame at 8 kHz (what the caller gets back); undefined when unmarked. */
 export function readToneUlaw(payload: Uint8Array, into: ToneMark): ToneMark | undefined {
   if (payload.length < WINDOW_AT_8K + N) return undefined;
   for (let i = 0; i < N; i++) win[i] = ULAW_DECODE_TABLE[payload[WINDOW_AT_8K + i]!]!;
-  return decode(measure(), into);
+  return readWindow(into);
 }
 
 /** Reads the mark of a 16 kHz little-endian PCM frame (what the bot gets); undefined when unmarked. */
@@ -321,7 +347,15 @@ export function readTonePcm16k(pcm: Uint8Array, into: ToneMark): ToneMark | unde
     const at = 4 * (WINDOW_AT_8K + i); // sample 2·(28 + i) at 16 kHz, 2 bytes each
     win[i] = ((pcm[at + 1]! << 8) | pcm[at]!) << 16 >> 16;
   }
-  return decode(measure(), into);
+  return readWindow(into);
+}
+
+/**
+ * A caller frame that carries no mark (`--mark-every`): a 1 kHz tone at −18 dBFS, exactly on a bin
+ * that is no tone's, so the pilot test rejects it at once.
+ */
+export function writeFillerUlaw(out: Uint8Array): void {
+  for (let i = 0; i < 160; i++) out[i] = ULAW_ENCODE_TABLE[Math.round(4000 * Math.sin((2 * Math.PI * 1000 * i) / 8000)) + 32768]!;
 }
 
 /**

@@ -4,7 +4,7 @@ import { endianness } from 'node:os';
 import { describe, it } from 'node:test';
 
 import { writeCallerFrame } from '../../../bench/frame.js';
-import { readTonePcm16k, readToneUlaw, unwrapUs24, writeTonePcm16k, writeToneUlaw, type ToneMark } from '../../../bench/tone-mark.js';
+import { readTonePcm16k, readToneUlaw, unwrapUs24, writeFillerUlaw, writeTonePcm16k, writeToneUlaw, type ToneMark } from '../../../bench/tone-mark.js';
 import { alawDecode, ulawDecode, ulawEncode } from '../../../codecs/g711.js';
 import { Resampler } from '../../../codecs/resample.js';
 import { sine } from '../../fixtures/audio.js';
@@ -164,7 +164,7 @@ describe('tone marker (--bot-rate 16000)', () => {
     }
   });
 
-  it('never reads silence, a lone tone, noise, the 8 kHz byte marker or the SIPp recording as a mark', { timeout: 30000 }, () => {
+  it('never reads silence, a lone tone, noise, the 8 kHz byte marker, the filler or the SIPp recording as a mark', { timeout: 30000 }, () => {
     const rnd = random(3);
     let tried = 0;
     const notMarked = (ulaw: Uint8Array, pcm16: Uint8Array, what: string) => {
@@ -176,6 +176,17 @@ describe('tone marker (--bot-rate 16000)', () => {
     const both = (pcm8: Int16Array, what: string) => notMarked(ulawOf(pcm8), up.toBot(ulawOf(pcm8)), what);
 
     both(new Int16Array(160), 'digital silence');
+    // `--mark-every`'s filler, through one call's path, between marked frames (the filters' history).
+    const filler = new Uint8Array(160);
+    writeFillerUlaw(filler);
+    const marked = new Uint8Array(160);
+    const path = new NodePath();
+    for (let n = 0; n < 20; n++) {
+      writeToneUlaw(marked, 7, n, 1000 * n);
+      path.toBot(marked);
+      notMarked(filler, path.toBot(filler), `filler after marked frame ${n}`);
+      notMarked(filler, path.toBot(filler), `filler after filler ${n}`);
+    }
     notMarked(new Uint8Array(160).fill(0xff), new Uint8Array(640), 'G.711 silence');
     // A lone tone on every marker frequency, and between them, at amplitudes around the marker's.
     for (let hz = 300; hz <= 3400; hz += 31.25) {
