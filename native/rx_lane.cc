@@ -187,8 +187,6 @@ struct Call {
   size_t ring_len = 0;
   Napi::Reference<Napi::Value> keep_down, keep_down_work, keep_ring;
   uint32_t bot_deferred_in = 0;
-  // The send half: the packet the lane staged last (a barge-in rewrites it: staged()).
-  uint8_t last[kPacket] = {};
   size_t active_at = SIZE_MAX;  // its place in RxLane::active_, while attached
 };
 
@@ -207,7 +205,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
                         InstanceMethod<&RxLane::CloseOutput>("closeOutput"),
                         InstanceMethod<&RxLane::Append>("append"), InstanceMethod<&RxLane::Take>("take"),
                         InstanceMethod<&RxLane::SetBuffer>("setBuffer"),
-                        InstanceMethod<&RxLane::Tick>("tick"), InstanceMethod<&RxLane::Staged>("staged")});
+                        InstanceMethod<&RxLane::Tick>("tick")});
   }
 
   // new RxLane(arena0: ArrayBuffer, arena1: ArrayBuffer, slots: number,
@@ -357,7 +355,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
       uint8_t* rec = arena + off;
       uint32_t slot = Load32(rec);
       uint16_t len = Load16(rec + 10);
-      if (slot < calls_.size() && Take(slot, rec, len)) {
+      if (slot < calls_.size() && TakePacket(slot, rec, len)) {
         std::memcpy(rec, &kTaken, 4);
         taken++;
       }
@@ -366,11 +364,16 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     return Napi::Number::New(env, static_cast<double>(taken));
   }
 
-  bool Take(uint32_t slot, const uint8_t* rec, uint16_t len) {
+  // The call on `slot` if the lane may do its work of one kind for it (`on`: kOn, kBotOn, kTxOn).
+  Call* CallIf(uint32_t slot, Word on) const {
+    return table_[size_t{slot} * kWords + on] == 1 ? calls_[slot].get() : nullptr;
+  }
+
+  bool TakePacket(uint32_t slot, const uint8_t* rec, uint16_t len) {
     double* w = table_ + size_t{slot} * kWords;
-    if (w[kOn] != 1 || !calls_[slot]) return false;
-    Call& c = *calls_[slot];
-    if (!c.attached || c.deferred_in == run_) return false;
+    Call* call = CallIf(slot, kOn);
+    if (!call || !call->attached || call->deferred_in == run_) return false;
+    Call& c = *call;
     Plain pk;
     if (!IsPlain(w, c, rec, len, &pk)) {
       c.deferred_in = run_;  // and the rest of this call's packets in this arena
@@ -426,7 +429,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     return true;
   }
 
-  // What IsPlain read of a plain packet, for Take: its numbers, and the batch with room for it.
+  // What IsPlain read of a plain packet, for TakePacket: its numbers, and the batch with room for it.
   struct Plain {
     uint32_t seq = 0;
     uint32_t ts = 0;
@@ -551,9 +554,9 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
   // rate, the downsampler in phase, room in the ring without growing or dropping, no held slot.
   bool TakeBot(uint32_t slot, const uint8_t* pcm, uint32_t bytes) {
     double* w = table_ + size_t{slot} * kWords;
-    if (w[kBotOn] != 1 || !calls_[slot]) return false;
-    Call& c = *calls_[slot];
-    if (!c.ring || c.bot_deferred_in == bot_run_) return false;
+    Call* call = CallIf(slot, kBotOn);
+    if (!call || !call->ring || call->bot_deferred_in == bot_run_) return false;
+    Call& c = *call;
     const size_t factor = c.down ? c.down->factor() : 1;
     const size_t n = bytes / 2;
     const double read = w[kPlayRead];
@@ -610,9 +613,9 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
   // mark reached. Otherwise nothing is written, and JavaScript ticks the call.
   bool TickOne(uint32_t slot, uint8_t* rec) {
     double* w = table_ + size_t{slot} * kWords;
-    if (w[kTxOn] != 1 || w[kHeld] != 0) return false;
-    const Call& c = *calls_[slot];
-    if (!c.ring) return false;
+    const Call* call = CallIf(slot, kTxOn);
+    if (!call || !call->ring || w[kHeld] != 0) return false;
+    const Call& c = *call;
     double* s = w + kPlay;
     const double read = s[kRead];
     const double write = s[kWrite];
@@ -691,7 +694,6 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     w[kTxTs] = ts;
     w[kTxMarker] = 0;
     w[kTxDone] = 1;
-    std::memcpy(calls_[slot]->last, p, kPacket);
     return true;
   }
 
@@ -705,20 +707,6 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
       if (++at == cap) at = 0;
     }
     return true;
-  }
-
-  // staged(slot, into: Uint8Array) → bytes: the packet the lane staged last for the call (a
-  // barge-in silences it: RtpSocket.replace), or 0.
-  Napi::Value Staged(const Napi::CallbackInfo& info) {
-    Napi::Env env = info.Env();
-    if (info.Length() < 2 || !info[0].IsNumber() || !IsTyped(info[1], napi_uint8_array)) {
-      return Fail(env, "staged(slot, into: Uint8Array)"), env.Undefined();
-    }
-    const uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
-    auto into = info[1].As<Napi::Uint8Array>();
-    if (slot >= calls_.size() || !calls_[slot] || into.ElementLength() < kPacket) return Napi::Number::New(env, 0);
-    std::memcpy(into.Data(), calls_[slot]->last, kPacket);
-    return Napi::Number::New(env, static_cast<double>(kPacket));
   }
 
   // openOutput() → index of a new batch (a mux connection's).
@@ -854,8 +842,7 @@ void InitRxLane(Napi::Env env, Napi::Object exports) {
   layout.Set("downPhase", Napi::Number::New(env, kDownPhase));
   layout.Set("botFrames", Napi::Number::New(env, kBotFrames));
   layout.Set("play", Napi::Number::New(env, kPlay));
-  layout.Set("playRead", Napi::Number::New(env, kPlayRead));
-  layout.Set("playWrite", Napi::Number::New(env, kPlayWrite));
+  layout.Set("stagedRecord", Napi::Number::New(env, static_cast<double>(kStagedRecord)));
   const std::pair<const char*, size_t> tx[] = {{"txOn", kTxOn}, {"txDone", kTxDone}, {"txSeq", kTxSeq},
                                                {"txTs", kTxTs}, {"txSsrc", kTxSsrc}, {"txMarker", kTxMarker},
                                                {"dstIp", kDstIp}, {"dstPort", kDstPort}, {"speaking", kSpeaking},

@@ -38,13 +38,12 @@ export interface RecordProblem {
 }
 
 /**
- * Calls `visit(stream, bytes)` for every record of a binary message, in order. `bytes` is a view
- * into `msg`, valid only during the call. A record that does not fit ends the walk: the records
- * before it were visited, the problem is returned. Never throws (except what `visit` throws).
- * Records of stream `skip` are stepped over without a view (the edge's receive lane marks the
- * frames it took that way: most of a message, and a view per record is most of the walk's cost).
+ * Calls `visit(stream, start, length)` for every record of a binary message, in order: its stream
+ * and where its bytes are in `msg`. A record that does not fit ends the walk: the records before it
+ * were visited, the problem is returned. Never throws (except what `visit` throws). Records of
+ * stream `skip` are stepped over (the edge's receive lane marks the frames it took that way).
  */
-export function readRecords(msg: Buffer, visit: (stream: number, bytes: Buffer) => void, skip?: number): RecordProblem | undefined {
+export function walkRecords(msg: Buffer, visit: (stream: number, start: number, length: number) => void, skip?: number): RecordProblem | undefined {
   let off = 0;
   while (off < msg.length) {
     if (msg.length - off < RECORD_HEADER_BYTES) {
@@ -56,10 +55,19 @@ export function readRecords(msg: Buffer, visit: (stream: number, bytes: Buffer) 
     if (len > msg.length - start) {
       return { kind: 'truncated-record', offset: off, reason: `record for stream ${stream} at offset ${off} claims ${len} bytes, ${msg.length - start} left` };
     }
-    if (stream !== skip) visit(stream, msg.subarray(start, start + len));
+    if (stream !== skip) visit(stream, start, len);
     off = start + len;
   }
   return undefined;
+}
+
+/**
+ * `walkRecords` with each record's bytes as a view into `msg`, valid only during the call. Records
+ * of stream `skip` get no view (most of a message the receive lane took: a view per record is most
+ * of the walk's cost).
+ */
+export function readRecords(msg: Buffer, visit: (stream: number, bytes: Buffer) => void, skip?: number): RecordProblem | undefined {
+  return walkRecords(msg, (stream, start, len) => visit(stream, msg.subarray(start, start + len)), skip);
 }
 
 /**

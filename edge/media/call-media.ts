@@ -242,10 +242,12 @@ export class CallMedia implements MediaSession {
     if (host) this.laneTo(host.directTarget((samples, at, count) => this.#laneFrame(samples, at, count)));
   }
 
-  /** A frame the lane made (the direct batch): copied into #frame, which the lane needs empty, and sent on. */
+  /**
+   * A frame the lane made (the direct batch): a whole frame at the bot's rate, copied into #frame
+   * (which the lane needs empty) and sent on. A closed call has released its stream (laneTo).
+   */
   #laneFrame(samples: Int16Array, at: number, count: number): void {
     const f = this.#frame;
-    if (count !== f.length || this.#closed) return;
     for (let i = 0; i < count; i++) f[i] = samples[at + i]!;
     this.sink.onCallerAudio(f);
   }
@@ -257,8 +259,9 @@ export class CallMedia implements MediaSession {
    * the tick when it does). The codec and payload type are written for the lane then.
    */
   #laneRemote(latched: boolean): { ip: number; port: number } | undefined {
+    if (!this.#lane || this.#closed || this.options.codec === 'G722' || (latched && this.options.symmetric && !this.#peer.latched)) return undefined;
     const remote = this.#peer.remote;
-    if (!this.#lane || this.#closed || !remote || (latched && this.options.symmetric && !this.#peer.latched) || this.options.codec === 'G722') return undefined;
+    if (!remote) return undefined;
     this.#w[LANE.codec] = this.options.codec === 'PCMA' ? 1 : 0;
     this.#w[LANE.pt] = this.options.payloadType;
     return remote;
@@ -490,7 +493,9 @@ export class CallMedia implements MediaSession {
     this.#laneStaged = false;
     this.#ticking = true;
     this.#tick();
-    this.#txCheck();
+    // What can open the lane's tick between two JavaScript ticks: this first tick, and the end of
+    // DTMF; what closes it (hold, a new address, DTMF) checks for itself.
+    if (w[LANE.txOn] === 0 && this.#lane) this.#txCheck();
   }
 
   #tick(): void {

@@ -22,6 +22,7 @@
 import type { FirPlan } from '../../codecs/fir.js';
 import { nativeExport } from '../../codecs/native.js';
 import { RX, RX_WORDS } from '../../codecs/rtp-stats.js';
+import { walkRecords } from '../../sdk/mux-wire.js';
 import { PLAY, PLAY_WORDS } from './playout.js';
 
 /** The words of a call's block (native/rx_lane.cc `Word`). */
@@ -56,10 +57,8 @@ export const LANE = {
   downPhase: 34,
   /** Bot frames the lane queued; CallMedia adds them to framesFromBot. */
   botFrames: 35,
-  /** PlayoutBuffer's state (playout.ts PLAY, PLAY_WORDS words) from here: read and write first. */
+  /** PlayoutBuffer's state (playout.ts PLAY, PLAY_WORDS words) from here. */
   play: 36,
-  playRead: 36,
-  playWrite: 37,
   /**
    * The send half (the tick): 1 when the lane may play this call's next frame out (CallMedia
    * decides: sending, no DTMF going out, the caller's address known).
@@ -102,8 +101,6 @@ interface NativeRxLane {
   setBuffer(output: number, buf: Uint8Array): void;
   /** Plays out this tick's frame of every plain call: staged records (RtpIo.stageRecords) in buf; their bytes. */
   tick(buf: Uint8Array): number;
-  /** The packet the lane staged last for the call on `slot`, copied into `into`: its length, or 0. */
-  staged(slot: number, into: Uint8Array): number;
 }
 type NativeRxLaneClass = new (arena0: ArrayBuffer, arena1: ArrayBuffer, slots: number, ready: Uint8Array, pending: Uint32Array) => NativeRxLane;
 
@@ -112,6 +109,7 @@ interface Layout extends Record<string, unknown> {
   maxOutputs: number;
   rxWords: Record<string, number>;
   playWords: Record<string, number>;
+  stagedRecord: number;
 }
 
 /** The addon's lane, or why not: missing, disabled, or built with another block layout. */
@@ -124,6 +122,7 @@ export function loadRxLane(): NativeRxLaneClass | Error {
   const mismatch =
     layout.words !== LANE_WORDS ||
     layout.maxOutputs !== MAX_OUTPUTS ||
+    layout.stagedRecord !== STAGED_RECORD ||
     Object.entries(LANE).some(([k, v]) => layout[k] !== v) ||
     Object.entries(RX).some(([k, v]) => layout.rxWords[k] !== v) ||
     Object.keys(layout.rxWords).length !== RX_WORDS ||
@@ -158,6 +157,8 @@ export class RxLaneHost {
   txTaken = 0;
   /** The tick's staged records; grown when the calls outgrow it. */
   #txBuf = new Uint8Array(256 * STAGED_RECORD);
+  /** This tick's records (a barge-in finds its call's packet there: stagedPacket). */
+  #txStaged = new Uint8Array(0);
   /** The node's batch for calls whose bot has a socket of its own, and who each of its streams is. */
   #direct: LaneOutput | undefined;
   readonly #directCalls = new Map<number, DirectFrame>();
@@ -198,12 +199,29 @@ export class RxLaneHost {
   tick(stage: (records: Uint8Array, bytes: number) => void): void {
     const buf = this.#txBuf;
     const bytes = this.#native.tick(buf);
+    this.#txStaged = buf.subarray(0, bytes);
     if (bytes > 0) {
       stage(buf, bytes);
       this.txTaken += bytes / STAGED_RECORD;
     }
     // Full: the calls it could not visit tick in JavaScript this time, and fit next time.
     if (buf.length - bytes < STAGED_RECORD) this.#txBuf = new Uint8Array(2 * buf.length);
+  }
+
+  /**
+   * The packet this tick staged for the call on `slot`, copied into `into` (172 bytes at least):
+   * its length, or 0. Rare (a barge-in right after the tick): a walk over the tick's records.
+   */
+  stagedPacket(slot: number, into: Uint8Array): number {
+    const records = this.#txStaged;
+    const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
+    for (let off = 0; off < records.length; off += STAGED_RECORD) {
+      if (view.getUint32(off, true) !== slot) continue;
+      const len = view.getUint16(off + 10, true);
+      into.set(records.subarray(off + 12, off + 12 + len));
+      return len;
+    }
+    return 0;
   }
 
   /**
@@ -229,16 +247,14 @@ export class RxLaneHost {
     const batch = out.take();
     if (!batch) return;
     const samples = out.samples;
-    for (let off = 0; off < batch.length; ) {
-      const stream = batch.readUInt32LE(off);
-      const len = batch.readUInt32LE(off + 4);
+    // The lane writes whole records: there is no problem to report.
+    walkRecords(batch, (stream, start, len) => {
       try {
-        this.#directCalls.get(stream)?.(samples, (off + 8) >>> 1, len >>> 1);
+        this.#directCalls.get(stream)?.(samples, start >>> 1, len >>> 1);
       } catch (err) {
         this.onError?.(err);
       }
-      off += 8 + len;
-    }
+    });
     // A full batch leaves the rest of the arena to JavaScript: room for twice as many next time.
     if (batch.length * 2 > out.capacity) out.grow();
   }
@@ -383,7 +399,7 @@ export class LaneSlot {
 
   /** The packet the tick staged last for this call, copied into `into` (172 bytes at least): its length, or 0. */
   staged(into: Uint8Array): number {
-    return this.native.staged(this.slot, into);
+    return this.host.stagedPacket(this.slot, into);
   }
 
   /** The call is over: the lane lets go of its arrays and stops taking its packets. */
