@@ -70,7 +70,7 @@ describe('npm run bench', () => {
     let stderr = '';
     bench.stdout!.on('data', (d: Buffer) => (stdout += d.toString()));
     bench.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
-    const code = await new Promise<number | null>((resolve) => bench!.once('exit', (c) => resolve(c)));
+    const code = await new Promise<number | null>((resolve) => bench!.once('close', (c) => resolve(c)));
     assert.equal(code, 0, `bench failed:\n${stderr}\n${stdout.slice(-2000)}`);
     assert.match(stdout, /calls up \d+/, 'progress lines are printed while it runs');
 
@@ -132,7 +132,7 @@ describe('npm run bench', () => {
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       child.stdout!.resume();
       try {
-        const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+        const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
         assert.equal(code, 0, `bench --bot-rate 16000 failed:\n${stderr}`);
         const result = JSON.parse(readFileSync(join(out16, 'result.json'), 'utf8')) as Record<string, unknown>;
         assert.equal(result['bot_rate_hz'], 16000);
@@ -179,7 +179,7 @@ describe('npm run bench', () => {
     child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
     child.stdout!.resume();
     try {
-      const code = await new Promise<number | null>((resolve) => child.once('exit', (c) => resolve(c)));
+      const code = await new Promise<number | null>((resolve) => child.once('close', (c) => resolve(c)));
       assert.equal(code, 0, `bench --shards 2 failed:\n${stderr}`);
       const result = JSON.parse(readFileSync(join(out2, 'result.json'), 'utf8')) as Record<string, unknown>;
       assert.match(String(result['scenario']), /proxy-2shards/);

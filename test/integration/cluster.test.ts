@@ -74,7 +74,7 @@ describe('cluster: the proxy steers calls by live load', { timeout: 150000 }, ()
         const p = spawn(process.execPath, [CLI, 'drain', 'd1', '--nats', c.nats.url], { stdio: ['ignore', 'pipe', 'inherit'] });
         let s = '';
         p.stdout.on('data', (d: Buffer) => (s += d.toString()));
-        p.on('exit', (code) => (code === 0 ? resolve(s) : reject(new Error(`drain exited ${code}`))));
+        p.on('close', (code) => (code === 0 ? resolve(s) : reject(new Error(`drain exited ${code}`))));
       });
       const drainAt = Date.now();
       assert.match(out, /d1 draining/);

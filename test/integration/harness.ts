@@ -170,7 +170,9 @@ export function runSipp(args: string[], cwd: string, timeoutMs = 60000): Promise
     proc.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     proc.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
     const killer = setTimeout(() => proc.kill('SIGKILL'), timeoutMs + 5000);
-    proc.on('exit', (code) => {
+    // 'close', not 'exit': 'exit' can come before the pipes are drained, and SIPp's final screen
+    // (the counters read below) is the last thing it writes. CI once read a -1 that way.
+    proc.on('close', (code) => {
       clearTimeout(killer);
       const counter = (name: string) => {
         const m = new RegExp(`${name}\\s*\\|\\s*\\d+\\s*\\|\\s*(\\d+)`).exec(stdout);
