@@ -38,6 +38,17 @@ void UpPhase(const int16_t* c, size_t len, const int16_t* x, size_t n, size_t F,
 constexpr size_t kBlock = 256;
 constexpr size_t kMaxFactor = 6;
 
+// Up and Down are built twice, for baseline x86-64 and for AVX2 (16 products per vpmaddwd instead
+// of 8), and the loader picks one for the CPU it runs on (GCC's target_clones, a glibc ifunc): the
+// filters are a large share of the receive lane's work (perf, 400 mux calls). Integer sums in any
+// order are exact (kMaxAbsSum), so both give the same samples; test/unit/codecs checks the addon
+// against the TypeScript filters on whichever the machine runs. Elsewhere (arm64, macOS) one build.
+#if defined(__x86_64__) && defined(__linux__) && defined(__GNUC__)
+#define BOTEDGE_SIMD_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define BOTEDGE_SIMD_CLONES
+#endif
+
 }  // namespace
 
 std::unique_ptr<FirPlan> FirPlan::Make(bool up, const int16_t* coefs, size_t count,
@@ -82,7 +93,7 @@ std::unique_ptr<FirPlan> FirPlan::Make(bool up, const int16_t* coefs, size_t cou
 
 // Our filters have 24-tap phases and one 1-tap phase (the Nyquist filter's centre); a length known
 // at compile time lets GCC unroll the 24 into three pmaddwd with no loop and no remainder.
-size_t FirPlan::Up(const int16_t* work, size_t n, int16_t* dst) const {
+BOTEDGE_SIMD_CLONES size_t FirPlan::Up(const int16_t* work, size_t n, int16_t* dst) const {
   const size_t F = factor_;
   const int16_t* c = coefs_.data();
   for (size_t p = 0; p < F; p++) {
@@ -100,7 +111,7 @@ size_t FirPlan::Up(const int16_t* work, size_t n, int16_t* dst) const {
   return n * F;
 }
 
-size_t FirPlan::Down(const int16_t* work, size_t start, size_t n, int16_t* dst) const {
+BOTEDGE_SIMD_CLONES size_t FirPlan::Down(const int16_t* work, size_t start, size_t n, int16_t* dst) const {
   const size_t F = factor_;
   const size_t outputs = DownOutputs(start, n);
   const int16_t* x = work + history_ + start;  // the first output's newest input
