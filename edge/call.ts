@@ -278,7 +278,7 @@ export class InboundCall {
     });
     this.dialog.confirm();
     this.#retransmitOk(res, this.inviteTx, this.#cseq(this.invite));
-    this.ctx.ticker.add(this.#tick, this.#afterTick);
+    this.ctx.ticker.add(this.#tick, this.#afterTick, this.#media?.tickSkip);
     this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'answered', codec: offer.codec.name });
     log.info({ call: this.id, sipCallId: this.sipCallId, codec: offer.codec.name }, 'answered');
   }

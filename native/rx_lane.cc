@@ -62,7 +62,7 @@ enum Word : size_t {
   kPlay,        // PlayoutBuffer's words (PlayWord) from here
   // The send half: the tick's frame played out and its packet staged.
   kTxOn = 48,   // 1: the lane may play this call's next frame out
-  kTxDone,      // 1: it did, this tick (CallMedia's tick counts the packet and clears it)
+  kTxDone,      // 1: it did, this tick (the clock skips the call's JavaScript tick and clears it)
   kTxSeq,       // the last packet's sequence number and timestamp; the SSRC
   kTxTs,
   kTxSsrc,
@@ -71,6 +71,7 @@ enum Word : size_t {
   kDstPort,
   kSpeaking,    // CallMedia: the last slot carried a whole frame (late-frame catch-up)
   kCatchUp,     // 1: late-frame catch-up is on
+  kTxSent,      // packets the tick sent, ever (CallMedia adds them to rtpSent when it is asked)
   kWords = 64,
 };
 
@@ -694,6 +695,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     w[kTxTs] = ts;
     w[kTxMarker] = 0;
     w[kTxDone] = 1;
+    w[kTxSent] += 1;
     return true;
   }
 
@@ -846,7 +848,7 @@ void InitRxLane(Napi::Env env, Napi::Object exports) {
   const std::pair<const char*, size_t> tx[] = {{"txOn", kTxOn}, {"txDone", kTxDone}, {"txSeq", kTxSeq},
                                                {"txTs", kTxTs}, {"txSsrc", kTxSsrc}, {"txMarker", kTxMarker},
                                                {"dstIp", kDstIp}, {"dstPort", kDstPort}, {"speaking", kSpeaking},
-                                               {"catchUp", kCatchUp}};
+                                               {"catchUp", kCatchUp}, {"txSent", kTxSent}};
   for (const auto& [name, word] : tx) layout.Set(name, Napi::Number::New(env, static_cast<double>(word)));
   Napi::Object play = Napi::Object::New(env);
   const char* play_names[] = {"read", "write", "nextMark", "winReads", "winMin", "winMax", "trimDue", "trimmed", "trimWindow", "trimMode"};

@@ -9,7 +9,7 @@ import { DtmfSender } from './dtmf-sender.js';
 import { newPlayout, PLAY_WORDS, type PlayoutBuffer } from './playout.js';
 import { RtpPeer } from './rtp-peer.js';
 import { LANE, LANE_WORDS, type LaneSlot, type LaneTarget } from './rx-lane.js';
-import type { RtpSocket } from './rtp-socket.js';
+import type { RtpSocket, TickSkip } from './rtp-socket.js';
 import { newMediaStats, type CallMediaSink, type MediaSession, type MediaSessionOptions } from './session.js';
 
 export type { CallMediaSink } from './session.js';
@@ -94,11 +94,15 @@ export class CallMedia implements MediaSession {
   readonly #frame: Int16Array;
   #downsampled = new Int16Array(0);
   readonly #peer: RtpPeer;
-  /** The audio packet this tick sent (or staged), so a barge-in can still silence it. */
+  /**
+   * The audio packet this call's JavaScript tick sent (or staged), so a barge-in can still silence
+   * it. A tick the lane played out does not come here (the clock skips it), so it may be an older
+   * tick's: clear() asks the lane first.
+   */
   #lastAudio: Uint8Array | undefined;
   #lastAudioLen = 0;
-  /** The lane's tick played this slot out: its packet is staged in the I/O engine, not in #lastAudio. */
-  #laneStaged = false;
+  /** The lane's tick's packets already added to rtpSent and octetsSent (LANE.txSent counts them all). */
+  #txSentCounted = 0;
   /** The node's clock ticks this call (it answered): only then may the lane's tick play it out too. */
   #ticking = false;
   /** Whether symmetric RTP had latched when the tick was given its address (it latches once). */
@@ -123,7 +127,13 @@ export class CallMedia implements MediaSession {
   set #held(v: boolean) {
     this.#w[LANE.held] = v ? 1 : 0;
   }
-  readonly stats: MediaStats = { ...newMediaStats(), playoutLateFrames: 0, rtpLate: 0, concealedFrames: 0 };
+  readonly #stats: MediaStats = { ...newMediaStats(), playoutLateFrames: 0, rtpLate: 0, concealedFrames: 0 };
+
+  /** The call's counters, with the packets the lane's tick sent up to now. */
+  get stats(): MediaStats {
+    this.#countLaneSent();
+    return this.#stats;
+  }
   /**
    * The call's state, in words of a Float64Array (`LANE`): the caller's stream (SSRC, sequence
    * number and timestamp of the newest audio packet passed to the bot, and its span in timestamp
@@ -181,7 +191,7 @@ export class CallMedia implements MediaSession {
       if (this.#down) this.#down.onWork = attachBot;
     }
     const rx = new RtpReceiveStats(8000, this.#w.subarray(LANE.rx, LANE.rx + RX_WORDS));
-    this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.stats, new DtmfReceiver(), (press) => sink.onDtmf(press), rx);
+    this.#peer = new RtpPeer(socket, options.symmetric, options.remote, this.#stats, new DtmfReceiver(), (press) => sink.onDtmf(press), rx);
     this.#header.payloadType = options.payloadType;
     this.#header.ssrc = (Math.random() * 0x100000000) >>> 0;
     // The header's moving parts live in the block: the lane's tick advances them too.
@@ -193,8 +203,29 @@ export class CallMedia implements MediaSession {
     socket.onPacket = (msg, ip, port, arrivalUs) => this.#onPacket(msg, ip, port, arrivalUs);
   }
 
+  /** The caller's end; its `octetsSent` with the lane's tick's packets up to now. */
   get peer(): RtpPeer {
+    this.#countLaneSent();
     return this.#peer;
+  }
+
+  /**
+   * The lane's tick counts its packets in the block (LANE.txSent) and the clock does not call this
+   * call's tick for them, so they join rtpSent and octetsSent here, when someone reads them (RTCP
+   * reports, the end of the call), as #emit would have counted each.
+   */
+  #countLaneSent(): void {
+    if (this.#closed) return;
+    const n = this.#w[LANE.txSent]! - this.#txSentCounted;
+    if (n === 0) return;
+    this.#txSentCounted += n;
+    this.#stats.rtpSent += n;
+    this.#peer.octetsSent += n * BYTES_PER_FRAME;
+  }
+
+  /** For the clock: the block word that says the lane's tick played this call's slot out (none without the lane). */
+  get tickSkip(): TickSkip | undefined {
+    return this.#lane?.tickSkip;
   }
 
   get ssrc(): number {
@@ -316,7 +347,7 @@ export class CallMedia implements MediaSession {
     // restarted sender, as is a new SSRC: follow it.
     if (pkt.ssrc === w[LANE.inSsrc]) {
       if (((w[LANE.inSeq]! - pkt.sequenceNumber) & 0xffff) < MAX_REORDER) {
-        this.stats.rtpLate!++;
+        this.#stats.rtpLate!++;
         return;
       }
       // Packets lost on the way leave a gap in the caller's timeline; a bot counts time in the
@@ -337,7 +368,7 @@ export class CallMedia implements MediaSession {
     if (this.options.codec === 'PCMU') g711.ulawDecode(payload, out);
     else if (this.options.codec === 'PCMA') g711.alawDecode(payload, out);
     else this.#g722Dec!.decode(payload, out);
-    this.stats.framesToBot++;
+    this.#stats.framesToBot++;
     this.#deliver(out);
   }
 
@@ -374,7 +405,7 @@ export class CallMedia implements MediaSession {
     fill.fill(0);
     const fade = Math.min(FADE * this.#samplesPerTs, samples, last.length);
     for (let i = 0; i < fade; i++) fill[i] = Math.round((last[i]! * (fade - i)) / fade);
-    this.stats.concealedFrames! += Math.ceil(samples / this.#frameSamples);
+    this.#stats.concealedFrames! += Math.ceil(samples / this.#frameSamples);
     // In packet-sized pieces: the upsampler's output buffer is sized for one packet.
     const piece = this.#decoded.length;
     for (let at = 0; at < samples; at += piece) this.#deliver(fill.subarray(at, Math.min(samples, at + piece)));
@@ -404,7 +435,7 @@ export class CallMedia implements MediaSession {
 
   /** Queues bot audio (PCM at the bot's rate) for playout. */
   queueBotAudio(samples: Int16Array): void {
-    this.stats.framesFromBot++;
+    this.#stats.framesFromBot++;
     if (!this.#down) {
       this.playout.push(samples);
       if (this.#held) this.#fillHeld();
@@ -429,7 +460,7 @@ export class CallMedia implements MediaSession {
   #fillHeld(): void {
     if (this.playout.buffered < this.#frameSamples || this.#closed) return;
     this.#held = false;
-    this.stats.playoutLateFrames!++;
+    this.#stats.playoutLateFrames!++;
     this.#emit(true);
     this.afterTick();
   }
@@ -483,14 +514,11 @@ export class CallMedia implements MediaSession {
     const w = this.#w;
     this.#lastAudio = undefined;
     if (w[LANE.txDone] === 1) {
-      // The lane's tick played this slot out (rx-lane.ts): count its packet as #emit would.
+      // The lane's tick played this slot out (rx-lane.ts; a clock given tickSkip does not call
+      // this then): its packet is counted in the block (#countLaneSent).
       w[LANE.txDone] = 0;
-      this.#laneStaged = true;
-      this.stats.rtpSent++;
-      this.#peer.octetsSent += BYTES_PER_FRAME;
       return;
     }
-    this.#laneStaged = false;
     this.#ticking = true;
     this.#tick();
     // What can open the lane's tick between two JavaScript ticks: this first tick, and the end of
@@ -568,11 +596,11 @@ export class CallMedia implements MediaSession {
     const dropped: string[] = [];
     let packet = this.#lastAudio;
     let len = this.#lastAudioLen;
-    if (!packet && this.#laneStaged) {
-      // The lane's tick staged it: a copy to silence.
+    const lane = this.#lane;
+    if (lane && lane.staged() > 0) {
+      // The lane's tick staged this tick's packet (#lastAudio, if any, is an older tick's): a copy to silence.
       packet = this.#takePacket();
-      len = this.#lane!.staged(packet);
-      this.#laneStaged = false;
+      len = lane.staged(packet);
     }
     if (packet && len > 0) {
       this.#out.fill(0);
@@ -642,19 +670,20 @@ export class CallMedia implements MediaSession {
 
   close(): MediaStats {
     if (!this.#closed) {
+      this.#countLaneSent();
       this.#closed = true;
       // The packets the lane took went to the bot as frames, one each.
       const laneTook = this.#w[LANE.packets]!;
-      this.stats.rtpReceived += laneTook;
-      this.stats.framesToBot += laneTook;
-      this.stats.framesFromBot += this.#w[LANE.botFrames]!;
+      this.#stats.rtpReceived += laneTook;
+      this.#stats.framesToBot += laneTook;
+      this.#stats.framesFromBot += this.#w[LANE.botFrames]!;
       this.laneTo(undefined);
       this.#lane?.detach();
       this.#peer.finish();
-      this.stats.playoutOverflowSamples = this.playout.overflowSamples;
-      this.stats.playoutTrimmedSamples = this.playout.trimmedSamples;
+      this.#stats.playoutOverflowSamples = this.playout.overflowSamples;
+      this.#stats.playoutTrimmedSamples = this.playout.trimmedSamples;
       this.socket.close();
     }
-    return this.stats;
+    return this.#stats;
   }
 }

@@ -24,6 +24,7 @@ import { nativeExport } from '../../codecs/native.js';
 import { RX, RX_WORDS } from '../../codecs/rtp-stats.js';
 import { walkRecords } from '../../sdk/mux-wire.js';
 import { PLAY, PLAY_WORDS } from './playout.js';
+import type { TickSkip } from './rtp-socket.js';
 
 /** The words of a call's block (native/rx_lane.cc `Word`). */
 export const LANE = {
@@ -64,7 +65,10 @@ export const LANE = {
    * decides: sending, no DTMF going out, the caller's address known).
    */
   txOn: 48,
-  /** 1: the lane played this tick's frame out (staged its packet); CallMedia's tick takes note. */
+  /**
+   * 1: the lane played this tick's frame out (staged its packet). The clock then skips the call's
+   * JavaScript tick and clears the word (rtp-socket.ts runTick; CallMedia.tick, called anyway, too).
+   */
   txDone: 49,
   /** The RTP header of the last packet sent: sequence number and timestamp; the SSRC; the marker to send next. */
   txSeq: 50,
@@ -78,6 +82,8 @@ export const LANE = {
   speaking: 56,
   /** 1: late-frame catch-up is on for this call. */
   catchUp: 57,
+  /** Packets the lane's tick sent for this call, ever; CallMedia adds them to its counters when they are read. */
+  txSent: 58,
 } as const;
 export const LANE_WORDS = 64;
 /** An arena record the lane took: its slot word is overwritten with this. */
@@ -194,7 +200,8 @@ export class RxLaneHost {
 
   /**
    * The send half, at the start of a tick: plays out the frame of every call it can and hands the
-   * packets to `stage` (RtpIo.stageRecords). The calls it played out see LANE.txDone in their tick.
+   * packets to `stage` (RtpIo.stageRecords). The calls it played out have LANE.txDone set: the
+   * clock does not call their JavaScript tick.
    */
   tick(stage: (records: Uint8Array, bytes: number) => void): void {
     const buf = this.#txBuf;
@@ -209,16 +216,16 @@ export class RxLaneHost {
   }
 
   /**
-   * The packet this tick staged for the call on `slot`, copied into `into` (172 bytes at least):
-   * its length, or 0. Rare (a barge-in right after the tick): a walk over the tick's records.
+   * The packet this tick staged for the call on `slot`, copied into `into` if given (172 bytes at
+   * least): its length, or 0. Rare (a barge-in): a walk over the tick's records.
    */
-  stagedPacket(slot: number, into: Uint8Array): number {
+  stagedPacket(slot: number, into?: Uint8Array): number {
     const records = this.#txStaged;
     const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
     for (let off = 0; off < records.length; off += STAGED_RECORD) {
       if (view.getUint32(off, true) !== slot) continue;
       const len = view.getUint16(off + 10, true);
-      into.set(records.subarray(off + 12, off + 12 + len));
+      into?.set(records.subarray(off + 12, off + 12 + len));
       return len;
     }
     return 0;
@@ -397,9 +404,17 @@ export class LaneSlot {
     this.native.attachBot(this.slot, down?.plan ?? null, down?.work ?? null, ring);
   }
 
-  /** The packet the tick staged last for this call, copied into `into` (172 bytes at least): its length, or 0. */
-  staged(into: Uint8Array): number {
+  /**
+   * The packet the last tick staged for this call, copied into `into` if given (172 bytes at
+   * least): its length, or 0 (the tick left this call's slot to JavaScript).
+   */
+  staged(into?: Uint8Array): number {
     return this.host.stagedPacket(this.slot, into);
+  }
+
+  /** The word the clock reads to skip the call's JavaScript tick when the lane's tick played its slot out. */
+  get tickSkip(): TickSkip {
+    return { table: this.host.table, index: this.slot * LANE_WORDS + LANE.txDone };
   }
 
   /** The call is over: the lane lets go of its arrays and stops taking its packets. */

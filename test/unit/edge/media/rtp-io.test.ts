@@ -108,6 +108,22 @@ function backendSuite(name: string, make: () => RtpIo): void {
       assert.ok(span > 9 * 20 * 0.5 && span < 9 * 20 * 3, `10 packets over ${span} ms`);
     });
 
+    it('does not call a subscriber in a beat its skip word marks done (the lane played it out), clears the word, and still runs `after`', async () => {
+      const table = new Float64Array(4);
+      let calls = 0;
+      const seen: number[] = []; // calls so far, at each beat's `after`
+      const fn = (): void => void calls++;
+      table[2] = 1; // the first beat: done already
+      io.clock.add(fn, () => {
+        seen.push(calls);
+        if (seen.length === 3) table[2] = 1; // and the fourth
+      }, { table, index: 2 });
+      await until(() => seen.length >= 6);
+      io.clock.delete(fn);
+      assert.deepEqual(seen.slice(0, 6), [0, 1, 2, 2, 3, 4]);
+      assert.equal(table[2], 0);
+    });
+
     it('acceptOnly() turns away every other source before onPacket and counts it; (0, 0) takes all again', async () => {
       const s = await io.bind('127.0.0.1', 0);
       const a = await peer();

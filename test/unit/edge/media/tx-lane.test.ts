@@ -12,7 +12,7 @@ import type { MediaStats } from '../../../../edge/api/events.js';
 import { CallMedia, type G711Name } from '../../../../edge/media/call-media.js';
 import type { PlayoutTrim } from '../../../../edge/media/playout.js';
 import { loadRxLane, RxLaneHost, type LaneSlot } from '../../../../edge/media/rx-lane.js';
-import type { RtpSocket } from '../../../../edge/media/rtp-socket.js';
+import { runTick, type RtpSocket } from '../../../../edge/media/rtp-socket.js';
 
 const CALLER = { address: '127.0.0.2', port: 40000 };
 
@@ -80,6 +80,10 @@ interface Run {
   marks: string[];
   stats: MediaStats;
   laneTicks: number;
+  /** Calls of the call's JavaScript tick. */
+  jsTicks: number;
+  /** rtpSent and octetsSent, every 50 ticks. */
+  counted: number[];
 }
 
 describe('the lane’s tick (the send half)', () => {
@@ -121,6 +125,10 @@ describe('the lane’s tick (the send half)', () => {
           { onCallerAudio: () => undefined, onDtmf: () => undefined, onMark: (name) => marks.push(`${name}@${now}`) },
         );
         const txBefore = host.txTaken;
+        // As NativeClock runs a beat: the call's JavaScript tick only when the lane's left the slot.
+        const clock = { errors: 0, onFirstError: (err: unknown) => assert.fail(String(err)) };
+        let jsTicks = 0;
+        const counted: number[] = [];
         script.forEach((frames, t) => {
           now = t;
           for (const f of frames) media.queueBotAudio(f);
@@ -131,13 +139,15 @@ describe('the lane’s tick (the send half)', () => {
           if (t === 370) media.queuePlayout(new Int16Array(800).fill(1000)); // a prompt, at the codec's rate
           wire.beginTick();
           if (useLane) host.tick((buf, bytes) => records(buf, bytes, 2).forEach((p) => wire.stage(p)));
-          media.tick();
+          runTick(clock, () => (jsTicks++, media.tick()), media.tickSkip);
           // Barge-in right after a tick, mid-burst: the staged packet turns to silence.
           if (t === 210 || t === 211) for (const name of media.clear()) marks.push(`cleared ${name}`);
           media.afterTick();
+          // What an RTCP sender report reads mid-call.
+          if (t % 50 === 49) counted.push(media.stats.rtpSent, media.peer.octetsSent);
         });
         const stats = media.close();
-        return { sent: wire.sent, marks, stats, laneTicks: host.txTaken - txBefore };
+        return { sent: wire.sent, marks, stats, laneTicks: host.txTaken - txBefore, jsTicks, counted };
       };
 
       const lane = run(true);
@@ -150,6 +160,9 @@ describe('the lane’s tick (the send half)', () => {
       assert.ok(js.sent.slice(1).every((p) => (p[1]! & 0x80) === 0 || (p[1]! & 0x7f) === 101), 'no other audio packet does');
       assert.deepEqual(lane.marks, js.marks);
       assert.deepEqual(lane.stats, js.stats, 'media counters');
+      assert.deepEqual(lane.counted, js.counted, 'packets and octets sent, read during the call');
+      assert.equal(lane.jsTicks, script.length - lane.laneTicks, 'the clock skipped the JavaScript tick of every slot the lane played out');
+      assert.equal(js.jsTicks, script.length);
       assert.ok(js.marks.some((m) => m.startsWith('m30@')) && js.marks.some((m) => m.startsWith('cleared')), js.marks.join());
       assert.ok(js.stats.playoutLateFrames! > 0, 'late frames were caught up');
       if (trim !== 'off') assert.ok(js.stats.playoutTrimmedSamples > 0, 'the trim shaved the cushion');
