@@ -278,7 +278,8 @@ export class InboundCall {
     });
     this.dialog.confirm();
     this.#retransmitOk(res, this.inviteTx, this.#cseq(this.invite));
-    this.ctx.ticker.add(this.#tick, this.#afterTick, this.#media?.tickSkip);
+    // A mux call's after-tick is housekeeping (its frames leave in the connection's batch): lazy.
+    this.ctx.ticker.add(this.#tick, this.#afterTick, { skip: this.#media?.tickSkip, lazyAfter: this.#bot instanceof MuxBotStream });
     this.ctx.nats.publishEvent({ ...this.#eventBase(), event: 'answered', codec: offer.codec.name });
     log.info({ call: this.id, sipCallId: this.sipCallId, codec: offer.codec.name }, 'answered');
   }

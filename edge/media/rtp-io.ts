@@ -5,7 +5,8 @@ import { nativeExport } from '../../codecs/native.js';
 import { monoUs32 } from './mono-clock.js';
 import { LANE_TAKEN, loadRxLane, RxLaneHost, type LaneSlot } from './rx-lane.js';
 import { Ticker } from './ticker.js';
-import { countError, ipv4ToU32, runGuarded, runTick, u32ToIpv4, type ClockSubscriber, type MediaClock, type PacketHandler, type RtpSocket, type TickSkip } from './rtp-socket.js';
+import { countError, ipv4ToU32, runGuarded, u32ToIpv4, type MediaClock, type PacketHandler, type RtpSocket } from './rtp-socket.js';
+import { ClockSubscribers, type SubscribeOptions } from './clock-subscribers.js';
 
 /**
  * The node's RTP I/O backend, chosen once at start-up:
@@ -231,7 +232,7 @@ class NativeRtpSocket implements RtpSocket {
  * again only slowly (by at most 10 % a second), because the slow wake-ups it must cover are rare.
  */
 class NativeClock implements MediaClock {
-  readonly #subscribers = new Map<() => void, ClockSubscriber>();
+  readonly #subscribers = new ClockSubscribers();
   #on = false;
   #lead: number;
   #beatsInWindow = 0;
@@ -265,8 +266,8 @@ class NativeClock implements MediaClock {
     return this.#lead;
   }
 
-  add(fn: () => void, after?: () => void, skip?: TickSkip): void {
-    this.#subscribers.set(fn, { fn, after, skip });
+  add(fn: () => void, after?: () => void, opts?: SubscribeOptions): void {
+    this.#subscribers.add(fn, after, opts);
     if (!this.#on) {
       this.#on = true;
       this.engine.setClock(true);
@@ -287,7 +288,7 @@ class NativeClock implements MediaClock {
   beat(): void {
     try {
       if (this.preTick) runGuarded(this, this.preTick);
-      for (const s of this.#subscribers.values()) runTick(this, s.fn, s.skip);
+      this.#subscribers.tick(this);
     } finally {
       // Always commit, even after a subscriber threw: the thread waits for it to send anything.
       this.engine.commit();
@@ -296,7 +297,7 @@ class NativeClock implements MediaClock {
   }
 
   sent(): void {
-    for (const s of this.#subscribers.values()) if (s.after) runGuarded(this, s.after);
+    this.#subscribers.after(this);
   }
 
   #adapt(): void {

@@ -6,6 +6,7 @@
  * backend hands them over that way, and comparing two numbers per packet allocates nothing where a
  * string would. RTP sockets are IPv4 only (udp4), as they were with dgram.
  */
+import type { SubscribeOptions } from './clock-subscribers.js';
 import type { LaneSlot } from './rx-lane.js';
 
 /**
@@ -53,10 +54,10 @@ export interface MediaClock {
   readonly periodMs: number;
   /**
    * Calls `fn` every period (build and send the RTP due now) and then, once every subscriber's
-   * packet has left, `after` (bot I/O, marks: "played" means sent). With `skip`, a beat in which
-   * the receive lane's tick already played the subscriber's slot out does not call `fn` (runTick).
+   * packet has left, `after` (bot I/O, marks: "played" means sent). `opts`: the shortcuts that
+   * spare visits when the receive lane did the work (clock-subscribers.ts).
    */
-  add(fn: () => void, after?: () => void, skip?: TickSkip): void;
+  add(fn: () => void, after?: () => void, opts?: SubscribeOptions): void;
   delete(fn: () => void): void;
   stop(): void;
   /** Ticks skipped because the event loop stalled. */
@@ -68,29 +69,11 @@ export interface MediaClock {
 
 /**
  * A word of the receive lane's table (rx-lane.ts LANE.txDone) that the lane's tick sets to 1 when
- * it has played a call's slot out: that call's JavaScript tick would only take note. At a thousand
- * calls the calls themselves (closure, call, media, block: several objects each) cost more to
- * visit than the word, which sits with every other call's in one array.
+ * it has played a call's slot out (clock-subscribers.ts).
  */
 export interface TickSkip {
   readonly table: Float64Array;
   readonly index: number;
-}
-
-/** What a clock keeps of each subscriber (add's arguments). */
-export interface ClockSubscriber {
-  readonly fn: () => void;
-  readonly after: (() => void) | undefined;
-  readonly skip: TickSkip | undefined;
-}
-
-/** One beat of one subscriber: `fn`, unless its skip word says the lane did its work (then the word is cleared). */
-export function runTick(owner: ErrorCounter, fn: () => void, skip: TickSkip | undefined): void {
-  if (skip !== undefined && skip.table[skip.index] === 1) {
-    skip.table[skip.index] = 0;
-    return;
-  }
-  runGuarded(owner, fn);
 }
 
 /**

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
 import { Worker } from 'node:worker_threads';
-import { runGuarded, runTick, type ClockSubscriber, type TickSkip } from './rtp-socket.js';
+import { ClockSubscribers, type SubscribeOptions } from './clock-subscribers.js';
 
 /**
  * One 20 ms clock for all calls of a node (DESIGN.md: one timer per shard, not one per call).
@@ -63,7 +63,7 @@ function leadFromEnv(periodMs: number): number {
 }
 
 export class Ticker {
-  readonly #subscribers = new Map<() => void, ClockSubscriber>();
+  readonly #subscribers = new ClockSubscribers();
   #timer: NodeJS.Timeout | undefined;
   #nextAt = 0;
   #worker: Worker | undefined;
@@ -99,8 +99,8 @@ export class Ticker {
    * Calls `fn` every period; `after`, if given, in the same tick once every subscriber's `fn` has
    * run. Put what must leave on time (RTP) in `fn` and the rest (bot I/O) in `after`.
    */
-  add(fn: () => void, after?: () => void, skip?: TickSkip): void {
-    this.#subscribers.set(fn, { fn, after, skip });
+  add(fn: () => void, after?: () => void, opts?: SubscribeOptions): void {
+    this.#subscribers.add(fn, after, opts);
     if (!this.#running) this.#start();
   }
 
@@ -199,7 +199,7 @@ export class Ticker {
   }
 
   #runOnce(): void {
-    for (const s of this.#subscribers.values()) runTick(this, s.fn, s.skip);
-    for (const s of this.#subscribers.values()) if (s.after) runGuarded(this, s.after);
+    this.#subscribers.tick(this);
+    this.#subscribers.after(this);
   }
 }

@@ -12,7 +12,8 @@ import type { MediaStats } from '../../../../edge/api/events.js';
 import { CallMedia, type G711Name } from '../../../../edge/media/call-media.js';
 import type { PlayoutTrim } from '../../../../edge/media/playout.js';
 import { loadRxLane, RxLaneHost, type LaneSlot } from '../../../../edge/media/rx-lane.js';
-import { runTick, type RtpSocket } from '../../../../edge/media/rtp-socket.js';
+import { ClockSubscribers } from '../../../../edge/media/clock-subscribers.js';
+import type { RtpSocket } from '../../../../edge/media/rtp-socket.js';
 
 const CALLER = { address: '127.0.0.2', port: 40000 };
 
@@ -129,6 +130,8 @@ describe('the lane’s tick (the send half)', () => {
         const clock = { errors: 0, onFirstError: (err: unknown) => assert.fail(String(err)) };
         let jsTicks = 0;
         const counted: number[] = [];
+        const subscribers = new ClockSubscribers();
+        subscribers.add(() => (jsTicks++, media.tick()), undefined, { skip: media.tickSkip });
         script.forEach((frames, t) => {
           now = t;
           for (const f of frames) media.queueBotAudio(f);
@@ -139,7 +142,7 @@ describe('the lane’s tick (the send half)', () => {
           if (t === 370) media.queuePlayout(new Int16Array(800).fill(1000)); // a prompt, at the codec's rate
           wire.beginTick();
           if (useLane) host.tick((buf, bytes) => records(buf, bytes, 2).forEach((p) => wire.stage(p)));
-          runTick(clock, () => (jsTicks++, media.tick()), media.tickSkip);
+          subscribers.tick(clock);
           // Barge-in right after a tick, mid-burst: the staged packet turns to silence.
           if (t === 210 || t === 211) for (const name of media.clear()) marks.push(`cleared ${name}`);
           media.afterTick();
