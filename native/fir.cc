@@ -36,6 +36,11 @@ void UpPhase(const int16_t* c, size_t len, const int16_t* x, size_t n, size_t F,
 // outputs at a time, so its taps are a contiguous dot product too. The block bounds the stack; each
 // block re-copies only len − 1 inputs of the previous one.
 constexpr size_t kBlock = 256;
+template <size_t S>
+inline void Gather(const int16_t* __restrict from, int16_t* __restrict to, size_t n, size_t stride) {
+  const size_t step = S ? S : stride;
+  for (size_t v = 0; v < n; v++) to[v] = from[v * step];
+}
 constexpr size_t kMaxFactor = 6;
 
 // Up and Down are built twice, for baseline x86-64 and for AVX2 (16 products per vpmaddwd instead
@@ -124,7 +129,10 @@ BOTEDGE_SIMD_CLONES size_t FirPlan::Down(const int16_t* work, size_t start, size
       // stream[v] = x[F·(k0 + v − reach_q) − q]: tap j of output k0 + k reads stream[k + j].
       const int16_t* from = x + F * k0 - q - F * reach_[q];
       int16_t* stream = streams[q];
-      for (size_t v = 0; v < count + len - 1; v++) stream[v] = from[v * F];
+      // Every F-th input. A stride known at compile time (2: 16 → 8 kHz, the common case) lets
+      // GCC load whole vectors and pick the lanes; a runtime stride is one load per sample.
+      if (F == 2) Gather<2>(from, stream, count + len - 1, F);
+      else Gather<0>(from, stream, count + len - 1, F);
     }
     if (nyquist_) {
       // Sub-filter 0 is the centre tap, the others 24 taps each: each output is one product plus
