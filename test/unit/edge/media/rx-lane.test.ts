@@ -265,6 +265,47 @@ describe('the G.711 receive lane', () => {
     assert.equal(media.close().framesToBot, 451);
   });
 
+  it("finds each of a connection's streams for the bot's frames, bound in any order, and none once unbound", () => {
+    if (Lane instanceof Error) assert.fail(Lane.message);
+    const host = new RxLaneHost(Lane, new ArrayBuffer(1 << 16), new ArrayBuffer(1 << 16), 8);
+    const out = host.openOutput(() => true, () => undefined);
+    const call = (slot: number, stream: number) => {
+      const media = new CallMedia(socketFor(host.slot(slot)), 30000, { codec: 'PCMU', payloadType: 0, remote: { address: '127.0.0.2', port: CALLER_PORT }, symmetric: false, playoutCapacity: 8000 * 5, botRate: 8000 }, { onCallerAudio: () => undefined, onDtmf: () => undefined, onMark: () => undefined });
+      media.laneTo({ output: out, stream });
+      return media;
+    };
+    // Bound out of id order (a connection gives ids in order; calls may reach the lane in another).
+    const a = call(1, 7);
+    const b = call(2, 3);
+    const c = call(3, 9);
+    const d = call(4, 12);
+    const message = (streams: number[]) =>
+      Buffer.concat(
+        streams.map((id) => {
+          const rec = Buffer.alloc(8 + 320);
+          rec.writeUInt32LE(id, 0);
+          rec.writeUInt32LE(320, 4);
+          return rec;
+        }),
+      );
+    const ids = (msg: Buffer) => Array.from({ length: msg.length / 328 }, (_, i) => msg.readUInt32LE(i * 328));
+    let msg = message([3, 9, 7, 11, 9, 12, 7, 9, 1]);
+    assert.equal(out.runBot(msg), 7);
+    assert.deepEqual(ids(msg), [LANE_TAKEN, LANE_TAKEN, LANE_TAKEN, 11, LANE_TAKEN, LANE_TAKEN, LANE_TAKEN, LANE_TAKEN, 1], 'unknown streams left to JavaScript');
+    assert.deepEqual([a, b, c, d].map((m) => m.playout.buffered), [320, 160, 480, 160], "each frame in its own call's playout");
+    b.laneTo(undefined);
+    d.close();
+    msg = message([12, 3, 7, 9]);
+    assert.equal(out.runBot(msg), 2);
+    assert.deepEqual(ids(msg), [12, 3, LANE_TAKEN, LANE_TAKEN]);
+    const e = call(5, 3); // a stream bound again (to another call)
+    msg = message([3]);
+    assert.equal(out.runBot(msg), 1);
+    assert.deepEqual([e.playout.buffered, b.playout.buffered], [160, 160]);
+    for (const m of [a, b, c, e]) m.close();
+    out.close();
+  });
+
   it('grows a batch past its first buffer, keeping every record in order', () => {
     if (Lane instanceof Error) assert.fail(Lane.message);
     const host = new RxLaneHost(Lane, new ArrayBuffer(1 << 16), new ArrayBuffer(1 << 16), 4);
