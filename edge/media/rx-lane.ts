@@ -67,7 +67,7 @@ export const LANE = {
   txOn: 48,
   /**
    * 1: the lane played this tick's frame out (staged its packet). The clock then skips the call's
-   * JavaScript tick and clears the word (rtp-socket.ts runTick; CallMedia.tick, called anyway, too).
+   * JavaScript tick and clears the word (clock-subscribers.ts; CallMedia.tick, if called, too).
    */
   txDone: 49,
   /** The RTP header of the last packet sent: sequence number and timestamp; the SSRC; the marker to send next. */
