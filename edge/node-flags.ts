@@ -22,11 +22,11 @@
  * `--heap-growing-percent=200`: after each major GC V8 lets the old generation grow by a factor
  * it derives from its own speed figures; for a media node's small heap (≈ 24 MB at 400 mux calls)
  * it chose ≈ 1.5, and with the mux connection's large per-tick messages a new marking began
- * almost as soon as the last one ended: a major GC every 0.5–1 s that frees 1–2 MB, 66 ms of
- * marking per second at 400 calls, about an eighth of the node's CPU. A fixed factor of 3 leaves
+ * almost as soon as the last one ended: a major GC every 0.5–1 s that frees 1–2 MB, 38–66 ms of
+ * marking per second at 400 calls (12.7 % of the node's CPU samples). A fixed factor of 3 leaves
  * room enough that the old generation's real growth sets the pace: none or one per run, the same
- * resident memory, 5–15 % less CPU per call-second with `native-mux` (docs/benchmarks/capacity.md,
- * "Major GCs"). A node that really grows its heap still collects: at three times what was live.
+ * resident memory, 9–15 % less CPU per call-second at 600 `native-mux` calls
+ * (docs/benchmarks/capacity.md, "Measured: major GCs and the filters"). A node that really grows its heap still collects: at three times what was live.
  *
  * V8 reads both only at start-up (v8.setFlagsFromString is too late), hence flags, not code.
  */

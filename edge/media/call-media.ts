@@ -9,7 +9,8 @@ import { DtmfSender } from './dtmf-sender.js';
 import { newPlayout, PLAY_WORDS, type PlayoutBuffer } from './playout.js';
 import { RtpPeer } from './rtp-peer.js';
 import { LANE, LANE_WORDS, type LaneSlot, type LaneTarget } from './rx-lane.js';
-import type { RtpSocket, TickSkip } from './rtp-socket.js';
+import type { TickSkip } from './clock-subscribers.js';
+import type { RtpSocket } from './rtp-socket.js';
 import { newMediaStats, type CallMediaSink, type MediaSession, type MediaSessionOptions } from './session.js';
 
 export type { CallMediaSink } from './session.js';
@@ -596,11 +597,12 @@ export class CallMedia implements MediaSession {
     const dropped: string[] = [];
     let packet = this.#lastAudio;
     let len = this.#lastAudioLen;
-    const lane = this.#lane;
-    if (lane && lane.staged() > 0) {
-      // The lane's tick staged this tick's packet (#lastAudio, if any, is an older tick's): a copy to silence.
+    // The lane's tick staged this tick's packet (#lastAudio, if any, is an older tick's): a copy,
+    // into the packet buffer #takePacket hands out next, to silence.
+    const staged = this.#lane?.staged(this.#packets[this.#nextPacket]!) ?? 0;
+    if (staged > 0) {
       packet = this.#takePacket();
-      len = lane.staged(packet);
+      len = staged;
     }
     if (packet && len > 0) {
       this.#out.fill(0);

@@ -1,7 +1,7 @@
 /**
  * A media clock's subscribers (Ticker, NativeClock): each answered call's tick and after-tick,
  * run once per beat, in two phases (every tick, then every after-tick: RTP leaves before any bot
- * I/O). A throw is counted on the clock and reported once (countError), and the others still run.
+ * I/O). A throw is counted on the clock and reported once (runGuarded), and the others still run.
  *
  * At a thousand calls, visiting the calls is itself a cost: each visit touches a call's closure,
  * media, bot stream and block. Two shortcuts skip visits that would do nothing:
@@ -13,7 +13,13 @@
  *   tick was skipped it runs only every LAZY_EVERY-th beat, the subscribers spread over the phases
  *   so that some call of a connection still maintains it every beat.
  */
-import { countError, type ErrorCounter, type TickSkip } from './rtp-socket.js';
+import { runGuarded, type ErrorCounter } from './rtp-socket.js';
+
+/** A word of the receive lane's table (rx-lane.ts LANE.txDone): 1 when the lane's tick played a call's slot out. */
+export interface TickSkip {
+  readonly table: Float64Array;
+  readonly index: number;
+}
 
 /** Beats between a lazy after-tick's runs when the lane does the call's ticks. */
 export const LAZY_EVERY = 5;
@@ -62,11 +68,7 @@ export class ClockSubscribers {
         continue;
       }
       s.skipped = false;
-      try {
-        s.fn();
-      } catch (err) {
-        countError(owner, err);
-      }
+      runGuarded(owner, s.fn);
     }
   }
 
@@ -75,11 +77,7 @@ export class ClockSubscribers {
     const phase = this.#beats++ % LAZY_EVERY;
     for (const s of this.#subscribers.values()) {
       if (s.after === undefined || (s.skipped && s.lazy && s.phase !== phase)) continue;
-      try {
-        s.after();
-      } catch (err) {
-        countError(owner, err);
-      }
+      runGuarded(owner, s.after);
     }
   }
 }

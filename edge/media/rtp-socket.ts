@@ -68,15 +68,6 @@ export interface MediaClock {
 }
 
 /**
- * A word of the receive lane's table (rx-lane.ts LANE.txDone) that the lane's tick sets to 1 when
- * it has played a call's slot out (clock-subscribers.ts).
- */
-export interface TickSkip {
-  readonly table: Float64Array;
-  readonly index: number;
-}
-
-/**
  * Runs one subscriber of a clock: a bug in one call's media must not stop every other call's audio,
  * so a throw is counted on `owner` and only the first one reported (not 50 times a second).
  */

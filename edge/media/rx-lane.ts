@@ -24,7 +24,7 @@ import { nativeExport } from '../../codecs/native.js';
 import { RX, RX_WORDS } from '../../codecs/rtp-stats.js';
 import { walkRecords } from '../../sdk/mux-wire.js';
 import { PLAY, PLAY_WORDS } from './playout.js';
-import type { TickSkip } from './rtp-socket.js';
+import type { TickSkip } from './clock-subscribers.js';
 
 /** The words of a call's block (native/rx_lane.cc `Word`). */
 export const LANE = {
@@ -216,16 +216,16 @@ export class RxLaneHost {
   }
 
   /**
-   * The packet this tick staged for the call on `slot`, copied into `into` if given (172 bytes at
-   * least): its length, or 0. Rare (a barge-in): a walk over the tick's records.
+   * The packet this tick staged for the call on `slot`, copied into `into` (172 bytes at least):
+   * its length, or 0. Rare (a barge-in): a walk over the tick's records.
    */
-  stagedPacket(slot: number, into?: Uint8Array): number {
+  stagedPacket(slot: number, into: Uint8Array): number {
     const records = this.#txStaged;
     const view = new DataView(records.buffer, records.byteOffset, records.byteLength);
     for (let off = 0; off < records.length; off += STAGED_RECORD) {
       if (view.getUint32(off, true) !== slot) continue;
       const len = view.getUint16(off + 10, true);
-      into?.set(records.subarray(off + 12, off + 12 + len));
+      into.set(records.subarray(off + 12, off + 12 + len));
       return len;
     }
     return 0;
@@ -405,10 +405,10 @@ export class LaneSlot {
   }
 
   /**
-   * The packet the last tick staged for this call, copied into `into` if given (172 bytes at
-   * least): its length, or 0 (the tick left this call's slot to JavaScript).
+   * The packet the last tick staged for this call, copied into `into` (172 bytes at least): its
+   * length, or 0 (the tick left this call's slot to JavaScript).
    */
-  staged(into?: Uint8Array): number {
+  staged(into: Uint8Array): number {
     return this.host.stagedPacket(this.slot, into);
   }
 

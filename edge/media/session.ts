@@ -2,7 +2,7 @@ import type { DtmfKeyPress } from '../../codecs/telephone-event.js';
 import type { MediaStats } from '../api/events.js';
 import type { PlayoutBuffer, PlayoutTrim } from './playout.js';
 import type { RtpPeer } from './rtp-peer.js';
-import type { TickSkip } from './rtp-socket.js';
+import type { TickSkip } from './clock-subscribers.js';
 
 /**
  * What a call (edge/call.ts) needs from its media, whichever codec the caller negotiated:
@@ -37,7 +37,7 @@ export interface MediaSession {
   sendDtmf(digits: string, durationMs: number): boolean;
   /** Phase 1 of the node tick: this call's RTP. */
   tick(): void;
-  /** Given to the clock with `tick`: when the receive lane's tick did a beat's work, `tick` is not called (rtp-socket.ts). */
+  /** Given to the clock with `tick`: when the receive lane's tick did a beat's work, `tick` is not called (clock-subscribers.ts). */
   readonly tickSkip?: TickSkip | undefined;
   /** Phase 2: reports marks whose audio has left. */
   afterTick(): void;
