@@ -35,24 +35,31 @@ export class SipTransport {
     private readonly receive: SipReceiver,
   ) {}
 
-  static async listen(host: string, port: number, receive: SipReceiver): Promise<SipTransport> {
-    const udp = createSocket({ type: 'udp4' });
-    await new Promise<void>((resolve, reject) => {
-      udp.once('error', reject);
-      udp.bind(port, host, () => {
-        udp.off('error', reject);
-        resolve();
-      });
-    });
-    const boundPort = udp.address().port;
-    const server = createServer();
-    await new Promise<void>((resolve, reject) => {
-      server.once('error', reject);
-      server.listen(boundPort, host, () => {
-        server.off('error', reject);
-        resolve();
-      });
-    });
+  /**
+   * Binds UDP and TCP on `port`. Port 0 lets the kernel choose the UDP port from its ephemeral
+   * range, where the same number can already be the local port of one of our outgoing TCP
+   * connections (a bot's WebSocket): then TCP cannot listen on it, and we try another choice.
+   * `ports` is the sequence of UDP ports to try; a test hands it a port it holds on TCP first.
+   */
+  static async listen(host: string, port: number, receive: SipReceiver, ports: Iterable<number> = port === 0 ? zeroTries() : [port]): Promise<SipTransport> {
+    let lastError: Error | undefined;
+    const tried: number[] = [];
+    for (const p of ports) {
+      const udp = await bindUdp(host, p);
+      try {
+        tried.push(udp.address().port);
+        const server = await listenTcp(host, udp.address().port);
+        return SipTransport.#adoptBound(udp, server, receive);
+      } catch (err) {
+        await new Promise<void>((resolve) => udp.close(() => resolve()));
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+        lastError = err as Error;
+      }
+    }
+    throw new Error(`SIP needs one port free for both UDP and TCP; on ${host} TCP was taken on ${tried.join(', ')}`, { cause: lastError });
+  }
+
+  static #adoptBound(udp: UdpSocket, server: Server, receive: SipReceiver): SipTransport {
     const t = new SipTransport(udp, server, receive);
     udp.on('message', (buf, rinfo) => t.#onBytes(buf, { address: rinfo.address, port: rinfo.port, transport: 'udp' }));
     udp.on('error', (err) => log.error({ err: err.message }, 'udp socket error'));
@@ -178,4 +185,31 @@ export function badRequestFor(buf: Uint8Array, err: SipParseError): Buffer | und
   }
   const reason = `Bad Request (${err.kind}: ${err.message})`.replace(/[\r\n]+/g, ' ').slice(0, 200);
   return Buffer.from(`SIP/2.0 400 ${reason}\r\n${lines.join('\r\n')}\r\nContent-Length: 0\r\n\r\n`, 'latin1');
+}
+
+/** Port 0 a few times: each is a fresh choice by the kernel. */
+function* zeroTries(): Generator<number> {
+  for (let i = 0; i < 8; i++) yield 0;
+}
+
+function bindUdp(host: string, port: number): Promise<UdpSocket> {
+  const udp = createSocket({ type: 'udp4' });
+  return new Promise((resolve, reject) => {
+    udp.once('error', reject);
+    udp.bind(port, host, () => {
+      udp.off('error', reject);
+      resolve(udp);
+    });
+  });
+}
+
+function listenTcp(host: string, port: number): Promise<Server> {
+  const server = createServer();
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
 }
