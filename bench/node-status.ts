@@ -21,6 +21,8 @@ export interface RtpSends {
   laneTaken?: number;
   /** Sent by the lane's tick (its send half); absent when no node runs it. */
   laneTxTaken?: number;
+  /** Bot frames the lane queued for playout (mux batches and sockets per call); absent when no node runs it. */
+  laneBotTaken?: number;
 }
 
 export interface NodeWindow {
@@ -33,7 +35,7 @@ export interface NodeWindow {
  * Asks every node for its status and starts a new event-loop delay window on each (`reset`).
  */
 export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Promise<NodeWindow> {
-  type Reply = { eventLoopDelayMs: LoopDelay; rtpIo?: { sent?: number; sentNow?: number; received?: number; laneTaken?: number; laneTxTaken?: number } };
+  type Reply = { eventLoopDelayMs: LoopDelay; rtpIo?: { sent?: number; sentNow?: number; received?: number; laneTaken?: number; laneTxTaken?: number; laneBotTaken?: number } };
   const replies = await Promise.all(
     nodeIds.map((id) =>
       nc
@@ -56,12 +58,13 @@ export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Pro
             received: io.reduce((s, r) => s + (r!.received ?? 0), 0),
             ...laneSum(io, 'laneTaken'),
             ...laneSum(io, 'laneTxTaken'),
+            ...laneSum(io, 'laneBotTaken'),
           },
   };
 }
 
 /** A lane counter summed over the nodes that run the lane (a node without it says -1), or nothing when none does. */
-function laneSum<K extends 'laneTaken' | 'laneTxTaken'>(io: ({ [k in K]?: number } | undefined)[], key: K): { [k in K]?: number } {
+function laneSum<K extends 'laneTaken' | 'laneTxTaken' | 'laneBotTaken'>(io: ({ [k in K]?: number } | undefined)[], key: K): { [k in K]?: number } {
   if (!io.some((r) => (r?.[key] ?? -1) >= 0)) return {};
   return { [key]: io.reduce((s, r) => s + Math.max(0, r?.[key] ?? 0), 0) } as { [k in K]?: number };
 }

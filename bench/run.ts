@@ -144,6 +144,8 @@ export interface BenchResult {
   rx_lane_share?: number;
   /** Packets to the callers the lane's tick sent, of all RTP the node sent in the window (absent: no lane tick). */
   tx_lane_share?: number;
+  /** Bot frames the lane queued for playout, per call-second (50 when every bot frame of every call goes that way; absent: no lane). */
+  bot_lane_frames_per_call_second?: number;
   /** Opus runs: how loss was counted, and that latency was not measured. */
   note?: string;
 }
@@ -198,6 +200,8 @@ export interface StepResult {
   rx_lane_share?: number;
   /** Packets to the callers the lane's tick sent, of all RTP the node sent in the window (absent: no lane tick). */
   tx_lane_share?: number;
+  /** Bot frames the lane queued for playout, per call-second (50 when every bot frame of every call goes that way; absent: no lane). */
+  bot_lane_frames_per_call_second?: number;
 }
 
 export interface BenchDetails {
@@ -480,6 +484,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         // At most 1: the I/O thread counts a packet when it reads it, the lane a little later.
         ...(rtpA?.laneTaken !== undefined && rtpB?.laneTaken !== undefined ? { rx_lane_share: Math.min(1, round((rtpB.laneTaken - rtpA.laneTaken) / Math.max(1, rtpB.received - rtpA.received), 4)) } : {}),
         ...(rtpA?.laneTxTaken !== undefined && rtpB?.laneTxTaken !== undefined ? { tx_lane_share: Math.min(1, round((rtpB.laneTxTaken - rtpA.laneTxTaken) / Math.max(1, rtpB.sent - rtpA.sent), 4)) } : {}),
+        ...(rtpA?.laneBotTaken !== undefined && rtpB?.laneBotTaken !== undefined ? { bot_lane_frames_per_call_second: round((rtpB.laneBotTaken - rtpA.laneBotTaken) / perCallS, 2) } : {}),
       };
       if (viaProxy) {
         // Calls each node holds, from the cluster table (its own row), right after the window.
@@ -555,6 +560,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       ...(chosen.rtp_sent_now_share !== undefined ? { rtp_sent_now_share: chosen.rtp_sent_now_share } : {}),
       ...(chosen.rx_lane_share !== undefined ? { rx_lane_share: chosen.rx_lane_share } : {}),
       ...(chosen.tx_lane_share !== undefined ? { tx_lane_share: chosen.tx_lane_share } : {}),
+      ...(chosen.bot_lane_frames_per_call_second !== undefined ? { bot_lane_frames_per_call_second: chosen.bot_lane_frames_per_call_second } : {}),
       ...(isOpus
         ? { note: 'opus: loss counted by frames (bot frames and RTP packets back vs RTP packets sent, per window by arrival), latency not measured (no marker survives the codec): latency_ms fields are 0' }
         : {}),

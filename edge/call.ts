@@ -236,6 +236,8 @@ export class InboundCall {
         {
           onCommand: (cmd) => this.#onBotCommand(cmd),
           onClose: (reason, failure) => this.#onBotGone(reason, failure),
+          // The bot's plain frames straight into playout; not while a fallback prompt plays (#onBotCommand drops them).
+          takeAudio: (bytes) => !this.#inFallback && this.#media instanceof CallMedia && this.#media.takeBotFrame(bytes),
         },
       );
     } catch (err) {

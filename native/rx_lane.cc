@@ -222,6 +222,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
                         InstanceMethod<&RxLane::Bind>("bind"),
                         InstanceMethod<&RxLane::Unbind>("unbind"),
                         InstanceMethod<&RxLane::RunBot>("runBot"),
+                        InstanceMethod<&RxLane::TakeBotFrame>("takeBot"),
                         InstanceMethod<&RxLane::Table>("table"),
                         InstanceMethod<&RxLane::OpenOutput>("openOutput"),
                         InstanceMethod<&RxLane::CloseOutput>("closeOutput"),
@@ -570,6 +571,20 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
       off = start + len;
     }
     return Napi::Number::New(env, static_cast<double>(taken));
+  }
+
+  // takeBot(slot, frame: Uint8Array) → boolean: one binary message of a bot with a socket of its
+  // own, bare PCM at the bot's rate (edge/bot/bot-stream.ts); false leaves it to JavaScript.
+  Napi::Value TakeBotFrame(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber() || !IsTyped(info[1], napi_uint8_array)) return Fail(env, "takeBot(slot, frame: Uint8Array)"), env.Undefined();
+    const uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
+    if (slot >= calls_.size()) return Fail(env, "slot out of range"), env.Undefined();
+    auto frame = info[1].As<Napi::Uint8Array>();
+    // A message is one frame: nothing of this call's is deferred behind it in the same run.
+    if (++bot_run_ == 0) bot_run_ = 1;
+    const bool taken = frame.ElementLength() <= UINT32_MAX && TakeBot(slot, frame.Data(), static_cast<uint32_t>(frame.ElementLength()));
+    return Napi::Boolean::New(env, taken);
   }
 
   // CallMedia.queueBotAudio and PlayoutBuffer.push for one plain frame: a whole 20 ms at the bot's

@@ -29,6 +29,12 @@ export interface BotStreamHandlers {
    * reading, or the socket dropped without a close handshake) rather than closing normally.
    */
   onClose(reason: string, failure: boolean): void;
+  /**
+   * A binary message of a protocol whose binary frames are bare PCM (`BotProtocol.binaryIsPcm`),
+   * before it is decoded: true when the call queued it for playout itself (the receive lane),
+   * and nothing else is done with it.
+   */
+  takeAudio?(bytes: Buffer): boolean;
 }
 
 export interface BotStreamOptions {
@@ -129,6 +135,10 @@ export class BotStream {
 
   #onMessage(buf: Buffer, isBinary: boolean): void {
     if (this.#closed) return;
+    if (isBinary && this.protocol.binaryIsPcm && this.handlers.takeAudio?.(buf)) {
+      this.framesReceived++;
+      return;
+    }
     const d = this.protocol.decode(buf, isBinary);
     if (!d.ok) {
       this.#bad(d.kind, d.reason);

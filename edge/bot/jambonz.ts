@@ -36,6 +36,7 @@ const JambonzInSchema = z.discriminatedUnion('type', [
 export class JambonzProtocol implements BotProtocol {
   readonly name = 'jambonz' as const;
   readonly subprotocols: string[];
+  readonly binaryIsPcm = true;
 
   constructor(
     private readonly call: CallInfo,

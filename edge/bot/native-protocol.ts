@@ -59,6 +59,7 @@ export const DEFAULT_DTMF_MS = 100;
 export class NativeProtocol implements BotProtocol {
   readonly name = 'native' as const;
   readonly subprotocols: string[] = [];
+  readonly binaryIsPcm = true;
 
   constructor(
     private readonly call: CallInfo,

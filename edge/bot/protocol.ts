@@ -64,6 +64,8 @@ export interface BotProtocol {
   readonly rate: BotRate;
   /** WebSocket subprotocols to offer (jambonz); empty for none. */
   readonly subprotocols: string[];
+  /** Binary frames from the bot are bare 16-bit PCM at `rate`, nothing else (native, jambonz). */
+  readonly binaryIsPcm: boolean;
   /** Extra handshake headers (e.g. `X-Twilio-Signature`), given the exact URL connected to. */
   handshakeHeaders(url: string): Record<string, string>;
   /** Frames sent as soon as the socket opens (native `start`; twilio `connected` + `start`; jambonz metadata). */

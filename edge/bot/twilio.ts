@@ -53,6 +53,8 @@ export class TwilioProtocol implements BotProtocol {
   readonly name = 'twilio' as const;
   readonly rate = 8000 as const;
   readonly subprotocols: string[] = [];
+  /** Media arrives as JSON text (base64 µ-law); a binary frame is an error. */
+  readonly binaryIsPcm = false;
   readonly streamSid = sid('MZ');
   readonly callSid = sid('CA');
   #seq = 0;

@@ -434,6 +434,15 @@ export class CallMedia implements MediaSession {
     }
   }
 
+  /**
+   * A bot's binary message of bare PCM at the bot's rate, from a bot with a socket of its own:
+   * true when the lane queued it for playout (what queueBotAudio would have done), false when the
+   * caller must decode it and call queueBotAudio.
+   */
+  takeBotFrame(bytes: Uint8Array): boolean {
+    return this.#laneTarget !== undefined && !this.#closed && this.#lane!.takeBot(bytes);
+  }
+
   /** Queues bot audio (PCM at the bot's rate) for playout. */
   queueBotAudio(samples: Int16Array): void {
     this.#stats.framesFromBot++;

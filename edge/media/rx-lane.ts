@@ -95,6 +95,7 @@ interface NativeRxLane {
   bind(output: number, stream: number, slot: number): void;
   unbind(output: number, stream: number): void;
   runBot(output: number, msg: Uint8Array): number;
+  takeBot(slot: number, frame: Uint8Array): boolean;
   table(): ArrayBuffer;
   detach(slot: number): void;
   run(arena: 0 | 1, length: number): number;
@@ -402,6 +403,17 @@ export class LaneSlot {
    */
   attachBot(down: { plan: FirPlan; work: Int16Array } | undefined, ring: Int16Array): void {
     this.native.attachBot(this.slot, down?.plan ?? null, down?.work ?? null, ring);
+  }
+
+  /**
+   * One binary message of a bot with a socket of its own, bare PCM at the bot's rate: queued for
+   * playout here when it is a plain frame (LaneOutput.runBot's test, per frame), else false and
+   * JavaScript queues it.
+   */
+  takeBot(frame: Uint8Array): boolean {
+    const taken = this.native.takeBot(this.slot, frame);
+    if (taken) this.host.botTaken++;
+    return taken;
   }
 
   /**

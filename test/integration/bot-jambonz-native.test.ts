@@ -98,6 +98,26 @@ describe('jambonz and native protocols: conformance', { timeout: 45000 }, () => 
       const played = caller.rx.slice(from).filter((p) => p.peak > 2000).length;
       assert.ok(played >= 29 && played <= 31, `${played} packets for 0.6 s`);
 
+      // Bot → caller frame by frame, each 20 ms its own message as a live bot sends them: all
+      // played, and with native RTP I/O queued by the receive lane (no decode in JavaScript).
+      await sleep(100);
+      const fromFrames = caller.rx.length;
+      const laneBotTaken = async () => {
+        const nc = await connect({ servers: nats.url });
+        const st = (await nc.request('botedge.v1.node.media-bot-jambonz.status', '', { timeout: 2000 })).json<{ rtpIo: { backend: string; laneBotTaken?: number } }>();
+        await nc.close();
+        return st.rtpIo;
+      };
+      const before = await laneBotTaken();
+      const frames = tone(3200, 16000, 1000, 8000);
+      for (let i = 0; i < 10; i++) {
+        c.ws.send(pcmBytes(frames.subarray(i * 320, (i + 1) * 320)), { binary: true });
+        await sleep(20);
+      }
+      await until(() => caller.rx.slice(fromFrames).filter((p) => p.peak > 2000).length >= 10, 2000, '10 frames played');
+      const after = await laneBotTaken();
+      if (after.backend === 'native') assert.ok(after.laneBotTaken! - before.laneBotTaken! >= 8, `the lane queued ${after.laneBotTaken! - before.laneBotTaken!} of 10 frames`);
+
       // killAudio: audio stops, the pending mark comes back "cleared"; clearMarks forgets silently.
       c.ws.send(pcmBytes(tone(32000, 16000, 1000, 8000)), { binary: true });
       c.ws.send(JSON.stringify({ type: 'mark', data: { name: 'b' } }));

@@ -378,7 +378,7 @@ describe('the G.711 receive lane', () => {
   });
 
   for (const botRate of [16000, 8000] as const) {
-    it(`queues the bot's frames for playout exactly as the JavaScript path does: bursts, late frames, marks, clear (${botRate / 1000} kHz bot)`, () => {
+    it(`queues the bot's frames for playout exactly as the JavaScript path does, from a mux batch and from a socket per call: bursts, late frames, marks, clear (${botRate / 1000} kHz bot)`, () => {
       if (Lane instanceof Error) assert.fail(Lane.message);
       const arenas = [new ArrayBuffer(1 << 16), new ArrayBuffer(1 << 16)] as const;
       const host = new RxLaneHost(Lane, arenas[0], arenas[1], 8);
@@ -407,27 +407,40 @@ describe('the G.711 receive lane', () => {
         return Buffer.concat([Buffer.alloc(1), ...parts]).subarray(1);
       };
 
-      const run = (useLane: boolean) => {
+      // 'mux': the bot's messages through a mux connection's batch (runBot); 'direct': a bot with
+      // a socket of its own, each frame its own message (takeBotFrame); 'js': JavaScript only.
+      const run = (mode: 'mux' | 'direct' | 'js') => {
         const sent: number[][] = [];
         const marks: string[] = [];
-        const slot = useLane ? host.slot(5) : undefined;
-        const out = useLane ? host.openOutput(() => true, () => undefined) : undefined;
+        const slot = mode !== 'js' ? host.slot(5) : undefined;
+        const out = mode === 'mux' ? host.openOutput(() => true, () => undefined) : undefined;
         const media = new CallMedia(socketFor(slot, sent), 30000, { codec: 'PCMU', payloadType: 0, remote: { address: '127.0.0.2', port: CALLER_PORT }, symmetric: false, playoutCapacity: 8000 * 5, botRate }, {
           onCallerAudio: () => undefined,
           onDtmf: () => undefined,
           onMark: (name) => marks.push(name),
         });
         if (out) media.laneTo({ output: out, stream: 3 });
+        if (mode === 'direct') media.laneDirect();
+        const taken0 = host.botTaken;
         let taken = 0;
         script.forEach((frames, t) => {
-          const msg = message(frames, 3);
-          if (out) taken += out.runBot(msg);
-          // What is left goes the way MuxConnection and the call hand it over.
-          for (let off = 0; off < msg.length; ) {
-            const id = msg.readUInt32LE(off);
-            const len = msg.readUInt32LE(off + 4);
-            if (id !== LANE_TAKEN) media.queueBotAudio(new Int16Array(new Uint8Array(msg.subarray(off + 8, off + 8 + len)).buffer));
-            off += 8 + len;
+          if (mode === 'direct') {
+            for (const f of frames) {
+              // At an odd offset of a larger buffer, as a WebSocket message can arrive.
+              const bytes = Buffer.concat([Buffer.alloc(1), Buffer.from(f.buffer, f.byteOffset, f.byteLength)]).subarray(1);
+              if (media.takeBotFrame(bytes)) taken++;
+              else media.queueBotAudio(f);
+            }
+          } else {
+            const msg = message(frames, 3);
+            if (out) taken += out.runBot(msg);
+            // What is left goes the way MuxConnection and the call hand it over.
+            for (let off = 0; off < msg.length; ) {
+              const id = msg.readUInt32LE(off);
+              const len = msg.readUInt32LE(off + 4);
+              if (id !== LANE_TAKEN) media.queueBotAudio(new Int16Array(new Uint8Array(msg.subarray(off + 8, off + 8 + len)).buffer));
+              off += 8 + len;
+            }
           }
           if (t === 30 || t === 60 || t === 150) media.playout.mark(`m${t}`);
           if (t === 70) for (const name of media.clear()) marks.push(`cleared ${name}`); // mid-burst
@@ -436,21 +449,26 @@ describe('the G.711 receive lane', () => {
         });
         // A stream the lane does not know: left alone.
         if (out) assert.equal(out.runBot(message([pcm(frame)], 4)), 0);
+        if (mode !== 'js') assert.equal(host.botTaken - taken0, taken, 'the host counts what the lane took');
         const stats = media.close();
+        // A closed call's frames are left to JavaScript (which drops them).
+        if (mode === 'direct') assert.equal(media.takeBotFrame(Buffer.alloc(frame * 2)), false);
         out?.close();
         return { sent, marks, stats, taken };
       };
 
-      const lane = run(true);
-      const js = run(false);
-      assert.equal(lane.sent.length, js.sent.length, 'packets to the caller');
-      // Payloads (the RTP headers' random SSRC and sequence differ between the two calls).
-      for (let i = 0; i < js.sent.length; i++) assert.deepEqual(lane.sent[i]!.slice(12), js.sent[i]!.slice(12), `packet ${i}`);
-      assert.deepEqual(lane.marks, js.marks);
+      const js = run('js');
       assert.deepEqual(js.marks, ['m30', 'cleared m60', 'm150'], 'marks: played, cleared with the burst, played');
-      assert.deepEqual(lane.stats, js.stats, 'media counters');
       assert.ok(js.stats.playoutLateFrames! > 0, 'late frames were caught up');
-      assert.ok(lane.taken > 150 && lane.taken < 240, `the lane queued ${lane.taken} frames`);
+      for (const mode of ['mux', 'direct'] as const) {
+        const lane = run(mode);
+        assert.equal(lane.sent.length, js.sent.length, `${mode}: packets to the caller`);
+        // Payloads (the RTP headers' random SSRC and sequence differ between the two calls).
+        for (let i = 0; i < js.sent.length; i++) assert.deepEqual(lane.sent[i]!.slice(12), js.sent[i]!.slice(12), `${mode}: packet ${i}`);
+        assert.deepEqual(lane.marks, js.marks, `${mode}: marks`);
+        assert.deepEqual(lane.stats, js.stats, `${mode}: media counters`);
+        assert.ok(lane.taken > 150 && lane.taken < 240, `${mode}: the lane queued ${lane.taken} frames`);
+      }
     });
   }
 });
