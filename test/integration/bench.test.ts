@@ -33,7 +33,7 @@ const NUMERIC_FIELDS = [
 
 // Issue 3's fields, plus the media node's own event-loop delay over the window and (native RTP
 // I/O, what these tests run on) the share of packets sent at once.
-const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'loadgen_rtp_io', 'loadgen_pacing', 'rtp_sent_now_share', 'rx_lane_share', 'tx_lane_share'];
+const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'loadgen_rtp_io', 'loadgen_pacing', 'rtp_sent_now_share', 'rx_lane_share', 'tx_lane_share', 'bot_lane_frames_per_call_second'];
 
 describe('npm run bench', () => {
   const out = mkdtempSync(join(tmpdir(), 'botedge-bench-'));
@@ -154,6 +154,10 @@ describe('npm run bench', () => {
         assert.ok(latency['bot_to_caller']!['p50']! < 40, `bot→caller p50 within a tick or two: ${JSON.stringify(latency['bot_to_caller'])}`);
         // Native RTP I/O reports how many packets left at once (late bot frames caught up): a share,
         // and never most of them (the echo bot streams in real time; most frames are on time).
+        // The bot's frames into playout by the receive lane: most of the ~42 a second the echo bot
+        // sends per call (talk 3 s of every 3.6 s); the rest came late for their tick (JavaScript).
+        const botLane = result['bot_lane_frames_per_call_second'];
+        assert.ok(typeof botLane === 'number' && botLane > 20 && botLane <= 50, `bot_lane_frames_per_call_second ${String(botLane)}`);
         const share = result['rtp_sent_now_share'];
         assert.ok(typeof share === 'number' && share >= 0 && share < 0.5, `rtp_sent_now_share ${String(share)}`);
         const details = JSON.parse(readFileSync(join(out16, 'details.json'), 'utf8')) as { steps: { frames: { sent: number; at_bot: number; echoed: number; back: number; unrecognised_back: number } }[] };
