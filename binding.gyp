@@ -3,7 +3,7 @@
     {
       "target_name": "botedge_native",
       "sources": ["native/addon.cc", "native/g711.cc", "native/g722.cc", "native/fir.cc"],
-      "conditions": [["OS=='linux'", { "sources": ["native/rtp_io.cc", "native/rx_lane.cc"] }]],
+      "conditions": [["OS=='linux'", { "sources": ["native/rtp_io.cc", "native/rx_lane.cc", "native/ws_writer.cc"] }]],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "defines": ["NAPI_VERSION=8", "NAPI_DISABLE_CPP_EXCEPTIONS"],
       "cflags": ["-O3"],

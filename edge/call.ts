@@ -59,6 +59,11 @@ const PROMPT_DONE = '\u0000prompt-done';
 const OVERFLOW_REPORT_MS = 1000;
 /** CA files read once per path. */
 const caCache = new Map<string, Buffer>();
+/**
+ * The receive lane writes a per-call bot's plain caller frames to its socket itself (LaneWriter);
+ * `BOTEDGE_LANE_WRITER=0` leaves every frame to `ws` (for comparison, or if it misbehaves).
+ */
+const LANE_WRITER = process.env['BOTEDGE_LANE_WRITER'] !== '0';
 
 /**
  * One inbound call: the caller's SIP dialog (we are its UAS), its RTP endpoint and its bot
@@ -255,8 +260,15 @@ export class InboundCall {
     // G.711 caller frames may now go from the RTP I/O straight into the bot's mux batch, or for a
     // bot with a socket of its own through the node's direct batch (rx-lane.ts).
     if (this.#media instanceof CallMedia) {
-      if (this.#bot instanceof MuxBotStream) this.#media.laneTo(this.#bot.laneTarget);
-      else this.#media.laneDirect();
+      const bot = this.#bot;
+      if (bot instanceof MuxBotStream) this.#media.laneTo(bot.laneTarget);
+      else {
+        this.#media.laneDirect();
+        // And the lane writes those frames to the bot's socket itself (native/ws_writer.h).
+        const fd = LANE_WRITER ? bot.laneWritableFd : undefined;
+        const writer = fd !== undefined ? this.#media.laneWriter(fd) : undefined;
+        if (writer) bot.useLaneWriter(writer);
+      }
     }
     const proto = this.#protocol;
     if (proto instanceof TwilioProtocol) {

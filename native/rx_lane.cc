@@ -28,10 +28,13 @@
 #include <utility>
 #include <vector>
 
+#include <fcntl.h>
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include "fir.h"
 #include "g711.h"
+#include "ws_writer.h"
 
 namespace botedge {
 namespace {
@@ -71,6 +74,9 @@ enum Word : size_t {
   kSpeaking,    // CallMedia: the last slot carried a whole frame (late-frame catch-up)
   kCatchUp,     // 1: late-frame catch-up is on
   kTxSent,      // packets the tick sent, ever (CallMedia adds them to rtpSent when it is asked)
+  // A bot with a socket of its own, written from here (attachWriter, ws_writer.h).
+  kWsBlocked,   // 1: JavaScript has something of this socket's unwritten (it clears it); leave the frame to it
+  kWsSent,      // frames written from here, ever (BotStream adds them to framesSent)
   kWords = 64,
 };
 
@@ -210,6 +216,15 @@ struct Call {
   Napi::Reference<Napi::Value> keep_down, keep_down_work, keep_ring;
   uint32_t bot_deferred_in = 0;
   size_t active_at = SIZE_MAX;  // its place in RxLane::active_, while attached
+  // Its bot's socket (a duplicate of JavaScript's descriptor), for frames written from here; -1: none.
+  int ws_fd = -1;
+
+  Call() = default;
+  Call(const Call&) = delete;
+  Call& operator=(const Call&) = delete;
+  ~Call() {
+    if (ws_fd >= 0) close(ws_fd);
+  }
 };
 
 class RxLane : public Napi::ObjectWrap<RxLane> {
@@ -223,6 +238,9 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
                         InstanceMethod<&RxLane::Unbind>("unbind"),
                         InstanceMethod<&RxLane::RunBot>("runBot"),
                         InstanceMethod<&RxLane::TakeBotFrame>("takeBot"),
+                        InstanceMethod<&RxLane::AttachWriter>("attachWriter"),
+                        InstanceMethod<&RxLane::DetachWriter>("detachWriter"),
+                        InstanceMethod<&RxLane::WsWritten>("wsWritten"),
                         InstanceMethod<&RxLane::Table>("table"),
                         InstanceMethod<&RxLane::OpenOutput>("openOutput"),
                         InstanceMethod<&RxLane::CloseOutput>("closeOutput"),
@@ -447,9 +465,54 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     } else {
       std::memcpy(dst, c.decoded, pk.bytes);
     }
+    // A bot with a socket of its own that we may write to: the frame goes now, not via the batch.
+    if (c.ws_fd >= 0 && w[kWsBlocked] == 0) {
+      switch (ws_writer_.Write(c.ws_fd, r + kMuxRecordHeader, pk.bytes)) {
+        case WsWriter::Result::kSent:
+          w[kWsSent] += 1;
+          ws_written_++;
+          return true;
+        case WsWriter::Result::kBusy:
+          w[kWsBlocked] = 1;  // JavaScript writes (or queues) this one, and clears it when it has written all
+          break;
+        case WsWriter::Result::kBroken:
+          close(c.ws_fd);  // the socket is shut down: JavaScript's end sees the connection drop
+          c.ws_fd = -1;
+          break;
+      }
+    }
     out.len += kMuxRecordHeader + pk.bytes;
     pending_[static_cast<size_t>(&out - outputs_.data())]++;
     return true;
+  }
+
+  // attachWriter(slot, fd) → boolean: the call's frames may be written to its bot's socket `fd`
+  // (a WebSocket JavaScript opened, plain TCP) from here; the lane keeps a duplicate of it.
+  Napi::Value AttachWriter(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) return Fail(env, "attachWriter(slot, fd)"), env.Undefined();
+    const uint32_t slot = info[0].As<Napi::Number>().Uint32Value();
+    const int fd = info[1].As<Napi::Number>().Int32Value();
+    if (slot >= calls_.size() || !calls_[slot] || fd < 0) return Napi::Boolean::New(env, false);
+    Call& c = *calls_[slot];
+    if (c.ws_fd >= 0) close(c.ws_fd);
+    c.ws_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+    table_[size_t{slot} * kWords + kWsBlocked] = 0;
+    return Napi::Boolean::New(env, c.ws_fd >= 0);
+  }
+
+  // wsWritten() → frames written to bots' sockets from here, ever (all calls).
+  Napi::Value WsWritten(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), static_cast<double>(ws_written_)); }
+
+  // detachWriter(slot): no more frames from here; the duplicate is closed (JavaScript closes its own).
+  Napi::Value DetachWriter(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const uint32_t slot = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : UINT32_MAX;
+    if (slot < calls_.size() && calls_[slot] && calls_[slot]->ws_fd >= 0) {
+      close(calls_[slot]->ws_fd);
+      calls_[slot]->ws_fd = -1;
+    }
+    return env.Undefined();
   }
 
   // What IsPlain read of a plain packet, for TakePacket: its numbers, and the batch with room for it.
@@ -850,6 +913,8 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
   std::vector<std::unique_ptr<Call>> calls_;
   std::vector<Output> outputs_;
   uint32_t run_ = 0;
+  uint64_t ws_written_ = 0;
+  WsWriter ws_writer_;  // frames to bots with a socket of their own
   uint32_t bot_run_ = 0;
   std::vector<uint32_t> active_;  // the slots of attached calls: what the tick visits
 };
@@ -884,7 +949,8 @@ void InitRxLane(Napi::Env env, Napi::Object exports) {
   const std::pair<const char*, size_t> tx[] = {{"txOn", kTxOn}, {"txDone", kTxDone}, {"txSeq", kTxSeq},
                                                {"txTs", kTxTs}, {"txSsrc", kTxSsrc}, {"txMarker", kTxMarker},
                                                {"dstIp", kDstIp}, {"dstPort", kDstPort}, {"speaking", kSpeaking},
-                                               {"catchUp", kCatchUp}, {"txSent", kTxSent}};
+                                               {"catchUp", kCatchUp}, {"txSent", kTxSent},
+                                               {"wsBlocked", kWsBlocked}, {"wsSent", kWsSent}};
   for (const auto& [name, word] : tx) layout.Set(name, Napi::Number::New(env, static_cast<double>(word)));
   Napi::Object play = Napi::Object::New(env);
   const char* play_names[] = {"read", "write", "nextMark", "winReads", "winMin", "winMax", "trimDue", "trimmed", "trimWindow", "trimMode"};

@@ -1,7 +1,11 @@
+import type { Socket } from 'node:net';
+import { TLSSocket } from 'node:tls';
 import { WebSocket, type RawData } from 'ws';
 import { logOnce, type Logger } from '../log.js';
+import type { LaneWriter } from '../media/rx-lane.js';
 import type { BotCommand, BotProtocol, EdgeEvent } from './protocol.js';
 import { SendQueue } from './send-queue.js';
+import { signConnect } from './signing.js';
 
 const BINARY = Object.freeze({ binary: true });
 const TEXT = Object.freeze({ binary: false });
@@ -9,7 +13,6 @@ const TEXT = Object.freeze({ binary: false });
 function sendOptions(f: string | Uint8Array): { binary: boolean } {
   return typeof f === 'string' ? TEXT : BINARY;
 }
-import { signConnect } from './signing.js';
 
 export class BotUnreachableError extends Error {
   override name = 'BotUnreachableError';
@@ -72,7 +75,9 @@ export class BotStream {
   #awaitingPongSince = 0;
   #reportedDrops = 0;
   #lastReportAt = 0;
-  framesSent = 0;
+  #framesSent = 0;
+  /** The receive lane writing the caller's frames to this socket itself (useLaneWriter), if it does. */
+  #writer: LaneWriter | undefined;
   framesReceived = 0;
   badMessages = 0;
 
@@ -83,6 +88,11 @@ export class BotStream {
     private readonly handlers: BotStreamHandlers,
   ) {
     this.#queue = new SendQueue(opts.queueFrames);
+  }
+
+  /** Caller-audio frames sent to the bot, the receive lane's included. */
+  get framesSent(): number {
+    return this.#framesSent + (this.#writer?.sent() ?? 0);
   }
 
   /** Caller-audio frames dropped because the bot did not keep up. */
@@ -123,6 +133,7 @@ export class BotStream {
           reject(new BotUnreachableError(url, `bot WebSocket closed before open (${code})`));
           return;
         }
+        stream.#writer?.release();
         if (stream.#closed) return;
         stream.#closed = true;
         // 1000 normal, 1001 going away: the bot ended the stream on purpose. Anything else
@@ -171,7 +182,7 @@ export class BotStream {
 
   #sendAudioNow(pcm: Int16Array, atMs: number): void {
     const f = this.protocol.audio(pcm, atMs);
-    this.framesSent++;
+    this.#framesSent++;
     this.ws.send(f, sendOptions(f));
   }
 
@@ -189,14 +200,74 @@ export class BotStream {
     if (!this.#open()) return;
     this.#flush();
     if (this.#queue.length === 0 && this.#canSend()) this.#sendAudioNow(pcm, atMs);
-    else this.#queue.pushAudio({ pcm: pcm.slice(), atMs }); // the caller's buffer is reused: copy
+    else {
+      this.#queue.pushAudio({ pcm: pcm.slice(), atMs }); // the caller's buffer is reused: copy
+      this.#syncWriter();
+    }
   }
 
   send(ev: EdgeEvent): void {
     if (!this.#open()) return;
     this.#flush();
     if (this.#queue.length === 0 && this.#canSend()) this.#sendEventNow(ev);
-    else this.#queue.pushEvent(ev);
+    else {
+      this.#queue.pushEvent(ev);
+      this.#syncWriter();
+    }
+  }
+
+  /**
+   * The socket's descriptor when the receive lane may write this stream's caller frames itself
+   * (useLaneWriter): the protocol's audio frames are bare PCM, and the socket is plain TCP (a TLS
+   * socket's bytes must go through Node's TLS). Undefined otherwise.
+   */
+  get laneWritableFd(): number | undefined {
+    if (!this.protocol.binaryIsPcm || !this.#open()) return undefined;
+    const sock = this.#socket();
+    if (!sock || sock instanceof TLSSocket) return undefined;
+    const fd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+    return typeof fd === 'number' && fd >= 0 ? fd : undefined;
+  }
+
+  /**
+   * The receive lane writes the caller's plain frames to this socket from now on (CallMedia.
+   * laneWriter); the frames it hands over still come through sendAudio. So that its whole frames
+   * never land between the parts of one of ours, every write to the socket — ours and `ws`'s own
+   * (events, pings, pongs, the close) — tells it afterwards whether anything is left unwritten,
+   * and so does every change of our queue.
+   */
+  useLaneWriter(writer: LaneWriter): void {
+    const sock = this.#socket();
+    if (!sock || this.#closed) {
+      writer.release();
+      return;
+    }
+    this.#writer = writer;
+    const sync = () => this.#syncWriter();
+    const write = sock.write;
+    const uncork = sock.uncork;
+    sock.write = function (this: Socket, ...args: unknown[]) {
+      const r = (write as (...a: unknown[]) => boolean).apply(this, args);
+      sync();
+      return r;
+    } as Socket['write'];
+    sock.uncork = function (this: Socket) {
+      uncork.call(this);
+      sync();
+    };
+    sock.on('drain', sync);
+    sync();
+  }
+
+  #socket(): Socket | undefined {
+    return (this.ws as unknown as { _socket?: Socket })._socket;
+  }
+
+  #syncWriter(): void {
+    const w = this.#writer;
+    if (!w) return;
+    const sock = this.#socket();
+    w.setBlocked(this.#queue.length > 0 || !sock || sock.writableLength > 0);
   }
 
   /**
@@ -218,6 +289,7 @@ export class BotStream {
       const reason = `bot stopped reading: no answer to a WebSocket ping for ${timeout} ms (${this.#queue.length} frames waiting)`;
       this.opts.log.warn({ timeoutMs: timeout, queued: this.#queue.length, buffered: this.ws.bufferedAmount }, 'bot stalled: disconnecting');
       this.#closed = true;
+      this.#writer?.release();
       this.ws.terminate();
       this.handlers.onClose(reason, true);
       return;
@@ -237,6 +309,7 @@ export class BotStream {
       this.#sendEventNow({ type: 'stop', reason });
     }
     this.#closed = true;
+    this.#writer?.release();
     this.ws.close(1000, reason.slice(0, 120));
     // A bot that never completes the closing handshake must not keep the socket forever.
     setTimeout(() => this.ws.terminate(), 2000).unref();

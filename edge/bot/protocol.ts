@@ -64,7 +64,10 @@ export interface BotProtocol {
   readonly rate: BotRate;
   /** WebSocket subprotocols to offer (jambonz); empty for none. */
   readonly subprotocols: string[];
-  /** Binary frames from the bot are bare 16-bit PCM at `rate`, nothing else (native, jambonz). */
+  /**
+   * Binary frames are bare 16-bit PCM at `rate` both ways (native, jambonz): `audio` returns the
+   * samples' bytes, and a binary frame from the bot is nothing else.
+   */
   readonly binaryIsPcm: boolean;
   /** Extra handshake headers (e.g. `X-Twilio-Signature`), given the exact URL connected to. */
   handshakeHeaders(url: string): Record<string, string>;

@@ -8,7 +8,7 @@ import type { MediaStats } from '../api/events.js';
 import { DtmfSender } from './dtmf-sender.js';
 import { newPlayout, PLAY_WORDS, type PlayoutBuffer } from './playout.js';
 import { RtpPeer } from './rtp-peer.js';
-import { LANE, LANE_WORDS, type LaneSlot, type LaneTarget } from './rx-lane.js';
+import { LANE, LANE_WORDS, type LaneSlot, type LaneTarget, type LaneWriter } from './rx-lane.js';
 import type { TickSkip } from './clock-subscribers.js';
 import type { RtpSocket } from './rtp-socket.js';
 import { newMediaStats, type CallMediaSink, type MediaSession, type MediaSessionOptions } from './session.js';
@@ -110,6 +110,8 @@ export class CallMedia implements MediaSession {
   #txLatched = false;
   #sending = true;
   #closed = false;
+  /** Frames the lane wrote to the bot's socket, as of close (laneWriter). */
+  #wsSentAtClose = 0;
   /** Late-frame catch-up (see `tick`); on unless the route turns it off. */
   readonly #catchUp: boolean;
   /** The last slot carried a whole frame of bot audio: a dry queue now is a late frame, not the end of speech (in the block, for the lane). */
@@ -272,6 +274,29 @@ export class CallMedia implements MediaSession {
   laneDirect(): void {
     const host = this.#lane?.host;
     if (host) this.laneTo(host.directTarget((samples, at, count) => this.#laneFrame(samples, at, count)));
+  }
+
+  /**
+   * For a bot with a socket of its own on the direct batch: the lane writes this call's plain
+   * caller frames to the socket `fd` itself (LaneSlot.attachWriter), and hands the rest to the
+   * call as before. Undefined when it cannot (no lane, not on the direct batch, closed).
+   */
+  laneWriter(fd: number): LaneWriter | undefined {
+    const lane = this.#lane;
+    if (!lane || this.#closed || !this.#laneTarget || !lane.attachWriter(fd)) return undefined;
+    let released = false;
+    return {
+      setBlocked: (blocked) => {
+        if (!released && !this.#closed) this.#w[LANE.wsBlocked] = blocked ? 1 : 0;
+      },
+      // After close the slot's block may be another call's: the count kept at close.
+      sent: () => (this.#closed ? this.#wsSentAtClose : this.#w[LANE.wsSent]!),
+      release: () => {
+        if (released) return;
+        released = true;
+        if (!this.#closed) lane.detachWriter();
+      },
+    };
   }
 
   /**
@@ -682,6 +707,7 @@ export class CallMedia implements MediaSession {
   close(): MediaStats {
     if (!this.#closed) {
       this.#countLaneSent();
+      this.#wsSentAtClose = this.#w[LANE.wsSent]!;
       this.#closed = true;
       // The packets the lane took went to the bot as frames, one each.
       const laneTook = this.#w[LANE.packets]!;

@@ -386,7 +386,7 @@ export class NativeRtpIo implements RtpIo {
   }
 
   stats(): Record<string, number> {
-    return { ...this.engine.stats(), orphans: this.#orphans, leadMs: this.clock.leadMs, laneTaken: this.lane?.taken ?? -1, laneBotTaken: this.lane?.botTaken ?? -1, laneTxTaken: this.txLane ? this.lane!.txTaken : -1 };
+    return { ...this.engine.stats(), orphans: this.#orphans, leadMs: this.clock.leadMs, laneTaken: this.lane?.taken ?? -1, laneBotTaken: this.lane?.botTaken ?? -1, laneTxTaken: this.txLane ? this.lane!.txTaken : -1, laneWsWritten: this.lane?.wsWritten ?? -1 };
   }
 
   close(): void {

@@ -84,6 +84,15 @@ export const LANE = {
   catchUp: 57,
   /** Packets the lane's tick sent for this call, ever; CallMedia adds them to its counters when they are read. */
   txSent: 58,
+  /**
+   * A bot with a socket of its own that the lane writes to (LaneSlot.attachWriter). 1: JavaScript
+   * has something of that socket's unwritten (BotStream keeps it: queued frames, or bytes Node's
+   * stream holds), so the lane leaves frames to JavaScript; the lane sets it when the kernel's
+   * queue is too full to write a whole frame.
+   */
+  wsBlocked: 59,
+  /** Frames the lane wrote to that socket, ever; BotStream adds them to framesSent. */
+  wsSent: 60,
 } as const;
 export const LANE_WORDS = 64;
 /** An arena record the lane took: its slot word is overwritten with this. */
@@ -96,6 +105,9 @@ interface NativeRxLane {
   unbind(output: number, stream: number): void;
   runBot(output: number, msg: Uint8Array): number;
   takeBot(slot: number, frame: Uint8Array): boolean;
+  attachWriter(slot: number, fd: number): boolean;
+  detachWriter(slot: number): void;
+  wsWritten(): number;
   table(): ArrayBuffer;
   detach(slot: number): void;
   run(arena: 0 | 1, length: number): number;
@@ -162,6 +174,11 @@ export class RxLaneHost {
   taken = 0;
   botTaken = 0;
   txTaken = 0;
+
+  /** Caller frames the lane wrote to per-call bots' sockets itself (LaneSlot.attachWriter). */
+  get wsWritten(): number {
+    return this.#native.wsWritten();
+  }
   /** The tick's staged records; grown when the calls outgrow it. */
   #txBuf = new Uint8Array(256 * STAGED_RECORD);
   /** This tick's records (a barge-in finds its call's packet there: stagedPacket). */
@@ -383,6 +400,19 @@ export class LaneOutput {
   }
 }
 
+/**
+ * A call's bot socket that the lane writes the caller's frames to (CallMedia.laneWriter), as its
+ * BotStream sees it.
+ */
+export interface LaneWriter {
+  /** Whether the lane must leave frames to JavaScript: something of the socket's is unwritten. */
+  setBlocked(blocked: boolean): void;
+  /** Frames the lane wrote to the socket so far. */
+  sent(): number;
+  /** The lane stops writing and closes its duplicate descriptor (the stream is closing). */
+  release(): void;
+}
+
 /** One socket slot's share of the lane: its block, and the call's arrays the lane writes. */
 export class LaneSlot {
   constructor(
@@ -422,6 +452,21 @@ export class LaneSlot {
    */
   staged(into: Uint8Array): number {
     return this.host.stagedPacket(this.slot, into);
+  }
+
+  /**
+   * The call's frames to its bot go from the lane straight to the bot's socket `fd` (a plain-TCP
+   * WebSocket JavaScript opened; the lane writes whole masked binary frames on a duplicate of the
+   * descriptor, native/ws_writer.h) while the block's `wsBlocked` word is 0. False: not possible
+   * (the lane keeps handing frames to JavaScript).
+   */
+  attachWriter(fd: number): boolean {
+    return this.native.attachWriter(this.slot, fd);
+  }
+
+  /** No more frames from the lane to the socket; its duplicate descriptor is closed. */
+  detachWriter(): void {
+    this.native.detachWriter(this.slot);
   }
 
   /** The word the clock reads to skip the call's JavaScript tick when the lane's tick played its slot out. */

@@ -78,9 +78,13 @@ describe('jambonz and native protocols: conformance', { timeout: 45000 }, () => 
       const peak = (b: Buffer) => Math.max(...Array.from({ length: b.length / 2 }, (_, i) => Math.abs(b.readInt16LE(2 * i))));
       for (const [i, m] of bins.slice(1, 25).entries()) assert.ok(Math.abs(peak(m.binary!) - 8000) < 400, `frame ${i + 1}: peak ${peak(m.binary!)}`);
       const nc = await connect({ servers: nats.url });
-      const status = (await nc.request('botedge.v1.node.media-bot-jambonz.status', '', { timeout: 2000 })).json<{ rtpIo: { backend: string; laneTaken?: number } }>();
+      const status = (await nc.request('botedge.v1.node.media-bot-jambonz.status', '', { timeout: 2000 })).json<{ rtpIo: { backend: string; laneTaken?: number; laneWsWritten?: number } }>();
       await nc.close();
-      if (status.rtpIo.backend === 'native') assert.ok(status.rtpIo.laneTaken! >= 20, `the lane took ${status.rtpIo.laneTaken} of 25 caller packets`);
+      if (status.rtpIo.backend === 'native') {
+        assert.ok(status.rtpIo.laneTaken! >= 20, `the lane took ${status.rtpIo.laneTaken} of 25 caller packets`);
+        // And wrote them to the bot's socket itself (native/ws_writer.h): frames `ws` parsed above.
+        assert.ok(status.rtpIo.laneWsWritten! >= 20, `the lane wrote ${status.rtpIo.laneWsWritten} of them to the socket`);
+      }
 
       caller.sendDigit('5');
       await until(() => c.texts().some((m) => m.event === 'dtmf'), 2000, 'dtmf');

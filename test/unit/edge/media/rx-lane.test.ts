@@ -15,6 +15,7 @@ import type { MediaStats } from '../../../../edge/api/events.js';
 import { CallMedia, type G711Name } from '../../../../edge/media/call-media.js';
 import { LANE_TAKEN, loadRxLane, RxLaneHost, type LaneSlot } from '../../../../edge/media/rx-lane.js';
 import type { PacketHandler, RtpSocket } from '../../../../edge/media/rtp-socket.js';
+import { fillArena } from '../../../fixtures/arena.js';
 
 const CALLER_IP = 0x7f000002;
 const CALLER_PORT = 40000;
@@ -175,18 +176,7 @@ describe('the G.711 receive lane', () => {
             for (const d of batch) socket.onPacket!(d.bytes, d.ip, d.port, d.arrivalUs);
             continue;
           }
-          let len = 0;
-          const at: number[] = [];
-          for (const d of batch) {
-            at.push(len);
-            view.setUint32(len, slot!.slot, true);
-            view.setUint32(len + 4, d.ip, true);
-            view.setUint16(len + 8, d.port, true);
-            view.setUint16(len + 10, d.bytes.length, true);
-            view.setUint32(len + 12, d.arrivalUs, true);
-            u8.set(d.bytes, len + 16);
-            len += 16 + ((d.bytes.length + 3) & ~3);
-          }
+          const { at, len } = fillArena(arenas[0], batch.map((d) => ({ ...d, slot: slot!.slot })));
           host.run(0, len);
           batch.forEach((d, i) => {
             if (view.getUint32(at[i]!, true) !== LANE_TAKEN) socket.onPacket!(u8.subarray(at[i]! + 16, at[i]! + 16 + d.bytes.length), d.ip, d.port, d.arrivalUs);
@@ -236,19 +226,12 @@ describe('the G.711 receive lane', () => {
     let seq = 0;
     // One arena of `n` packets of the call, in sequence, delivered as NativeRtpIo does.
     const deliver = (n: number) => {
-      let len = 0;
-      const at: number[] = [];
-      for (let i = 0; i < n; i++, seq++) {
-        const bytes = rtp(0, seq, seq * 160, 0x1111, payload(seq, 160));
-        at.push(len);
-        view.setUint32(len, 2, true);
-        view.setUint32(len + 4, CALLER_IP, true);
-        view.setUint16(len + 8, CALLER_PORT, true);
-        view.setUint16(len + 10, bytes.length, true);
-        view.setUint32(len + 12, seq * 20000, true);
-        u8.set(bytes, len + 16);
-        len += 16 + bytes.length;
-      }
+      const datagrams = Array.from({ length: n }, () => {
+        const d = { slot: 2, ip: CALLER_IP, port: CALLER_PORT, bytes: rtp(0, seq, seq * 160, 0x1111, payload(seq, 160)), arrivalUs: seq * 20000 };
+        seq++;
+        return d;
+      });
+      const { at, len } = fillArena(arena, datagrams);
       const taken = host.run(0, len);
       for (const a of at) if (view.getUint32(a, true) !== LANE_TAKEN) socket.onPacket!(u8.subarray(a + 16, a + 16 + 172), CALLER_IP, CALLER_PORT, 0);
       return taken;
