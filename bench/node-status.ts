@@ -23,6 +23,8 @@ export interface RtpSends {
   laneTxTaken?: number;
   /** Bot frames the lane queued for playout (mux batches and sockets per call); absent when no node runs it. */
   laneBotTaken?: number;
+  /** Caller frames the lane wrote to per-call bots' sockets itself (decision 0015); absent when no node runs the lane. */
+  laneWsWritten?: number;
 }
 
 export interface NodeWindow {
@@ -35,7 +37,7 @@ export interface NodeWindow {
  * Asks every node for its status and starts a new event-loop delay window on each (`reset`).
  */
 export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Promise<NodeWindow> {
-  type Reply = { eventLoopDelayMs: LoopDelay; rtpIo?: { sent?: number; sentNow?: number; received?: number; laneTaken?: number; laneTxTaken?: number; laneBotTaken?: number } };
+  type Reply = { eventLoopDelayMs: LoopDelay; rtpIo?: { sent?: number; sentNow?: number; received?: number; laneTaken?: number; laneTxTaken?: number; laneBotTaken?: number; laneWsWritten?: number } };
   const replies = await Promise.all(
     nodeIds.map((id) =>
       nc
@@ -59,12 +61,13 @@ export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Pro
             ...laneSum(io, 'laneTaken'),
             ...laneSum(io, 'laneTxTaken'),
             ...laneSum(io, 'laneBotTaken'),
+            ...laneSum(io, 'laneWsWritten'),
           },
   };
 }
 
 /** A lane counter summed over the nodes that run the lane (a node without it says -1), or nothing when none does. */
-function laneSum<K extends 'laneTaken' | 'laneTxTaken' | 'laneBotTaken'>(io: ({ [k in K]?: number } | undefined)[], key: K): { [k in K]?: number } {
+function laneSum<K extends 'laneTaken' | 'laneTxTaken' | 'laneBotTaken' | 'laneWsWritten'>(io: ({ [k in K]?: number } | undefined)[], key: K): { [k in K]?: number } {
   if (!io.some((r) => (r?.[key] ?? -1) >= 0)) return {};
   return { [key]: io.reduce((s, r) => s + Math.max(0, r?.[key] ?? 0), 0) } as { [k in K]?: number };
 }

@@ -146,6 +146,8 @@ export interface BenchResult {
   tx_lane_share?: number;
   /** Bot frames the lane queued for playout, per call-second (50 when every bot frame of every call goes that way; absent: no lane). */
   bot_lane_frames_per_call_second?: number;
+  /** Of the caller packets the lane took, the share whose frames it wrote to a per-call bot's socket itself (absent: no lane). */
+  lane_ws_written_share?: number;
   /** Opus runs: how loss was counted, and that latency was not measured. */
   note?: string;
 }
@@ -202,6 +204,8 @@ export interface StepResult {
   tx_lane_share?: number;
   /** Bot frames the lane queued for playout, per call-second (50 when every bot frame of every call goes that way; absent: no lane). */
   bot_lane_frames_per_call_second?: number;
+  /** Of the caller packets the lane took, the share whose frames it wrote to a per-call bot's socket itself (absent: no lane). */
+  lane_ws_written_share?: number;
 }
 
 export interface BenchDetails {
@@ -485,6 +489,9 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         ...(rtpA?.laneTaken !== undefined && rtpB?.laneTaken !== undefined ? { rx_lane_share: Math.min(1, round((rtpB.laneTaken - rtpA.laneTaken) / Math.max(1, rtpB.received - rtpA.received), 4)) } : {}),
         ...(rtpA?.laneTxTaken !== undefined && rtpB?.laneTxTaken !== undefined ? { tx_lane_share: Math.min(1, round((rtpB.laneTxTaken - rtpA.laneTxTaken) / Math.max(1, rtpB.sent - rtpA.sent), 4)) } : {}),
         ...(rtpA?.laneBotTaken !== undefined && rtpB?.laneBotTaken !== undefined ? { bot_lane_frames_per_call_second: round((rtpB.laneBotTaken - rtpA.laneBotTaken) / perCallS, 2) } : {}),
+        ...(rtpA?.laneWsWritten !== undefined && rtpB?.laneWsWritten !== undefined && rtpA.laneTaken !== undefined && rtpB.laneTaken !== undefined
+          ? { lane_ws_written_share: round((rtpB.laneWsWritten - rtpA.laneWsWritten) / Math.max(1, rtpB.laneTaken - rtpA.laneTaken), 4) }
+          : {}),
       };
       if (viaProxy) {
         // Calls each node holds, from the cluster table (its own row), right after the window.
@@ -561,6 +568,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       ...(chosen.rx_lane_share !== undefined ? { rx_lane_share: chosen.rx_lane_share } : {}),
       ...(chosen.tx_lane_share !== undefined ? { tx_lane_share: chosen.tx_lane_share } : {}),
       ...(chosen.bot_lane_frames_per_call_second !== undefined ? { bot_lane_frames_per_call_second: chosen.bot_lane_frames_per_call_second } : {}),
+      ...(chosen.lane_ws_written_share !== undefined ? { lane_ws_written_share: chosen.lane_ws_written_share } : {}),
       ...(isOpus
         ? { note: 'opus: loss counted by frames (bot frames and RTP packets back vs RTP packets sent, per window by arrival), latency not measured (no marker survives the codec): latency_ms fields are 0' }
         : {}),

@@ -33,7 +33,7 @@ const NUMERIC_FIELDS = [
 
 // Issue 3's fields, plus the media node's own event-loop delay over the window and (native RTP
 // I/O, what these tests run on) the share of packets sent at once.
-const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'loadgen_rtp_io', 'loadgen_pacing', 'rtp_sent_now_share', 'rx_lane_share', 'tx_lane_share', 'bot_lane_frames_per_call_second'];
+const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'loadgen_rtp_io', 'loadgen_pacing', 'rtp_sent_now_share', 'rx_lane_share', 'tx_lane_share', 'bot_lane_frames_per_call_second', 'lane_ws_written_share'];
 
 describe('npm run bench', () => {
   const out = mkdtempSync(join(tmpdir(), 'botedge-bench-'));
@@ -158,6 +158,9 @@ describe('npm run bench', () => {
         // sends per call (talk 3 s of every 3.6 s); the rest came late for their tick (JavaScript).
         const botLane = result['bot_lane_frames_per_call_second'];
         assert.ok(typeof botLane === 'number' && botLane > 20 && botLane <= 50, `bot_lane_frames_per_call_second ${String(botLane)}`);
+        // And the caller's frames the lane took, it wrote to the bots' sockets itself (decision 0015).
+        const written = result['lane_ws_written_share'];
+        assert.ok(typeof written === 'number' && written > 0.8 && written <= 1, `lane_ws_written_share ${String(written)}`);
         const share = result['rtp_sent_now_share'];
         assert.ok(typeof share === 'number' && share >= 0 && share < 0.5, `rtp_sent_now_share ${String(share)}`);
         const details = JSON.parse(readFileSync(join(out16, 'details.json'), 'utf8')) as { steps: { frames: { sent: number; at_bot: number; echoed: number; back: number; unrecognised_back: number } }[] };
