@@ -148,10 +148,10 @@ describe('npm run bench', () => {
           const l = latency[dir]!;
           assert.ok(l['p50']! > 0 && l['p99']! >= l['p50']! && l['p99']! < 100, `${dir}: ${JSON.stringify(l)}`);
         }
-        // About one tick (≈ 18 ms on a quiet host); two ticks of slack, since this is a sanity check
-        // of the stamps on a shared machine, not the benchmark's figure (a CI run on a host taking
-        // a large share of the CPU read 27 ms).
-        assert.ok(latency['bot_to_caller']!['p50']! < 40, `bot→caller p50 within a tick or two: ${JSON.stringify(latency['bot_to_caller'])}`);
+        // About one tick (≈ 18 ms on a quiet host); three ticks of slack, since this is a sanity
+        // check of the stamps on a shared machine, not the benchmark's figure (CI runs on hosts
+        // taking a large share of the CPU read 27 and 45 ms).
+        assert.ok(latency['bot_to_caller']!['p50']! < 60, `bot→caller p50 within a few ticks: ${JSON.stringify(latency['bot_to_caller'])}`);
         // Native RTP I/O reports how many packets left at once (late bot frames caught up): a share,
         // and never most of them (the echo bot streams in real time; most frames are on time).
         // The bot's frames into playout by the receive lane: most of the ~42 a second the echo bot
