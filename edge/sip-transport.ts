@@ -46,9 +46,10 @@ export class SipTransport {
     const tried: number[] = [];
     for (const p of ports) {
       const udp = await bindUdp(host, p);
+      const bound = udp.address().port;
+      tried.push(bound);
       try {
-        tried.push(udp.address().port);
-        const server = await listenTcp(host, udp.address().port);
+        const server = await listenTcp(host, bound);
         return SipTransport.#adoptBound(udp, server, receive);
       } catch (err) {
         await new Promise<void>((resolve) => udp.close(() => resolve()));

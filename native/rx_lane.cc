@@ -222,8 +222,12 @@ struct Call {
   Call() = default;
   Call(const Call&) = delete;
   Call& operator=(const Call&) = delete;
-  ~Call() {
+  ~Call() { DropWriter(); }
+
+  // Closes our duplicate of the bot's socket (JavaScript's own descriptor stays open).
+  void DropWriter() {
     if (ws_fd >= 0) close(ws_fd);
+    ws_fd = -1;
   }
 };
 
@@ -476,8 +480,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
           w[kWsBlocked] = 1;  // JavaScript writes (or queues) this one, and clears it when it has written all
           break;
         case WsWriter::Result::kBroken:
-          close(c.ws_fd);  // the socket is shut down: JavaScript's end sees the connection drop
-          c.ws_fd = -1;
+          c.DropWriter();  // the socket is shut down: JavaScript's end sees the connection drop
           break;
       }
     }
@@ -495,7 +498,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     const int fd = info[1].As<Napi::Number>().Int32Value();
     if (slot >= calls_.size() || !calls_[slot] || fd < 0) return Napi::Boolean::New(env, false);
     Call& c = *calls_[slot];
-    if (c.ws_fd >= 0) close(c.ws_fd);
+    c.DropWriter();
     c.ws_fd = fcntl(fd, F_DUPFD_CLOEXEC, 0);
     table_[size_t{slot} * kWords + kWsBlocked] = 0;
     return Napi::Boolean::New(env, c.ws_fd >= 0);
@@ -508,10 +511,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
   Napi::Value DetachWriter(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const uint32_t slot = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().Uint32Value() : UINT32_MAX;
-    if (slot < calls_.size() && calls_[slot] && calls_[slot]->ws_fd >= 0) {
-      close(calls_[slot]->ws_fd);
-      calls_[slot]->ws_fd = -1;
-    }
+    if (slot < calls_.size() && calls_[slot]) calls_[slot]->DropWriter();
     return env.Undefined();
   }
 
