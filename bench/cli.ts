@@ -10,7 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Command, InvalidArgumentError } from 'commander';
-import { compareRuns } from './compare.js';
+import { compareRuns, type FallbackKind } from './compare.js';
 import { runBench } from './run.js';
 import { runSipp } from './sipp.js';
 
@@ -46,6 +46,7 @@ function oneOf<const T extends string>(...values: T[]) {
 
 const rtpIoName = oneOf('native', 'dgram', 'both');
 const loadgenIoName = oneOf('native', 'dgram');
+const addonMode = oneOf('on', 'off', 'both');
 const pacingName = oneOf('io', 'timer');
 const protocolName = oneOf('native', 'native-mux');
 const codecName = oneOf('pcmu', 'opus');
@@ -78,6 +79,7 @@ const program = new Command()
   .option('--max-p99 <ms>', 'ramp limit: p99 added latency either way', num(0), 50)
   .option('--protocol <name>', 'bot protocol of the media node\'s route: native (a socket per call) or native-mux (one shared socket)', protocolName, 'native')
   .option('--rtp-io <backend>', 'the media node\'s RTP I/O: native (one I/O thread, batched), dgram (node:dgram), or both (the same run twice, native then dgram, into DIR/native and DIR/dgram, compared in DIR/compare.json); default: native when the addon is built', rtpIoName)
+  .option('--addon <mode>', 'the media node\'s native addon: on (default, when built), off (BOTEDGE_NATIVE=0: TypeScript G.711, resampler and playout, node:dgram RTP I/O), or both (the same run twice, on then off, into DIR/native and DIR/no-addon, compared in DIR/compare.json)', addonMode, 'on')
   .option('--loadgen-rtp-io <backend>', 'the load generator\'s RTP I/O: native (the addon\'s I/O thread: batched receive, one sendto per packet) or dgram (node:dgram, one socket event per packet); default: native when the addon is built', loadgenIoName)
   .option('--loadgen-pacing <who>', 'who keeps the generator\'s 5 ms RTP slots: io (the addon\'s I/O thread sends each slot\'s packets at its time, stamped with it: steady streams, as phones send) or timer (a JavaScript timer; the streams carry the generator\'s event-loop jitter); default io (timer without the addon)', pacingName)
   .option('--playout-trim', 'the route\'s live-stream trim in mode "any" (a standing jitter queue loses its next frame, marked or not; counted as loss); default: the route default "silence", which never drops the echo bot\'s marked frames', false)
@@ -87,9 +89,11 @@ const program = new Command()
   .option('--via-proxy', 'put the proxy in front even with one shard (the like-for-like baseline for --shards)', false)
   .option('--codec <name>', 'what callers speak: pcmu (marked frames) or opus (48 kHz Opus, bot at 16 kHz; loss by frame counts, no latency)', codecName, 'pcmu')
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { playoutTrim: boolean; playoutCatchUp: boolean; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; loadgenRtpIo?: 'native' | 'dgram'; loadgenPacing?: 'io' | 'timer'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; markEvery: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; nodeFlags?: string; out?: string }) => {
+  .action(async (o: { playoutTrim: boolean; playoutCatchUp: boolean; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; addon: 'on' | 'off' | 'both'; loadgenRtpIo?: 'native' | 'dgram'; loadgenPacing?: 'io' | 'timer'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; markEvery: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; nodeFlags?: string; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
-    const run = async (rtpIo: 'native' | 'dgram' | undefined, dir: string) =>
+    if (o.rtpIo === 'both' && o.addon !== 'on') program.error('error: --rtp-io both compares two runs with the addon on; drop --addon');
+    if (o.rtpIo === 'native' && o.addon !== 'on') program.error('error: --rtp-io native is the addon\'s I/O thread; without the addon the node runs node:dgram');
+    const run = async (rtpIo: 'native' | 'dgram' | undefined, dir: string, addon = o.addon !== 'off') =>
       runBench(
         {
           calls: o.calls,
@@ -113,6 +117,7 @@ const program = new Command()
           maxP99Ms: o.maxP99,
           protocol: o.protocol,
           ...(rtpIo ? { rtpIo } : {}),
+          ...(addon ? {} : { addon: false }),
           ...(o.loadgenRtpIo ? { loadgenRtpIo: o.loadgenRtpIo } : {}),
           ...(o.loadgenPacing ? { loadgenPacing: o.loadgenPacing } : {}),
           ...(o.playoutTrim ? { playoutTrim: true } : {}),
@@ -124,19 +129,22 @@ const program = new Command()
         say,
         command,
       );
-    if (o.rtpIo !== 'both') {
+    if (o.rtpIo !== 'both' && o.addon !== 'both') {
       const { result } = await run(o.rtpIo, out);
       say(JSON.stringify(result, null, 2));
       say(`wrote ${out}/result.json, ${out}/details.json and ${out}/report.html`);
       return;
     }
     // The native path and its fallback, side by side in one run (issue 6): same load, back to back.
-    const native = (await run('native', join(out, 'native'))).result;
-    const dgram = (await run('dgram', join(out, 'dgram'))).result;
-    const compare = compareRuns({ native, dgram });
+    // --rtp-io both: node:dgram against the I/O thread, the rest of the addon on in both;
+    // --addon both: the media node with no addon at all against the whole native path.
+    const kind: FallbackKind = o.addon === 'both' ? 'no-addon' : 'dgram';
+    const native = (await run(kind === 'dgram' ? 'native' : undefined, join(out, 'native'), true)).result;
+    const fallback = (await run(kind === 'dgram' ? 'dgram' : undefined, join(out, kind), kind === 'dgram')).result;
+    const compare = compareRuns({ native, fallback, kind });
     writeFileSync(join(out, 'compare.json'), JSON.stringify(compare, null, 2) + '\n');
     say(JSON.stringify(compare, null, 2));
-    say(`wrote ${out}/compare.json (each run's files in ${out}/native and ${out}/dgram)`);
+    say(`wrote ${out}/compare.json (each run's files in ${out}/native and ${out}/${kind})`);
   });
 
 program

@@ -146,7 +146,7 @@ export interface MediaNodeProcess {
 export async function startMediaNode(
   children: Children,
   dir: string,
-  opts: { natsUrl: string; botUrl: string; protocol?: string; sampleRate?: 8000 | 16000; rtpIo?: 'native' | 'dgram'; playoutTrim?: boolean; playoutCatchUp?: boolean; rtpPortMin: number; rtpPortMax: number; nodeId: string; maxCalls: number; cli?: string; nodeFlags?: readonly string[]; codecs?: string[] },
+  opts: { natsUrl: string; botUrl: string; protocol?: string; sampleRate?: 8000 | 16000; rtpIo?: 'native' | 'dgram'; addon?: boolean; playoutTrim?: boolean; playoutCatchUp?: boolean; rtpPortMin: number; rtpPortMax: number; nodeId: string; maxCalls: number; cli?: string; nodeFlags?: readonly string[]; codecs?: string[] },
 ): Promise<MediaNodeProcess> {
   const configPath = join(dir, `${opts.nodeId}.json`);
   writeFileSync(
@@ -169,7 +169,9 @@ export async function startMediaNode(
     ),
   );
   const nodeFlags = opts.nodeFlags ?? MEDIA_NODE_FLAGS;
-  const child = children.track(spawn(process.execPath, [...nodeFlags, opts.cli ?? MEDIA_CLI, 'media', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'] }), opts.nodeId);
+  // addon false: the node's own switch (codecs/native.ts), so it runs every TypeScript fallback.
+  const env = opts.addon === false ? { ...process.env, BOTEDGE_NATIVE: '0' } : process.env;
+  const child = children.track(spawn(process.execPath, [...nodeFlags, opts.cli ?? MEDIA_CLI, 'media', '-c', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env }), opts.nodeId);
   const sipPort = await waitFor<number>(child, 'media node', 15_000, (resolve) => {
     let buf = '';
     child.stdout!.on('data', (chunk: Buffer) => {

@@ -59,6 +59,8 @@ export interface BenchOptions {
   protocol?: 'native' | 'native-mux';
   /** The media node's RTP I/O backend (edge/media/rtp-io.ts); default: the node's own choice (native when built). */
   rtpIo?: 'native' | 'dgram';
+  /** false: the media node runs with BOTEDGE_NATIVE=0 (no addon: TypeScript codecs and playout, node:dgram). */
+  addon?: boolean;
   /** The load generator's RTP I/O; default native when the addon is built (bench/loadgen.ts). */
   loadgenRtpIo?: 'native' | 'dgram';
   /** Who keeps the generator's RTP slots (bench/loadgen.ts): the I/O thread (default) or a timer. */
@@ -274,6 +276,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
           nodeId: viaProxy ? `shard-${i}` : 'bench-media-1',
           protocol: opts.protocol ?? 'native',
           ...(opts.rtpIo ? { rtpIo: opts.rtpIo } : {}),
+          ...(opts.addon === false ? { addon: false } : {}),
           ...(opts.playoutTrim ? { playoutTrim: true } : {}),
           ...(opts.playoutCatchUp === false ? { playoutCatchUp: false } : {}),
           sampleRate: botRate,
@@ -544,7 +547,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const setup = setupH.summaryMs();
     const talk = opts.pauseMs > 0 && !isOpus ? `talk${opts.talkMs}-pause${opts.pauseMs}` : 'continuous';
     const result: BenchResult = {
-      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:${isOpus ? 'opus48k-20ms' : 'pcmu-20ms'}:${opts.protocol ?? 'native'}-echo${botRate === 8000 ? '' : `-l16@${botRate / 1000}k`}:${talk}${opts.rtpIo ? `:rtp-${opts.rtpIo}` : ''}${opts.playoutTrim ? ':trim' : ''}${opts.playoutCatchUp === false ? ':no-catch-up' : ''}${markEvery > 1 ? `:mark-every-${markEvery}` : ''}`,
+      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:${isOpus ? 'opus48k-20ms' : 'pcmu-20ms'}:${opts.protocol ?? 'native'}-echo${botRate === 8000 ? '' : `-l16@${botRate / 1000}k`}:${talk}${opts.rtpIo ? `:rtp-${opts.rtpIo}` : ''}${opts.addon === false ? ':no-addon' : ''}${opts.playoutTrim ? ':trim' : ''}${opts.playoutCatchUp === false ? ':no-catch-up' : ''}${markEvery > 1 ? `:mark-every-${markEvery}` : ''}`,
       cores,
       node_version: process.version,
       calls_target: chosen.calls_target,

@@ -34,14 +34,16 @@ describe('compareRuns', () => {
   it('puts each figure of the two runs side by side with the fallback / native ratio', () => {
     const c = compareRuns({
       native: result({}, 'fixed:media-direct:pcmu-20ms:native-echo-l16@16k:talk3000-pause600:rtp-native'),
-      dgram: result({ cpu_us_per_call_second: 2500, rss_kb_per_call: 300, event_loop_delay_ms: { p50: 0.1, p99: 3, max: 12 } }, 'x:rtp-dgram'),
+      fallback: result({ cpu_us_per_call_second: 2500, rss_kb_per_call: 300, event_loop_delay_ms: { p50: 0.1, p99: 3, max: 12 } }, 'x:rtp-dgram'),
+      kind: 'dgram',
     });
     assert.equal(c.scenario, 'fixed:media-direct:pcmu-20ms:native-echo-l16@16k:talk3000-pause600');
     assert.equal(c.calls, 200);
-    assert.deepEqual(c.figures['cpu_us_per_call_second'], { native: 2000, dgram: 2500, dgram_over_native: 1.25 });
-    assert.deepEqual(c.figures['rss_kb_per_call'], { native: 150, dgram: 300, dgram_over_native: 2 });
-    assert.deepEqual(c.figures['event_loop_delay_p99_ms'], { native: 2, dgram: 3, dgram_over_native: 1.5 });
+    assert.equal(c.fallback, 'dgram');
+    assert.deepEqual(c.figures['cpu_us_per_call_second'], { native: 2000, fallback: 2500, fallback_over_native: 1.25 });
+    assert.deepEqual(c.figures['rss_kb_per_call'], { native: 150, fallback: 300, fallback_over_native: 2 });
+    assert.deepEqual(c.figures['event_loop_delay_p99_ms'], { native: 2, fallback: 3, fallback_over_native: 1.5 });
     // A zero on the native side has no ratio rather than Infinity.
-    assert.deepEqual(c.figures['loss_bot_to_caller'], { native: 0, dgram: 0, dgram_over_native: null });
+    assert.deepEqual(c.figures['loss_bot_to_caller'], { native: 0, fallback: 0, fallback_over_native: null });
   });
 });
