@@ -18,6 +18,7 @@
  * over each frame it echoes (same tag and sequence, its own send time), as 16 kHz PCM.
  */
 import type { AddressInfo } from 'node:net';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { acceptMux, selectMuxProtocol, type MuxCall } from '../sdk/mux-server.js';
 import { monoUs32 } from './clock.js';
@@ -52,6 +53,14 @@ const echoFiller = process.argv.includes('--echo-filler');
 const rateAt = process.argv.indexOf('--bot-rate');
 const toneMarks = rateAt > 0 && process.argv[rateAt + 1] === '16000';
 const tone: ToneMark = { tag: 0, seq: 0, us24: 0 };
+/**
+ * The bot's own event-loop delay over the window: a bot that stalls sends a tick's frames late, and
+ * the node's playout keeps that lateness (a standing queue) until the call's next pause, so the
+ * harness's stalls must be visible next to the node's latency figures. 1 ms sampling, as the node's.
+ */
+const LOOP_RESOLUTION_MS = 1;
+const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
+let loopTimer: NodeJS.Timeout | undefined;
 
 /** `--protocol native-mux`: one socket carries every call; the bot SDK hands us per-call streams. */
 function serveMux(call: MuxCall): void {
@@ -149,7 +158,13 @@ function report(): BotReport {
     connections,
     open,
     starts,
+    // ns → ms beyond the sampling period, as the node reports its own (edge/media-node.ts).
+    loopDelayMs: loopDelay.count === 0 ? { p50: 0, p99: 0, max: 0 } : { p50: loopMs(loopDelay.percentile(50)), p99: loopMs(loopDelay.percentile(99)), max: loopMs(loopDelay.max) },
   };
+}
+
+function loopMs(ns: number): number {
+  return Math.max(0, Math.round(ns / 1e4) / 100 - LOOP_RESOLUTION_MS);
 }
 
 async function main(): Promise<void> {
@@ -169,6 +184,11 @@ async function main(): Promise<void> {
       echoedInWindow = 0;
       tagsInWindow.clear();
       callerToBot.reset();
+      // Sampled from now to the window's end (the stamps are this process's monotonic µs).
+      loopDelay.reset();
+      loopDelay.enable();
+      clearTimeout(loopTimer);
+      loopTimer = setTimeout(() => loopDelay.disable(), Math.max(0, usDiff(msg.toUs, monoUs32()) / 1000));
     } else if (msg.type === 'report') {
       process.send?.(report());
     } else if (msg.type === 'exit') {

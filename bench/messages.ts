@@ -30,6 +30,8 @@ export interface BotReport {
   connections: number;
   open: number;
   starts: number;
+  /** The bot's own event-loop delay over the window, ms beyond its 1 ms sampling period. */
+  loopDelayMs: { p50: number; p99: number; max: number };
 }
 
 export interface LoadgenConfig {

@@ -177,6 +177,8 @@ export interface StepResult {
   loadgen_cpu_pct: number;
   loadgen_lag_max_ms: number;
   bot_cpu_pct: number;
+  /** The echo bot's event-loop delay over the window (its stalls arrive at the node as late frames). */
+  bot_loop_delay_ms: LoopDelay;
   nats_cpu_pct: number;
   /** Busy CPU of the machine outside the benchmark's processes during the window, % of one core. */
   other_cpu_pct: number;
@@ -479,6 +481,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         loadgen_cpu_pct: pct('loadgen'),
         loadgen_lag_max_ms: lr.lagMaxMs,
         bot_cpu_pct: pct('bot'),
+        bot_loop_delay_ms: br.loopDelayMs,
         nats_cpu_pct: pct('nats'),
         other_cpu_pct: otherPct,
         softirq_cpu_pct: irqPct,
