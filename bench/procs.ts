@@ -181,7 +181,10 @@ export async function startMediaNode(
       if (m) resolve(Number(m[1]));
     });
   });
-  child.stdout!.resume();
+  // What V8 prints for --node-flags (--trace-gc, --trace-deopt, …) goes to stdout: kept beside the
+  // log, and no longer gathered by the ready-line listener.
+  child.stdout!.removeAllListeners('data');
+  child.stdout!.pipe(createWriteStream(join(dir, `${opts.nodeId}.stdout.log`)));
   return { child, sipPort, nodeFlags };
 }
 

@@ -13,6 +13,7 @@ import { startTwilioRest } from './bot/twilio-rest.js';
 import { resolveMediaNodeOptions, routeFor, type MediaNodeOptions, type ResolvedMediaNodeOptions } from './config.js';
 import { logger } from './log.js';
 import { OpusBatch } from './media/opus-media.js';
+import { SlicedSweep, sliceSize } from './media/sliced-sweep.js';
 import { RtpPortPool } from './media/port-pool.js';
 import { OpusPool, type OpusPoolStats } from '../workers/opus-pool.js';
 import { createRtpIo, NativeRtpIo, rtpIoFallbackReason, type RtpIo } from './media/rtp-io.js';
@@ -32,8 +33,10 @@ const LOOP_DELAY_RESOLUTION_MS = 1;
 /** nice(2) increment of the Opus worker threads. */
 const OPUS_WORKER_NICE = 5;
 
-/** How often the node looks for calls whose `qos` sample or RTCP report is due: one timer for all calls, not one each. */
+/** How often the node looks at each call for a due `qos` sample or RTCP report: one timer for all calls, not one each. */
 const QOS_SWEEP_MS = 1000;
+/** The sweep runs a slice of the calls this often, so the second's work never leaves in one block (edge/media/sliced-sweep.ts). */
+const QOS_SWEEP_SLICE_MS = 50;
 
 /** Event-loop delay of the node's main thread (the one that owns the RTP sockets) over a window. */
 export interface EventLoopDelay {
@@ -67,6 +70,7 @@ export class MediaNode {
   #loopDelaySince = performance.now();
   #closed = false;
   #qosSweep: NodeJS.Timeout | undefined;
+  readonly #sweeper = new SlicedSweep(() => this.calls.values());
   #draining = false;
   #drained: (() => void) | undefined;
   readonly #drainedPromise = new Promise<void>((resolve) => (this.#drained = resolve));
@@ -91,21 +95,21 @@ export class MediaNode {
       onError: (err, where) => log.error({ err, where }, 'SIP stack callback failed'),
     });
     this.ticker.onFirstError = (err) => log.error({ err }, 'media tick failed (first occurrence; further ones are counted)');
-    this.#qosSweep = setInterval(() => this.#sweep(), QOS_SWEEP_MS).unref();
+    this.#qosSweep = setInterval(() => this.#sweep(), QOS_SWEEP_SLICE_MS).unref();
   }
 
-  /** Once a second: each call's RTCP report and `qos` sample, when due. */
+  /** Every call about once a second, a slice every 50 ms: its RTCP report and `qos` sample, when due. */
   #sweep(): void {
     const now = Date.now();
     const sample = this.options.qosIntervalMs > 0;
-    for (const call of this.calls.values()) {
+    this.#sweeper.visit(sliceSize(this.calls.size, QOS_SWEEP_SLICE_MS, QOS_SWEEP_MS), (call) => {
       try {
         call.rtcpDue(now);
         if (sample) call.sampleQos(now);
       } catch (err) {
         log.error({ err, call: call.id }, 'qos sample or RTCP report failed');
       }
-    }
+    });
   }
 
   static async start(input: MediaNodeOptions): Promise<MediaNode> {
