@@ -9,6 +9,7 @@ import { g711Backend } from '../codecs/native.js';
 import { ALLOW, InboundCall, type CallContext } from './call.js';
 import { callsWithin, readFileLimit } from './file-limit.js';
 import { summarizeQos, type QosSummary } from './media/qos.js';
+import type { Qos } from './api/events.js';
 import { startTwilioRest } from './bot/twilio-rest.js';
 import { resolveMediaNodeOptions, routeFor, type MediaNodeOptions, type ResolvedMediaNodeOptions } from './config.js';
 import { logger } from './log.js';
@@ -35,6 +36,8 @@ const OPUS_WORKER_NICE = 5;
 
 /** How often the node looks at each call for a due `qos` sample or RTCP report: one timer for all calls, not one each. */
 const QOS_SWEEP_MS = 1000;
+/** Calls whose QoS the status reply reads per turn of the event loop (about a millisecond's work, cold). */
+const STATUS_QOS_SLICE = 100;
 /** The sweep runs a slice of the calls this often, so the second's work never leaves in one block (edge/media/sliced-sweep.ts). */
 const QOS_SWEEP_SLICE_MS = 50;
 
@@ -195,13 +198,19 @@ export class MediaNode {
         } catch {
           // A body that is not JSON reads as a plain status request.
         }
-        m.respond(JSON.stringify(this.status(reset)));
+        m.respond(JSON.stringify(await this.status(reset)));
       }
     })().catch(() => undefined);
   }
 
-  /** The node's load and health; `reset` starts a new event-loop delay window after reading this one. */
-  status(reset = false): { ok: true; node: string; calls: number; callsTotal: number; draining: boolean; eventLoopDelayMs: EventLoopDelay; qos: QosSummary; rtpIo: Record<string, number | string>; opus?: OpusPoolStats } {
+  /**
+   * The node's load and health; `reset` starts a new event-loop delay window after reading this one.
+   * The calls' QoS is gathered a slice at a time, the event loop free between slices: at 1,000 calls
+   * the pass held the loop 10–15 ms in one block (it runs rarely, so its code is cold), and a
+   * monitoring poll made every call then mid-utterance play its bot a frame late until its next
+   * pause (docs/benchmarks/capacity.md, "a faster machine").
+   */
+  async status(reset = false): Promise<{ ok: true; node: string; calls: number; callsTotal: number; draining: boolean; eventLoopDelayMs: EventLoopDelay; qos: QosSummary; rtpIo: Record<string, number | string>; opus?: OpusPoolStats }> {
     const h = this.#loopDelay;
     // The histogram holds the time between the sampling timer's runs, which includes its own period:
     // subtract it, so an idle loop reads ~0 and the figures are how late the loop was.
@@ -227,10 +236,24 @@ export class MediaNode {
       draining: this.#draining,
       eventLoopDelayMs,
       // The answered calls' QoS so far: how callers' audio is arriving right now, node-wide.
-      qos: summarizeQos([...this.calls.values()].flatMap((c) => c.qosSoFar ?? [])),
+      qos: summarizeQos(await this.#qosSoFar()),
       rtpIo: { backend: this.rtpIo.kind, ...this.rtpIo.stats() },
       ...(this.opus ? { opus: this.opus.pool.stats } : {}),
     };
+  }
+
+  /** Every answered call's QoS so far, STATUS_QOS_SLICE calls per turn of the event loop. */
+  async #qosSoFar(): Promise<Qos[]> {
+    const calls = [...this.calls.values()];
+    const out: Qos[] = [];
+    for (let i = 0; i < calls.length; i += STATUS_QOS_SLICE) {
+      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
+      for (const call of calls.slice(i, i + STATUS_QOS_SLICE)) {
+        const qos = call.qosSoFar; // undefined once a call has ended meanwhile
+        if (qos) out.push(qos);
+      }
+    }
+    return out;
   }
 
   get draining(): boolean {
