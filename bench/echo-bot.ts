@@ -197,6 +197,9 @@ async function main(): Promise<void> {
     }
   });
   process.on('disconnect', () => process.exit(0));
+  // The bench stops its children with SIGTERM: exit through process.exit, so flags such as
+  // --cpu-prof (--bot-flags) write their files.
+  process.on('SIGTERM', () => process.exit(0));
   process.send?.({ type: 'ready', port: (wss.address() as AddressInfo).port });
 }
 

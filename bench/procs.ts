@@ -121,8 +121,8 @@ export async function startNats(children: Children): Promise<{ child: ChildProce
 }
 
 /** Forks one of the bench's own scripts (dist/bench/<name>.js) with an IPC channel; waits for `ready`. */
-export async function forkBench<R extends { type: string }>(children: Children, name: string, args: string[]): Promise<{ child: ChildProcess; ready: R }> {
-  const child = children.track(fork(join(here, `${name}.js`), args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] }), name);
+export async function forkBench<R extends { type: string }>(children: Children, name: string, args: string[], execArgv?: readonly string[]): Promise<{ child: ChildProcess; ready: R }> {
+  const child = children.track(fork(join(here, `${name}.js`), args, { stdio: ['ignore', 'ignore', 'pipe', 'ipc'], ...(execArgv ? { execArgv: [...process.execArgv, ...execArgv] } : {}) }), name);
   const ready = await waitFor<R>(child, name, 10_000, (resolve) => {
     const on = (m: R) => {
       if (m.type === 'ready') {

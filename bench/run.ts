@@ -9,7 +9,7 @@
  * come back in the window is a failed call; loss and latency are counted per frame from markers
  * inside the audio, both directions, on one machine-wide monotonic clock.
  */
-import { availableParallelism, cpus, totalmem, release } from 'node:os';
+import { availableParallelism, cpus, setPriority, totalmem, release } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
@@ -51,6 +51,10 @@ export interface BenchOptions {
   mediaCli?: string;
   /** Node/V8 flags for the media node(s), e.g. ['--max-semi-space-size=4']. */
   nodeFlags?: readonly string[];
+  /** Node/V8 flags for the echo bot process. */
+  botFlags?: readonly string[];
+  /** nice(2) value for the echo bot's main thread (negative: ahead of the generator on their shared core); default 0. */
+  botNice?: number;
   out: string;
   /** Limits of a passing ramp step. */
   maxLoss: number;
@@ -217,6 +221,8 @@ export interface BenchDetails {
   started: string;
   machine: { cpu: string; cores: number; mem_gb: number; kernel: string; node: string };
   pinning: Record<string, string> | null;
+  /** nice of the echo bot's main thread (0: as started). */
+  bot_nice: number;
   rss_baseline_kb: number;
   steps: StepResult[];
   setup_ms: { p50: number; p99: number; max: number };
@@ -262,7 +268,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const botRate = isOpus ? 16000 : (opts.botRate ?? 16000);
     // Marks every N frames: 16 kHz tone marks only (the 8 kHz byte marker is cheap to read).
     const markEvery = botRate === 16000 && !isOpus ? Math.max(1, opts.markEvery ?? 1) : 1;
-    const bot = await forkBench<{ type: 'ready'; port: number }>(children, 'echo-bot', isOpus ? ['0', '--echo-all', '--bot-rate', String(botRate)] : ['0', '--bot-rate', String(botRate), ...(markEvery > 1 ? ['--echo-filler'] : [])]);
+    const bot = await forkBench<{ type: 'ready'; port: number }>(children, 'echo-bot', isOpus ? ['0', '--echo-all', '--bot-rate', String(botRate)] : ['0', '--bot-rate', String(botRate), ...(markEvery > 1 ? ['--echo-filler'] : [])], opts.botFlags);
     const shardCount = opts.shards ?? 1;
     const viaProxy = shardCount > 1 || opts.viaProxy === true;
     const shardNodes: MediaNodeProcess[] = [];
@@ -318,6 +324,15 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       const ok = pin(pids.media, sutCpu) && pin(pids.loadgen, rest) && pin(pids.bot, rest) && pin(pids.nats, rest);
       if (ok) pinning = { media: sutCpu, loadgen: rest, bot: rest, nats: rest };
       say(ok ? `pinned: media node on cpu ${sutCpu}; load generator, echo bot, nats-server on cpu ${rest}` : 'taskset failed: running unpinned');
+    }
+    // The bot stands in for an AI bot on a machine of its own; here it shares a core with the
+    // generator, and a bot that waits for the CPU sends its frames late, which the node's playout
+    // then keeps as a standing queue (docs/benchmarks/capacity.md, "a faster machine"). On Linux
+    // setpriority on the PID renices the main thread only, which does all of the bot's work.
+    const botNice = opts.botNice ?? 0;
+    if (botNice !== 0) {
+      setPriority(pids.bot, botNice);
+      say(`echo bot's main thread at nice ${botNice}`);
     }
 
     // What the node itself says about each call's media, from its `ended` events.
@@ -591,6 +606,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       started: new Date().toISOString(),
       machine: { cpu: cpuInfo[0]?.model ?? 'unknown', cores, mem_gb: round(totalmem() / 2 ** 30, 1), kernel: release(), node: process.version },
       pinning,
+      bot_nice: opts.botNice ?? 0,
       rss_baseline_kb: rssBaselineKb,
       steps,
       setup_ms: setup,
