@@ -196,12 +196,23 @@ export function ntpMiddle32(ntpSeconds: number, ntpFraction: number): number {
 }
 
 /**
+ * How far below zero arrival − LSR − DLSR may fall and still read as a round trip of 0: the three
+ * terms come from two clocks read at millisecond granularity (ours stamps the SR and the arrival,
+ * the peer's measures DLSR), so a path shorter than their resolution — loopback, a LAN — can come
+ * out a millisecond or two negative. 10 ms, in 1/65536 s units. Below that the figure is wrong
+ * (a clock step, a bad DLSR), not small.
+ */
+const RTT_GRANULARITY_UNITS = 655;
+
+/**
  * Round-trip time from a report block about our stream (RFC 3550 §6.4.1): arrival − LSR − DLSR, all
  * in the middle-32-bit NTP format. `arrivalMiddle32`: when the report arrived, in that format.
- * Undefined when the block names no SR of ours (LSR 0) or the figure is negative (clock step).
+ * Undefined when the block names no SR of ours (LSR 0) or the figure is negative beyond the clocks'
+ * granularity; 0 within it.
  */
 export function rttMs(block: ReportBlock, arrivalMiddle32: number): number | undefined {
   if (block.lastSr === 0) return undefined;
   const units = (arrivalMiddle32 - block.lastSr - block.delaySinceLastSr) | 0;
-  return units < 0 ? undefined : (units / 65536) * 1000;
+  if (units < -RTT_GRANULARITY_UNITS) return undefined;
+  return (Math.max(0, units) / 65536) * 1000;
 }

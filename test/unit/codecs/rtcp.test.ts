@@ -52,6 +52,11 @@ describe('RTCP (RFC 3550 §6.4)', () => {
     const rtt = rttMs({ ...block, lastSr: sentAt, delaySinceLastSr: 65536 }, ntpMiddle32(back.ntpSeconds, back.ntpFraction))!;
     assert.ok(Math.abs(rtt - 80) < 0.1, `rtt ${rtt}`);
     assert.equal(rttMs({ ...block, lastSr: 0 }, 12345), undefined, 'no SR of ours echoed yet');
+    // A loopback path is shorter than the clocks' millisecond granularity: a millisecond below zero
+    // is a round trip of 0 (the rtcp integration test met it), 20 ms below is a wrong clock.
+    const at = ntpMiddle32(back.ntpSeconds, back.ntpFraction);
+    assert.equal(rttMs({ ...block, lastSr: sentAt, delaySinceLastSr: at - sentAt + 66 }, at), 0);
+    assert.equal(rttMs({ ...block, lastSr: sentAt, delaySinceLastSr: at - sentAt + 1311 }, at), undefined);
   });
 
   it('reports reception as A.3 says: fraction lost since the previous report, cumulative, extended highest', () => {
