@@ -21,6 +21,7 @@ import type { AddressInfo } from 'node:net';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { acceptMux, selectMuxProtocol, type MuxCall } from '../sdk/mux-server.js';
+import { summarizeLoopDelay } from '../edge/loop-delay.js';
 import { monoUs32 } from './clock.js';
 import { readPcmFrame, stampBotTime, usDiff, type FrameMark } from './frame.js';
 import { Histogram } from './histogram.js';
@@ -158,13 +159,9 @@ function report(): BotReport {
     connections,
     open,
     starts,
-    // ns → ms beyond the sampling period, as the node reports its own (edge/media-node.ts).
-    loopDelayMs: loopDelay.count === 0 ? { p50: 0, p99: 0, max: 0 } : { p50: loopMs(loopDelay.percentile(50)), p99: loopMs(loopDelay.percentile(99)), max: loopMs(loopDelay.max) },
+    // Read as the node reads its own (edge/loop-delay.ts).
+    loopDelayMs: summarizeLoopDelay(loopDelay, LOOP_RESOLUTION_MS),
   };
-}
-
-function loopMs(ns: number): number {
-  return Math.max(0, Math.round(ns / 1e4) / 100 - LOOP_RESOLUTION_MS);
 }
 
 async function main(): Promise<void> {

@@ -4,6 +4,7 @@
  * touch the system under test.
  */
 import type { SparseHistogram } from './histogram.js';
+import type { LoopDelaySummary } from '../edge/loop-delay.js';
 
 /** A measurement window on the shared clock, µs mod 2^32 (bench/clock.ts). */
 export interface WindowMsg {
@@ -31,7 +32,7 @@ export interface BotReport {
   open: number;
   starts: number;
   /** The bot's own event-loop delay over the window, ms beyond its 1 ms sampling period. */
-  loopDelayMs: { p50: number; p99: number; max: number };
+  loopDelayMs: LoopDelaySummary;
 }
 
 export interface LoadgenConfig {

@@ -13,6 +13,7 @@ import type { Qos } from './api/events.js';
 import { startTwilioRest } from './bot/twilio-rest.js';
 import { resolveMediaNodeOptions, routeFor, type MediaNodeOptions, type ResolvedMediaNodeOptions } from './config.js';
 import { logger } from './log.js';
+import { summarizeLoopDelay, type LoopDelaySummary } from './loop-delay.js';
 import { OpusBatch } from './media/opus-media.js';
 import { SlicedSweep, sliceSize } from './media/sliced-sweep.js';
 import { RtpPortPool } from './media/port-pool.js';
@@ -42,11 +43,7 @@ const STATUS_QOS_SLICE = 100;
 const QOS_SWEEP_SLICE_MS = 50;
 
 /** Event-loop delay of the node's main thread (the one that owns the RTP sockets) over a window. */
-export interface EventLoopDelay {
-  p50: number;
-  p99: number;
-  max: number;
-  mean: number;
+export interface EventLoopDelay extends LoopDelaySummary {
   /** Window length, ms: since start or since the last `reset`. */
   windowMs: number;
 }
@@ -211,21 +208,10 @@ export class MediaNode {
    * pause (docs/benchmarks/capacity.md, "a faster machine").
    */
   async status(reset = false): Promise<{ ok: true; node: string; calls: number; callsTotal: number; draining: boolean; eventLoopDelayMs: EventLoopDelay; qos: QosSummary; rtpIo: Record<string, number | string>; opus?: OpusPoolStats }> {
-    const h = this.#loopDelay;
-    // The histogram holds the time between the sampling timer's runs, which includes its own period:
-    // subtract it, so an idle loop reads ~0 and the figures are how late the loop was.
-    const ms = (ns: number) => Math.max(0, Math.round(ns / 1e4) / 100 - LOOP_DELAY_RESOLUTION_MS); // ns → ms, 2 decimals
     const now = performance.now();
-    const empty = h.count === 0;
-    const eventLoopDelayMs: EventLoopDelay = {
-      p50: empty ? 0 : ms(h.percentile(50)),
-      p99: empty ? 0 : ms(h.percentile(99)),
-      max: empty ? 0 : ms(h.max),
-      mean: empty ? 0 : ms(h.mean),
-      windowMs: Math.round(now - this.#loopDelaySince),
-    };
+    const eventLoopDelayMs: EventLoopDelay = { ...summarizeLoopDelay(this.#loopDelay, LOOP_DELAY_RESOLUTION_MS), windowMs: Math.round(now - this.#loopDelaySince) };
     if (reset) {
-      h.reset();
+      this.#loopDelay.reset();
       this.#loopDelaySince = now;
     }
     return {
