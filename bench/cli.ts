@@ -147,9 +147,13 @@ const program = new Command()
     // The native path and its fallback, side by side in one run (issue 6): same load, back to back.
     // --rtp-io both: node:dgram against the I/O thread, the rest of the addon on in both;
     // --addon both: the media node with no addon at all against the whole native path.
-    const kind: FallbackKind = o.addon === 'both' ? 'no-addon' : 'dgram';
-    const native = (await run(kind === 'dgram' ? 'native' : undefined, join(out, 'native'), true)).result;
-    const fallback = (await run(kind === 'dgram' ? 'dgram' : undefined, join(out, kind), kind === 'dgram')).result;
+    type Side = { rtpIo: 'native' | 'dgram' | undefined; addon: boolean };
+    const [kind, nativeSide, fallbackSide]: [FallbackKind, Side, Side] =
+      o.addon === 'both'
+        ? ['no-addon', { rtpIo: undefined, addon: true }, { rtpIo: undefined, addon: false }] // without the addon the node runs dgram
+        : ['dgram', { rtpIo: 'native', addon: true }, { rtpIo: 'dgram', addon: true }];
+    const native = (await run(nativeSide.rtpIo, join(out, 'native'), nativeSide.addon)).result;
+    const fallback = (await run(fallbackSide.rtpIo, join(out, kind), fallbackSide.addon)).result;
     const compare = compareRuns({ native, fallback, kind });
     writeFileSync(join(out, 'compare.json'), JSON.stringify(compare, null, 2) + '\n');
     say(JSON.stringify(compare, null, 2));
