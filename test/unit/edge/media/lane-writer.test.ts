@@ -12,10 +12,10 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { serializeRtpInto } from '../../../../codecs/rtp.js';
 import { BotStream } from '../../../../edge/bot/bot-stream.js';
 import { NativeProtocol } from '../../../../edge/bot/native-protocol.js';
-import { CallMedia } from '../../../../edge/media/call-media.js';
 import { LANE_TAKEN, loadRxLane, RxLaneHost } from '../../../../edge/media/rx-lane.js';
 import type { PacketHandler, RtpSocket } from '../../../../edge/media/rtp-socket.js';
 import { fillArena } from '../../../fixtures/arena.js';
+import { pcmuCallTo16kBot } from '../../../fixtures/lane-call.js';
 
 const log = pino({ level: 'silent' });
 const call = { callId: 'call-w', sipCallId: 'w@x', from: 'sip:a@x', to: 'sip:b@x', headers: {} };
@@ -56,11 +56,7 @@ async function bot(): Promise<{ url: string; got: Received; wss: WebSocketServer
 function laneCall(host: RxLaneHost, arena: ArrayBuffer, stream: BotStream) {
   const slot = host.slot(SLOT);
   const socket: RtpSocket & { onPacket: PacketHandler | undefined } = { port: 30000, onPacket: undefined, lane: slot, send() {}, sendNow() {}, replace: () => false, acceptOnly() {}, foreignDropped: 0, close() {} };
-  const media = new CallMedia(socket, 30000, { codec: 'PCMU', payloadType: 0, remote: { address: '127.0.0.2', port: CALLER_PORT }, symmetric: false, playoutCapacity: 8000, botRate: 16000 }, {
-    onCallerAudio: (pcm) => stream.sendAudio(pcm, 0),
-    onDtmf: () => undefined,
-    onMark: () => undefined,
-  });
+  const media = pcmuCallTo16kBot(socket, CALLER_PORT, (pcm) => stream.sendAudio(pcm, 0));
   media.laneDirect();
   const view = new DataView(arena);
   const u8 = new Uint8Array(arena);

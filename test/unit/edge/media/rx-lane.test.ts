@@ -16,6 +16,7 @@ import { CallMedia, type G711Name } from '../../../../edge/media/call-media.js';
 import { LANE_TAKEN, loadRxLane, RxLaneHost, type LaneSlot } from '../../../../edge/media/rx-lane.js';
 import type { PacketHandler, RtpSocket } from '../../../../edge/media/rtp-socket.js';
 import { fillArena } from '../../../fixtures/arena.js';
+import { pcmuCallTo16kBot } from '../../../fixtures/lane-call.js';
 
 const CALLER_IP = 0x7f000002;
 const CALLER_PORT = 40000;
@@ -215,11 +216,7 @@ describe('the G.711 receive lane', () => {
     const slot = host.slot(2);
     const socket = socketFor(slot);
     const frames: number[] = [];
-    const media = new CallMedia(socket, 30000, { codec: 'PCMU', payloadType: 0, remote: { address: '127.0.0.2', port: CALLER_PORT }, symmetric: false, playoutCapacity: 8000, botRate: 16000 }, {
-      onCallerAudio: (pcm) => frames.push(pcm.length),
-      onDtmf: () => undefined,
-      onMark: () => undefined,
-    });
+    const media = pcmuCallTo16kBot(socket, CALLER_PORT, (pcm) => frames.push(pcm.length));
     media.laneDirect();
     const view = new DataView(arena);
     const u8 = new Uint8Array(arena);
@@ -313,13 +310,9 @@ describe('the G.711 receive lane', () => {
     const slot = host.slot(1);
     const socket = socketFor(slot);
     let viaJs = 0;
-    const media = new CallMedia(socket, 30000, { codec: 'PCMU', payloadType: 0, remote: { address: '127.0.0.2', port: CALLER_PORT }, symmetric: false, playoutCapacity: 8000, botRate: 16000 }, {
-      onCallerAudio: (pcm) => {
-        viaJs++;
-        out.add(7, pcm);
-      },
-      onDtmf: () => undefined,
-      onMark: () => undefined,
+    const media = pcmuCallTo16kBot(socket, CALLER_PORT, (pcm) => {
+      viaJs++;
+      out.add(7, pcm);
     });
     media.laneTo({ output: out, stream: 7 });
     const view = new DataView(arenas[0]);
