@@ -25,6 +25,7 @@ import { summarizeLoopDelay } from '../edge/loop-delay.js';
 import { monoUs32 } from './clock.js';
 import { readPcmFrame, stampBotTime, usDiff, type FrameMark } from './frame.js';
 import { Histogram } from './histogram.js';
+import { SliceRecorder } from './slices.js';
 import { readTonePcm16k, unwrapUs24, writeTonePcm16k, type ToneMark } from './tone-mark.js';
 import type { BotReport, ToBot } from './messages.js';
 
@@ -39,6 +40,8 @@ class Window {
 
 const win = new Window();
 const callerToBot = new Histogram();
+/** c→b over the window's time: one event or steady (bench/slices.ts); 10 ms is issue 6's budget. */
+const callerToBotSlices = new SliceRecorder(100, 10, 6000);
 let framesInWindow = 0; // caller frames whose caller stamp is inside the window
 let echoedInWindow = 0; // frames we sent back whose bot stamp is inside the window
 let unmarkedFrames = 0; // binary frames without the marker (SIPp audio, silence)
@@ -103,6 +106,7 @@ function echoByteFrame(buf: Buffer, now: number, mark: FrameMark, send: (b: Buff
   if (win.contains(mark.callerUs)) {
     framesInWindow++;
     callerToBot.record(usDiff(now, mark.callerUs));
+    callerToBotSlices.record(mark.callerUs, usDiff(now, mark.callerUs));
     tagsInWindow.add(mark.tag);
   }
   const sendUs = monoUs32();
@@ -119,6 +123,7 @@ function echoToneFrame(buf: Buffer, now: number, send: (b: Buffer) => void): boo
   if (win.contains(callerUs)) {
     framesInWindow++;
     callerToBot.record(usDiff(now, callerUs));
+    callerToBotSlices.record(callerUs, usDiff(now, callerUs));
     tagsInWindow.add(tone.tag);
   }
   const sendUs = monoUs32();
@@ -153,6 +158,7 @@ function report(): BotReport {
     echoedInWindow,
     callsInWindow: tagsInWindow.size,
     callerToBot: callerToBot.toSparse(),
+    callerToBotSlices: callerToBotSlices.series(Math.ceil(usDiff(win.toUs, win.fromUs) / 100_000)),
     unmarkedFrames,
     framesTotal,
     bytesTotal,
@@ -181,6 +187,7 @@ async function main(): Promise<void> {
       echoedInWindow = 0;
       tagsInWindow.clear();
       callerToBot.reset();
+      callerToBotSlices.start(msg.fromUs);
       // Sampled from now to the window's end (the stamps are this process's monotonic µs).
       loopDelay.reset();
       loopDelay.enable();

@@ -35,6 +35,7 @@ import { parseNameAddr, parseUri } from '../sip/uri.js';
 import { monoMs, monoUs32 } from './clock.js';
 import { FRAME_SAMPLES, readUlawFrame, usDiff, writeCallerFrame, type FrameMark } from './frame.js';
 import { Histogram } from './histogram.js';
+import { SliceRecorder } from './slices.js';
 import { readToneUlaw, unwrapUs24, writeFillerUlaw, writeToneUlaw, type ToneMark } from './tone-mark.js';
 import type { FailureCounts, FromLoadgen, LoadgenConfig, ToLoadgen } from './messages.js';
 import { OpusReplay } from './opus-caller.js';
@@ -111,6 +112,8 @@ let recvInWindow = 0;
 let unmarked = 0;
 let lagMaxWindowMs = 0;
 const botToCaller = new Histogram();
+/** b→c over the window's time: one event or steady (bench/slices.ts); 30 ms is issue 6's budget. */
+const botToCallerSlices = new SliceRecorder(100, 30, 6000);
 const roundTrip = new Histogram();
 const setup = new Histogram();
 
@@ -305,6 +308,7 @@ function onRtp(call: Call, msg: Uint8Array, now: number, mark: FrameMark): void 
     recvInWindow++;
     call.recvInWindow++;
     botToCaller.record(usDiff(now, mark.botUs));
+    botToCallerSlices.record(mark.botUs, usDiff(now, mark.botUs));
   }
 }
 
@@ -511,6 +515,7 @@ function report(): void {
     silentCalls,
     callsInWindow,
     botToCaller: botToCaller.toSparse(),
+    botToCallerSlices: botToCallerSlices.series(Math.ceil(usDiff(winTo, winFrom) / 100_000)),
     roundTrip: roundTrip.toSparse(),
     setup: setup.toSparse(),
     unmarked,
@@ -607,6 +612,7 @@ async function main(): Promise<void> {
           c.recvInWindow = 0;
         }
         botToCaller.reset();
+        botToCallerSlices.start(msg.fromUs);
         roundTrip.reset();
         break;
       case 'report':

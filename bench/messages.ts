@@ -4,6 +4,7 @@
  * touch the system under test.
  */
 import type { SparseHistogram } from './histogram.js';
+import type { SliceSeries } from './slices.js';
 import type { LoopDelaySummary } from '../edge/loop-delay.js';
 
 /** A measurement window on the shared clock, µs mod 2^32 (bench/clock.ts). */
@@ -25,6 +26,8 @@ export interface BotReport {
   callsInWindow: number;
   /** Caller RTP send → bot receive, µs. */
   callerToBot: SparseHistogram;
+  /** The same over the window's time, 100 ms slices by caller stamp. */
+  callerToBotSlices: SliceSeries;
   unmarkedFrames: number;
   framesTotal: number;
   bytesTotal: number;
@@ -121,6 +124,8 @@ export interface LoadgenReport {
   callsInWindow: number;
   /** Bot send → caller receive, µs. */
   botToCaller: SparseHistogram;
+  /** The same over the window's time, 100 ms slices by bot stamp. */
+  botToCallerSlices: SliceSeries;
   /** Caller send → caller receive (whole loop), µs. */
   roundTrip: SparseHistogram;
   /** INVITE → 200 OK of every call established so far, µs. */
