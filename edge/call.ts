@@ -208,6 +208,7 @@ export class InboundCall {
           playoutCapacity: Math.round((playoutMs / 1000) * (codec.name === 'G722' ? 16000 : 8000)),
           playoutTrim: this.route.playoutTrim,
           playoutCatchUp: this.route.playoutCatchUp,
+          playoutCatchUpSlots: this.route.playoutCatchUpMs / 20,
           botRate,
         },
         sink,

@@ -63,6 +63,13 @@ export const RouteSchema = z
      */
     playoutCatchUp: z.boolean().default(true),
     /**
+     * The longest a slot may wait for its late frame, in ms (a multiple of 20, 20–100): a bot's
+     * stall or a burst of jitter up to this long costs the caller one late packet per missed slot
+     * instead of a standing queue for the rest of the talk spurt. Beyond it the held slots leave
+     * with silence.
+     */
+    playoutCatchUpMs: z.number().int().min(20).max(100).multipleOf(20).default(40),
+    /**
      * HMAC-SHA256 key that signs every connect (`X-BotEdge-Signature`); default: the node's
      * `botSigningSecret`. Unset on both: connects are not signed.
      */

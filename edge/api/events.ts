@@ -65,8 +65,9 @@ export const MediaStatsSchema = z.object({
   /** Bot audio dropped by the live-stream trim (edge/media/playout.ts), samples at 8 kHz. */
   playoutTrimmedSamples: z.number().int().nonnegative(),
   /**
-   * G.711 calls only: bot frames that arrived just after their tick while the bot was mid-speech
-   * and were sent at once in the slot they missed (late-frame catch-up, route `playoutCatchUp`).
+   * G.711 calls only: bot frames that arrived after their tick while the bot was mid-speech
+   * (by up to the route's `playoutCatchUpMs`) and were sent at once in the slot they missed (late-frame
+   * catch-up, route `playoutCatchUp`).
    */
   playoutLateFrames: z.number().int().nonnegative().optional(),
   /** Opus calls only: frames concealed by PLC, and lost frames recovered from the next packet's FEC. */

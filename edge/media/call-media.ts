@@ -114,6 +114,8 @@ export class CallMedia implements MediaSession {
   #wsSentAtClose = 0;
   /** Late-frame catch-up (see `tick`); on unless the route turns it off. */
   readonly #catchUp: boolean;
+  /** How many slots in a row may wait for a late frame (route `playoutCatchUpMs` / 20). */
+  readonly #maxHeld: number;
   /** The last slot carried a whole frame of bot audio: a dry queue now is a late frame, not the end of speech (in the block, for the lane). */
   get #speaking(): boolean {
     return this.#w[LANE.speaking] === 1;
@@ -122,13 +124,16 @@ export class CallMedia implements MediaSession {
   set #speaking(v: boolean) {
     this.#w[LANE.speaking] = v ? 1 : 0;
   }
-  /** This slot's header is taken and its packet not sent: it waits for the bot's late frame (in the block, for the lane). */
-  get #held(): boolean {
-    return this.#w[LANE.held] === 1;
+  /**
+   * Slots whose headers are taken and whose packets are not sent: they wait for the bot's late
+   * frames, the newest being the current slot (in the block: the lane leaves a call with any).
+   */
+  get #held(): number {
+    return this.#w[LANE.held]!;
   }
 
-  set #held(v: boolean) {
-    this.#w[LANE.held] = v ? 1 : 0;
+  set #held(n: number) {
+    this.#w[LANE.held] = n;
   }
   readonly #stats: MediaStats = { ...newMediaStats(), playoutLateFrames: 0, rtpLate: 0, concealedFrames: 0 };
 
@@ -175,6 +180,8 @@ export class CallMedia implements MediaSession {
     this.#upsampled = new Int16Array(this.#up ? this.#up.maxOutputLength(this.#decoded.length) : 0);
     this.#frame = new Int16Array(options.botRate / 50);
     this.#catchUp = options.playoutCatchUp !== false;
+    // At most 5: the packet ring (#packets, 8) must hold every held slot's packet and the tick's own.
+    this.#maxHeld = Math.min(5, Math.max(1, Math.floor(options.playoutCatchUpSlots ?? 2)));
     // The lane decodes G.711 only, and resamples with the native loops only.
     const up = this.#up?.nativePlan;
     const lane = options.codec !== 'G722' && (!this.#up || up) ? socket.lane : undefined;
@@ -473,7 +480,7 @@ export class CallMedia implements MediaSession {
     this.#stats.framesFromBot++;
     if (!this.#down) {
       this.playout.push(samples);
-      if (this.#held) this.#fillHeld();
+      if (this.#held > 0) this.#fillHeld();
       return;
     }
     const need = this.#down.maxOutputLength(samples.length);
@@ -482,22 +489,26 @@ export class CallMedia implements MediaSession {
     const m = this.#down.process(samples, this.#downsampled);
     this.#w[LANE.downPhase] = this.#down.phase;
     this.playout.push(this.#downsampled.subarray(0, m));
-    if (this.#held) this.#fillHeld();
+    if (this.#held > 0) this.#fillHeld();
   }
 
   /** Queues PCM already at the playout rate (a fallback prompt), bypassing the bot's resampler. */
   queuePlayout(samples: Int16Array): void {
     this.playout.push(samples);
-    if (this.#held) this.#fillHeld();
+    if (this.#held > 0) this.#fillHeld();
   }
 
-  /** The bot's late frame is here: it leaves now, in the slot it missed, and its marks count as played. */
+  /** The bot's late frames are here: each leaves now, in the slot it missed (oldest first), and their marks count as played. */
   #fillHeld(): void {
-    if (this.playout.buffered < this.#frameSamples || this.#closed) return;
-    this.#held = false;
-    this.#stats.playoutLateFrames!++;
-    this.#emit(true);
-    this.afterTick();
+    if (this.#closed) return;
+    let sent = false;
+    while (this.#held > 0 && this.playout.buffered >= this.#frameSamples) {
+      this.#held--;
+      this.#stats.playoutLateFrames!++;
+      this.#emit(true, this.#held);
+      sent = true;
+    }
+    if (sent) this.afterTick();
   }
 
   /**
@@ -540,9 +551,12 @@ export class CallMedia implements MediaSession {
    * (the last slot carried a whole frame) and its next frame is not here, the slot is held: its
    * RTP timestamp and sequence number are taken, and its packet leaves the moment the frame
    * arrives (`#fillHeld`, sent at once, not at a tick), a few ms late to the caller's jitter buffer
-   * instead of 20 ms late for the rest of the talk spurt. If nothing comes before the next tick,
-   * that tick sends the held slot with whatever is queued (silence when the bot has stopped) and
-   * then its own, so the stream never skips a timestamp.
+   * instead of 20 ms late for the rest of the talk spurt. A frame later than a tick holds the next
+   * slot too, up to `#maxHeld` slots (route `playoutCatchUpMs`, 40 ms by default: a bot stalled
+   * for a tick and a half, or a burst of network jitter, is the common case). When the last slot
+   * it may hold is due and the frame is still not here, that tick sends every held slot with
+   * whatever is queued (silence when the bot has stopped) and then its own, so the stream never
+   * skips a timestamp.
    */
   tick(): void {
     if (this.#closed) return;
@@ -562,9 +576,18 @@ export class CallMedia implements MediaSession {
   }
 
   #tick(): void {
-    if (this.#held) {
-      this.#held = false;
-      this.#emit(false);
+    const held = this.#held;
+    if (held > 0) {
+      // Still no frame: hold this slot too, while the bound allows (#fillHeld sends them all).
+      if (held < this.#maxHeld && !this.#dtmfOut.active && this.#sending && this.playout.buffered < this.#frameSamples) {
+        this.#advance();
+        this.#held = held + 1;
+        return;
+      }
+      for (let back = held - 1; back >= 0; back--) {
+        this.#held = back;
+        this.#emit(false, back);
+      }
     }
     if (this.#dtmfOut.active) {
       this.#speaking = false;
@@ -573,7 +596,7 @@ export class CallMedia implements MediaSession {
     }
     this.#advance();
     if (this.#catchUp && this.#speaking && this.#sending && this.playout.buffered < this.#frameSamples) {
-      this.#held = true;
+      this.#held = 1;
       this.#speaking = false;
       return;
     }
@@ -587,12 +610,12 @@ export class CallMedia implements MediaSession {
     w[LANE.txSeq] = (w[LANE.txSeq]! + 1) & 0xffff;
   }
 
-  /** The header of the current slot's packet, from the block; the marker goes out once. */
-  #slotHeader(): RtpHeader {
+  /** The header of the packet `back` slots before the current one (held slots), from the block; the marker goes out once. */
+  #slotHeader(back: number): RtpHeader {
     const h = this.#header;
     const w = this.#w;
-    h.sequenceNumber = w[LANE.txSeq]!;
-    h.timestamp = w[LANE.txTs]!;
+    h.sequenceNumber = (w[LANE.txSeq]! - back) & 0xffff;
+    h.timestamp = (w[LANE.txTs]! - back * TS_PER_FRAME) >>> 0;
     h.marker = w[LANE.txMarker] === 1;
     return h;
   }
@@ -602,12 +625,12 @@ export class CallMedia implements MediaSession {
    * `now`. On hold the clock runs and the audio is consumed but nothing is sent (RFC 3264 §8.4).
    * Marks reached by this frame are reported after its packet has left (they are "played").
    */
-  #emit(now: boolean): void {
+  #emit(now: boolean, back = 0): void {
     this.#speaking = this.playout.read(this.#out, this.#onMarkDue) === this.#frameSamples;
     if (!this.#sending) return;
     this.#encode();
     const packet = this.#takePacket();
-    const len = serializeRtpInto(packet, 0, this.#slotHeader(), this.#encoded);
+    const len = serializeRtpInto(packet, 0, this.#slotHeader(back), this.#encoded);
     this.#w[LANE.txMarker] = 0;
     if (now) {
       this.#peer.sendNow(packet, len);
@@ -682,7 +705,7 @@ export class CallMedia implements MediaSession {
     this.#advance();
     if (!this.#sending || !step) return;
     const packet = this.#takePacket();
-    const slot = this.#slotHeader();
+    const slot = this.#slotHeader(0);
     let len: number;
     if (step.kind === 'gap') {
       this.#out.fill(0);

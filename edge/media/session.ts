@@ -61,6 +61,8 @@ export interface MediaSessionOptions {
   playoutTrim?: PlayoutTrim;
   /** Send a late bot frame at once in the slot it missed (CallMedia.tick); default true. G.711 only. */
   playoutCatchUp?: boolean;
+  /** Slots in a row that may wait for late frames (1–5; default 2, i.e. 40 ms). */
+  playoutCatchUpSlots?: number;
   /** PCM rate the bot speaks. */
   botRate: 8000 | 16000 | 24000;
 }

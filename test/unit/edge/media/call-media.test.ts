@@ -64,7 +64,7 @@ describe('CallMedia late-frame catch-up', () => {
   });
 
   /** A call whose packets land in `got`; ticks are driven by hand (the dgram backend sends at once). */
-  async function call(playoutCatchUp?: boolean): Promise<{ media: CallMedia; got: { seq: number; ts: number; level: number }[] }> {
+  async function call(catchUp: { playoutCatchUp?: boolean; playoutCatchUpSlots?: number } = {}): Promise<{ media: CallMedia; got: { seq: number; ts: number; level: number }[] }> {
     const caller = await bind();
     const got: { seq: number; ts: number; level: number }[] = [];
     const pcm = new Int16Array(160);
@@ -77,7 +77,7 @@ describe('CallMedia late-frame catch-up', () => {
     const media = new CallMedia(
       sock,
       sock.port,
-      { codec: 'PCMU', payloadType: 0, remote: { address: '127.0.0.1', port: caller.address().port }, symmetric: false, playoutCapacity: 8000, botRate: 8000, ...(playoutCatchUp === undefined ? {} : { playoutCatchUp }) },
+      { codec: 'PCMU', payloadType: 0, remote: { address: '127.0.0.1', port: caller.address().port }, symmetric: false, playoutCapacity: 8000, botRate: 8000, ...catchUp },
       { onCallerAudio: () => undefined, onDtmf: () => undefined, onMark: () => undefined },
     );
     open.push(media, caller);
@@ -111,26 +111,60 @@ describe('CallMedia late-frame catch-up', () => {
     assert.equal(media.playout.buffered, 0);
   });
 
-  it('fills a held slot with silence at the next tick when the bot has stopped: no timestamp is skipped', async () => {
+  /** Sequence and timestamp steps from the first packet: consecutive slots, none skipped. */
+  const steps = (got: { seq: number; ts: number }[]) => ({
+    seq: got.map((g) => (g.seq - got[0]!.seq) & 0xffff),
+    ts: got.map((g) => (g.ts - got[0]!.ts) >>> 0),
+  });
+
+  it('holds the next slot too for a frame later than a tick (40 ms by default): each late frame leaves at once, oldest first, in its own slot', async () => {
     const { media, got } = await call();
     media.queueBotAudio(frame(1000));
-    media.tick();
+    media.tick(); // the bot is speaking
     media.tick(); // held
-    media.tick(); // nothing came: the held slot (silence), then this tick's slot (silence)
+    media.tick(); // still nothing: this slot is held too
     await settle();
-    assert.equal(got.length, 3);
-    assert.deepEqual(got.map((g) => (g.seq - got[0]!.seq) & 0xffff), [0, 1, 2]);
-    assert.deepEqual(got.map((g) => (g.ts - got[0]!.ts) >>> 0), [0, 160, 320]);
-    assert.deepEqual(got.slice(1).map((g) => g.level), [0, 0]);
-    assert.equal(media.stats.playoutLateFrames, 0);
-    // Bot silent: the next dry tick sends silence on time, nothing is held.
-    media.tick();
+    assert.equal(got.length, 1, 'the held slots sent nothing yet');
+    media.queueBotAudio(frame(2000)); // the older held slot leaves now
+    await settle();
+    assert.equal(got.length, 2);
+    media.tick(); // the newer one still waits, and so does this tick's
+    media.queueBotAudio(frame(3000));
+    media.queueBotAudio(frame(4000)); // the bot catches up: both leave at once
     await settle();
     assert.equal(got.length, 4);
+    media.queueBotAudio(frame(5000)); // on time
+    media.tick();
+    await settle();
+    assert.deepEqual(steps(got), { seq: [0, 1, 2, 3, 4], ts: [0, 160, 320, 480, 640] });
+    got.forEach((g, i) => assert.ok(near(g.level, 1000 * [1, 2, 3, 4, 5][i]!), JSON.stringify(got)));
+    assert.equal(media.stats.playoutLateFrames, 3);
+    assert.equal(media.playout.buffered, 0);
+  });
+
+  it('fills the held slots with silence when the last one it may hold is due and the bot has stopped: no timestamp is skipped', async () => {
+    for (const [slots, ticks] of [[1, 3], [2, 4], [3, 5]] as const) {
+      const { media, got } = await call({ playoutCatchUpSlots: slots });
+      media.queueBotAudio(frame(1000));
+      for (let t = 1; t < ticks; t++) media.tick(); // one frame, then `slots` slots held
+      await settle();
+      assert.equal(got.length, 1, `${slots}: held`);
+      media.tick(); // nothing came: the held slots (silence), then this tick's slot (silence)
+      await settle();
+      assert.equal(got.length, ticks, `${slots}: all sent`);
+      const want = Array.from({ length: ticks }, (_, i) => i);
+      assert.deepEqual(steps(got), { seq: want, ts: want.map((i) => i * 160) });
+      assert.deepEqual(got.slice(1).map((g) => g.level), want.slice(1).map(() => 0));
+      assert.equal(media.stats.playoutLateFrames, 0);
+      // Bot silent: the next dry tick sends silence on time, nothing is held.
+      media.tick();
+      await settle();
+      assert.equal(got.length, ticks + 1);
+    }
   });
 
   it('never holds before the bot speaks, and holds nothing when turned off', async () => {
-    const { media, got } = await call(false);
+    const { media, got } = await call({ playoutCatchUp: false });
     media.tick(); // silence on time
     media.queueBotAudio(frame(1000));
     media.tick();
@@ -309,7 +343,8 @@ describe('CallMedia with G.722', () => {
     media.tick(); // frame 2 is staged …
     media.clear(); // … and replaced
     media.tick(); // holds its slot for a late frame (the bot was speaking) …
-    media.tick(); // … which gets silence, then this tick's own
+    media.tick(); // … and the next (catch-up holds up to 40 ms) …
+    media.tick(); // … which get silence, then this tick's own
     media.close();
     // What the caller's decoder gets: frame 1, the replacement, the next silence. It must code as a
     // stream that had silence after frame 1 all along.

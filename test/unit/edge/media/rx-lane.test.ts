@@ -360,14 +360,18 @@ describe('the G.711 receive lane', () => {
       const host = new RxLaneHost(Lane, arenas[0], arenas[1], 8);
       const frame = botRate / 50;
       // The bot's messages per tick: mostly a frame, now and then none (a late frame the tick
-      // holds a slot for) or two, a 1.2 s burst (the ring and the downsampler's buffer grow),
-      // a 30 ms record, and frames of another stream.
+      // holds a slot for) or two, once none twice and then three (two slots held), a 1.2 s burst
+      // (the ring and the downsampler's buffer grow), a short burst after the barge-in (the
+      // frames that land after their ticks until then leave from JavaScript, in the held
+      // slots), a 30 ms record, and frames of another stream.
       let level = 0;
       const pcm = (n: number) => Int16Array.from({ length: n }, (_, i) => Math.round(8000 * Math.sin((level++ + i) * 0.05)));
       const script: Int16Array[][] = [];
       for (let t = 0; t < 220; t++) {
         if (t === 40) script.push([pcm(frame * 60)]);
         else if (t === 120) script.push([pcm((frame * 3) / 2)]);
+        else if (t === 27 || t === 28) script.push([]);
+        else if (t === 29 || t === 80) script.push([pcm(frame), pcm(frame), pcm(frame)]);
         else if (t % 17 === 5) script.push([]);
         else if (t % 17 === 6) script.push([pcm(frame), pcm(frame)]);
         else script.push([pcm(frame)]);

@@ -101,14 +101,17 @@ describe('the lane’s tick (the send half)', () => {
       const frame = botRate / 50;
       let phase = 0;
       const tone = (n: number) => Int16Array.from({ length: n }, (_, i) => Math.round(6000 * Math.sin((phase++ + i) * 0.07)));
-      // The bot's audio per tick: a live stream with jitter (none, two), a standing cushion the
-      // trim can shave, three frames of every seven silent (the silence trim's gaps), a 1 s burst.
+      // The bot's audio per tick: a live stream with jitter (none, two; twice none, then three:
+      // two slots held), a standing cushion the trim can shave, three frames of every seven
+      // silent (the silence trim's gaps), a 1 s burst.
       const script: Int16Array[][] = [];
       for (let t = 0; t < 400; t++) {
         const f = () => (t % 7 >= 3 && t % 7 <= 5 ? new Int16Array(frame) : tone(frame));
         // Jitter before t = 60 and after 260; in between one extra frame stands as a cushion.
         const jitter = t < 60 || t > 260;
         if (t === 200) script.push([tone(frame * 50)]);
+        else if (t === 35 || t === 36 || t === 300 || t === 301) script.push([]);
+        else if (t === 37 || t === 302) script.push([f(), f(), f()]);
         else if (jitter && t % 11 === 9) script.push([]);
         else if ((jitter && t % 11 === 10) || t === 60) script.push([f(), f()]);
         else script.push([f()]);
