@@ -626,6 +626,9 @@ async function main(): Promise<void> {
     }
   });
   process.on('disconnect', () => process.exit(0));
+  // The bench stops its children with SIGTERM: exit through process.exit, so flags such as
+  // --cpu-prof (--loadgen-flags) write their files.
+  process.on('SIGTERM', () => process.exit(0));
 
   setInterval(() => {
     send({

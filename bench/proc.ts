@@ -21,6 +21,12 @@ export interface ProcSample {
   rssKb: number;
   /** Threads right now. */
   threads: number;
+  /**
+   * Major page faults since the process started (pages read back from disk: code or data the
+   * kernel reclaimed, e.g. a proactive-reclaim daemon such as DAMON's pageout). Each stalls the
+   * faulting thread for a disk read.
+   */
+  majorFaults: number;
   atMs: number;
 }
 
@@ -29,13 +35,14 @@ export function sampleProc(pid: number, atMs: number): ProcSample | undefined {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     // The command name (field 2) may contain spaces and parentheses: split after the last ')'.
     const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    // rest[0] is field 3 (state); utime and stime are fields 14 and 15.
+    // rest[0] is field 3 (state); majflt is field 12, utime and stime are fields 14 and 15.
+    const majorFaults = Number(rest[9]);
     const utime = Number(rest[11]);
     const stime = Number(rest[12]);
     const threads = Number(rest[17]);
     const status = readFileSync(`/proc/${pid}/status`, 'utf8');
     const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-    return { pid, cpuUs: ((utime + stime) * 1e6) / clkTck, rssKb: m ? Number(m[1]) : 0, threads, atMs };
+    return { pid, cpuUs: ((utime + stime) * 1e6) / clkTck, rssKb: m ? Number(m[1]) : 0, threads, majorFaults, atMs };
   } catch {
     return undefined;
   }

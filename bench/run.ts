@@ -54,6 +54,8 @@ export interface BenchOptions {
   nodeFlags?: readonly string[];
   /** Node/V8 flags for the echo bot process. */
   botFlags?: readonly string[];
+  /** Node/V8 flags for the load generator process. */
+  loadgenFlags?: readonly string[];
   /** nice(2) value for the echo bot's main thread (negative: ahead of the generator on their shared core); default 0. */
   botNice?: number;
   /** A short window at the settle's start that runs the window's code first (default true). */
@@ -204,6 +206,11 @@ export interface StepResult {
   steal_cpu_pct: number;
   /** Pinned runs: the stolen share of the SUT's own core, %. */
   sut_core_steal_pct?: number;
+  /**
+   * Major page faults in the window, per process (media, loadgen, bot, nats, …): pages the kernel
+   * had reclaimed and read back from disk, each a stall of the thread that touched it.
+   */
+  major_faults: Record<string, number>;
   pass: boolean;
   limited_by: string;
   /** Only with --shards > 1 or --via-proxy. */
@@ -321,7 +328,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const lg = await forkBench<{ type: 'ready'; rtpIo: 'native' | 'dgram' }>(children, 'loadgen', [
       ...(opts.loadgenRtpIo ? ['--rtp-io', opts.loadgenRtpIo] : []),
       ...(opts.loadgenPacing ? ['--pacing', opts.loadgenPacing] : []),
-    ]);
+    ], opts.loadgenFlags);
     const pids = { media: media.child.pid!, loadgen: lg.child.pid!, bot: bot.child.pid!, nats: nats.child.pid! };
     // The rest of the SUT when sharded: media nodes 2..N and the proxy. Empty on the direct path.
     const extraSut: Record<string, number> = {};
@@ -542,6 +549,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         softirq_cpu_pct: irqPct,
         steal_cpu_pct: stealPct,
         ...(sutStealPct !== undefined ? { sut_core_steal_pct: sutStealPct } : {}),
+        major_faults: Object.fromEntries(Object.keys(allPids).map((k) => [k, Math.max(0, (b[k]?.majorFaults ?? 0) - (a[k]?.majorFaults ?? 0))])),
         pass: reasons.length === 0,
         limited_by: reasons.join('; '),
         ...(loopDelay ? { event_loop_delay_ms: loopDelay } : {}),
