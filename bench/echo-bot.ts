@@ -41,7 +41,7 @@ class Window {
 const win = new Window();
 const callerToBot = new Histogram();
 /** c→b over the window's time: one event or steady (bench/slices.ts); 10 ms is issue 6's budget. */
-const callerToBotSlices = new SliceRecorder(100, 10, 6000);
+const callerToBotSlices = new SliceRecorder(100, 10);
 let framesInWindow = 0; // caller frames whose caller stamp is inside the window
 let echoedInWindow = 0; // frames we sent back whose bot stamp is inside the window
 let unmarkedFrames = 0; // binary frames without the marker (SIPp audio, silence)
@@ -158,7 +158,7 @@ function report(): BotReport {
     echoedInWindow,
     callsInWindow: tagsInWindow.size,
     callerToBot: callerToBot.toSparse(),
-    callerToBotSlices: callerToBotSlices.series(Math.ceil(usDiff(win.toUs, win.fromUs) / 100_000)),
+    callerToBotSlices: callerToBotSlices.series(),
     unmarkedFrames,
     framesTotal,
     bytesTotal,
@@ -187,7 +187,7 @@ async function main(): Promise<void> {
       echoedInWindow = 0;
       tagsInWindow.clear();
       callerToBot.reset();
-      callerToBotSlices.start(msg.fromUs);
+      callerToBotSlices.start(msg.fromUs, msg.toUs);
       // Sampled from now to the window's end (the stamps are this process's monotonic µs).
       loopDelay.reset();
       loopDelay.enable();

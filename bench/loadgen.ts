@@ -113,7 +113,7 @@ let unmarked = 0;
 let lagMaxWindowMs = 0;
 const botToCaller = new Histogram();
 /** b→c over the window's time: one event or steady (bench/slices.ts); 30 ms is issue 6's budget. */
-const botToCallerSlices = new SliceRecorder(100, 30, 6000);
+const botToCallerSlices = new SliceRecorder(100, 30);
 const roundTrip = new Histogram();
 const setup = new Histogram();
 
@@ -515,7 +515,7 @@ function report(): void {
     silentCalls,
     callsInWindow,
     botToCaller: botToCaller.toSparse(),
-    botToCallerSlices: botToCallerSlices.series(Math.ceil(usDiff(winTo, winFrom) / 100_000)),
+    botToCallerSlices: botToCallerSlices.series(),
     roundTrip: roundTrip.toSparse(),
     setup: setup.toSparse(),
     unmarked,
@@ -612,7 +612,7 @@ async function main(): Promise<void> {
           c.recvInWindow = 0;
         }
         botToCaller.reset();
-        botToCallerSlices.start(msg.fromUs);
+        botToCallerSlices.start(msg.fromUs, msg.toUs);
         roundTrip.reset();
         break;
       case 'report':

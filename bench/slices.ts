@@ -20,44 +20,40 @@ export interface SliceSeries {
 }
 
 export class SliceRecorder {
-  readonly #maxUs: Float64Array;
-  readonly #over: Uint32Array;
+  #maxUs = new Float64Array(0);
+  #over = new Uint32Array(0);
   #fromUs = 0;
-  #active = false;
 
   constructor(
     readonly sliceMs: number,
     readonly overMs: number,
-    slices: number,
-  ) {
+  ) {}
+
+  /**
+   * Starts a window from `fromUs` to `toUs` (µs mod 2^32 on the shared clock), a slice for every
+   * `sliceMs` of it; forgets the last one.
+   */
+  start(fromUs: number, toUs: number): void {
+    const slices = Math.max(1, Math.ceil(usDiff(toUs, fromUs) / (this.sliceMs * 1000)));
+    this.#fromUs = fromUs;
     this.#maxUs = new Float64Array(slices);
     this.#over = new Uint32Array(slices);
   }
 
-  /** Starts a window at `fromUs` (µs mod 2^32 on the shared clock); forgets the last one. */
-  start(fromUs: number): void {
-    this.#fromUs = fromUs;
-    this.#active = true;
-    this.#maxUs.fill(0);
-    this.#over.fill(0);
-  }
-
-  /** A value (µs) for the frame stamped `atUs`; ignored outside the window's slices. */
+  /** A value (µs) for the frame stamped `atUs`; ignored outside the window. */
   record(atUs: number, valueUs: number): void {
-    if (!this.#active) return;
     const i = Math.floor(usDiff(atUs, this.#fromUs) / (this.sliceMs * 1000));
     if (i < 0 || i >= this.#maxUs.length) return;
     if (valueUs > this.#maxUs[i]!) this.#maxUs[i] = valueUs;
     if (valueUs > this.overMs * 1000) this.#over[i]!++;
   }
 
-  /** The series up to `slices` slices (the window's length). */
-  series(slices: number): SliceSeries {
-    const n = Math.min(slices, this.#maxUs.length);
-    const over = Array.from(this.#over.subarray(0, n));
+  /** The last window's series. */
+  series(): SliceSeries {
+    const over = Array.from(this.#over);
     return {
       sliceMs: this.sliceMs,
-      maxMs: Array.from(this.#maxUs.subarray(0, n), (us) => Math.round(us / 100) / 10),
+      maxMs: Array.from(this.#maxUs, (us) => Math.round(us / 100) / 10),
       over,
       overMs: this.overMs,
       slicesOver: over.filter((c) => c > 0).length,
