@@ -5,6 +5,7 @@
  * result reports.
  */
 import type { BenchDetails, BenchResult, StepResult } from './run.js';
+import type { SliceSeries } from './slices.js';
 
 const W = 640;
 const H = 300;
@@ -150,6 +151,15 @@ export function renderReport(result: BenchResult, details: BenchDetails): string
       histogramChart(`Latency distribution at ${reported.calls_in_window} calls`, 'ms', reported.latency_bins_ms.width, [
         { name: 'caller→bot', counts: reported.latency_bins_ms.caller_to_bot },
         { name: 'bot→caller', counts: reported.latency_bins_ms.bot_to_caller },
+      ]),
+    );
+    // One event (a stall) or a steady cost: the worst latency of each 100 ms of the window.
+    const overTime = (x: SliceSeries): [number, number][] => x.maxMs.map((ms, i) => [(i * x.sliceMs) / 1000, ms]);
+    const slices = reported.latency_slices;
+    charts.push(
+      lineChart(`Worst latency per ${slices.bot_to_caller.sliceMs} ms of the window at ${reported.calls_in_window} calls`, 's into the window', 'ms', [
+        { name: 'caller→bot', points: overTime(slices.caller_to_bot) },
+        { name: 'bot→caller', points: overTime(slices.bot_to_caller) },
       ]),
     );
   }
