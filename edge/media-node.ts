@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { setImmediate } from 'node:timers/promises';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { dialogId } from '../sip/dialog.js';
 import type { SipMessage, SipRequest } from '../sip/message.js';
@@ -228,17 +229,15 @@ export class MediaNode {
     };
   }
 
-  /** Every answered call's QoS so far, STATUS_QOS_SLICE calls per turn of the event loop. */
+  /** Every answered call's QoS so far: one lap of a SlicedSweep, STATUS_QOS_SLICE calls per turn of the event loop. */
   async #qosSoFar(): Promise<Qos[]> {
-    const calls = [...this.calls.values()];
+    const lap = new SlicedSweep(() => this.calls.values());
     const out: Qos[] = [];
-    for (let i = 0; i < calls.length; i += STATUS_QOS_SLICE) {
-      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve));
-      for (const call of calls.slice(i, i + STATUS_QOS_SLICE)) {
-        const qos = call.qosSoFar; // undefined once a call has ended meanwhile
-        if (qos) out.push(qos);
-      }
-    }
+    const take = (call: InboundCall) => {
+      const qos = call.qosSoFar; // undefined for a call not answered yet or ended meanwhile
+      if (qos) out.push(qos);
+    };
+    while (lap.visit(STATUS_QOS_SLICE, take) === STATUS_QOS_SLICE) await setImmediate();
     return out;
   }
 

@@ -500,15 +500,18 @@ export class CallMedia implements MediaSession {
 
   /** The bot's late frames are here: each leaves now, in the slot it missed (oldest first), and their marks count as played. */
   #fillHeld(): void {
-    if (this.#closed) return;
-    let sent = false;
-    while (this.#held > 0 && this.playout.buffered >= this.#frameSamples) {
-      this.#held--;
+    if (this.#closed || this.playout.buffered < this.#frameSamples) return;
+    do {
       this.#stats.playoutLateFrames!++;
-      this.#emit(true, this.#held);
-      sent = true;
-    }
-    if (sent) this.afterTick();
+      this.#emitOldestHeld(true);
+    } while (this.#held > 0 && this.playout.buffered >= this.#frameSamples);
+    this.afterTick();
+  }
+
+  /** The oldest held slot's packet, with whatever is queued: at once (a late frame came) or at the tick. */
+  #emitOldestHeld(now: boolean): void {
+    this.#held--;
+    this.#emit(now, this.#held);
   }
 
   /**
@@ -584,10 +587,7 @@ export class CallMedia implements MediaSession {
         this.#held = held + 1;
         return;
       }
-      for (let back = held - 1; back >= 0; back--) {
-        this.#held = back;
-        this.#emit(false, back);
-      }
+      while (this.#held > 0) this.#emitOldestHeld(false);
     }
     if (this.#dtmfOut.active) {
       this.#speaking = false;
