@@ -105,8 +105,9 @@ function echoByteFrame(buf: Buffer, now: number, mark: FrameMark, send: (b: Buff
   if (!readPcmFrame(buf, mark)) return false;
   if (win.contains(mark.callerUs)) {
     framesInWindow++;
-    callerToBot.record(usDiff(now, mark.callerUs));
-    callerToBotSlices.record(mark.callerUs, usDiff(now, mark.callerUs));
+    const latencyUs = usDiff(now, mark.callerUs);
+    callerToBot.record(latencyUs);
+    callerToBotSlices.record(mark.callerUs, latencyUs);
     tagsInWindow.add(mark.tag);
   }
   const sendUs = monoUs32();
@@ -122,8 +123,9 @@ function echoToneFrame(buf: Buffer, now: number, send: (b: Buffer) => void): boo
   const callerUs = unwrapUs24(tone.us24, now);
   if (win.contains(callerUs)) {
     framesInWindow++;
-    callerToBot.record(usDiff(now, callerUs));
-    callerToBotSlices.record(callerUs, usDiff(now, callerUs));
+    const latencyUs = usDiff(now, callerUs);
+    callerToBot.record(latencyUs);
+    callerToBotSlices.record(callerUs, latencyUs);
     tagsInWindow.add(tone.tag);
   }
   const sendUs = monoUs32();

@@ -307,8 +307,9 @@ function onRtp(call: Call, msg: Uint8Array, now: number, mark: FrameMark): void 
   if (inWindow(mark.botUs)) {
     recvInWindow++;
     call.recvInWindow++;
-    botToCaller.record(usDiff(now, mark.botUs));
-    botToCallerSlices.record(mark.botUs, usDiff(now, mark.botUs));
+    const latencyUs = usDiff(now, mark.botUs);
+    botToCaller.record(latencyUs);
+    botToCallerSlices.record(mark.botUs, latencyUs);
   }
 }
 

@@ -407,6 +407,14 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     }
 
     const nodeIds = viaProxy ? shardNodes.map((_, i) => `shard-${i}`) : ['bench-media-1'];
+    /** Tells the generator and the bot of a window opening `leadMs` from now, `lengthMs` long; returns when it opens (monoMs). */
+    const announceWindow = (leadMs: number, lengthMs: number): number => {
+      const fromUs = (monoUs32() + leadMs * 1000) % 0x100000000;
+      const toUs = (fromUs + Math.round(lengthMs * 1000)) % 0x100000000;
+      lg.child.send({ type: 'window', fromUs, toUs });
+      bot.child.send({ type: 'window', fromUs, toUs });
+      return monoMs() + leadMs;
+    };
     /**
      * The settle before a window, with a rehearsal of the window in it. Some of the generator's and
      * the bot's code runs only inside a window (the recording of every frame), and the node's
@@ -421,10 +429,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const settle = async (ms: number): Promise<void> => {
       const start = monoMs();
       if (ms >= 1000 && opts.rehearsal !== false) {
-        const fromUs = (monoUs32() + 100_000) % 0x100000000;
-        const toUs = (fromUs + Math.round(ms / 2) * 1000) % 0x100000000;
-        lg.child.send({ type: 'window', fromUs, toUs });
-        bot.child.send({ type: 'window', fromUs, toUs });
+        announceWindow(100, ms / 2);
         await readNodeWindow(nc!, nodeIds);
       }
       await sleep(Math.max(0, ms - (monoMs() - start)));
@@ -440,12 +445,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       await settle(opts.settle * 1000);
 
       // The window opens a little in the future so both children know it before it starts.
-      const leadMs = 1000;
-      const fromMs = monoMs() + leadMs;
-      const fromUs = (monoUs32() + leadMs * 1000) % 0x100000000;
-      const toUs = (fromUs + opts.duration * 1_000_000) % 0x100000000;
-      lg.child.send({ type: 'window', fromUs, toUs });
-      bot.child.send({ type: 'window', fromUs, toUs });
+      const fromMs = announceWindow(1000, opts.duration * 1000);
       await sleep(Math.max(0, fromMs - monoMs()));
       // Opus: frames at the bot are counted by arrival between the window's edges (no markers).
       const botAtOpen = isOpus ? nextMessage<BotReport>(bot.child, 'report', 10_000) : undefined;

@@ -23,18 +23,23 @@ export class SliceRecorder {
   #maxUs = new Float64Array(0);
   #over = new Uint32Array(0);
   #fromUs = 0;
+  readonly #sliceUs: number;
+  readonly #overUs: number;
 
   constructor(
     readonly sliceMs: number,
     readonly overMs: number,
-  ) {}
+  ) {
+    this.#sliceUs = sliceMs * 1000;
+    this.#overUs = overMs * 1000;
+  }
 
   /**
    * Starts a window from `fromUs` to `toUs` (µs mod 2^32 on the shared clock), a slice for every
    * `sliceMs` of it; forgets the last one.
    */
   start(fromUs: number, toUs: number): void {
-    const slices = Math.max(1, Math.ceil(usDiff(toUs, fromUs) / (this.sliceMs * 1000)));
+    const slices = Math.max(1, Math.ceil(usDiff(toUs, fromUs) / this.#sliceUs));
     this.#fromUs = fromUs;
     this.#maxUs = new Float64Array(slices);
     this.#over = new Uint32Array(slices);
@@ -42,10 +47,10 @@ export class SliceRecorder {
 
   /** A value (µs) for the frame stamped `atUs`; ignored outside the window. */
   record(atUs: number, valueUs: number): void {
-    const i = Math.floor(usDiff(atUs, this.#fromUs) / (this.sliceMs * 1000));
+    const i = Math.floor(usDiff(atUs, this.#fromUs) / this.#sliceUs);
     if (i < 0 || i >= this.#maxUs.length) return;
     if (valueUs > this.#maxUs[i]!) this.#maxUs[i] = valueUs;
-    if (valueUs > this.overMs * 1000) this.#over[i]!++;
+    if (valueUs > this.#overUs) this.#over[i]!++;
   }
 
   /** The last window's series. */
