@@ -144,6 +144,57 @@ describe('tone marker (--bot-rate 16000)', () => {
     }
   });
 
+  it('writes the frame its header specifies: 48 tones at k × 62.5 Hz, Newman phases, 600 peak, within 6 of the exact sum', { timeout: 10000 }, () => {
+    // The bit layout of bench/tone-mark.ts's header, computed here from scratch (no tables).
+    const popcount = (v: number) => v.toString(2).split('1').length - 1;
+    const exact = (rate: number, tag: number, seq: number, us: number): Float64Array => {
+      const bits: number[] = [];
+      for (let b = 0; b < 12; b++) bits.push((tag >> b) & 1);
+      for (let b = 0; b < 8; b++) bits.push((seq >> b) & 1);
+      for (let b = 0; b < 24; b++) bits.push((us >> b) & 1);
+      // Check: the number of 1 bits in 0..43, inverted, mod 8.
+      const ones = popcount(tag) + popcount(seq) + popcount(us);
+      for (let b = 0; b < 3; b++) bits.push((~ones >> b) & 1);
+      const samples = rate / 50;
+      const out = new Float64Array(samples);
+      for (let t = 0, b = 0; t < 48; t++) {
+        // Tone 14 is the pilot, always on; the others carry bits 0..46 in order.
+        if (t !== 14 && bits[b++] !== 1) continue;
+        const hz = (6 + t) * 62.5;
+        const phase = (Math.PI * t * t) / 48;
+        for (let i = 0; i < samples; i++) out[i]! += 600 * Math.sin((2 * Math.PI * hz * i) / rate + phase);
+      }
+      return out;
+    };
+    const rnd = random(4);
+    const ulawOut = new Uint8Array(160);
+    const backing = new Uint8Array(641);
+    for (let n = 0; n < 200; n++) {
+      const [tag, seq, us] = n === 0 ? [0xfff, 0xff, 0xffffff] : [Math.floor(rnd() * 4096), Math.floor(rnd() * 256), Math.floor(rnd() * 2 ** 24)];
+      // 16 kHz PCM, written at an odd offset too (mux records need not be 2-byte aligned in a Buffer).
+      const out = backing.subarray(n & 1, (n & 1) + 640);
+      writeTonePcm16k(out, tag, seq, us);
+      const want16 = exact(16000, tag, seq, us);
+      for (let i = 0; i < 320; i++) {
+        const got = ((out[2 * i + 1]! << 8) | out[2 * i]!) << 16 >> 16;
+        assert.ok(Math.abs(got - want16[i]!) <= 6, `16 kHz frame ${n} sample ${i}: ${got} vs ${want16[i]!.toFixed(1)}`);
+      }
+      // µ-law at 8 kHz: the same frame, encoded (µ-law of the exact sum, give or take one code).
+      writeToneUlaw(ulawOut, tag, seq, us);
+      const want8 = ulawOf(Int16Array.from(exact(8000, tag, seq, us), (x) => Math.round(x)));
+      const decoded = new Int16Array(160);
+      const wantDecoded = new Int16Array(160);
+      ulawDecode(ulawOut, decoded);
+      ulawDecode(want8, wantDecoded);
+      for (let i = 0; i < 160; i++) {
+        // One µ-law step at that level (segment s: step 8·2^s of 16-bit PCM), taken at the larger value.
+        const level = Math.max(Math.abs(decoded[i]!), Math.abs(wantDecoded[i]!));
+        const step = 8 * 2 ** Math.min(7, Math.max(0, Math.floor(Math.log2((level + 132) / 132))));
+        assert.ok(Math.abs(decoded[i]! - wantDecoded[i]!) <= step, `8 kHz frame ${n} sample ${i}: ${decoded[i]} vs ${wantDecoded[i]}`);
+      }
+    }
+  });
+
   it('keeps only the low 12, 8 and 24 bits of tag, sequence and time', { timeout: 5000 }, () => {
     const frame = new Uint8Array(160);
     writeToneUlaw(frame, 4096 + 7, 256 + 9, 2 ** 24 + 11);
