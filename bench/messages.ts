@@ -134,6 +134,8 @@ export interface LoadgenReport {
   unmarked: number;
   /** RTP sender slot lateness in the window, max ms. */
   lagMaxMs: number;
+  /** Paced slots staged too late for the I/O thread, sent packet by packet stamped as they left, in the window. */
+  lateSlots: number;
 }
 
 export type FromLoadgen = { type: 'ready'; rtpIo: 'native' | 'dgram' } | LoadgenProgress | LoadgenReached | LoadgenReport | { type: 'hungup'; ended: number; byeFailed: number };

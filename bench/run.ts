@@ -191,6 +191,11 @@ export interface StepResult {
   loadgen_cpu_us_per_call_second: number;
   loadgen_cpu_pct: number;
   loadgen_lag_max_ms: number;
+  /**
+   * The generator's paced slots that it staged more than 0.5 ms after their due time, in the window:
+   * sent packet by packet and stamped as they left, so its lateness is not the node's c→b latency.
+   */
+  loadgen_late_slots: number;
   bot_cpu_pct: number;
   /** The echo bot's event-loop delay over the window (its stalls arrive at the node as late frames). */
   bot_loop_delay_ms: LoopDelay;
@@ -542,6 +547,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         loadgen_cpu_us_per_call_second: round(cpuBetween(a['loadgen'], b['loadgen']) / perCallS, 1),
         loadgen_cpu_pct: pct('loadgen'),
         loadgen_lag_max_ms: lr.lagMaxMs,
+        loadgen_late_slots: lr.lateSlots,
         bot_cpu_pct: pct('bot'),
         bot_loop_delay_ms: br.loopDelayMs,
         nats_cpu_pct: pct('nats'),
