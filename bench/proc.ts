@@ -58,23 +58,27 @@ export function cpuBetween(a: ProcSample | undefined, b: ProcSample | undefined)
  * Busy CPU of the whole machine since boot, µs summed over all CPUs (/proc/stat, first line); of
  * that the part spent in interrupts and softirqs (the kernel's network stack, mostly ours) and the
  * part stolen by the hypervisor (time this VM's CPU wanted to run and did not: a stalled core,
- * which no process here can be blamed for); and each CPU's stolen time, by CPU number.
+ * which no process here can be blamed for); and each CPU's stolen and busy time, by CPU number.
  */
-export function sampleMachine(): { busyUs: number; irqUs: number; stealUs: number; stealUsByCpu: number[] } {
+export function sampleMachine(): { busyUs: number; irqUs: number; stealUs: number; stealUsByCpu: number[]; busyUsByCpu: number[] } {
   try {
     const lines = readFileSync('/proc/stat', 'utf8').split('\n');
     // user nice system idle iowait irq softirq steal: everything but idle and iowait is busy.
     const fields = (line: string) => line.trim().split(/\s+/).slice(1).map(Number);
     const f = fields(lines[0]!);
     const us = (ticks: number) => (ticks * 1e6) / clkTck;
-    const busy = (f[0] ?? 0) + (f[1] ?? 0) + (f[2] ?? 0) + (f[5] ?? 0) + (f[6] ?? 0) + (f[7] ?? 0);
+    const busy = (g: number[]) => (g[0] ?? 0) + (g[1] ?? 0) + (g[2] ?? 0) + (g[5] ?? 0) + (g[6] ?? 0) + (g[7] ?? 0);
     const stealUsByCpu: number[] = [];
+    const busyUsByCpu: number[] = [];
     for (const line of lines) {
       const m = /^cpu(\d+) /.exec(line);
-      if (m) stealUsByCpu[Number(m[1])] = us(fields(line)[7] ?? 0);
+      if (!m) continue;
+      const g = fields(line);
+      stealUsByCpu[Number(m[1])] = us(g[7] ?? 0);
+      busyUsByCpu[Number(m[1])] = us(busy(g));
     }
-    return { busyUs: us(busy), irqUs: us((f[5] ?? 0) + (f[6] ?? 0)), stealUs: us(f[7] ?? 0), stealUsByCpu };
+    return { busyUs: us(busy(f)), irqUs: us((f[5] ?? 0) + (f[6] ?? 0)), stealUs: us(f[7] ?? 0), stealUsByCpu, busyUsByCpu };
   } catch {
-    return { busyUs: 0, irqUs: 0, stealUs: 0, stealUsByCpu: [] };
+    return { busyUs: 0, irqUs: 0, stealUs: 0, stealUsByCpu: [], busyUsByCpu: [] };
   }
 }

@@ -205,6 +205,11 @@ export interface StepResult {
   /** Interrupt + softirq CPU of the machine in the window (the loopback network stack), % of one core. */
   softirq_cpu_pct: number;
   /**
+   * Busy share of the core the generator, bot and NATS are pinned to (when pinned to one): at
+   * HARNESS_SATURATED_PCT or more the step's line says the latency figures are the harness's.
+   */
+  harness_core_busy_pct?: number;
+  /**
    * CPU time the hypervisor took from this VM in the window, all CPUs, % of one core: a vCPU that
    * is not running stalls whatever was on it (not counted in `other_cpu_pct`).
    */
@@ -256,6 +261,8 @@ export interface BenchDetails {
   hangup: { ended: number; byeFailed: number };
 }
 
+/** The harness core's busy share from which a step is flagged as measuring the harness (no idle time left to speak of). */
+const HARNESS_SATURATED_PCT = 95;
 const round = (v: number, digits = 2) => Math.round(v * 10 ** digits) / 10 ** digits;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -513,6 +520,12 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       const sutCore = pinning ? Number(pinning['media']) : NaN;
       const sutStealPct = Number.isInteger(sutCore) ? round((((machineB.stealUsByCpu[sutCore] ?? 0) - (machineA.stealUsByCpu[sutCore] ?? 0)) / (windowS * 1e6)) * 100, 1) : undefined;
       const irqPct = round((irqUs / (windowS * 1e6)) * 100, 1);
+      // The harness's core (generator, bot, NATS, most of the loopback's softirq): when it has no idle
+      // time left, the bot reads late and the latency figures are the harness's, not the node's.
+      const harnessCore = pinning && /^\d+$/.test(pinning['loadgen'] ?? '') ? Number(pinning['loadgen']) : NaN;
+      const harnessBusyPct = Number.isInteger(harnessCore)
+        ? round((((machineB.busyUsByCpu[harnessCore] ?? 0) - (machineA.busyUsByCpu[harnessCore] ?? 0)) / (windowS * 1e6)) * 100, 1)
+        : undefined;
       const lat = { caller_to_bot: c2b.summaryMs(), bot_to_caller: b2c.summaryMs(), round_trip: rtt.summaryMs() };
       const binTo = Math.max(20_000, Math.min(200_000, Math.ceil(Math.max(c2b.quantileUs(0.999), b2c.quantileUs(0.999)) / 5000) * 5000));
       const binWidth = binTo / 100;
@@ -553,6 +566,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         nats_cpu_pct: pct('nats'),
         other_cpu_pct: otherPct,
         softirq_cpu_pct: irqPct,
+        ...(harnessBusyPct !== undefined ? { harness_core_busy_pct: harnessBusyPct } : {}),
         steal_cpu_pct: stealPct,
         ...(sutStealPct !== undefined ? { sut_core_steal_pct: sutStealPct } : {}),
         major_faults: Object.fromEntries(Object.keys(allPids).map((k) => [k, Math.max(0, (b[k]?.majorFaults ?? 0) - (a[k]?.majorFaults ?? 0))])),
@@ -601,7 +615,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       }
       steps.push(step);
       say(
-        `[${elapsed()}] step ${target}: ${step.pass ? 'PASS' : 'FAIL'} | cpu ${step.cpu_us_per_call_second} µs/call·s (${step.sut_cpu_pct}% of a core) | rss ${step.rss_kb_per_call} kB/call | loss c→b ${(lossC2b * 100).toFixed(3)}% b→c ${(lossB2c * 100).toFixed(3)}% | p99 c→b ${lat.caller_to_bot.p99} ms b→c ${lat.bot_to_caller.p99} ms | over budget in ${overSlices(br.callerToBotSlices)} c→b, ${overSlices(lr.botToCallerSlices)} b→c | generator ${step.loadgen_cpu_pct}% lag ${lr.lagMaxMs} ms | loop delay p50/p99/max ${loopDelay ? `${loopDelay.p50}/${loopDelay.p99}/${loopDelay.max}` : '?'} ms | softirq ${irqPct}% | steal ${stealPct}%${sutStealPct !== undefined ? ` (SUT core ${sutStealPct}%)` : ''} | other load ${otherPct}%${otherPct > 10 ? ' (NOISY MACHINE)' : ''}${step.pass ? '' : ` | ${step.limited_by}`}`,
+        `[${elapsed()}] step ${target}: ${step.pass ? 'PASS' : 'FAIL'} | cpu ${step.cpu_us_per_call_second} µs/call·s (${step.sut_cpu_pct}% of a core) | rss ${step.rss_kb_per_call} kB/call | loss c→b ${(lossC2b * 100).toFixed(3)}% b→c ${(lossB2c * 100).toFixed(3)}% | p99 c→b ${lat.caller_to_bot.p99} ms b→c ${lat.bot_to_caller.p99} ms | over budget in ${overSlices(br.callerToBotSlices)} c→b, ${overSlices(lr.botToCallerSlices)} b→c | generator ${step.loadgen_cpu_pct}% lag ${lr.lagMaxMs} ms | loop delay p50/p99/max ${loopDelay ? `${loopDelay.p50}/${loopDelay.p99}/${loopDelay.max}` : '?'} ms | softirq ${irqPct}%${harnessBusyPct !== undefined ? ` | harness core ${harnessBusyPct}% busy${harnessBusyPct >= HARNESS_SATURATED_PCT ? ' (HARNESS SATURATED: latency is the harness\'s)' : ''}` : ''} | steal ${stealPct}%${sutStealPct !== undefined ? ` (SUT core ${sutStealPct}%)` : ''} | other load ${otherPct}%${otherPct > 10 ? ' (NOISY MACHINE)' : ''}${step.pass ? '' : ` | ${step.limited_by}`}`,
       );
       if (opts.ramp && !step.pass) break;
     }
