@@ -16,6 +16,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { monoMs, monoUs32 } from './clock.js';
 import { EndedTally } from './ended-tally.js';
 import type { QosSummary } from '../edge/media/qos.js';
+import { probeHostMs } from './host-probe.js';
 import { Histogram } from './histogram.js';
 import type { BotReport, FromLoadgen, LoadgenProgress, LoadgenReached, LoadgenReport } from './messages.js';
 import { cpuBetween, sampleMachine, sampleProc, type ProcSample } from './proc.js';
@@ -245,7 +246,8 @@ export interface StepResult {
 export interface BenchDetails {
   command: string;
   started: string;
-  machine: { cpu: string; cores: number; mem_gb: number; kernel: string; node: string };
+  /** host_probe_ms: bench/host-probe.ts before the run, the host's speed that hour (lower is faster). */
+  machine: { cpu: string; cores: number; mem_gb: number; kernel: string; node: string; host_probe_ms: number };
   pinning: Record<string, string> | null;
   /** nice of the echo bot's main thread (0: as started). */
   bot_nice: number;
@@ -294,6 +296,9 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
   const cores = availableParallelism();
   const t0 = monoMs();
   const elapsed = () => `${((monoMs() - t0) / 1000).toFixed(1).padStart(6)}s`;
+  // Before any process of the run starts: the host's speed this hour (bench/host-probe.ts).
+  const hostProbeMs = probeHostMs();
+  say(`host probe: ${hostProbeMs} ms (a fixed resampling job; compare runs with similar probes only)`);
   try {
     // ----------------------------------------------------------------------------- processes
     const nats = await startNats(children);
@@ -672,7 +677,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const details: BenchDetails = {
       command,
       started: new Date().toISOString(),
-      machine: { cpu: cpuInfo[0]?.model ?? 'unknown', cores, mem_gb: round(totalmem() / 2 ** 30, 1), kernel: release(), node: process.version },
+      machine: { cpu: cpuInfo[0]?.model ?? 'unknown', cores, mem_gb: round(totalmem() / 2 ** 30, 1), kernel: release(), node: process.version, host_probe_ms: hostProbeMs },
       pinning,
       bot_nice: opts.botNice ?? 0,
       rehearsal: opts.rehearsal !== false,
