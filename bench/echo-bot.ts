@@ -18,7 +18,7 @@
  * over each frame it echoes (same tag and sequence, its own send time), as 16 kHz PCM.
  */
 import type { AddressInfo } from 'node:net';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { acceptMux, selectMuxProtocol, type MuxCall } from '../sdk/mux-server.js';
 import { summarizeLoopDelay } from '../edge/loop-delay.js';
@@ -65,6 +65,20 @@ const tone: ToneMark = { tag: 0, seq: 0, us24: 0 };
 const LOOP_RESOLUTION_MS = 1;
 const loopDelay = monitorEventLoopDelay({ resolution: LOOP_RESOLUTION_MS });
 let loopTimer: NodeJS.Timeout | undefined;
+/**
+ * Its garbage-collection pauses over the window: with a thousand calls' frames a tick a pause is
+ * the likeliest stall of the bot, and a bot stall shows in both latency figures.
+ */
+const gc = { count: 0, totalMs: 0, maxMs: 0 };
+new PerformanceObserver((list) => {
+  if (!win.active) return;
+  for (const e of list.getEntries()) {
+    if (!win.contains(monoUs32())) continue;
+    gc.count++;
+    gc.totalMs += e.duration;
+    if (e.duration > gc.maxMs) gc.maxMs = e.duration;
+  }
+}).observe({ entryTypes: ['gc'] });
 
 /** `--protocol native-mux`: one socket carries every call; the bot SDK hands us per-call streams. */
 function serveMux(call: MuxCall): void {
@@ -169,6 +183,7 @@ function report(): BotReport {
     starts,
     // Read as the node reads its own (edge/loop-delay.ts).
     loopDelayMs: summarizeLoopDelay(loopDelay, LOOP_RESOLUTION_MS),
+    gc: { count: gc.count, totalMs: Math.round(gc.totalMs * 100) / 100, maxMs: Math.round(gc.maxMs * 100) / 100 },
   };
 }
 
@@ -188,6 +203,9 @@ async function main(): Promise<void> {
       framesInWindow = 0;
       echoedInWindow = 0;
       tagsInWindow.clear();
+      gc.count = 0;
+      gc.totalMs = 0;
+      gc.maxMs = 0;
       callerToBot.reset();
       callerToBotSlices.start(msg.fromUs, msg.toUs);
       // Sampled from now to the window's end (the stamps are this process's monotonic µs).

@@ -36,6 +36,8 @@ export interface BotReport {
   starts: number;
   /** The bot's own event-loop delay over the window, ms beyond its 1 ms sampling period. */
   loopDelayMs: LoopDelaySummary;
+  /** The bot's garbage-collection pauses in the window: how many, their sum and the longest, ms. */
+  gc: { count: number; totalMs: number; maxMs: number };
 }
 
 export interface LoadgenConfig {

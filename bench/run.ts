@@ -200,6 +200,8 @@ export interface StepResult {
   bot_cpu_pct: number;
   /** The echo bot's event-loop delay over the window (its stalls arrive at the node as late frames). */
   bot_loop_delay_ms: LoopDelay;
+  /** The echo bot's GC pauses in the window (count, sum, longest, ms). */
+  bot_gc_ms: { count: number; totalMs: number; maxMs: number };
   nats_cpu_pct: number;
   /** Busy CPU of the machine outside the benchmark's processes during the window, % of one core. */
   other_cpu_pct: number;
@@ -568,6 +570,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         loadgen_late_slots: lr.lateSlots,
         bot_cpu_pct: pct('bot'),
         bot_loop_delay_ms: br.loopDelayMs,
+        bot_gc_ms: br.gc,
         nats_cpu_pct: pct('nats'),
         other_cpu_pct: otherPct,
         softirq_cpu_pct: irqPct,
