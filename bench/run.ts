@@ -171,6 +171,8 @@ export interface StepResult {
   calls_failed: number;
   failures: Record<string, number>;
   silent_calls: number;
+  /** The window's edges on the machine-wide monotonic clock (edge/media/mono-clock.ts), ms: to line up any other trace. */
+  window_mono_ms: [number, number];
   window_s: number;
   cpu_us_per_call_second: number;
   sut_cpu_pct: number;
@@ -551,6 +553,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         failures: { ...lr.failures, ...(lr.silentCalls ? { 'no-audio-back': lr.silentCalls } : {}) },
         silent_calls: lr.silentCalls,
         window_s: round(windowS, 3),
+        window_mono_ms: [round(fromMs, 1), round(fromMs + opts.duration * 1000, 1)],
         cpu_us_per_call_second: round(sutCpuUs / perCallS, 1),
         sut_cpu_pct: sutKeys.length === 1 ? pct('media') : round((sutCpuUs / (windowS * 1e6)) * 100, 1),
         rss_kb_per_call: round(Math.max(0, rssKb - rssBaselineKb) / Math.max(1, calls), 1),

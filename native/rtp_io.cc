@@ -17,6 +17,14 @@
 //     barge-in that arrives between commit and `due` can still replace a call's staged packet.
 // JavaScript never blocks on this thread: staging and the slot table are guarded by one mutex
 // that is held for copies only, never across a system call.
+//
+// One event in flight, and one per turn of the event loop: the thread posts through a thread-safe
+// function, and Node dispatches a thread-safe function's queued calls back to back — up to 1,000
+// in one libuv callback — while the thread keeps queueing. Under load (each batch taking longer
+// than the batch window) that chain ran for seconds: no timer, no other socket (the bot's
+// WebSocket, NATS) was served meanwhile. So the thread posts only while it holds the turn token;
+// JavaScript hands it back from setImmediate, after the loop's poll phase has served everything
+// else that was ready (Turned()). What becomes due meanwhile is merged into the next event.
 #include <napi.h>
 
 #include <arpa/inet.h>
@@ -284,6 +292,12 @@ class Engine {
     Wake();
   }
 
+  // The event loop has turned since the last event: the thread may post the next one.
+  void Turned() {
+    may_post_.store(true);
+    Wake();
+  }
+
   // Inbound arena ready for JavaScript: index * 2^31 + length, or -1.
   double Take() {
     std::lock_guard<std::mutex> lock(mu_);
@@ -400,6 +414,7 @@ class Engine {
       }
     };
 
+    int held_kinds = 0;  // due events not yet posted: one is still out (the turn token)
     while (running_.load()) {
       int64_t now = NowNs();
 
@@ -494,7 +509,16 @@ class Engine {
           stats_.batches.fetch_add(1, std::memory_order_relaxed);
         }
       }
-      if (post_kinds != 0) post(post_kinds);
+      // One event in flight (see the header): what comes due while one is out waits, merged.
+      held_kinds |= post_kinds;
+      if (held_kinds != 0) {
+        if (may_post_.exchange(false)) {
+          post(held_kinds);
+          held_kinds = 0;
+        } else if (post_kinds != 0) {
+          stats_.heldPosts.fetch_add(1, std::memory_order_relaxed);
+        }
+      }
 
       // Sleep until the next deadline or an event.
       int64_t next = -1;
@@ -590,7 +614,7 @@ class Engine {
 
   struct Stats {
     std::atomic<uint64_t> received{0}, sent{0}, sendErrors{0}, batches{0}, beats{0}, skipped{0},
-        dropped{0}, lateCommit{0}, lateWake{0}, wakeups{0}, pollStarts{0}, sentNow{0};
+        dropped{0}, lateCommit{0}, lateWake{0}, wakeups{0}, pollStarts{0}, sentNow{0}, heldPosts{0};
   } stats_;
 
  private:
@@ -656,6 +680,8 @@ class Engine {
 
  private:
   std::atomic<int64_t> beat_posted_ns_{0};
+  // The turn token (see the header): the thread may post an event while this is true.
+  std::atomic<bool> may_post_{true};
   std::atomic<int64_t> beat_due_ns_{0};
   std::atomic<int64_t> commit_lag_max_ns_{0};
   std::atomic<int64_t> commit_at_ns_{0};
@@ -685,6 +711,7 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
                         InstanceMethod<&RtpIo::Replace>("replace"),
                         InstanceMethod<&RtpIo::Commit>("commit"), InstanceMethod<&RtpIo::Take>("take"),
                         InstanceMethod<&RtpIo::Release>("release"),
+                        InstanceMethod<&RtpIo::Turned>("turned"),
                         InstanceMethod<&RtpIo::SetClock>("setClock"),
                         InstanceMethod<&RtpIo::SetLead>("setLead"),
                         InstanceMethod<&RtpIo::TakeCommitLag>("takeCommitLag"),
@@ -867,6 +894,12 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
     return info.Env().Undefined();
   }
 
+  // turned(): the event loop has turned since the last event (called from setImmediate).
+  Napi::Value Turned(const Napi::CallbackInfo& info) {
+    if (engine_) engine_->Turned();
+    return info.Env().Undefined();
+  }
+
   Napi::Value SetClock(const Napi::CallbackInfo& info) {
     if (engine_) engine_->SetClock(info.Length() > 0 && info[0].ToBoolean().Value());
     return info.Env().Undefined();
@@ -935,6 +968,8 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
     // Packets sent at once from JavaScript (late bot frames), also counted in `sent`.
     o.Set("sentNow", Napi::Number::New(env, static_cast<double>(s.sentNow.load())));
     o.Set("realtime", Napi::Number::New(env, engine_->realtime_.load() ? 1 : 0));
+    // Events that came due while one was still out, merged into the next (the loop was busy).
+    o.Set("heldPosts", Napi::Number::New(env, static_cast<double>(s.heldPosts.load())));
     return o;
   }
 

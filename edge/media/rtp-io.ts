@@ -143,6 +143,8 @@ interface NativeEngine {
   commit(): void;
   take(): number;
   release(): void;
+  /** The event loop has turned since the last event: the I/O thread may post the next (native/rtp_io.cc's header). */
+  turned(): void;
   setClock(on: boolean): void;
   setLead(ms: number): void;
   /** The slowest beat → commit (thread wake-up to JavaScript + staging) since the last call, ms. */
@@ -399,11 +401,19 @@ export class NativeRtpIo implements RtpIo {
     // An event the thread queued before it stopped can still arrive after close(), even while the
     // process exits: the engine would throw "shut down" then, and a throw here cannot be caught.
     if (this.#closed) return;
+    // The thread posts its next event only after this turn of the loop has served every other
+    // socket and timer that was ready (setImmediate runs after the poll phase): events chained back
+    // to back by Node's thread-safe function starved them for seconds under load.
+    setImmediate(this.#turned);
     // The previous tick's packets have left: its marks and bot I/O go first.
     if (kinds & EVENT_SENT) this.clock.sent();
     if (kinds & EVENT_INBOUND) this.#deliver();
     if (kinds & EVENT_BEAT) this.clock.beat();
   }
+
+  readonly #turned = (): void => {
+    if (!this.#closed) this.engine.turned();
+  };
 
   /** Hands every datagram of the ready arena to its socket, then gives the arena back. */
   #deliver(): void {

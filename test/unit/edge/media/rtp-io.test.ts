@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, describe, it } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import { createRtpIo, DgramRtpIo, NativeRtpIo, type RtpIo } from '../../../../edge/media/rtp-io.js';
 import { ipv4ToU32, u32ToIpv4, type RtpSocket } from '../../../../edge/media/rtp-socket.js';
 import { monoUs32 } from '../../../../edge/media/mono-clock.js';
@@ -282,6 +283,67 @@ if (native.kind === 'native') {
       } finally {
         for (const s of socks) s.close();
         p.sock.close();
+        io.close();
+      }
+    });
+
+    it('hands the event loop one event per turn: under a flood its batches never chain inside one turn, so timers and other sockets get theirs', { timeout: 20000 }, async () => {
+      // A 64 kB arena holds at most this many 172-byte datagrams (16-byte record header each).
+      const arenaBytes = 1 << 16;
+      const perArena = Math.floor(arenaBytes / (16 + 172));
+      const io = createRtpIo('127.0.0.1', 'native', { arenaBytes });
+      const s = await io.bind('127.0.0.1', 0);
+      // A real thread floods the socket as fast as it can for 1.5 s; every packet costs the handler
+      // 20 µs, more than the flood leaves it: the I/O thread always has the next batch ready. Node
+      // dispatches a thread-safe function's queued calls back to back (up to 1,000 in one turn),
+      // which is what starved every timer and socket of the process for seconds before.
+      const flood = new Worker(
+        `const { createSocket } = require('node:dgram');
+         const { workerData } = require('node:worker_threads');
+         const c = createSocket('udp4');
+         const buf = Buffer.alloc(172);
+         const end = Date.now() + 1500;
+         c.connect(workerData.port, '127.0.0.1', () => {
+           const go = () => { if (Date.now() > end) return c.close(); for (let i = 0; i < 64; i++) c.send(buf); setImmediate(go); };
+           go();
+         });`,
+        { eval: true, workerData: { port: s.port } },
+      );
+      let turn = 0;
+      let spinning = true;
+      const spin = () => {
+        turn++;
+        if (spinning) setImmediate(spin);
+      };
+      spin();
+      let packets = 0;
+      let inTurn = 0;
+      let lastTurn = -1;
+      let mostInOneTurn = 0;
+      const turnsWithPackets = new Set<number>();
+      s.onPacket = () => {
+        packets++;
+        if (turn !== lastTurn) {
+          lastTurn = turn;
+          inTurn = 0;
+          turnsWithPackets.add(turn);
+        }
+        mostInOneTurn = Math.max(mostInOneTurn, ++inTurn);
+        const until = performance.now() + 0.02;
+        while (performance.now() < until) {
+          // the handler's work
+        }
+      };
+      try {
+        await new Promise((r) => flood.once('exit', r));
+        await new Promise((r) => setTimeout(r, 200));
+        assert.ok(packets > 2 * perArena, `${packets} packets handled`);
+        assert.ok(turnsWithPackets.size >= 5, `packets in ${turnsWithPackets.size} turns`);
+        assert.ok(mostInOneTurn <= perArena, `${mostInOneTurn} packets in one turn of the loop (one arena holds ${perArena})`);
+        assert.ok(io.stats()['heldPosts']! > 0, 'events came due while one was out, and waited for the turn');
+      } finally {
+        spinning = false;
+        s.close();
         io.close();
       }
     });
