@@ -269,6 +269,8 @@ export interface BenchDetails {
 
 /** The harness core's busy share from which a step is flagged as measuring the harness (no idle time left to speak of). */
 const HARNESS_SATURATED_PCT = 95;
+/** The longest the report waits for the window's last frames (see the grace after the window). */
+const GRACE_MAX_MS = 5000;
 const round = (v: number, digits = 2) => Math.round(v * 10 ** digits) / 10 ** digits;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -394,6 +396,8 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const lastExtra: Record<string, ProcSample | undefined> = {};
     for (const [k, pid] of Object.entries(extraSut)) lastExtra[k] = sampleProc(pid, monoMs());
     let lastUp = 0;
+    /** The round trip's p99 over the last second (the generator's progress), for the report's grace. */
+    let lastRttP99Ms = 0;
     lg.child.on('message', (m: FromLoadgen) => {
       if (m.type !== 'progress') return;
       const p = m as LoadgenProgress;
@@ -406,6 +410,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       }
       lastMedia = now;
       lastUp = p.up;
+      lastRttP99Ms = p.rttP99LastMs;
       const back = p.sentLastS > 0 ? ((p.recvLastS / p.sentLastS) * 100).toFixed(1) : '-';
       say(
         `[${elapsed()}] calls up ${p.up} pending ${p.pending} failed ${p.failed} | rtp ${p.sentLastS}/s out, ${back}% back | rtt p99 ${p.rttP99LastMs} ms | media cpu ${pct.toFixed(0)}% rss ${now ? Math.round(now.rssKb / 1024) : '?'} MB | gen lag ${p.lagMaxLastMs} ms`,
@@ -488,8 +493,10 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       const botAtClose = isOpus ? nextMessage<BotReport>(bot.child, 'report', 10_000) : undefined;
       if (isOpus) bot.child.send({ type: 'report' });
       const opusAtBot = isOpus ? (await botAtClose!).framesTotal - (await botAtOpen!).framesTotal : 0;
-      // Grace: frames sent at the end of the window are still on their way.
-      await sleep(1000);
+      // Grace: frames sent at the end of the window are still on their way. 1 s, or twice the last
+      // second's round-trip p99 (up to 5 s) when the run is that late: a frame that arrives after
+      // the report would count as lost, and a late frame is latency, not loss.
+      await sleep(Math.min(GRACE_MAX_MS, Math.max(1000, 2 * lastRttP99Ms)));
       lg.child.send({ type: 'report' });
       bot.child.send({ type: 'report' });
       const [lr, br] = await Promise.all([nextMessage<LoadgenReport>(lg.child, 'report', 10_000), nextMessage<BotReport>(bot.child, 'report', 10_000)]);
