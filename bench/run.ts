@@ -269,6 +269,8 @@ export interface BenchDetails {
 
 /** The harness core's busy share from which a step is flagged as measuring the harness (no idle time left to speak of). */
 const HARNESS_SATURATED_PCT = 95;
+/** Stolen time (summed over the CPUs, % of one) above which a step's figures say more about the host than the build. */
+const STOLEN_PCT = 10;
 /** The longest the report waits for the window's last frames (see the grace after the window). */
 const GRACE_MAX_MS = 5000;
 const round = (v: number, digits = 2) => Math.round(v * 10 ** digits) / 10 ** digits;
@@ -633,7 +635,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       }
       steps.push(step);
       say(
-        `[${elapsed()}] step ${target}: ${step.pass ? 'PASS' : 'FAIL'} | cpu ${step.cpu_us_per_call_second} µs/call·s (${step.sut_cpu_pct}% of a core) | rss ${step.rss_kb_per_call} kB/call | loss c→b ${(lossC2b * 100).toFixed(3)}% b→c ${(lossB2c * 100).toFixed(3)}% | p99 c→b ${lat.caller_to_bot.p99} ms b→c ${lat.bot_to_caller.p99} ms | over budget in ${overSlices(br.callerToBotSlices)} c→b, ${overSlices(lr.botToCallerSlices)} b→c | generator ${step.loadgen_cpu_pct}% lag ${lr.lagMaxMs} ms | loop delay p50/p99/max ${loopDelay ? `${loopDelay.p50}/${loopDelay.p99}/${loopDelay.max}` : '?'} ms | softirq ${irqPct}%${harnessBusyPct !== undefined ? ` | harness core ${harnessBusyPct}% busy${harnessBusyPct >= HARNESS_SATURATED_PCT ? ' (HARNESS SATURATED: latency is the harness\'s)' : ''}` : ''} | steal ${stealPct}%${sutStealPct !== undefined ? ` (SUT core ${sutStealPct}%)` : ''} | other load ${otherPct}%${otherPct > 10 ? ' (NOISY MACHINE)' : ''}${step.pass ? '' : ` | ${step.limited_by}`}`,
+        `[${elapsed()}] step ${target}: ${step.pass ? 'PASS' : 'FAIL'} | cpu ${step.cpu_us_per_call_second} µs/call·s (${step.sut_cpu_pct}% of a core) | rss ${step.rss_kb_per_call} kB/call | loss c→b ${(lossC2b * 100).toFixed(3)}% b→c ${(lossB2c * 100).toFixed(3)}% | p99 c→b ${lat.caller_to_bot.p99} ms b→c ${lat.bot_to_caller.p99} ms | over budget in ${overSlices(br.callerToBotSlices)} c→b, ${overSlices(lr.botToCallerSlices)} b→c | generator ${step.loadgen_cpu_pct}% lag ${lr.lagMaxMs} ms | loop delay p50/p99/max ${loopDelay ? `${loopDelay.p50}/${loopDelay.p99}/${loopDelay.max}` : '?'} ms | softirq ${irqPct}%${harnessBusyPct !== undefined ? ` | harness core ${harnessBusyPct}% busy${harnessBusyPct >= HARNESS_SATURATED_PCT ? ' (HARNESS SATURATED: latency is the harness\'s)' : ''}` : ''} | steal ${stealPct}%${sutStealPct !== undefined ? ` (SUT core ${sutStealPct}%)` : ''}${stealPct > STOLEN_PCT ? ' (STOLEN: the hypervisor took the CPU; figures invalid)' : ''} | other load ${otherPct}%${otherPct > 10 ? ' (NOISY MACHINE)' : ''}${step.pass ? '' : ` | ${step.limited_by}`}`,
       );
       if (opts.ramp && !step.pass) break;
     }
