@@ -513,8 +513,11 @@ class Engine {
       held_kinds |= post_kinds;
       if (held_kinds != 0) {
         if (may_post_.exchange(false)) {
-          post(held_kinds);
-          held_kinds = 0;
+          if (post(held_kinds)) {
+            held_kinds = 0;
+          } else {
+            may_post_.store(true);  // not queued (shutting down): no callback will hand it back
+          }
         } else if (post_kinds != 0) {
           stats_.heldPosts.fetch_add(1, std::memory_order_relaxed);
         }
@@ -755,10 +758,10 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
     Engine* engine = engine_;
     Napi::ThreadSafeFunction tsfn = tsfn_;
     thread_ = std::thread([engine, tsfn]() mutable {
-      engine->Run([&](int kinds) {
-        tsfn.NonBlockingCall([kinds](Napi::Env env, Napi::Function fn) {
-          fn.Call({Napi::Number::New(env, kinds)});
-        });
+      engine->Run([&](int kinds) -> bool {
+        return tsfn.NonBlockingCall([kinds](Napi::Env env, Napi::Function fn) {
+                 fn.Call({Napi::Number::New(env, kinds)});
+               }) == napi_ok;
       });
     });
     napi_add_env_cleanup_hook(env, &RtpIo::OnEnvCleanup, this);
