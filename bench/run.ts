@@ -370,8 +370,11 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       const sutCpu = String(cores - 1);
       const rest = cores === 2 ? '0' : `0-${cores - 2}`;
       const ok = pin(pids.media, sutCpu) && pin(pids.loadgen, rest) && pin(pids.bot, rest) && pin(pids.nats, rest);
-      if (ok) pinning = { media: sutCpu, loadgen: rest, bot: rest, nats: rest };
-      say(ok ? `pinned: media node on cpu ${sutCpu}; load generator, echo bot, nats-server on cpu ${rest}` : 'taskset failed: running unpinned');
+      // This process too: it reads /proc, asks the node for its status and parses the reply at the
+      // window's edges, and prints a line a second — harness work, kept off the SUT's core.
+      const self = ok && pin(process.pid, rest);
+      if (ok) pinning = { media: sutCpu, loadgen: rest, bot: rest, nats: rest, ...(self ? { orchestrator: rest } : {}) };
+      say(ok ? `pinned: media node on cpu ${sutCpu}; load generator, echo bot, nats-server${self ? ', this process' : ''} on cpu ${rest}` : 'taskset failed: running unpinned');
     }
     // The bot stands in for an AI bot on a machine of its own; here it shares a core with the
     // generator, and a bot that waits for the CPU sends its frames late, which the node's playout
@@ -713,5 +716,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
   } finally {
     await nc?.close().catch(() => undefined);
     await children.stopAll();
+    // Every core again: a later run in this process (--addon both, --rtp-io both) forks from here.
+    if (cores > 1) pin(process.pid, `0-${cores - 1}`);
   }
 }
