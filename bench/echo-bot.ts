@@ -71,9 +71,8 @@ let loopTimer: NodeJS.Timeout | undefined;
  */
 const gc = { count: 0, totalMs: 0, maxMs: 0 };
 new PerformanceObserver((list) => {
-  if (!win.active) return;
+  if (!win.contains(monoUs32())) return;
   for (const e of list.getEntries()) {
-    if (!win.contains(monoUs32())) continue;
     gc.count++;
     gc.totalMs += e.duration;
     if (e.duration > gc.maxMs) gc.maxMs = e.duration;

@@ -538,15 +538,17 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       const stealUs = machineB.stealUs - machineA.stealUs;
       const otherPct = round((Math.max(0, machineB.busyUs - machineA.busyUs - irqUs - stealUs - oursUs) / (windowS * 1e6)) * 100, 1);
       const stealPct = round((stealUs / (windowS * 1e6)) * 100, 1);
-      const sutCore = pinning ? Number(pinning['media']) : NaN;
-      const sutStealPct = Number.isInteger(sutCore) ? round((((machineB.stealUsByCpu[sutCore] ?? 0) - (machineA.stealUsByCpu[sutCore] ?? 0)) / (windowS * 1e6)) * 100, 1) : undefined;
+      /** One CPU's share of the window in `key`'s time, %; undefined unless `cpus` (a pinning) is one CPU. */
+      const cpuPct = (key: 'stealUsByCpu' | 'busyUsByCpu', cpus: string | undefined): number | undefined => {
+        if (!cpus || !/^\d+$/.test(cpus)) return undefined;
+        const c = Number(cpus);
+        return round((((machineB[key][c] ?? 0) - (machineA[key][c] ?? 0)) / (windowS * 1e6)) * 100, 1);
+      };
+      const sutStealPct = cpuPct('stealUsByCpu', pinning?.['media']);
       const irqPct = round((irqUs / (windowS * 1e6)) * 100, 1);
       // The harness's core (generator, bot, NATS, most of the loopback's softirq): when it has no idle
       // time left, the bot reads late and the latency figures are the harness's, not the node's.
-      const harnessCore = pinning && /^\d+$/.test(pinning['loadgen'] ?? '') ? Number(pinning['loadgen']) : NaN;
-      const harnessBusyPct = Number.isInteger(harnessCore)
-        ? round((((machineB.busyUsByCpu[harnessCore] ?? 0) - (machineA.busyUsByCpu[harnessCore] ?? 0)) / (windowS * 1e6)) * 100, 1)
-        : undefined;
+      const harnessBusyPct = cpuPct('busyUsByCpu', pinning?.['loadgen']);
       const lat = { caller_to_bot: c2b.summaryMs(), bot_to_caller: b2c.summaryMs(), round_trip: rtt.summaryMs() };
       const binTo = Math.max(20_000, Math.min(200_000, Math.ceil(Math.max(c2b.quantileUs(0.999), b2c.quantileUs(0.999)) / 5000) * 5000));
       const binWidth = binTo / 100;
