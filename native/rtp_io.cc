@@ -214,18 +214,35 @@ class Engine {
     return true;
   }
 
+  // A staged record's header (slot u32, ip u32, port u16, len u16; host order) at p.
+  struct RecordHeader {
+    uint32_t slot, ip;
+    uint16_t port, len;
+  };
+  static RecordHeader ReadHeader(const uint8_t* p) {
+    RecordHeader h;
+    memcpy(&h.slot, p, 4);
+    memcpy(&h.ip, p + 4, 4);
+    memcpy(&h.port, p + 8, 2);
+    memcpy(&h.len, p + 10, 2);
+    return h;
+  }
+
+  // Whether `len` bytes are whole, well-formed records (a slot in range, a packet that fits).
+  static bool WellFormed(const uint8_t* data, size_t len) {
+    for (size_t off = 0; off < len;) {
+      if (len - off < kStagedHeader) return false;
+      const RecordHeader h = ReadHeader(data + off);
+      if (h.slot >= kMaxSlots || h.len > kStagedPacket || StagedSize(h.len) > len - off) return false;
+      off += StagedSize(h.len);
+    }
+    return true;
+  }
+
   // Copies records already laid out as staged packets (the receive lane's tick, rx_lane.cc), under
   // one lock. False, staging none, when one is malformed.
   bool StageRecords(const uint8_t* data, size_t len) {
-    for (size_t off = 0; off < len;) {
-      if (len - off < kStagedHeader) return false;
-      uint32_t slot;
-      uint16_t l;
-      memcpy(&slot, data + off, 4);
-      memcpy(&l, data + off + 10, 2);
-      if (slot >= kMaxSlots || l > kStagedPacket || StagedSize(l) > len - off) return false;
-      off += StagedSize(l);
-    }
+    if (!WellFormed(data, len)) return false;
     std::lock_guard<std::mutex> lock(mu_);
     auto& v = staged_[filling_];
     v.insert(v.end(), data, data + len);
@@ -243,6 +260,20 @@ class Engine {
     bool ok = SendTo(fd, data, len, ip, port);
     if (ok) stats_.sentNow.fetch_add(1, std::memory_order_relaxed);
     return ok;
+  }
+
+  // SendNow for each record of a batch laid out as StageRecords takes them (the receive lane's
+  // packets for held slots its late frames filled, rx_lane.cc FillHeld): how many left. A malformed
+  // batch sends none: -1.
+  int64_t SendRecords(const uint8_t* data, size_t len) {
+    if (!WellFormed(data, len)) return -1;
+    int64_t sent = 0;
+    for (size_t off = 0; off < len;) {
+      const RecordHeader h = ReadHeader(data + off);
+      if (SendNow(h.slot, data + off + kStagedHeader, h.len, h.ip, h.port)) sent++;
+      off += StagedSize(h.len);
+    }
+    return sent;
   }
 
   // Rewrites the packet a slot committed for the coming due time, if it has not left yet (barge-in).
@@ -640,15 +671,10 @@ class Engine {
     }
     const uint8_t* base = sending_.data();
     for (size_t off = 0; off + kStagedHeader <= sending_.size();) {
-      uint32_t slot, ip;
-      uint16_t port, len;
-      memcpy(&slot, base + off, 4);
-      memcpy(&ip, base + off + 4, 4);
-      memcpy(&port, base + off + 8, 2);
-      memcpy(&len, base + off + 10, 2);
-      int fd = slots_[slot].fd.load();
-      if (fd >= 0) SendTo(fd, base + off + kStagedHeader, len, ip, port);
-      off += StagedSize(len);
+      const RecordHeader h = ReadHeader(base + off);
+      int fd = slots_[h.slot].fd.load();
+      if (fd >= 0) SendTo(fd, base + off + kStagedHeader, h.len, h.ip, h.port);
+      off += StagedSize(h.len);
     }
     sending_.clear();
   }
@@ -711,6 +737,7 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
                         InstanceMethod<&RtpIo::Stage>("stage"),
                         InstanceMethod<&RtpIo::StageRecords>("stageRecords"),
                         InstanceMethod<&RtpIo::SendNow>("sendNow"),
+                        InstanceMethod<&RtpIo::SendRecords>("sendRecords"),
                         InstanceMethod<&RtpIo::Replace>("replace"),
                         InstanceMethod<&RtpIo::Commit>("commit"), InstanceMethod<&RtpIo::Take>("take"),
                         InstanceMethod<&RtpIo::Release>("release"),
@@ -857,17 +884,41 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
     return Addressed<&Engine::Stage>(info, "RtpIo.stage: expected (slot, Uint8Array, len, ip, port)");
   }
 
+  // (bytes: Uint8Array, len): a batch of records, its first `len` bytes; false with a TypeError
+  // pending when the arguments are not that.
+  bool RecordsArgs(const Napi::CallbackInfo& info, const char* usage, const uint8_t** data, size_t* len) {
+    if (!engine_ || info.Length() < 2 || !info[0].IsTypedArray() || !info[1].IsNumber()) {
+      Napi::TypeError::New(info.Env(), usage).ThrowAsJavaScriptException();
+      return false;
+    }
+    auto bytes = info[0].As<Napi::Uint8Array>();
+    *data = bytes.Data();
+    *len = std::min<size_t>(info[1].As<Napi::Number>().Uint32Value(), bytes.ElementLength());
+    return true;
+  }
+
   // stageRecords(bytes: Uint8Array, len) -> bool: staged packets already laid out as records (slot
   // u32, ip u32, port u16, len u16, bytes padded to 4; host order): sent at the next due time.
   Napi::Value StageRecords(const Napi::CallbackInfo& info) {
+    const uint8_t* data;
+    size_t len;
+    if (!RecordsArgs(info, "RtpIo.stageRecords: expected (Uint8Array, len)", &data, &len)) return info.Env().Undefined();
+    return Napi::Boolean::New(info.Env(), engine_->StageRecords(data, len));
+  }
+
+  // sendRecords(bytes: Uint8Array, len) -> number: records laid out as for stageRecords, each sent
+  // at once (sendNow); how many left. A malformed batch is a TypeError and sends none.
+  Napi::Value SendRecords(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    if (!engine_ || info.Length() < 2 || !info[0].IsTypedArray() || !info[1].IsNumber()) {
-      Napi::TypeError::New(env, "RtpIo.stageRecords: expected (Uint8Array, len)").ThrowAsJavaScriptException();
+    const uint8_t* data;
+    size_t len;
+    if (!RecordsArgs(info, "RtpIo.sendRecords: expected (Uint8Array, len)", &data, &len)) return env.Undefined();
+    const int64_t sent = engine_->SendRecords(data, len);
+    if (sent < 0) {
+      Napi::TypeError::New(env, "RtpIo.sendRecords: a malformed record").ThrowAsJavaScriptException();
       return env.Undefined();
     }
-    auto bytes = info[0].As<Napi::Uint8Array>();
-    const size_t len = std::min<size_t>(info[1].As<Napi::Number>().Uint32Value(), bytes.ElementLength());
-    return Napi::Boolean::New(env, engine_->StageRecords(bytes.Data(), len));
+    return Napi::Number::New(env, static_cast<double>(sent));
   }
 
   // sendNow(slot, bytes, len, ipU32, port) -> bool: sent at once, not at the next due time.

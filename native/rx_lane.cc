@@ -58,7 +58,7 @@ enum Word : size_t {
   kRx = 16,     // RtpReceiveStats' words from here
   // The bot half: the bot's frames into the playout buffer.
   kBotOn = 32,  // 1: the lane may take this call's bot frames
-  kHeld,        // CallMedia holds a slot for a late frame: JavaScript sends it when it comes
+  kHeld,        // slots held for a late frame (CallMedia or the tick); their packets leave when it comes
   kDownPhase,   // the downsampler's phase (Resampler untilNext): the lane needs 0
   kBotFrames,   // bot frames the lane took (JavaScript adds them to framesFromBot)
   kPlay,        // PlayoutBuffer's words (PlayWord) from here
@@ -77,6 +77,8 @@ enum Word : size_t {
   // A bot with a socket of its own, written from here (attachWriter, ws_writer.h).
   kWsBlocked,   // 1: JavaScript has something of this socket's unwritten (it clears it); leave the frame to it
   kWsSent,      // frames written from here, ever (BotStream adds them to framesSent)
+  kMaxHeld,     // how many slots in a row may wait for a late frame (route playoutCatchUpMs / 20)
+  kLateFrames,  // late frames the bot half sent in their held slots, ever (CallMedia adds them to playoutLateFrames)
   kWords = 64,
 };
 
@@ -250,6 +252,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
                         InstanceMethod<&RxLane::CloseOutput>("closeOutput"),
                         InstanceMethod<&RxLane::Append>("append"), InstanceMethod<&RxLane::Take>("take"),
                         InstanceMethod<&RxLane::SetBuffer>("setBuffer"),
+                        InstanceMethod<&RxLane::SetNow>("setNow"),
                         InstanceMethod<&RxLane::Tick>("tick")});
   }
 
@@ -651,7 +654,11 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
   }
 
   // CallMedia.queueBotAudio and PlayoutBuffer.push for one plain frame: a whole 20 ms at the bot's
-  // rate, the downsampler in phase, room in the ring without growing or dropping, no held slot.
+  // rate, the downsampler in phase, room in the ring without growing or dropping. A frame the
+  // tick holds slots for (late-frame catch-up, decision 0017) is plain too when the lane may send
+  // for the call (txOn), no mark can be reached by the held slots' reads, and the now-buffer has
+  // room for their packets: they are then played out as CallMedia #fillHeld does, each packet a
+  // record in the now-buffer that JavaScript sends at once (RtpIo.sendRecords) when this returns.
   bool TakeBot(uint32_t slot, const uint8_t* pcm, uint32_t bytes) {
     double* w = table_ + size_t{slot} * kWords;
     Call* call = CallIf(slot, kBotOn);
@@ -661,9 +668,15 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     const size_t n = bytes / 2;
     const double read = w[kPlayRead];
     const double write = w[kPlayWrite];
+    const double held = w[kHeld];
     // (The downsampler's work buffer holds a frame: AttachBot checked.)
-    const bool plain = bytes == kPayload * factor * 2 && w[kHeld] == 0 && w[kDownPhase] == 0 &&
-                       write - read + kPayload <= static_cast<double>(c.ring_len);
+    bool plain = bytes == kPayload * factor * 2 && w[kDownPhase] == 0 &&
+                 write - read + kPayload <= static_cast<double>(c.ring_len);
+    // Each held slot's read takes a frame, and the trim may drop one more: no mark within that.
+    if (plain && held != 0) {
+      plain = CallIf(slot, kTxOn) != nullptr && w[kPlay + kNextMark] > read + held * 2 * kPayload &&
+              now_ != nullptr && now_cap_ - *now_used_ >= static_cast<size_t>(held) * kStagedRecord;
+    }
     if (!plain) {
       c.bot_deferred_in = bot_run_;  // and the rest of this call's frames in this message
       return false;
@@ -687,7 +700,25 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     if (first < kPayload) std::memcpy(c.ring, frame + first, (kPayload - first) * 2);
     w[kPlayWrite] = write + kPayload;
     w[kBotFrames] += 1;
+    if (held != 0) FillHeld(slot, c, w);
     return true;
+  }
+
+  // CallMedia #fillHeld: the late frames are here; each held slot, oldest first, leaves now with
+  // what is queued, with that slot's sequence number and timestamp.
+  void FillHeld(uint32_t slot, const Call& c, double* w) {
+    while (w[kHeld] > 0 && w[kPlayWrite] - w[kPlayRead] >= kPayload) {
+      int16_t out[kPayload];
+      bool whole = false;
+      if (!ReadFrame(c, w, out, &whole)) return;  // a mark (TakeBot's bound makes it impossible)
+      const double back = --w[kHeld];
+      w[kLateFrames] += 1;
+      w[kSpeaking] = whole ? 1 : 0;
+      const uint32_t seq = (static_cast<uint32_t>(w[kTxSeq]) - static_cast<uint32_t>(back)) & 0xffff;
+      const uint32_t ts = static_cast<uint32_t>(w[kTxTs]) - static_cast<uint32_t>(back) * static_cast<uint32_t>(kPayload);
+      WriteRecord(slot, w, out, seq, ts, now_ + *now_used_);
+      *now_used_ += kStagedRecord;
+    }
   }
 
   // tick(buf: Uint8Array) → bytes: plays out this tick's frame of every call it can (TickOne), each
@@ -702,28 +733,70 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     size_t len = 0;
     for (const uint32_t slot : active_) {
       if (cap - len < kStagedRecord) break;
-      if (TickOne(slot, b + len)) len += kStagedRecord;
+      const Slot done = TickOne(slot, b + len);
+      if (done == Slot::kStaged) len += kStagedRecord;
+      else if (done == Slot::kHeld && now_used_) now_used_[1]++;  // (SetNow is called at construction)
     }
     return Napi::Number::New(env, static_cast<double>(len));
   }
 
-  // CallMedia.tick for the plain slot, on the same words: the next frame of the playout buffer (with
-  // its live-stream trim) encoded, in the next packet, staged at rec. Plain: the lane may send
-  // (txOn: sending, no DTMF, the address known), no slot held, no slot to hold (catch-up), and no
-  // mark reached. Otherwise nothing is written, and JavaScript ticks the call.
-  bool TickOne(uint32_t slot, uint8_t* rec) {
+  enum class Slot { kLeft, kStaged, kHeld };
+
+  // CallMedia.tick for the plain slot, on the same words. Plain: the lane may send (txOn: sending,
+  // no DTMF, the address known) and either
+  // - the bot's next frame is late (catch-up on, the last slot carried a whole frame, less than a
+  //   frame queued; or slots already held, fewer than the bound): the slot is held — its header
+  //   taken, nothing sent (kHeld); or
+  // - no slot is held and no mark is reached: the next frame of the playout buffer (with its
+  //   live-stream trim) encoded, in the next packet, staged at rec (kStaged).
+  // Otherwise nothing is written, and JavaScript ticks the call (kLeft): held slots whose frame did
+  // not come within the bound, a mark, DTMF, the first tick.
+  Slot TickOne(uint32_t slot, uint8_t* rec) {
     double* w = table_ + size_t{slot} * kWords;
     const Call* call = CallIf(slot, kTxOn);
-    if (!call || !call->ring || w[kHeld] != 0) return false;
+    if (!call || !call->ring) return Slot::kLeft;
     const Call& c = *call;
+    const double buffered = w[kPlayWrite] - w[kPlayRead];
+    const double held = w[kHeld];
+    if (held != 0) {
+      if (held >= w[kMaxHeld] || buffered >= kPayload) return Slot::kLeft;  // JavaScript sends every held slot
+      Advance(w);
+      w[kHeld] = held + 1;
+      w[kTxDone] = 1;
+      return Slot::kHeld;
+    }
+    if (w[kCatchUp] == 1 && w[kSpeaking] == 1 && buffered < kPayload) {
+      Advance(w);
+      w[kHeld] = 1;
+      w[kSpeaking] = 0;
+      w[kTxDone] = 1;
+      return Slot::kHeld;
+    }
+    int16_t out[kPayload];
+    bool whole = false;
+    if (!ReadFrame(c, w, out, &whole)) return Slot::kLeft;  // a mark is reached: JavaScript reports it
+    w[kSpeaking] = whole ? 1 : 0;
+    Advance(w);
+    WriteRecord(slot, w, out, static_cast<uint32_t>(w[kTxSeq]), static_cast<uint32_t>(w[kTxTs]), rec);
+    w[kTxDone] = 1;
+    return Slot::kStaged;
+  }
+
+  // CallMedia #advance: the next slot's sequence number and timestamp.
+  static void Advance(double* w) {
+    w[kTxSeq] = (static_cast<uint32_t>(w[kTxSeq]) + 1) & 0xffff;
+    w[kTxTs] = static_cast<uint32_t>(w[kTxTs]) + static_cast<uint32_t>(kPayload);
+  }
+
+  // playout.ts read() for one frame, with its live-stream trim: the next 160 samples into `out`,
+  // silence for what is missing; `whole` when all 160 were queued. False, writing no state, when
+  // the read reaches a mark (JavaScript reports it).
+  static bool ReadFrame(const Call& c, double* w, int16_t* out, bool* whole) {
     double* s = w + kPlay;
     const double read = s[kRead];
     const double write = s[kWrite];
     const double buffered = write - read;
-    if (w[kCatchUp] == 1 && w[kSpeaking] == 1 && buffered < kPayload) return false;  // JavaScript holds the slot
-    // playout.ts read(): the next 160 samples, silence for what is missing.
     const size_t n = buffered < kPayload ? static_cast<size_t>(buffered) : kPayload;
-    int16_t out[kPayload];
     const size_t cap = c.ring_len;
     const size_t pos = static_cast<size_t>(std::fmod(read, static_cast<double>(cap)));
     const size_t first = std::min(n, cap - pos);
@@ -731,7 +804,7 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     if (first < n) std::memcpy(out + first, c.ring, (n - first) * 2);
     std::fill(out + n, out + kPayload, int16_t{0});
     double r = read + static_cast<double>(n);
-    // #trim, on copies of its words (written only if the slot is plain).
+    // #trim, on copies of its words (written only if no mark is reached).
     double win_reads = s[kWinReads], win_min = s[kWinMin], win_max = s[kWinMax];
     double trim_due = s[kTrimDue], trimmed = s[kTrimmed];
     if (s[kTrimWindow] > 0) {
@@ -762,17 +835,20 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
         }
       }
     }
-    if (s[kNextMark] <= r) return false;  // a mark is reached: JavaScript reports it
+    if (s[kNextMark] <= r) return false;
     s[kRead] = r;
     s[kWinReads] = win_reads;
     s[kWinMin] = win_min;
     s[kWinMax] = win_max;
     s[kTrimDue] = trim_due;
     s[kTrimmed] = trimmed;
-    w[kSpeaking] = n == kPayload ? 1 : 0;
-    // #advance and #emit: the next header, the frame encoded, the packet staged.
-    const uint32_t seq = (static_cast<uint32_t>(w[kTxSeq]) + 1) & 0xffff;
-    const uint32_t ts = static_cast<uint32_t>(w[kTxTs]) + static_cast<uint32_t>(kPayload);
+    *whole = n == kPayload;
+    return true;
+  }
+
+  // CallMedia #emit's packet: the frame encoded under the header of slot (seq, ts), laid out as a
+  // record (rtp_io.cc's staged layout) at rec; the marker goes out once; counted in kTxSent.
+  static void WriteRecord(uint32_t slot, double* w, const int16_t* out, uint32_t seq, uint32_t ts, uint8_t* rec) {
     const uint32_t ssrc = static_cast<uint32_t>(w[kTxSsrc]);
     const uint32_t ip = static_cast<uint32_t>(w[kDstIp]);
     const uint16_t port = static_cast<uint16_t>(w[kDstPort]);
@@ -790,12 +866,32 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
     for (int i = 0; i < 4; i++) p[8 + i] = static_cast<uint8_t>(ssrc >> (24 - 8 * i));
     if (w[kCodec] == 0) UlawEncode(out, p + kRtpHeader, kPayload);
     else AlawEncode(out, p + kRtpHeader, kPayload);
-    w[kTxSeq] = seq;
-    w[kTxTs] = ts;
     w[kTxMarker] = 0;
-    w[kTxDone] = 1;
     w[kTxSent] += 1;
-    return true;
+  }
+
+  // setNow(buf: Uint8Array, counters: Uint32Array(2)): where the bot half lays out the packets of
+  // held slots its late frames fill (staged records, sent at once by JavaScript after runBot and
+  // takeBot); counters[0] is the bytes in it (JavaScript zeroes it when it has sent them),
+  // counters[1] the slots the tick has held, ever (mod 2^32). An empty buffer: no held slot is
+  // filled here (nobody would send the packets).
+  Napi::Value SetNow(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 2 || !IsTyped(info[0], napi_uint8_array) || !IsTyped(info[1], napi_uint32_array)) {
+      return Fail(env, "setNow(buf: Uint8Array, counters: Uint32Array)"), env.Undefined();
+    }
+    auto buf = info[0].As<Napi::Uint8Array>();
+    auto counters = info[1].As<Napi::Uint32Array>();
+    if (counters.ElementLength() < 2 || (now_used_ && *now_used_ > 0)) {
+      return Fail(env, "setNow: counters of 2, and the last buffer sent first"), env.Undefined();
+    }
+    now_ = buf.Data();
+    now_cap_ = buf.ElementLength();
+    now_used_ = counters.Data();
+    *now_used_ = 0;
+    keep_now_ = Napi::Persistent(static_cast<Napi::Value>(buf));
+    keep_now_counters_ = Napi::Persistent(static_cast<Napi::Value>(counters));
+    return env.Undefined();
   }
 
   // playout.ts #headIsSilent: the 160 samples from `from` all within ±kSilencePeak.
@@ -917,6 +1013,11 @@ class RxLane : public Napi::ObjectWrap<RxLane> {
   WsWriter ws_writer_;  // frames to bots with a socket of their own
   uint32_t bot_run_ = 0;
   std::vector<uint32_t> active_;  // the slots of attached calls: what the tick visits
+  // The bot half's packets for held slots (SetNow): records, and [bytes in it, slots held by the tick].
+  uint8_t* now_ = nullptr;
+  size_t now_cap_ = 0;
+  uint32_t* now_used_ = nullptr;
+  Napi::Reference<Napi::Value> keep_now_, keep_now_counters_;
 };
 
 }  // namespace
@@ -950,7 +1051,8 @@ void InitRxLane(Napi::Env env, Napi::Object exports) {
                                                {"txTs", kTxTs}, {"txSsrc", kTxSsrc}, {"txMarker", kTxMarker},
                                                {"dstIp", kDstIp}, {"dstPort", kDstPort}, {"speaking", kSpeaking},
                                                {"catchUp", kCatchUp}, {"txSent", kTxSent},
-                                               {"wsBlocked", kWsBlocked}, {"wsSent", kWsSent}};
+                                               {"wsBlocked", kWsBlocked}, {"wsSent", kWsSent},
+                                               {"maxHeld", kMaxHeld}, {"lateFrames", kLateFrames}};
   for (const auto& [name, word] : tx) layout.Set(name, Napi::Number::New(env, static_cast<double>(word)));
   Napi::Object play = Napi::Object::New(env);
   const char* play_names[] = {"read", "write", "nextMark", "winReads", "winMin", "winMax", "trimDue", "trimmed", "trimWindow", "trimMode"};

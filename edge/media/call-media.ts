@@ -104,6 +104,8 @@ export class CallMedia implements MediaSession {
   #lastAudioLen = 0;
   /** The lane's tick's packets already added to rtpSent and octetsSent (LANE.txSent counts them all). */
   #txSentCounted = 0;
+  /** The lane's late frames already added to playoutLateFrames (LANE.lateFrames counts them all). */
+  #lateCounted = 0;
   /** The node's clock ticks this call (it answered): only then may the lane's tick play it out too. */
   #ticking = false;
   /** Whether symmetric RTP had latched when the tick was given its address (it latches once). */
@@ -126,7 +128,8 @@ export class CallMedia implements MediaSession {
   }
   /**
    * Slots whose headers are taken and whose packets are not sent: they wait for the bot's late
-   * frames, the newest being the current slot (in the block: the lane leaves a call with any).
+   * frames, the newest being the current slot (in the block: the lane's tick holds slots too, and
+   * its bot half fills them when it takes the late frame; decision 0019).
    */
   get #held(): number {
     return this.#w[LANE.held]!;
@@ -210,6 +213,7 @@ export class CallMedia implements MediaSession {
     this.#w[LANE.txSsrc] = this.#header.ssrc;
     this.#w[LANE.txMarker] = 1;
     this.#w[LANE.catchUp] = this.#catchUp ? 1 : 0;
+    this.#w[LANE.maxHeld] = this.#maxHeld;
     socket.onPacket = (msg, ip, port, arrivalUs) => this.#onPacket(msg, ip, port, arrivalUs);
   }
 
@@ -226,11 +230,19 @@ export class CallMedia implements MediaSession {
    */
   #countLaneSent(): void {
     if (this.#closed) return;
-    const n = this.#w[LANE.txSent]! - this.#txSentCounted;
-    if (n === 0) return;
-    this.#txSentCounted += n;
-    this.#stats.rtpSent += n;
-    this.#peer.octetsSent += n * BYTES_PER_FRAME;
+    const w = this.#w;
+    const n = w[LANE.txSent]! - this.#txSentCounted;
+    if (n !== 0) {
+      this.#txSentCounted += n;
+      this.#stats.rtpSent += n;
+      this.#peer.octetsSent += n * BYTES_PER_FRAME;
+    }
+    // Of those, the held slots the lane's bot half filled (#fillHeld counts its own).
+    const late = w[LANE.lateFrames]! - this.#lateCounted;
+    if (late !== 0) {
+      this.#lateCounted += late;
+      this.#stats.playoutLateFrames! += late;
+    }
   }
 
   /** For the clock: the block word that says the lane's tick played this call's slot out (none without the lane). */

@@ -139,6 +139,8 @@ interface NativeEngine {
   /** Packets already laid out as staged records (the receive lane's tick); false, none staged, if one is malformed. */
   stageRecords(bytes: Uint8Array, len: number): boolean;
   sendNow(slot: number, bytes: Uint8Array, len: number, ip: number, port: number): boolean;
+  /** Staged records sent at once, each as sendNow (the lane's held slots); how many left. Throws on a malformed one. */
+  sendRecords(bytes: Uint8Array, len: number): number;
   replace(slot: number, bytes: Uint8Array, len: number): boolean;
   commit(): void;
   take(): number;
@@ -359,7 +361,10 @@ export class NativeRtpIo implements RtpIo {
     if (Lane instanceof Error) this.laneUnavailable = Lane.message;
     else this.lane = new RxLaneHost(Lane, a0, a1, MAX_SLOTS);
     const lane = this.lane;
-    if (lane) lane.onError = (err) => countError(this.clock, err);
+    if (lane) {
+      lane.onError = (err) => countError(this.clock, err);
+      lane.sendHeldWith((records, bytes) => void this.engine.sendRecords(records, bytes));
+    }
     this.txLane = lane !== undefined && (opts.txLane ?? process.env['BOTEDGE_TX_LANE'] !== '0');
     if (lane && this.txLane) {
       const stage = (records: Uint8Array, bytes: number) => {
@@ -388,7 +393,7 @@ export class NativeRtpIo implements RtpIo {
   }
 
   stats(): Record<string, number> {
-    return { ...this.engine.stats(), orphans: this.#orphans, leadMs: this.clock.leadMs, laneTaken: this.lane?.taken ?? -1, laneBotTaken: this.lane?.botTaken ?? -1, laneTxTaken: this.txLane ? this.lane!.txTaken : -1, laneWsWritten: this.lane?.wsWritten ?? -1 };
+    return { ...this.engine.stats(), orphans: this.#orphans, leadMs: this.clock.leadMs, laneTaken: this.lane?.taken ?? -1, laneBotTaken: this.lane?.botTaken ?? -1, laneTxTaken: this.txLane ? this.lane!.txTaken : -1, laneTxHeld: this.txLane ? this.lane!.txHeld : -1, laneHeldSent: this.lane?.heldSent ?? -1, laneWsWritten: this.lane?.wsWritten ?? -1 };
   }
 
   close(): void {

@@ -13,8 +13,9 @@
  *
  * The bot half works the same way the other way round: a binary message from the mux bot goes to
  * the lane first (`LaneOutput.runBot`), which queues each plain frame (a whole 20 ms, the
- * downsampler in phase, room in the playout ring, no slot held for a late frame) into the call's
- * playout buffer, whose positions live in the block too; JavaScript reads the rest of the message.
+ * downsampler in phase, room in the playout ring) into the call's playout buffer, whose positions
+ * live in the block too; JavaScript reads the rest of the message. A frame the call's tick held
+ * slots for fills them there and then, their packets sent at once (`sendHeldWith`, decision 0019).
  *
  * `BOTEDGE_RX_LANE=0` turns it off (the JavaScript path for every packet); it is off by itself
  * without the addon or with `dgram` RTP I/O.
@@ -52,7 +53,10 @@ export const LANE = {
   rx: 16,
   /** The bot half. 1: the lane may queue this call's bot frames for playout. */
   botOn: 32,
-  /** CallMedia holds a slot for a late bot frame (JavaScript sends it when the frame comes). */
+  /**
+   * Slots held for a late bot frame (CallMedia's tick or the lane's): their packets leave when the
+   * frame comes (CallMedia #fillHeld, or the bot half's FillHeld: the host's sendHeldWith).
+   */
   held: 33,
   /** The downsampler's phase (Resampler.phase): the lane needs 0. */
   downPhase: 34,
@@ -93,6 +97,10 @@ export const LANE = {
   wsBlocked: 59,
   /** Frames the lane wrote to that socket, ever; BotStream adds them to framesSent. */
   wsSent: 60,
+  /** How many slots in a row may wait for a late frame (CallMedia's route playoutCatchUpMs / 20). */
+  maxHeld: 61,
+  /** Late frames the lane's bot half sent in their held slots; CallMedia adds them to playoutLateFrames. */
+  lateFrames: 62,
 } as const;
 export const LANE_WORDS = 64;
 /** An arena record the lane took: its slot word is overwritten with this. */
@@ -120,6 +128,8 @@ interface NativeRxLane {
   setBuffer(output: number, buf: Uint8Array): void;
   /** Plays out this tick's frame of every plain call: staged records (RtpIo.stageRecords) in buf; their bytes. */
   tick(buf: Uint8Array): number;
+  /** Where the bot half lays out the packets of held slots it fills; counters: [bytes in buf, slots the tick held (ever, mod 2^32)]. */
+  setNow(buf: Uint8Array, counters: Uint32Array): void;
 }
 type NativeRxLaneClass = new (arena0: ArrayBuffer, arena1: ArrayBuffer, slots: number, ready: Uint8Array, pending: Uint32Array) => NativeRxLane;
 
@@ -174,6 +184,13 @@ export class RxLaneHost {
   taken = 0;
   botTaken = 0;
   txTaken = 0;
+  /** Packets of held slots the bot half filled and sent at once (late-frame catch-up in the lane). */
+  heldSent = 0;
+
+  /** Slots the lane's tick held for a late bot frame, ever (mod 2^32). */
+  get txHeld(): number {
+    return this.#nowCounters[1]!;
+  }
 
   /** Caller frames the lane wrote to per-call bots' sockets itself (LaneSlot.attachWriter). */
   get wsWritten(): number {
@@ -189,12 +206,43 @@ export class RxLaneHost {
   #nextDirect = 0;
   /** A direct frame's consumer threw (the arena's other packets still go on). */
   onError: ((err: unknown) => void) | undefined;
+  /** The packets of held slots the bot half filled (staged records), and where they go at once. */
+  #now = new Uint8Array(0);
+  readonly #nowCounters = new Uint32Array(2);
+  #sendNow: ((records: Uint8Array, bytes: number) => void) | undefined;
 
   /** `slots`: the RTP I/O's socket slots (one block each). */
   constructor(Lane: NativeRxLaneClass, arena0: ArrayBuffer, arena1: ArrayBuffer, slots: number) {
     // The lane's own memory, mapped on first touch: only the blocks of slots in use cost RSS.
     this.#native = new Lane(arena0, arena1, slots, this.#ready, this.#pending);
     this.table = new Float64Array(this.#native.table());
+    // No room for held slots' packets until someone sends them (sendHeldWith); the counters now.
+    this.#native.setNow(this.#now, this.#nowCounters);
+  }
+
+  /**
+   * Late-frame catch-up in the lane (decision 0019): the bot half may fill the slots a call holds
+   * for a late frame, and `send` sends their packets (staged records: RtpIo.sendRecords) at once,
+   * as CallMedia's #fillHeld would. Without it, such frames are left to JavaScript.
+   */
+  sendHeldWith(send: (records: Uint8Array, bytes: number) => void): void {
+    this.#sendNow = send;
+    this.#now = new Uint8Array(64 * STAGED_RECORD);
+    this.#native.setNow(this.#now, this.#nowCounters);
+  }
+
+  /** @internal After runBot and takeBot: the held slots' packets they made leave now; room for more next time. */
+  flushHeld(): void {
+    const bytes = this.#nowCounters[0]!;
+    if (bytes === 0) return;
+    this.#nowCounters[0] = 0;
+    this.heldSent += bytes / STAGED_RECORD;
+    this.#sendNow!(this.#now, bytes);
+    // Half full: a message that fills more of it is left to JavaScript, so grow first.
+    if (bytes * 2 > this.#now.length) {
+      this.#now = new Uint8Array(2 * this.#now.length);
+      this.#native.setNow(this.#now, this.#nowCounters);
+    }
   }
 
   /** The block and arrays of the call on socket slot `slot`. */
@@ -372,6 +420,7 @@ export class LaneOutput {
     if (this.#closed) return 0;
     const n = this.native.runBot(this.index, msg);
     this.host.botTaken += n;
+    this.host.flushHeld();
     return n;
   }
 
@@ -442,7 +491,10 @@ export class LaneSlot {
    */
   takeBot(frame: Uint8Array): boolean {
     const taken = this.native.takeBot(this.slot, frame);
-    if (taken) this.host.botTaken++;
+    if (taken) {
+      this.host.botTaken++;
+      this.host.flushHeld();
+    }
     return taken;
   }
 

@@ -33,6 +33,8 @@ describe('native-mux: many calls on one bot socket', { timeout: 30000 }, () => {
   const calls: MuxCall[] = [];
   /** What the bot plays back on each call: a constant level chosen by the caller's SIP Call-ID. */
   const levelFor = new Map<string, number>();
+  /** Calls whose bot, every tenth reply, holds two back and sends all three with the third (late frames). */
+  const lateFor = new Set<string>();
 
   before(async () => {
     nats = await startNats();
@@ -56,7 +58,14 @@ describe('native-mux: many calls on one bot socket', { timeout: 30000 }, () => {
     });
     bot.on('call', (call) => {
       calls.push(call);
-      call.on('audio', (pcm) => call.sendAudio(new Int16Array(pcm.length).fill(levelFor.get(call.start.sipCallId) ?? 1000)));
+      let replies = 0;
+      const held: Int16Array[] = [];
+      call.on('audio', (pcm) => {
+        const reply = new Int16Array(pcm.length).fill(levelFor.get(call.start.sipCallId) ?? 1000);
+        if (lateFor.has(call.start.sipCallId) && ++replies % 10 >= 8) return void held.push(reply);
+        for (const r of held.splice(0)) call.sendAudio(r);
+        call.sendAudio(reply);
+      });
     });
     node = await startMediaNode({
       nodeId: 'media-bot-mux',
@@ -158,6 +167,46 @@ describe('native-mux: many calls on one bot socket', { timeout: 30000 }, () => {
       for (const c of callers.slice(1)) assert.equal(await c.bye(), 200);
     } finally {
       for (const c of callers) c.close();
+    }
+  });
+
+  it("sends a bot's late frames in the slots they missed, from the lane, and the caller's stream runs on", async () => {
+    const caller = await Caller.call(uac, 'mux');
+    try {
+      assert.equal(caller.status, 200);
+      lateFor.add(caller.s.callId);
+      levelFor.set(caller.s.callId, 5000);
+      const nc = await connect({ servers: nats.url });
+      type Io = { laneTxHeld: number; laneHeldSent: number };
+      const io = async () => (await nc.request('botedge.v1.node.media-bot-mux.status', '', { timeout: 2000 })).json<{ rtpIo: Io }>().rtpIo;
+      const before = await io();
+      // 100 frames: ten times the bot's replies stop for 40 ms, then three come at once. The
+      // node holds the slots the dry queue leaves while the bot is mid-speech (catch-up, up to
+      // 40 ms) and sends the late frames in them the moment they come.
+      await caller.sendTone(100);
+      await new Promise((r) => setTimeout(r, 300));
+      const after = await io();
+      await nc.close();
+      const held = after.laneTxHeld - before.laneTxHeld;
+      const filled = after.laneHeldSent - before.laneHeldSent;
+      assert.ok(held >= 3, `the lane's tick held ${held} slots for late frames`);
+      assert.ok(filled >= 3, `the lane filled ${filled} held slots with the late frames, sent at once`);
+      const audio = caller.audioPackets();
+      for (let k = 1; k < audio.length; k++) {
+        assert.equal((audio[k]!.seq - audio[k - 1]!.seq) & 0xffff, 1, `sequence numbers run on at packet ${k}`);
+        assert.equal((audio[k]!.ts - audio[k - 1]!.ts) >>> 0, 160, `20 ms per packet at ${k}`);
+      }
+      // Every reply was played, none dropped or doubled: 100 frames at the bot's level.
+      const loud = audio.filter((p) => p.peak > 1000);
+      assert.equal(loud.length, 100, `the caller heard ${loud.length} of the bot's 100 frames`);
+      for (const p of loud) assert.ok(Math.abs(p.peak - 5000) / 5000 < 0.03, `level ${p.peak}`);
+      assert.equal(await caller.bye(), 200);
+      await events.until(() => events.of('ended').some((e) => e.data.sipCallId === caller.s.callId), 3000, 'ended');
+      const ended = events.of('ended').find((e) => e.data.sipCallId === caller.s.callId)!;
+      const media = (ended.data as { media?: { playoutLateFrames?: number } }).media;
+      assert.ok((media?.playoutLateFrames ?? 0) >= filled, `ended: ${JSON.stringify(media)}`);
+    } finally {
+      caller.close();
     }
   });
 

@@ -449,6 +449,38 @@ if (native.kind === 'native') {
       }
     });
 
+    it('sendRecords() sends records at once, with no clock running, and refuses a malformed batch whole', async () => {
+      const io = createRtpIo('127.0.0.1', 'native') as NativeRtpIo;
+      const p = await peer();
+      try {
+        const s = (await io.bind('127.0.0.1', 0)) as RtpSocket & { slot: number };
+        // Two records (6 bytes padded to 8, then 4), as the receive lane lays out the held slots' packets.
+        const records = new Uint8Array(12 + 8 + 12 + 4);
+        const view = new DataView(records.buffer);
+        for (const [off, len, fill] of [[0, 6, 0x33], [20, 4, 0x44]] as const) {
+          view.setUint32(off, s.slot, true);
+          view.setUint32(off + 4, LOCAL, true);
+          view.setUint16(off + 8, p.port, true);
+          view.setUint16(off + 10, len, true);
+          records.fill(fill, off + 12, off + 12 + len);
+        }
+        const bad = records.slice();
+        new DataView(bad.buffer).setUint32(20, 1 << 30, true); // the second record's slot: out of range
+        const sentNow = io.engine.stats()['sentNow']!;
+        assert.throws(() => io.engine.sendRecords(bad, bad.length), /RtpIo.sendRecords: a malformed record/);
+        assert.throws(() => (io.engine.sendRecords as (...a: unknown[]) => unknown)('x', 3), /RtpIo.sendRecords: expected/);
+        assert.equal(io.engine.sendRecords(records, records.length), 2);
+        await until(() => p.got.length >= 2);
+        await new Promise((r) => setTimeout(r, 60)); // nothing more comes
+        assert.deepEqual(p.got.map((g) => [...g.data]), [[0x33, 0x33, 0x33, 0x33, 0x33, 0x33], [0x44, 0x44, 0x44, 0x44]], 'the two good records, once each');
+        assert.equal(io.engine.stats()['sentNow']! - sentNow, 2, 'counted as sent at once');
+        s.close();
+      } finally {
+        p.sock.close();
+        io.close();
+      }
+    });
+
     it('refuses a packet that is not a typed array, naming the call', () => {
       const io = createRtpIo('127.0.0.1', 'native') as NativeRtpIo;
       try {

@@ -394,6 +394,13 @@ describe('the G.711 receive lane', () => {
         const marks: string[] = [];
         const slot = mode !== 'js' ? host.slot(5) : undefined;
         const out = mode === 'mux' ? host.openOutput(() => true, () => undefined) : undefined;
+        // The held slots' packets the lane's bot half fills go out at once, as the JavaScript path's do.
+        if (mode !== 'js') {
+          host.sendHeldWith((buf, bytes) => {
+            for (let off = 0; off < bytes; off += 184) sent.push([...buf.subarray(off + 12, off + 184)]);
+          });
+        }
+        const filled0 = host.heldSent;
         const media = new CallMedia(socketFor(slot, sent), 30000, { codec: 'PCMU', payloadType: 0, remote: { address: '127.0.0.2', port: CALLER_PORT }, symmetric: false, playoutCapacity: 8000 * 5, botRate }, {
           onCallerAudio: () => undefined,
           onDtmf: () => undefined,
@@ -434,7 +441,7 @@ describe('the G.711 receive lane', () => {
         // A closed call's frames are left to JavaScript (which drops them).
         if (mode === 'direct') assert.equal(media.takeBotFrame(Buffer.alloc(frame * 2)), false);
         out?.close();
-        return { sent, marks, stats, taken };
+        return { sent, marks, stats, taken, filled: host.heldSent - filled0 };
       };
 
       const js = run('js');
@@ -448,6 +455,7 @@ describe('the G.711 receive lane', () => {
         assert.deepEqual(lane.marks, js.marks, `${mode}: marks`);
         assert.deepEqual(lane.stats, js.stats, `${mode}: media counters`);
         assert.ok(lane.taken > 150 && lane.taken < 240, `${mode}: the lane queued ${lane.taken} frames`);
+        assert.ok(lane.filled > 0 && lane.filled < js.stats.playoutLateFrames!, `${mode}: the lane filled ${lane.filled} of the ${js.stats.playoutLateFrames} held slots`);
       }
     });
   }

@@ -23,6 +23,8 @@ const CALLER = { address: '127.0.0.2', port: 40000 };
  */
 class Wire {
   readonly sent: number[][] = [];
+  /** How each packet of `sent` left: at its tick's due time, or at once (a held slot's late frame). */
+  readonly how: ('tick' | 'now')[] = [];
   #staged = -1;
 
   beginTick(): void {
@@ -32,6 +34,12 @@ class Wire {
   stage(bytes: Uint8Array): void {
     this.#staged = this.sent.length;
     this.sent.push([...bytes]);
+    this.how.push('tick');
+  }
+
+  now(bytes: Uint8Array): void {
+    this.sent.push([...bytes]);
+    this.how.push('now');
   }
 
   socket(lane: LaneSlot | undefined): RtpSocket {
@@ -40,7 +48,7 @@ class Wire {
       onPacket: undefined,
       lane,
       send: (p, len) => this.stage(p.subarray(0, len)),
-      sendNow: (p, len) => void this.sent.push([...p.subarray(0, len)]),
+      sendNow: (p, len) => this.now(p.subarray(0, len)),
       replace: (p, len) => {
         if (this.#staged < 0 || this.sent[this.#staged]!.length !== len) return false;
         this.sent[this.#staged] = [...p.subarray(0, len)];
@@ -78,9 +86,14 @@ function records(buf: Uint8Array, bytes: number, slot: number): Uint8Array[] {
 
 interface Run {
   sent: number[][];
+  how: ('tick' | 'now')[];
   marks: string[];
   stats: MediaStats;
   laneTicks: number;
+  /** Slots the lane's tick held for a late frame (no packet yet; the clock skips the JavaScript tick). */
+  laneHeld: number;
+  /** Packets of held slots the lane's bot half filled and sent at once. */
+  laneFilled: number;
   /** Calls of the call's JavaScript tick. */
   jsTicks: number;
   /** rtpSent and octetsSent, every 50 ticks. */
@@ -102,7 +115,7 @@ describe('the lane’s tick (the send half)', () => {
       let phase = 0;
       const tone = (n: number) => Int16Array.from({ length: n }, (_, i) => Math.round(6000 * Math.sin((phase++ + i) * 0.07)));
       // The bot's audio per tick: a live stream with jitter (none, two; twice none, then three:
-      // two slots held), a standing cushion the trim can shave, three frames of every seven
+      // two slots held; three times none: more than it may hold), a standing cushion the trim can shave, three frames of every seven
       // silent (the silence trim's gaps), a 1 s burst.
       const script: Int16Array[][] = [];
       for (let t = 0; t < 400; t++) {
@@ -112,13 +125,21 @@ describe('the lane’s tick (the send half)', () => {
         if (t === 200) script.push([tone(frame * 50)]);
         else if (t === 35 || t === 36 || t === 300 || t === 301) script.push([]);
         else if (t === 37 || t === 302) script.push([f(), f(), f()]);
+        // A stall longer than the slots it may hold (40 ms): the third tick sends them.
+        else if (t >= 230 && t <= 232) script.push([]);
+        else if (t === 233) script.push([f(), f(), f(), f()]);
         else if (jitter && t % 11 === 9) script.push([]);
         else if ((jitter && t % 11 === 10) || t === 60) script.push([f(), f()]);
         else script.push([f()]);
       }
 
-      const run = (useLane: boolean): Run => {
+      // 'js': JavaScript only. 'lane': the lane's tick first, the bot's frames queued by JavaScript.
+      // 'lane+bot': also each bot frame offered to the lane's bot half first (a bot with a socket of
+      // its own: CallMedia.takeBotFrame), which fills held slots itself and sends their packets at once.
+      const run = (mode: 'js' | 'lane' | 'lane+bot'): Run => {
+        const useLane = mode !== 'js';
         const wire = new Wire();
+        if (mode === 'lane+bot') host.sendHeldWith((buf, bytes) => records(buf, bytes, 2).forEach((p) => wire.now(p)));
         const marks: string[] = [];
         let now = 0; // marks are compared with the tick that reported them
         const slot = useLane ? host.slot(2) : undefined;
@@ -128,7 +149,10 @@ describe('the lane’s tick (the send half)', () => {
           { codec, payloadType: pt, telephoneEventPt: 101, remote: CALLER, symmetric: false, playoutCapacity: 8000 * 5, botRate, playoutTrim: trim },
           { onCallerAudio: () => undefined, onDtmf: () => undefined, onMark: (name) => marks.push(`${name}@${now}`) },
         );
+        if (mode === 'lane+bot') media.laneDirect();
         const txBefore = host.txTaken;
+        const heldBefore = host.txHeld;
+        const filledBefore = host.heldSent;
         // As NativeClock runs a beat: the call's JavaScript tick only when the lane's left the slot.
         const clock = { errors: 0, onFirstError: (err: unknown) => assert.fail(String(err)) };
         let jsTicks = 0;
@@ -137,8 +161,11 @@ describe('the lane’s tick (the send half)', () => {
         subscribers.add(() => (jsTicks++, media.tick()), undefined, { skip: media.tickSkip });
         script.forEach((frames, t) => {
           now = t;
-          for (const f of frames) media.queueBotAudio(f);
-          if (t === 30 || t === 120 || t === 205 || t === 250) media.playout.mark(`m${t}`);
+          for (const f of frames) {
+            if (mode !== 'lane+bot' || !media.takeBotFrame(new Uint8Array(f.buffer, f.byteOffset, f.byteLength))) media.queueBotAudio(f);
+          }
+          // (m36: the first late frame after two held slots reaches it.)
+          if (t === 30 || t === 36 || t === 120 || t === 205 || t === 250) media.playout.mark(`m${t}`);
           if (t === 290) assert.ok(media.sendDtmf('12', 100));
           if (t === 330) media.update({}, false); // hold: the clock runs, nothing is sent
           if (t === 340) media.update({}, true);
@@ -153,21 +180,28 @@ describe('the lane’s tick (the send half)', () => {
           if (t % 50 === 49) counted.push(media.stats.rtpSent, media.peer.octetsSent);
         });
         const stats = media.close();
-        return { sent: wire.sent, marks, stats, laneTicks: host.txTaken - txBefore, jsTicks, counted };
+        return { sent: wire.sent, how: wire.how, marks, stats, laneTicks: host.txTaken - txBefore, laneHeld: host.txHeld - heldBefore, laneFilled: host.heldSent - filledBefore, jsTicks, counted };
       };
 
-      const lane = run(true);
-      const js = run(false);
-      assert.equal(lane.sent.length, js.sent.length, 'packets to the caller');
-      const a = normalised(lane.sent);
+      const js = run('js');
       const b = normalised(js.sent);
-      for (let i = 0; i < b.length; i++) assert.deepEqual(a[i], b[i], `packet ${i}`);
+      for (const mode of ['lane', 'lane+bot'] as const) {
+        const lane = run(mode);
+        assert.equal(lane.sent.length, js.sent.length, `${mode}: packets to the caller`);
+        const a = normalised(lane.sent);
+        for (let i = 0; i < b.length; i++) assert.deepEqual(a[i], b[i], `${mode}: packet ${i}`);
+        assert.deepEqual(lane.how, js.how, `${mode}: each packet left when the JavaScript tick's did (at its tick, or at once)`);
+        assert.deepEqual(lane.marks, js.marks, `${mode}: marks`);
+        assert.deepEqual(lane.stats, js.stats, `${mode}: media counters`);
+        assert.deepEqual(lane.counted, js.counted, `${mode}: packets and octets sent, read during the call`);
+        assert.equal(lane.jsTicks, script.length - lane.laneTicks - lane.laneHeld, `${mode}: the clock skipped the JavaScript tick of every slot the lane played out or held`);
+        assert.ok(lane.laneTicks > 250, `${mode}: the lane played out ${lane.laneTicks} of ${lane.sent.length} packets`);
+        assert.ok(lane.laneHeld > 0, `${mode}: the lane's tick held slots for late frames`);
+        if (mode === 'lane+bot') assert.ok(lane.laneFilled > 0, `${mode}: the lane's bot half filled held slots (${lane.laneFilled})`);
+        else assert.equal(lane.laneFilled, 0);
+      }
       assert.equal(js.sent[0]![1]! & 0x80, 0x80, 'the first packet carries the marker');
       assert.ok(js.sent.slice(1).every((p) => (p[1]! & 0x80) === 0 || (p[1]! & 0x7f) === 101), 'no other audio packet does');
-      assert.deepEqual(lane.marks, js.marks);
-      assert.deepEqual(lane.stats, js.stats, 'media counters');
-      assert.deepEqual(lane.counted, js.counted, 'packets and octets sent, read during the call');
-      assert.equal(lane.jsTicks, script.length - lane.laneTicks, 'the clock skipped the JavaScript tick of every slot the lane played out');
       assert.equal(js.jsTicks, script.length);
       assert.ok(js.marks.some((m) => m.startsWith('m30@')) && js.marks.some((m) => m.startsWith('cleared')), js.marks.join());
       assert.ok(js.stats.playoutLateFrames! > 0, 'late frames were caught up');
@@ -176,7 +210,6 @@ describe('the lane’s tick (the send half)', () => {
       const silence = codec === 'PCMU' ? 0xff : 0xd5;
       assert.ok(b.some((p) => p.slice(3).every((v) => v === silence)), 'silence was sent');
       assert.equal(js.laneTicks, 0);
-      assert.ok(lane.laneTicks > 250, `the lane played out ${lane.laneTicks} of ${lane.sent.length} packets`);
     });
   }
 
