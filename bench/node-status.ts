@@ -25,6 +25,8 @@ export interface RtpSends {
   laneBotTaken?: number;
   /** Caller frames the lane wrote to per-call bots' sockets itself (decision 0015); absent when no node runs the lane. */
   laneWsWritten?: number;
+  /** Packets of held slots the lane's bot half filled with late frames and sent at once (decision 0019); absent when no node does. */
+  laneHeldSent?: number;
 }
 
 export interface NodeWindow {
@@ -37,7 +39,7 @@ export interface NodeWindow {
  * Asks every node for its status and starts a new event-loop delay window on each (`reset`).
  */
 export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Promise<NodeWindow> {
-  type Reply = { eventLoopDelayMs: LoopDelay; rtpIo?: { sent?: number; sentNow?: number; received?: number; laneTaken?: number; laneTxTaken?: number; laneBotTaken?: number; laneWsWritten?: number } };
+  type Reply = { eventLoopDelayMs: LoopDelay; rtpIo?: { sent?: number; sentNow?: number; received?: number; laneTaken?: number; laneTxTaken?: number; laneBotTaken?: number; laneWsWritten?: number; laneHeldSent?: number } };
   const replies = await Promise.all(
     nodeIds.map((id) =>
       nc
@@ -62,12 +64,13 @@ export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Pro
             ...laneSum(io, 'laneTxTaken'),
             ...laneSum(io, 'laneBotTaken'),
             ...laneSum(io, 'laneWsWritten'),
+            ...laneSum(io, 'laneHeldSent'),
           },
   };
 }
 
 /** A lane counter summed over the nodes that run the lane (a node without it says -1), or nothing when none does. */
-function laneSum<K extends 'laneTaken' | 'laneTxTaken' | 'laneBotTaken' | 'laneWsWritten'>(io: ({ [k in K]?: number } | undefined)[], key: K): { [k in K]?: number } {
+function laneSum<K extends 'laneTaken' | 'laneTxTaken' | 'laneBotTaken' | 'laneWsWritten' | 'laneHeldSent'>(io: ({ [k in K]?: number } | undefined)[], key: K): { [k in K]?: number } {
   if (!io.some((r) => (r?.[key] ?? -1) >= 0)) return {};
   return { [key]: io.reduce((s, r) => s + Math.max(0, r?.[key] ?? 0), 0) } as { [k in K]?: number };
 }

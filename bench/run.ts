@@ -156,6 +156,8 @@ export interface BenchResult {
   rx_lane_share?: number;
   /** Packets to the callers the lane's tick sent, of all RTP the node sent in the window (absent: no lane tick). */
   tx_lane_share?: number;
+  /** Of the packets sent at once (late bot frames in their held slots), those the lane's bot half sent (absent: no lane). */
+  late_lane_share?: number;
   /** Bot frames the lane queued for playout, per call-second (50 when every bot frame of every call goes that way; absent: no lane). */
   bot_lane_frames_per_call_second?: number;
   /** Of the caller packets the lane took, the share whose frames it wrote to a per-call bot's socket itself (absent: no lane). */
@@ -241,6 +243,8 @@ export interface StepResult {
   rx_lane_share?: number;
   /** Packets to the callers the lane's tick sent, of all RTP the node sent in the window (absent: no lane tick). */
   tx_lane_share?: number;
+  /** Of the packets sent at once (late bot frames in their held slots), those the lane's bot half sent (absent: no lane). */
+  late_lane_share?: number;
   /** Bot frames the lane queued for playout, per call-second (50 when every bot frame of every call goes that way; absent: no lane). */
   bot_lane_frames_per_call_second?: number;
   /** Of the caller packets the lane took, the share whose frames it wrote to a per-call bot's socket itself (absent: no lane). */
@@ -602,6 +606,8 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         // At most 1: the I/O thread counts a packet when it reads it, the lane a little later.
         ...(rtpA?.laneTaken !== undefined && rtpB?.laneTaken !== undefined ? { rx_lane_share: Math.min(1, round((rtpB.laneTaken - rtpA.laneTaken) / Math.max(1, rtpB.received - rtpA.received), 4)) } : {}),
         ...(rtpA?.laneTxTaken !== undefined && rtpB?.laneTxTaken !== undefined ? { tx_lane_share: Math.min(1, round((rtpB.laneTxTaken - rtpA.laneTxTaken) / Math.max(1, rtpB.sent - rtpA.sent), 4)) } : {}),
+        // Of the packets sent at once (late bot frames in their held slots), those the lane sent.
+        ...(rtpA?.laneHeldSent !== undefined && rtpB?.laneHeldSent !== undefined ? { late_lane_share: Math.min(1, round((rtpB.laneHeldSent - rtpA.laneHeldSent) / Math.max(1, rtpB.sentNow - rtpA.sentNow), 4)) } : {}),
         ...(rtpA?.laneBotTaken !== undefined && rtpB?.laneBotTaken !== undefined ? { bot_lane_frames_per_call_second: round((rtpB.laneBotTaken - rtpA.laneBotTaken) / perCallS, 2) } : {}),
         ...(rtpA?.laneWsWritten !== undefined && rtpB?.laneWsWritten !== undefined && rtpA.laneTaken !== undefined && rtpB.laneTaken !== undefined
           ? { lane_ws_written_share: round((rtpB.laneWsWritten - rtpA.laneWsWritten) / Math.max(1, rtpB.laneTaken - rtpA.laneTaken), 4) }
@@ -681,6 +687,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       ...(chosen.rtp_sent_now_share !== undefined ? { rtp_sent_now_share: chosen.rtp_sent_now_share } : {}),
       ...(chosen.rx_lane_share !== undefined ? { rx_lane_share: chosen.rx_lane_share } : {}),
       ...(chosen.tx_lane_share !== undefined ? { tx_lane_share: chosen.tx_lane_share } : {}),
+      ...(chosen.late_lane_share !== undefined ? { late_lane_share: chosen.late_lane_share } : {}),
       ...(chosen.bot_lane_frames_per_call_second !== undefined ? { bot_lane_frames_per_call_second: chosen.bot_lane_frames_per_call_second } : {}),
       ...(chosen.lane_ws_written_share !== undefined ? { lane_ws_written_share: chosen.lane_ws_written_share } : {}),
       ...(isOpus
