@@ -33,7 +33,7 @@ const NUMERIC_FIELDS = [
 
 // Issue 3's fields, plus the media node's own event-loop delay over the window and (native RTP
 // I/O, what these tests run on) the share of packets sent at once.
-const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'loadgen_rtp_io', 'loadgen_pacing', 'rtp_sent_now_share', 'rx_lane_share', 'tx_lane_share', 'bot_lane_frames_per_call_second', 'lane_ws_written_share'];
+const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'loadgen_rtp_io', 'loadgen_pacing', 'rtp_sent_now_share', 'rx_lane_share', 'tx_lane_share', 'bot_lane_frames_per_call_second', 'lane_ws_written_share', 'late_lane_share'];
 
 describe('npm run bench', () => {
   const out = mkdtempSync(join(tmpdir(), 'botedge-bench-'));
@@ -155,7 +155,8 @@ describe('npm run bench', () => {
         // Native RTP I/O reports how many packets left at once (late bot frames caught up): a share,
         // and never most of them (the echo bot streams in real time; most frames are on time).
         // The bot's frames into playout by the receive lane: most of the ~42 a second the echo bot
-        // sends per call (talk 3 s of every 3.6 s); the rest came late for their tick (JavaScript).
+        // sends per call (talk 3 s of every 3.6 s), late ones too (decision 0019); the rest took the
+        // JavaScript path (a call's first frames, a frame near a mark).
         const botLane = result['bot_lane_frames_per_call_second'];
         assert.ok(typeof botLane === 'number' && botLane > 20 && botLane <= 50, `bot_lane_frames_per_call_second ${String(botLane)}`);
         // And the caller's frames the lane took, it wrote to the bots' sockets itself (decision 0015).
@@ -163,6 +164,9 @@ describe('npm run bench', () => {
         assert.ok(typeof written === 'number' && written > 0.8 && written <= 1, `lane_ws_written_share ${String(written)}`);
         const share = result['rtp_sent_now_share'];
         assert.ok(typeof share === 'number' && share >= 0 && share < 0.5, `rtp_sent_now_share ${String(share)}`);
+        // Of those sent at once, the share the lane sent (all but the JavaScript path's few).
+        const lateLane = result['late_lane_share'];
+        assert.ok(typeof lateLane === 'number' && lateLane >= 0 && lateLane <= 1, `late_lane_share ${String(lateLane)}`);
         const details = JSON.parse(readFileSync(join(out16, 'details.json'), 'utf8')) as { steps: { frames: { sent: number; at_bot: number; echoed: number; back: number; unrecognised_back: number } }[] };
         const frames = details.steps[0]!.frames;
         // 10 calls × 5 s × 50 frames/s less the pauses (one in `markEvery` marked); every one read at
