@@ -132,62 +132,104 @@ function writeBlock(view: DataView, at: number, b: ReportBlock): void {
   view.setUint32(at + 20, b.delaySinceLastSr >>> 0);
 }
 
+/** What a compound report holds (buildRtcpReport, buildRtcpReportInto). */
+export interface ReportContent {
+  ssrc: number;
+  /** Sender info: an SR (we send); without it an RR. */
+  sender?: SenderInfo | undefined;
+  /** Up to 31 report blocks (more are left out). */
+  reports: readonly ReportBlock[];
+  /** The CNAME's bytes (UTF-8; up to 255 are used): encodeCname. */
+  cname: Uint8Array;
+  /** End with an RTCP BYE: the stream is over. */
+  bye?: boolean;
+}
+
+/** A CNAME as SDES carries it: UTF-8, at most 255 bytes. */
+export function encodeCname(cname: string): Uint8Array {
+  return new TextEncoder().encode(cname).subarray(0, 255);
+}
+
+/** The bytes of the compound report buildRtcpReportInto writes for `content`. */
+export function rtcpReportSize(content: { sender?: unknown; reports: { length: number }; cname: { length: number }; bye?: boolean }): number {
+  const reportSize = (content.sender ? 28 : 8) + Math.min(31, content.reports.length) * REPORT_BLOCK_SIZE;
+  // SDES: header, SSRC, CNAME item (type, length, text), a null item ending the chunk, padded to 4.
+  const sdesSize = 8 + Math.ceil((2 + Math.min(255, content.cname.length) + 1) / 4) * 4;
+  return reportSize + sdesSize + (content.bye ? 8 : 0);
+}
+
 /**
  * A compound report as RFC 3550 §6.1 wants it: an SR (with sender info, since we send) or an RR,
  * then SDES with our CNAME, then, when the stream ends, a BYE. Returns the bytes.
  */
 export function buildRtcpReport(opts: { ssrc: number; sender?: SenderInfo; reports: ReportBlock[]; cname: string; bye?: boolean }): Uint8Array {
-  const cname = new TextEncoder().encode(opts.cname).subarray(0, 255);
-  const reports = opts.reports.slice(0, 31);
-  const reportSize = (opts.sender ? 28 : 8) + reports.length * REPORT_BLOCK_SIZE;
-  // SDES: header, SSRC, CNAME item (type, length, text), a null item ending the chunk, padded to 4.
-  const sdesSize = 8 + Math.ceil((2 + cname.length + 1) / 4) * 4;
-  const byeSize = opts.bye ? 8 : 0;
-  const buf = new Uint8Array(reportSize + sdesSize + byeSize);
-  const view = new DataView(buf.buffer);
-  view.setUint8(0, 0x80 | reports.length);
-  view.setUint8(1, opts.sender ? RTCP_SR : RTCP_RR);
+  const content: ReportContent = { ...opts, cname: encodeCname(opts.cname) };
+  const buf = new Uint8Array(rtcpReportSize(content));
+  buildRtcpReportInto(new DataView(buf.buffer), content);
+  return buf;
+}
+
+/**
+ * buildRtcpReport into `view` (rtcpReportSize(content) bytes from its start at least): its length.
+ * Allocates nothing: an RTCP session sends a report per call about once a second, and at a
+ * thousand calls building each afresh was the largest source of garbage that reached the node's
+ * old generation (docs/benchmarks/capacity.md, "Measured: catch-up in the lane").
+ */
+export function buildRtcpReportInto(view: DataView, content: ReportContent): number {
+  const { cname, sender, reports } = content;
+  const blocks = Math.min(31, reports.length);
+  const cnameLen = Math.min(255, cname.length);
+  const reportSize = (sender ? 28 : 8) + blocks * REPORT_BLOCK_SIZE;
+  const sdesSize = 8 + Math.ceil((2 + cnameLen + 1) / 4) * 4;
+  const size = reportSize + sdesSize + (content.bye ? 8 : 0);
+  if (view.byteLength < size) throw new RangeError(`RTCP report of ${size} bytes does not fit in ${view.byteLength}`);
+  view.setUint8(0, 0x80 | blocks);
+  view.setUint8(1, sender ? RTCP_SR : RTCP_RR);
   view.setUint16(2, reportSize / 4 - 1);
-  view.setUint32(4, opts.ssrc >>> 0);
+  view.setUint32(4, content.ssrc >>> 0);
   let at = 8;
-  if (opts.sender) {
-    const s = opts.sender;
-    view.setUint32(8, s.ntpSeconds >>> 0);
-    view.setUint32(12, s.ntpFraction >>> 0);
-    view.setUint32(16, s.rtpTimestamp >>> 0);
-    view.setUint32(20, s.packetCount >>> 0);
-    view.setUint32(24, s.octetCount >>> 0);
+  if (sender) {
+    view.setUint32(8, sender.ntpSeconds >>> 0);
+    view.setUint32(12, sender.ntpFraction >>> 0);
+    view.setUint32(16, sender.rtpTimestamp >>> 0);
+    view.setUint32(20, sender.packetCount >>> 0);
+    view.setUint32(24, sender.octetCount >>> 0);
     at = 28;
   }
-  for (const b of reports) {
-    writeBlock(view, at, b);
+  for (let i = 0; i < blocks; i++) {
+    writeBlock(view, at, reports[i]!);
     at += REPORT_BLOCK_SIZE;
   }
   view.setUint8(at, 0x81);
   view.setUint8(at + 1, RTCP_SDES);
   view.setUint16(at + 2, sdesSize / 4 - 1);
-  view.setUint32(at + 4, opts.ssrc >>> 0);
-  buf[at + 8] = 1; // CNAME
-  buf[at + 9] = cname.length;
-  buf.set(cname, at + 10);
-  // The rest of the chunk is zero: the terminating null item and the padding.
+  view.setUint32(at + 4, content.ssrc >>> 0);
+  view.setUint8(at + 8, 1); // CNAME
+  view.setUint8(at + 9, cnameLen);
+  for (let i = 0; i < cnameLen; i++) view.setUint8(at + 10 + i, cname[i]!);
+  // The rest of the chunk: the terminating null item and the padding.
+  for (let i = at + 10 + cnameLen; i < at + sdesSize; i++) view.setUint8(i, 0);
   at += sdesSize;
-  if (opts.bye) {
+  if (content.bye) {
     view.setUint8(at, 0x81);
     view.setUint8(at + 1, RTCP_BYE);
     view.setUint16(at + 2, 1);
-    view.setUint32(at + 4, opts.ssrc >>> 0);
+    view.setUint32(at + 4, content.ssrc >>> 0);
+    at += 8;
   }
-  return buf;
+  return at;
 }
 
 /** Seconds between the NTP epoch (1900) and the Unix epoch (1970). */
 const NTP_UNIX_OFFSET_S = 2208988800;
 
-/** Wall-clock ms since the Unix epoch → NTP seconds and fraction. */
-export function ntpFromUnixMs(ms: number): { ntpSeconds: number; ntpFraction: number } {
+/** Wall-clock ms since the Unix epoch → NTP seconds and fraction (written into `into` when given). */
+export function ntpFromUnixMs<T extends { ntpSeconds: number; ntpFraction: number } = { ntpSeconds: number; ntpFraction: number }>(ms: number, into?: T): T {
+  const t = (into ?? { ntpSeconds: 0, ntpFraction: 0 }) as T;
   const seconds = Math.floor(ms / 1000);
-  return { ntpSeconds: (seconds + NTP_UNIX_OFFSET_S) >>> 0, ntpFraction: Math.floor(((ms - seconds * 1000) / 1000) * 0x100000000) >>> 0 };
+  t.ntpSeconds = (seconds + NTP_UNIX_OFFSET_S) >>> 0;
+  t.ntpFraction = Math.floor(((ms - seconds * 1000) / 1000) * 0x100000000) >>> 0;
+  return t;
 }
 
 /** The middle 32 bits of an NTP timestamp: what LSR carries (1/65536 s units, wrapping). */

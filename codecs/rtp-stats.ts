@@ -184,22 +184,25 @@ export class RtpReceiveStats {
    * fraction lost since the previous call, cumulative lost, extended highest sequence number,
    * jitter in timestamp units. Undefined before the first packet.
    */
-  receptionReport(): { ssrc: number; fractionLost: number; cumulativeLost: number; extendedHighestSeq: number; jitter: number } | undefined {
+  receptionReport(): { ssrc: number; fractionLost: number; cumulativeLost: number; extendedHighestSeq: number; jitter: number } | undefined;
+  /** The same, written into `into` (an RTCP session's own block, reused report after report): false before any packet. */
+  receptionReport<T extends { ssrc: number; fractionLost: number; cumulativeLost: number; extendedHighestSeq: number; jitter: number }>(into: T): boolean;
+  receptionReport(into?: { ssrc: number; fractionLost: number; cumulativeLost: number; extendedHighestSeq: number; jitter: number }): unknown {
     const s = this.#s;
-    if (s[RX.started] !== 1) return undefined;
+    if (s[RX.started] !== 1) return into ? false : undefined;
     const expected = this.#expectedTotal;
     const received = this.#receivedTotal;
     const e = expected - this.#reportExpected;
     const lost = e - (received - this.#reportReceived);
     this.#reportExpected = expected;
     this.#reportReceived = received;
-    return {
-      ssrc: s[RX.ssrc]!,
-      fractionLost: e === 0 || lost <= 0 ? 0 : Math.min(255, Math.floor((lost * 256) / e)),
-      cumulativeLost: expected - received,
-      extendedHighestSeq: (s[RX.cycles]! + s[RX.maxSeq]!) >>> 0,
-      jitter: Math.floor(s[RX.jitter]!),
-    };
+    const r = into ?? { ssrc: 0, fractionLost: 0, cumulativeLost: 0, extendedHighestSeq: 0, jitter: 0 };
+    r.ssrc = s[RX.ssrc]!;
+    r.fractionLost = e === 0 || lost <= 0 ? 0 : Math.min(255, Math.floor((lost * 256) / e));
+    r.cumulativeLost = expected - received;
+    r.extendedHighestSeq = (s[RX.cycles]! + s[RX.maxSeq]!) >>> 0;
+    r.jitter = Math.floor(s[RX.jitter]!);
+    return into ? true : r;
   }
 
   #ms(units: number): number {

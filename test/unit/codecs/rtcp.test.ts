@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
-import { buildRtcpReport, ntpFromUnixMs, ntpMiddle32, parseRtcp, RtcpParseError, rttMs, type ReportBlock } from '../../../codecs/rtcp.js';
+import { buildRtcpReport, buildRtcpReportInto, encodeCname, ntpFromUnixMs, rtcpReportSize, ntpMiddle32, parseRtcp, RtcpParseError, rttMs, type ReportBlock } from '../../../codecs/rtcp.js';
 import { RtpReceiveStats } from '../../../codecs/rtp-stats.js';
 
 const block: ReportBlock = { ssrc: 0xdeadbeef, fractionLost: 26, cumulativeLost: 1234, extendedHighestSeq: 0x1ffff, jitter: 80, lastSr: 0x12345678, delaySinceLastSr: 65536 };
@@ -22,6 +22,19 @@ describe('RTCP (RFC 3550 §6.4)', () => {
     // The CNAME item: type 1, its length, the text, then a null item.
     const text = new TextDecoder().decode(bytes.subarray(62, 62 + 14));
     assert.deepEqual([bytes[60], bytes[61], text, bytes[76]], [1, 14, 'call-1@botedge', 0]);
+  });
+
+  it('writes the same bytes into a reused buffer, padding zeroed over what the last report left, and refuses one too small', () => {
+    const sender = { ntpSeconds: 3_900_000_000, ntpFraction: 0x80000000, rtpTimestamp: 0xfffffff0, packetCount: 250, octetCount: 40000 };
+    const cname = encodeCname('call-1@botedge');
+    const out = new Uint8Array(rtcpReportSize({ sender, reports: [block], cname, bye: true })).fill(0xee);
+    const view = new DataView(out.buffer);
+    for (const [reports, bye] of [[[block], true], [[], false], [[block], false]] as const) {
+      const len = buildRtcpReportInto(view, { ssrc: 0x01020304, sender, reports, cname, bye });
+      assert.deepEqual(out.subarray(0, len), buildRtcpReport({ ssrc: 0x01020304, sender, reports: [...reports], cname: 'call-1@botedge', bye }), `${reports.length} block(s), bye ${bye}`);
+      out.fill(0xee, len);
+    }
+    assert.throws(() => buildRtcpReportInto(new DataView(new ArrayBuffer(40)), { ssrc: 1, sender, reports: [block], cname }), /RTCP report of 80 bytes does not fit in 40/);
   });
 
   it('writes an RR when it has no sender info, and carries a negative cumulative loss (duplicates)', () => {
