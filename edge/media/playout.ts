@@ -172,8 +172,10 @@ export class PlayoutBuffer {
     const n = Math.min(out.length, this.buffered);
     const pos = this.#read % cap;
     const first = Math.min(n, cap - pos);
-    out.set(this.#ring.subarray(pos, pos + first), 0);
-    if (first < n) out.set(this.#ring.subarray(0, n - first), first);
+    // Element loops, not set(subarray): a view per read was garbage on every JavaScript tick.
+    const ring = this.#ring;
+    for (let i = 0; i < first; i++) out[i] = ring[pos + i]!;
+    for (let i = first; i < n; i++) out[i] = ring[i - first]!;
     if (n < out.length) out.fill(0, n);
     this.#read += n;
     if (this.trimWindow > 0) this.#trim(out.length);
