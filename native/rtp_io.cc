@@ -324,9 +324,12 @@ class Engine {
   }
 
   // The event loop has turned since the last event: the thread may post the next one.
+  // The thread is woken only when it holds an event back for want of the token (wants_turn_):
+  // otherwise it posts the next event when one comes due, and a wake-up per turn of the loop would
+  // be a write, a context switch and an idle pass of the thread for nothing.
   void Turned() {
     may_post_.store(true);
-    Wake();
+    if (wants_turn_.exchange(false)) Wake();
   }
 
   // Inbound arena ready for JavaScript: index * 2^31 + length, or -1.
@@ -543,7 +546,15 @@ class Engine {
       // One event in flight (see the header): what comes due while one is out waits, merged.
       held_kinds |= post_kinds;
       if (held_kinds != 0) {
-        if (may_post_.exchange(false)) {
+        bool may = may_post_.exchange(false);
+        if (!may) {
+          // Ask Turned() to wake us, then look again: either we see its token here or it sees
+          // this request (both atomics sequentially consistent), so the event is never stranded.
+          wants_turn_.store(true);
+          may = may_post_.exchange(false);
+          if (may) wants_turn_.store(false);
+        }
+        if (may) {
           if (post(held_kinds)) {
             held_kinds = 0;
           } else {
@@ -711,6 +722,8 @@ class Engine {
   std::atomic<int64_t> beat_posted_ns_{0};
   // The turn token (see the header): the thread may post an event while this is true.
   std::atomic<bool> may_post_{true};
+  // The thread holds an event back until the token comes: Turned() must wake it.
+  std::atomic<bool> wants_turn_{false};
   std::atomic<int64_t> beat_due_ns_{0};
   std::atomic<int64_t> commit_lag_max_ns_{0};
   std::atomic<int64_t> commit_at_ns_{0};
