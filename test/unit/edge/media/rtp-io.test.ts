@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, describe, it } from 'node:test';
+import { spawnSync } from 'node:child_process';
 import { Worker } from 'node:worker_threads';
 import { createRtpIo, DgramRtpIo, NativeRtpIo, type RtpIo } from '../../../../edge/media/rtp-io.js';
 import { ipv4ToU32, u32ToIpv4, type RtpSocket } from '../../../../edge/media/rtp-socket.js';
@@ -479,6 +480,26 @@ if (native.kind === 'native') {
         p.sock.close();
         io.close();
       }
+    });
+
+    it('lets the process exit while its clock runs, closed or not, without aborting', { timeout: 60000 }, () => {
+      // An event still queued at exit is dispatched while Node tears the environment down; the
+      // addon once turned the refused call into a JavaScript exception there, and Node aborted
+      // (FATAL ERROR … napi_throw) in a quarter of these exits.
+      const module = new URL('../../../../edge/media/rtp-io.js', import.meta.url).href;
+      const script = (close: boolean) => `
+        const { createRtpIo } = await import(${JSON.stringify(module)});
+        const io = createRtpIo('127.0.0.1', 'native');
+        const s = await io.bind('127.0.0.1', 0);
+        io.clock.add(() => {});
+        await new Promise((r) => setTimeout(r, 60));
+        ${close ? 's.close(); io.close();' : ''}`;
+      const failed: string[] = [];
+      for (let i = 0; i < 24; i++) {
+        const r = spawnSync(process.execPath, ['--input-type=module', '-e', script(i % 2 === 0)], { encoding: 'utf8', timeout: 10000 });
+        if (r.status !== 0) failed.push(`exit ${i} (${i % 2 === 0 ? 'closed' : 'open'}): status ${r.status} signal ${r.signal} ${r.stderr.split('\n')[0]}`);
+      }
+      assert.deepEqual(failed, []);
     });
 
     it('refuses a packet that is not a typed array, naming the call', () => {
