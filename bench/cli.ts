@@ -53,6 +53,7 @@ const niceValue = (value: string): number => {
   return n;
 };
 const pacingName = oneOf('io', 'timer');
+const socketsMode = oneOf('shared', 'per-call');
 const protocolName = oneOf('native', 'native-mux');
 const codecName = oneOf('pcmu', 'opus');
 const botRateName = oneOf('8000', '16000');
@@ -91,6 +92,7 @@ const program = new Command()
   .option('--addon <mode>', 'the media node\'s native addon: on (default, when built), off (BOTEDGE_NATIVE=0: TypeScript G.711, resampler and playout, node:dgram RTP I/O), or both (the same run twice, on then off, into DIR/native and DIR/no-addon, compared in DIR/compare.json)', addonMode, 'on')
   .option('--loadgen-rtp-io <backend>', 'the load generator\'s RTP I/O: native (the addon\'s I/O thread: batched receive, one sendto per packet) or dgram (node:dgram, one socket event per packet); default: native when the addon is built', loadgenIoName)
   .option('--loadgen-pacing <who>', 'who keeps the generator\'s 5 ms RTP slots: io (the addon\'s I/O thread sends each slot\'s packets at its time, stamped with it: steady streams, as phones send) or timer (a JavaScript timer; the streams carry the generator\'s event-loop jitter); default io (timer without the addon)', pacingName)
+  .option('--loadgen-sockets <how>', 'the load generator\'s RTP sockets: shared (one socket speaks for every call, as an SBC\'s relay might: the node sees the same streams, the harness pays a system call per run of packets) or per-call (one each, as phones have); default shared', socketsMode)
   .option('--playout-trim', 'the route\'s live-stream trim in mode "any" (a standing jitter queue loses its next frame, marked or not; counted as loss); default: the route default "silence", which never drops the echo bot\'s marked frames', false)
   .option('--no-playout-catch-up', 'turn off the route\'s late-frame catch-up (G.711): every bot frame leaves on a tick')
   .option('--bot-rate <hz>', 'PCM rate of the node\'s route to the bot: 16000 (resampled both ways; tone-coded frame marker) or 8000 (no resampling; exact byte marker)', botRate, 16000 as 8000 | 16000)
@@ -98,7 +100,7 @@ const program = new Command()
   .option('--via-proxy', 'put the proxy in front even with one shard (the like-for-like baseline for --shards)', false)
   .option('--codec <name>', 'what callers speak: pcmu (marked frames) or opus (48 kHz Opus, bot at 16 kHz; loss by frame counts, no latency)', codecName, 'pcmu')
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { playoutTrim: boolean; playoutCatchUp: boolean; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; addon: 'on' | 'off' | 'both'; loadgenRtpIo?: 'native' | 'dgram'; loadgenPacing?: 'io' | 'timer'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; markEvery: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; nodeFlags?: string; botFlags?: string; loadgenFlags?: string; botNice: number; rehearsal: boolean; out?: string }) => {
+  .action(async (o: { playoutTrim: boolean; playoutCatchUp: boolean; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; addon: 'on' | 'off' | 'both'; loadgenRtpIo?: 'native' | 'dgram'; loadgenPacing?: 'io' | 'timer'; loadgenSockets?: 'shared' | 'per-call'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; markEvery: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; nodeFlags?: string; botFlags?: string; loadgenFlags?: string; botNice: number; rehearsal: boolean; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
     if (o.rtpIo === 'both' && o.addon !== 'on') program.error('error: --rtp-io both compares two runs with the addon on; drop --addon');
     if (o.rtpIo === 'native' && o.addon !== 'on') program.error('error: --rtp-io native is the addon\'s I/O thread; without the addon the node runs node:dgram');
@@ -133,6 +135,7 @@ const program = new Command()
           ...(addon ? {} : { addon: false }),
           ...(o.loadgenRtpIo ? { loadgenRtpIo: o.loadgenRtpIo } : {}),
           ...(o.loadgenPacing ? { loadgenPacing: o.loadgenPacing } : {}),
+          ...(o.loadgenSockets ? { loadgenSockets: o.loadgenSockets } : {}),
           ...(o.playoutTrim ? { playoutTrim: true } : {}),
           ...(o.playoutCatchUp ? {} : { playoutCatchUp: false }),
           botRate: o.botRate,

@@ -1,8 +1,13 @@
 /**
  * The load generator, run as its own process (child_process.fork from bench/run.ts) so its CPU is
  * never counted as the system's. One SIP UDP socket for all calls, driven by the project's own SIP
- * stack (transaction layer, dialogs, SDP offer/answer); one RTP socket per call, as a phone would
- * have. The RTP sockets use the node's own I/O backend (edge/media/rtp-io.ts): the native I/O
+ * stack (transaction layer, dialogs, SDP offer/answer). RTP: by default one socket speaks for every
+ * call (`--sockets shared`, argv), as an SBC's media relay or a trunk's gateway might, and the node
+ * sees what it always sees — each call's stream at its own port, from the address the SDP gave;
+ * the generator, which shares a core with the bot, pays a system call per slot's run of packets
+ * (sendmmsg) and per batch received instead of one per packet and per socket (docs/decisions/0020).
+ * `--sockets per-call` gives each call its own socket, as a phone would have. The RTP sockets use
+ * the node's own I/O backend (edge/media/rtp-io.ts): the native I/O
  * thread when the addon is built — datagrams arrive in batches and leave with one sendto each,
  * without node:dgram's per-packet JavaScript, and each carries the time the thread read it from
  * the socket. The generator shares a core with the echo bot and nats-server: with node:dgram its
@@ -81,11 +86,22 @@ interface Call {
    * trip is looked up here (right while it is under 256 frames, 5.1 s).
    */
   sentUs: Uint32Array | undefined;
+  /** Where readMark puts what it read (one per call, reused). */
+  mark: FrameMark;
 }
 
 let config: LoadgenConfig | undefined;
 let sip: Socket;
 let rtpIo: RtpIo;
+/** `--sockets shared`: the one RTP socket of every call (see the header); undefined: one per call. */
+let sharedRtp: RtpSocket | undefined;
+/** Shared socket: the calls by the node's RTP port (one host, so a port is one call's). */
+const byNodePort = new Map<number, Call>();
+/**
+ * Receive buffer of the shared socket: every call's packets queue there while the I/O thread is
+ * off the CPU (1,000 calls: 50 a millisecond; a 172-byte datagram books about 1 kB).
+ */
+const SHARED_RCVBUF = 8 << 20;
 /** Who keeps the RTP slots: the native I/O thread's clock, or a JavaScript timer (see the header). */
 let pacing: 'io' | 'timer' = 'timer';
 let layer: TransactionLayer;
@@ -135,7 +151,13 @@ function fail(call: Call, reason: string): void {
   failed++;
   failures[reason] = (failures[reason] ?? 0) + 1;
   removeFromPhase(call);
-  call.socket.close();
+  releaseRtp(call);
+}
+
+/** The call's RTP is over: its own socket closes; the shared one forgets it. */
+function releaseRtp(call: Call): void {
+  if (call.socket !== sharedRtp) call.socket.close();
+  else if (byNodePort.get(call.remote.port) === call) byNodePort.delete(call.remote.port);
 }
 
 function removeFromPhase(call: Call): void {
@@ -153,7 +175,7 @@ function dialogDestination(dialog: Dialog): Destination {
 }
 
 async function bindRtp(): Promise<{ socket: RtpSocket; port: number }> {
-  const socket = await rtpIo.bind(HOST, 0);
+  const socket = sharedRtp ?? (await rtpIo.bind(HOST, 0));
   return { socket, port: socket.port };
 }
 
@@ -211,14 +233,17 @@ async function startCall(index: number): Promise<void> {
     firstPacket: true,
     cycleOffset: Math.floor(Math.random() * Math.max(1, cycleFrames)),
     sentUs: cfg.botRate === 16000 ? new Uint32Array(256) : undefined,
+    mark: { tag: 0, seq: 0, callerUs: 0, botUs: 0 },
   };
   calls.push(call);
   byCallId.set(callId, call);
-  const mark: FrameMark = { tag: 0, seq: 0, callerUs: 0, botUs: 0 };
-  // Only the node's RTP port is the call's media (what a connected socket used to filter).
-  bound.socket.onPacket = (packet, ip, port, arrivalUs) => {
-    if (port === call.remote.port && ip === call.remoteIp) onRtp(call, packet, arrivalUs, mark);
-  };
+  // Only the node's RTP port is the call's media (what a connected socket used to filter); the
+  // shared socket finds the call by that port once the answer gives it (onInviteResponse).
+  if (!sharedRtp) {
+    bound.socket.onPacket = (packet, ip, port, arrivalUs) => {
+      if (port === call.remote.port && ip === call.remoteIp) onRtp(call, packet, arrivalUs, call.mark);
+    };
+  }
   const dest: Destination = { address: cfg.host, port: cfg.port, transport: 'udp' };
   try {
     layer.sendRequest(invite, dest, {
@@ -246,6 +271,7 @@ function onInviteResponse(call: Call, res: SipResponse): void {
       if (remoteIp === undefined) throw new Error(`answered media address ${answer.remote.address} is not IPv4`);
       call.remote = answer.remote;
       call.remoteIp = remoteIp;
+      if (sharedRtp) byNodePort.set(call.remote.port, call);
       call.payloadType = answer.codec.payloadType;
       const offered = opus ? 'opus' : 'PCMU';
       if (answer.codec.name !== offered) throw new Error(`answered ${answer.codec.name}, offered ${offered} only`);
@@ -344,7 +370,7 @@ function sendFrame(call: Call, dueUs?: number): void {
       call.sentInWindow++;
     }
     sentLastS++;
-    if (dueUs === undefined) call.socket.sendNow(packet, 12 + payload.length, call.remoteIp, call.remote.port);
+    if (dueUs === undefined) sendAtOnce(call, packet, 12 + payload.length);
     else call.socket.send(packet, 12 + payload.length, call.remoteIp, call.remote.port);
     return;
   }
@@ -370,8 +396,46 @@ function sendFrame(call: Call, dueUs?: number): void {
   }
   // Staged: the I/O thread sends it at the slot's time, its stamp. sendNow: out at once, right after
   // the stamp above (not on the I/O thread's next beat).
-  if (dueUs === undefined) call.socket.sendNow(packet, PACKET_BYTES, call.remoteIp, call.remote.port);
+  if (dueUs === undefined) sendAtOnce(call, packet, PACKET_BYTES);
   else call.socket.send(packet, PACKET_BYTES, call.remoteIp, call.remote.port);
+}
+
+/**
+ * Packets that leave at once (a late slot's, or every slot's with timer pacing) from the shared
+ * native socket: laid out as the I/O thread's staged records and sent AT_ONCE_RUN at a time with
+ * one sendRecords (one sendmmsg). Each was stamped as it was built, so a packet leaves at most the
+ * building of the rest of its run after its stamp (well under a millisecond): a bias against the
+ * node's caller → bot latency, never for it. -1: each goes by itself (sendNow).
+ */
+let atOnceSlot = -1;
+const AT_ONCE_RUN = 32;
+/** native/rtp_io.cc: slot u32, ip u32, port u16, len u16, then the packet padded to 4 bytes. */
+const RECORD_HEADER = 12;
+const atOnce = new Uint8Array(AT_ONCE_RUN * (RECORD_HEADER + 1500));
+const atOnceView = new DataView(atOnce.buffer);
+let atOnceLen = 0;
+let atOnceCount = 0;
+
+function sendAtOnce(call: Call, packet: Uint8Array, len: number): void {
+  if (atOnceSlot < 0) {
+    call.socket.sendNow(packet, len, call.remoteIp, call.remote.port);
+    return;
+  }
+  const at = atOnceLen;
+  atOnceView.setUint32(at, atOnceSlot, true);
+  atOnceView.setUint32(at + 4, call.remoteIp, true);
+  atOnceView.setUint16(at + 8, call.remote.port, true);
+  atOnceView.setUint16(at + 10, len, true);
+  atOnce.set(packet.subarray(0, len), at + RECORD_HEADER);
+  atOnceLen = at + RECORD_HEADER + ((len + 3) & ~3);
+  if (++atOnceCount === AT_ONCE_RUN) flushAtOnce();
+}
+
+function flushAtOnce(): void {
+  if (atOnceLen === 0) return;
+  (rtpIo as NativeRtpIo).engine.sendRecords(atOnce, atOnceLen);
+  atOnceLen = 0;
+  atOnceCount = 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -400,6 +464,7 @@ function runSlots(): void {
   while (nextSlotAt <= now) {
     const list = phases[slot % phases.length]!;
     for (let i = 0; i < list.length; i++) sendFrame(list[i]!);
+    flushAtOnce();
     slot++;
     nextSlotAt += slotMs;
   }
@@ -435,9 +500,11 @@ function pacedSlot(): void {
   if (late > LATE_SLOT_MS) {
     // The thread would send this slot at our commit, after its due time, yet stamped with it: the
     // generator's own lateness would count as the node's caller → bot latency. Send each packet at
-    // once instead, stamped as it leaves — the rule the arrival stamps follow the other way.
+    // once instead, stamped as it is built — the rule the arrival stamps follow the other way —
+    // in runs from the shared socket (sendAtOnce).
     if (winActive) lateSlots++;
     for (let i = 0; i < list.length; i++) sendFrame(list[i]!);
+    flushAtOnce();
     return;
   }
   for (let i = 0; i < list.length; i++) sendFrame(list[i]!, dueUs);
@@ -487,7 +554,7 @@ async function hangup(): Promise<void> {
     const done = (ok: boolean) => {
       if (call.state !== 'ending') return;
       call.state = 'ended';
-      call.socket.close();
+      releaseRtp(call);
       outstanding--;
       if (ok) ended++;
       else byeFailed++;
@@ -567,8 +634,19 @@ async function main(): Promise<void> {
   // auto: the node's own rule (native when built; BOTEDGE_NATIVE=0 / BOTEDGE_RTP_IO are obeyed).
   const io = argChoice('--rtp-io', ['auto', 'native', 'dgram']);
   const pacingArg = argChoice('--pacing', ['io', 'timer']);
+  const sockets = argChoice('--sockets', ['shared', 'per-call']);
   rtpIo = createRtpIo(HOST, io === 'auto' ? undefined : io, { batchMs: RECV_BATCH_MS, periodMs: PACED_SLOT_MS, maxLeadMs: PACED_MAX_LEAD_MS });
   pacing = pacingArg === 'io' && rtpIo instanceof NativeRtpIo ? 'io' : 'timer';
+  if (sockets === 'shared') {
+    const socket = await rtpIo.bind(HOST, 0);
+    socket.receiveBuffer(SHARED_RCVBUF);
+    socket.onPacket = (packet, ip, port, arrivalUs) => {
+      const call = byNodePort.get(port);
+      if (call !== undefined && ip === call.remoteIp) onRtp(call, packet, arrivalUs, call.mark);
+    };
+    sharedRtp = socket;
+    atOnceSlot = (socket as RtpSocket & { slot?: number }).slot ?? -1;
+  }
   sip = createSocket({ type: 'udp4' });
   await new Promise<void>((resolve) => sip.bind(0, HOST, resolve));
   // Thousands of calls' SIP share this socket: give the kernel room for bursts.
@@ -664,7 +742,7 @@ async function main(): Promise<void> {
     lagMaxLastMs = 0;
     rttLast.reset();
   }, 1000).unref();
-  send({ type: 'ready', rtpIo: rtpIo.kind });
+  send({ type: 'ready', rtpIo: rtpIo.kind, sockets });
 }
 
 main().catch((err: unknown) => {

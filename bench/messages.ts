@@ -140,4 +140,4 @@ export interface LoadgenReport {
   lateSlots: number;
 }
 
-export type FromLoadgen = { type: 'ready'; rtpIo: 'native' | 'dgram' } | LoadgenProgress | LoadgenReached | LoadgenReport | { type: 'hungup'; ended: number; byeFailed: number };
+export type FromLoadgen = { type: 'ready'; rtpIo: 'native' | 'dgram'; sockets: 'shared' | 'per-call' } | LoadgenProgress | LoadgenReached | LoadgenReport | { type: 'hungup'; ended: number; byeFailed: number };

@@ -75,6 +75,8 @@ export interface BenchOptions {
   loadgenRtpIo?: 'native' | 'dgram';
   /** Who keeps the generator's RTP slots (bench/loadgen.ts): the I/O thread (default) or a timer. */
   loadgenPacing?: 'io' | 'timer';
+  /** The generator's RTP sockets: one speaks for every call (default), or one per call as phones have. */
+  loadgenSockets?: 'shared' | 'per-call';
   /** Turn the route's live-stream playout trim on (edge/media/playout.ts); trimmed frames count as loss. */
   playoutTrim?: boolean;
   /** false: the route's late-frame catch-up is off (edge/media/call-media.ts). */
@@ -145,6 +147,8 @@ export interface BenchResult {
   media_node_flags: readonly string[];
   /** The load generator's RTP I/O (bench/loadgen.ts): native batches, or node:dgram. */
   loadgen_rtp_io: 'native' | 'dgram';
+  /** The generator's RTP sockets: one for every call (default) or one per call (bench/loadgen.ts). */
+  loadgen_sockets: 'shared' | 'per-call';
   /** Who kept the generator's RTP slots: the native I/O thread (steady streams) or a JavaScript timer. */
   loadgen_pacing: 'io' | 'timer';
   capacity?: { calls: number; limited_by: string };
@@ -354,9 +358,10 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       await waitForMembers(nats.url, shardNodes.map((_, i) => `shard-${i}`).concat('bench-proxy'), 20_000);
       say(`cluster up: ${shardCount} media node(s) ${shardNodes.map((n, i) => `shard-${i}@${n.sipPort}`).join(' ')} behind bench-proxy@${proxy.port}`);
     }
-    const lg = await forkBench<{ type: 'ready'; rtpIo: 'native' | 'dgram' }>(children, 'loadgen', [
+    const lg = await forkBench<{ type: 'ready'; rtpIo: 'native' | 'dgram'; sockets: 'shared' | 'per-call' }>(children, 'loadgen', [
       ...(opts.loadgenRtpIo ? ['--rtp-io', opts.loadgenRtpIo] : []),
       ...(opts.loadgenPacing ? ['--pacing', opts.loadgenPacing] : []),
+      ...(opts.loadgenSockets ? ['--sockets', opts.loadgenSockets] : []),
     ], opts.loadgenFlags);
     const pids = { media: media.child.pid!, loadgen: lg.child.pid!, bot: bot.child.pid!, nats: nats.child.pid! };
     // The rest of the SUT when sharded: media nodes 2..N and the proxy. Empty on the direct path.
@@ -682,6 +687,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       bot_rate_hz: botRate,
       media_node_flags: media.nodeFlags,
       loadgen_rtp_io: lg.ready.rtpIo,
+      loadgen_sockets: lg.ready.sockets,
       loadgen_pacing: lastReport!.pacing,
       ...(chosen.event_loop_delay_ms ? { event_loop_delay_ms: chosen.event_loop_delay_ms } : {}),
       ...(chosen.rtp_sent_now_share !== undefined ? { rtp_sent_now_share: chosen.rtp_sent_now_share } : {}),

@@ -96,6 +96,65 @@ constexpr uint64_t kSourceSet = 1ULL << 48;
 
 inline uint64_t SourceKey(uint32_t ip, uint16_t port) { return kSourceSet | (static_cast<uint64_t>(ip) << 16) | port; }
 
+// Sends datagrams in runs: consecutive ones from the same socket leave with one sendmmsg. A media
+// node's sockets are one per call, so its runs are one datagram long (a plain sendto); a load
+// generator that speaks for many calls from one socket (bench/loadgen.ts) sends a whole slot with
+// a system call or a few instead of one each. One per thread that sends (the I/O thread's beats;
+// JavaScript's sendRecords): its arrays are reused, nothing is allocated per datagram.
+class RunSender {
+ public:
+  struct Counts {
+    uint64_t sent = 0, errors = 0, calls = 0;  // calls: system calls made
+  };
+
+  // Queues one datagram; the run so far leaves first when the socket differs or the batch is full.
+  // `data` must stay valid until Flush.
+  void Add(int fd, const uint8_t* data, size_t len, uint32_t ip, uint16_t port, Counts* c) {
+    if (n_ > 0 && (fd != fd_ || n_ == kBatch)) Flush(c);
+    fd_ = fd;
+    sockaddr_in& sa = addrs_[n_];
+    sa = sockaddr_in{};
+    sa.sin_family = AF_INET;
+    sa.sin_port = htons(port);
+    sa.sin_addr.s_addr = htonl(ip);
+    iovs_[n_] = iovec{const_cast<uint8_t*>(data), len};
+    msghdr& h = msgs_[n_].msg_hdr;
+    h = msghdr{};
+    h.msg_name = &sa;
+    h.msg_namelen = sizeof sa;
+    h.msg_iov = &iovs_[n_];
+    h.msg_iovlen = 1;
+    n_++;
+  }
+
+  // Sends the queued run. A datagram the kernel refuses is counted and skipped, as a lone sendto's
+  // failure would be; the rest of the run still goes.
+  void Flush(Counts* c) {
+    unsigned i = 0;
+    while (i < n_) {
+      int r = n_ - i == 1 ? (sendmsg(fd_, &msgs_[i].msg_hdr, MSG_DONTWAIT) < 0 ? -1 : 1)
+                          : sendmmsg(fd_, &msgs_[i], n_ - i, MSG_DONTWAIT);
+      c->calls++;
+      if (r <= 0) {
+        c->errors++;
+        i++;
+      } else {
+        c->sent += r;
+        i += r;
+      }
+    }
+    n_ = 0;
+  }
+
+ private:
+  static constexpr unsigned kBatch = 64;
+  int fd_ = -1;
+  unsigned n_ = 0;
+  mmsghdr msgs_[kBatch];
+  iovec iovs_[kBatch];
+  sockaddr_in addrs_[kBatch];
+};
+
 class Engine {
  public:
   Engine(int period_ms, double lead_ms, double batch_ms, size_t arena_bytes)
@@ -184,6 +243,21 @@ class Engine {
 
   uint32_t Foreign(uint32_t slot) const { return slot < kMaxSlots ? slots_[slot].foreign.load() : 0; }
 
+  // Asks for a receive buffer of `bytes` (SO_RCVBUFFORCE when we may, else SO_RCVBUF up to the
+  // system's rmem_max): a socket that takes many streams at once must ride out the I/O thread's
+  // gaps. Returns what the kernel granted (its doubled figure, see socket(7)), or -errno.
+  int ReceiveBuffer(uint32_t slot, int bytes) {
+    int fd = slot < kMaxSlots ? slots_[slot].fd.load() : -1;
+    if (fd < 0) return -EBADF;
+    if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &bytes, sizeof bytes) != 0 &&
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &bytes, sizeof bytes) != 0)
+      return -errno;
+    int got = 0;
+    socklen_t len = sizeof got;
+    if (getsockopt(fd, SOL_SOCKET, SO_RCVBUF, &got, &len) != 0) return -errno;
+    return got;
+  }
+
   // Closing happens on the I/O thread (it may be sending on or reading from the socket right now);
   // the slot becomes reusable only after that.
   void Close(uint32_t slot) {
@@ -267,13 +341,17 @@ class Engine {
   // batch sends none: -1.
   int64_t SendRecords(const uint8_t* data, size_t len) {
     if (!WellFormed(data, len)) return -1;
-    int64_t sent = 0;
+    RunSender::Counts c;
     for (size_t off = 0; off < len;) {
       const RecordHeader h = ReadHeader(data + off);
-      if (SendNow(h.slot, data + off + kStagedHeader, h.len, h.ip, h.port)) sent++;
+      int fd = slots_[h.slot].fd.load();
+      if (fd >= 0) js_sender_.Add(fd, data + off + kStagedHeader, h.len, h.ip, h.port, &c);
       off += StagedSize(h.len);
     }
-    return sent;
+    js_sender_.Flush(&c);
+    Count(c);
+    stats_.sentNow.fetch_add(c.sent, std::memory_order_relaxed);
+    return static_cast<int64_t>(c.sent);
   }
 
   // Rewrites the packet a slot committed for the coming due time, if it has not left yet (barge-in).
@@ -659,7 +737,8 @@ class Engine {
 
   struct Stats {
     std::atomic<uint64_t> received{0}, sent{0}, sendErrors{0}, batches{0}, beats{0}, skipped{0},
-        dropped{0}, lateCommit{0}, lateWake{0}, wakeups{0}, pollStarts{0}, sentNow{0}, heldPosts{0};
+        dropped{0}, lateCommit{0}, lateWake{0}, wakeups{0}, pollStarts{0}, sentNow{0}, heldPosts{0},
+        sendCalls{0};
   } stats_;
 
  private:
@@ -681,13 +760,22 @@ class Engine {
       committed_ = false;
     }
     const uint8_t* base = sending_.data();
+    RunSender::Counts c;
     for (size_t off = 0; off + kStagedHeader <= sending_.size();) {
       const RecordHeader h = ReadHeader(base + off);
       int fd = slots_[h.slot].fd.load();
-      if (fd >= 0) SendTo(fd, base + off + kStagedHeader, h.len, h.ip, h.port);
+      if (fd >= 0) io_sender_.Add(fd, base + off + kStagedHeader, h.len, h.ip, h.port, &c);
       off += StagedSize(h.len);
     }
+    io_sender_.Flush(&c);
+    Count(c);
     sending_.clear();
+  }
+
+  void Count(const RunSender::Counts& c) {
+    if (c.sent) stats_.sent.fetch_add(c.sent, std::memory_order_relaxed);
+    if (c.errors) stats_.sendErrors.fetch_add(c.errors, std::memory_order_relaxed);
+    if (c.calls) stats_.sendCalls.fetch_add(c.calls, std::memory_order_relaxed);
   }
 
   // One datagram, counted in `sent` or `sendErrors`.
@@ -731,6 +819,8 @@ class Engine {
   std::mutex mu_;
   std::deque<uint32_t> free_;       // mu_
   std::vector<uint32_t> closing_;   // mu_
+  RunSender io_sender_;  // the I/O thread's (SendCommitted)
+  RunSender js_sender_;  // JavaScript's (SendRecords)
   std::vector<uint8_t> staged_[2];  // mu_: [filling_] is being staged, the other was committed
   std::vector<uint8_t> sending_;    // thread only: the packets being sent now
   int filling_ = 0;                 // mu_
@@ -761,6 +851,7 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
                         InstanceMethod<&RtpIo::BeatDueUs>("beatDueUs"),
                         InstanceMethod<&RtpIo::AcceptOnly>("acceptOnly"),
                         InstanceMethod<&RtpIo::Foreign>("foreign"),
+                        InstanceMethod<&RtpIo::ReceiveBuffer>("receiveBuffer"),
                         InstanceMethod<&RtpIo::Arena>("arena"),
                         InstanceMethod<&RtpIo::Stats>("stats"),
                         InstanceMethod<&RtpIo::Shutdown>("shutdown")});
@@ -1000,6 +1091,16 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
     return Napi::Number::New(info.Env(), n);
   }
 
+  // receiveBuffer(slot, bytes) → number: the receive buffer the kernel granted, or -errno.
+  Napi::Value ReceiveBuffer(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    if (!engine_ || info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber()) {
+      Napi::TypeError::New(env, "RtpIo.receiveBuffer: expected (slot, bytes)").ThrowAsJavaScriptException();
+      return env.Undefined();
+    }
+    return Napi::Number::New(env, engine_->ReceiveBuffer(info[0].As<Napi::Number>().Uint32Value(), info[1].As<Napi::Number>().Int32Value()));
+  }
+
   Napi::Value BeatDueUs(const Napi::CallbackInfo& info) {
     return Napi::Number::New(info.Env(), engine_ ? engine_->BeatDueUs() : 0);
   }
@@ -1045,6 +1146,8 @@ class RtpIo : public Napi::ObjectWrap<RtpIo> {
     o.Set("pollStarts", Napi::Number::New(env, static_cast<double>(s.pollStarts.load())));
     // Packets sent at once from JavaScript (late bot frames), also counted in `sent`.
     o.Set("sentNow", Napi::Number::New(env, static_cast<double>(s.sentNow.load())));
+    // System calls that sent runs (sendRecords, the beats); SendNow's single sendto is not counted.
+    o.Set("sendCalls", Napi::Number::New(env, static_cast<double>(s.sendCalls.load())));
     o.Set("realtime", Napi::Number::New(env, engine_->realtime_.load() ? 1 : 0));
     // Events that came due while one was still out, merged into the next (the loop was busy).
     o.Set("heldPosts", Napi::Number::New(env, static_cast<double>(s.heldPosts.load())));

@@ -72,6 +72,12 @@ class DgramRtpSocket implements RtpSocket {
     socket.on('error', () => undefined);
   }
 
+  receiveBuffer(bytes: number): number {
+    // node:dgram uses SO_RCVBUF, capped at the system's rmem_max.
+    this.socket.setRecvBufferSize(bytes);
+    return this.socket.getRecvBufferSize();
+  }
+
   send(packet: Uint8Array, len: number, ip: number, port: number): void {
     // One string per remote, not per packet.
     if (ip !== this.#lastIp) {
@@ -157,6 +163,8 @@ interface NativeEngine {
   acceptOnly(slot: number, ip: number, port: number): void;
   /** Datagrams that filter dropped since the slot was opened. */
   foreign(slot: number): number;
+  /** SO_RCVBUFFORCE (else SO_RCVBUF) of `bytes`: what the kernel granted, or -errno. */
+  receiveBuffer(slot: number, bytes: number): number;
   arena(i: 0 | 1): ArrayBuffer;
   stats(): Record<string, number>;
   shutdown(): void;
@@ -207,6 +215,13 @@ class NativeRtpSocket implements RtpSocket {
 
   acceptOnly(ip: number, port: number): void {
     if (!this.#closed) this.io.engine.acceptOnly(this.slot, ip, port);
+  }
+
+  receiveBuffer(bytes: number): number {
+    if (this.#closed) return 0;
+    const got = this.io.engine.receiveBuffer(this.slot, bytes);
+    if (got < 0) throw new Error(`SO_RCVBUF ${bytes} on RTP port ${this.port}: errno ${-got}`);
+    return got;
   }
 
   get foreignDropped(): number {

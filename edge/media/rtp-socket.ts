@@ -44,6 +44,12 @@ export interface RtpSocket {
   acceptOnly(ip: number, port: number): void;
   /** Datagrams `acceptOnly` turned away; still readable after close. */
   readonly foreignDropped: number;
+  /**
+   * Asks for a receive buffer of `bytes`; returns what the kernel granted (Linux reports double
+   * what it books, socket(7)). For a socket that takes many streams at once (the bench's load
+   * generator); a call's own socket keeps the system's default.
+   */
+  receiveBuffer(bytes: number): number;
   /** This socket's share of the G.711 receive lane (native RTP I/O only; edge/media/rx-lane.ts). */
   readonly lane?: LaneSlot | undefined;
   close(): void;

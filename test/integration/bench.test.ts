@@ -33,7 +33,7 @@ const NUMERIC_FIELDS = [
 
 // Issue 3's fields, plus the media node's own event-loop delay over the window and (native RTP
 // I/O, what these tests run on) the share of packets sent at once.
-const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'loadgen_rtp_io', 'loadgen_pacing', 'rtp_sent_now_share', 'rx_lane_share', 'tx_lane_share', 'bot_lane_frames_per_call_second', 'lane_ws_written_share', 'late_lane_share'];
+const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'loadgen_rtp_io', 'loadgen_sockets', 'loadgen_pacing', 'rtp_sent_now_share', 'rx_lane_share', 'tx_lane_share', 'bot_lane_frames_per_call_second', 'lane_ws_written_share', 'late_lane_share'];
 
 describe('npm run bench', () => {
   const out = mkdtempSync(join(tmpdir(), 'botedge-bench-'));
@@ -92,6 +92,7 @@ describe('npm run bench', () => {
     assert.equal(result['bot_rate_hz'], 8000);
     assert.equal(result['loadgen_rtp_io'], 'native', 'the generator\'s RTP rides the addon\'s I/O thread when it is built');
     assert.equal(result['loadgen_pacing'], 'io', 'and that thread keeps its RTP slots');
+    assert.equal(result['loadgen_sockets'], 'shared', 'one RTP socket speaks for every call by default');
     assert.deepEqual(result['media_node_flags'], [...MEDIA_NODE_FLAGS], 'the media node ran with the flags botedge up gives it');
     assert.equal(result['calls_target'], 20);
     assert.equal(result['calls_established'], 20);
@@ -127,7 +128,9 @@ describe('npm run bench', () => {
     it(`--bot-rate 16000: 10 calls through the node's resamplers lose no frame and read plausible latencies${marking}`, { timeout: 40_000 }, async () => {
       const out16 = mkdtempSync(join(tmpdir(), 'botedge-bench-16k-'));
       const base = 50000 + 2 * Math.floor(Math.random() * 4000);
-      const child = spawn(process.execPath, [CLI, '--bot-rate', '16000', '--calls', '10', '--duration', '5', '--rate', '40', '--settle', '1', '--mark-every', String(markEvery), '--rtp-ports', `${base}-${base + 199}`, '--out', out16], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // Every frame marked: with a socket per caller, the generator's other way of sending.
+      const sockets = markEvery === 1 ? 'per-call' : 'shared';
+      const child = spawn(process.execPath, [CLI, '--bot-rate', '16000', '--calls', '10', '--duration', '5', '--rate', '40', '--settle', '1', '--mark-every', String(markEvery), '--loadgen-sockets', sockets, '--rtp-ports', `${base}-${base + 199}`, '--out', out16], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       child.stdout!.resume();
@@ -137,16 +140,19 @@ describe('npm run bench', () => {
         const result = JSON.parse(readFileSync(join(out16, 'result.json'), 'utf8')) as Record<string, unknown>;
         assert.equal(result['bot_rate_hz'], 16000);
         assert.match(String(result['scenario']), /l16@16k/);
+        assert.equal(result['loadgen_sockets'], sockets);
         assert.equal(result['calls_established'], 10);
         assert.equal(result['calls_failed'], 0);
         assert.equal(result['loss_caller_to_bot'], 0);
         assert.equal(result['loss_bot_to_caller'], 0);
         const latency = result['latency_ms'] as Record<string, Record<string, number>>;
         // Caller → bot is a hop through the node's event loop; bot → caller waits for the node's next
-        // 20 ms tick. Zero or hundreds of ms would mean the stamps were misread, not a slow machine.
+        // 20 ms tick. Zero, or seconds (the tone marker's 24-bit stamp wraps at 16.7 s), would mean
+        // the stamps were misread; a loaded CI host has read a p99 of 157 ms (p50 36), a slow
+        // machine and not a misreading, so the p99's bound is loose and the p50's below is tight.
         for (const dir of ['caller_to_bot', 'bot_to_caller']) {
           const l = latency[dir]!;
-          assert.ok(l['p50']! > 0 && l['p99']! >= l['p50']! && l['p99']! < 100, `${dir}: ${JSON.stringify(l)}`);
+          assert.ok(l['p50']! > 0 && l['p99']! >= l['p50']! && l['p99']! < 500, `${dir}: ${JSON.stringify(l)}`);
         }
         // About one tick (≈ 18 ms on a quiet host); three ticks of slack, since this is a sanity
         // check of the stamps on a shared machine, not the benchmark's figure (CI runs on hosts

@@ -226,6 +226,8 @@ export interface TapStream {
   packets: number;
   nonSilent: number;
   payloadTypes: Set<number>;
+  /** The SSRCs seen from this port (one per stream; more would mean two streams shared a socket). */
+  ssrcs: Set<number>;
 }
 
 /**
@@ -251,10 +253,11 @@ export class RtpTap {
 
   #onPacket(msg: Buffer, from: number): void {
     let s = this.streams.get(from);
-    if (!s) this.streams.set(from, (s = { packets: 0, nonSilent: 0, payloadTypes: new Set() }));
+    if (!s) this.streams.set(from, (s = { packets: 0, nonSilent: 0, payloadTypes: new Set(), ssrcs: new Set() }));
     s.packets++;
     const pkt = parseRtp(msg);
     s.payloadTypes.add(pkt.payloadType);
+    s.ssrcs.add(pkt.ssrc);
     const n = Math.min(pkt.payload.length, this.#pcm.length);
     const pcm = this.#pcm.subarray(0, n);
     if (pkt.payloadType === 8) alawDecode(pkt.payload.subarray(0, n), pcm);

@@ -83,7 +83,7 @@ describe('an inbound SIPp call reaches the echo bot and comes back', { timeout: 
     // The bot's audio came back to the caller as RTP: one stream per tapped call, PCMA, and at
     // least 90% of the non-silent frames the bot echoed.
     const minHeard = Math.min(...heard);
-    assert.equal(tap.streams.size, 5, `tap saw ${tap.streams.size} RTP streams`);
+    assert.equal(tap.streams.size, 5, `tap saw ${tap.streams.size} RTP streams: ${JSON.stringify([...tap.streams].map(([port, s]) => ({ port, ...s, payloadTypes: [...s.payloadTypes], ssrcs: [...s.ssrcs] })))}`);
     for (const [port, s] of tap.streams) {
       assert.deepEqual([...s.payloadTypes], [8], `stream from ${port} payload types`);
       assert.ok(s.nonSilent >= 0.9 * minHeard, `stream from ${port}: ${s.nonSilent} non-silent packets back, bot echoed ≥ ${minHeard}`);

@@ -15,6 +15,7 @@ function result(over: Partial<BenchResult>, scenario: string): BenchResult {
     window_s: 20,
     media_node_flags: [],
     loadgen_rtp_io: 'native',
+    loadgen_sockets: 'shared',
     loadgen_pacing: 'io',
     cpu_us_per_call_second: 2000,
     rss_kb_per_call: 150,

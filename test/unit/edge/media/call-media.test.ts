@@ -330,6 +330,7 @@ describe('CallMedia with G.722', () => {
       sendNow: () => undefined,
       replace: (p: Uint8Array, len: number) => ((replaced = p.slice(0, len)), true),
       acceptOnly: () => undefined,
+      receiveBuffer: () => 0,
       foreignDropped: 0,
       close: () => undefined,
     };

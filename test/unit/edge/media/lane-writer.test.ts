@@ -55,7 +55,7 @@ async function bot(): Promise<{ url: string; got: Received; wss: WebSocketServer
 /** A call on the lane's direct batch whose caller frames go to `stream`, and its arena delivery. */
 function laneCall(host: RxLaneHost, arena: ArrayBuffer, stream: BotStream) {
   const slot = host.slot(SLOT);
-  const socket: RtpSocket & { onPacket: PacketHandler | undefined } = { port: 30000, onPacket: undefined, lane: slot, send() {}, sendNow() {}, replace: () => false, acceptOnly() {}, foreignDropped: 0, close() {} };
+  const socket: RtpSocket & { onPacket: PacketHandler | undefined } = { port: 30000, onPacket: undefined, lane: slot, send() {}, sendNow() {}, replace: () => false, acceptOnly() {}, receiveBuffer: () => 0, foreignDropped: 0, close() {} };
   const media = pcmuCallTo16kBot(socket, CALLER_PORT, (pcm) => stream.sendAudio(pcm, 0));
   media.laneDirect();
   const view = new DataView(arena);

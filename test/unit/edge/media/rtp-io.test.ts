@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { createSocket, type Socket } from 'node:dgram';
 import { after, describe, it } from 'node:test';
 import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 import { createRtpIo, DgramRtpIo, NativeRtpIo, type RtpIo } from '../../../../edge/media/rtp-io.js';
 import { ipv4ToU32, u32ToIpv4, type RtpSocket } from '../../../../edge/media/rtp-socket.js';
@@ -46,6 +47,12 @@ function backendSuite(name: string, make: () => RtpIo): void {
     });
 
     it('is the backend asked for', () => assert.equal(io.kind, name));
+
+    it('grants the receive buffer asked for (within rmem_max; Linux reports double)', async () => {
+      const s = await io.bind('127.0.0.1', 0);
+      opened.push(s);
+      assert.equal(s.receiveBuffer(128 * 1024), 256 * 1024);
+    });
 
     it('receives datagrams with their source address and port', async () => {
       const s = await io.bind('127.0.0.1', 0);
@@ -478,6 +485,80 @@ if (native.kind === 'native') {
         s.close();
       } finally {
         p.sock.close();
+        io.close();
+      }
+    });
+
+    it('grants a receive buffer beyond rmem_max when root (SO_RCVBUFFORCE)', async () => {
+      const io = createRtpIo('127.0.0.1', 'native') as NativeRtpIo;
+      try {
+        const s = await io.bind('127.0.0.1', 0);
+        // 8 MiB: above a default rmem_max (208 KiB) and this machine's (4 MiB). Without
+        // CAP_NET_ADMIN it is capped at rmem_max.
+        const got = s.receiveBuffer(8 << 20);
+        const max = Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8'));
+        assert.equal(got, process.getuid?.() === 0 ? 16 << 20 : 2 * max);
+        s.close();
+        assert.equal(s.receiveBuffer(1 << 20), 0, 'a closed socket has none');
+      } finally {
+        io.close();
+      }
+    });
+
+    it('sends runs of records from one socket together and loses none, at the beat and at once', async () => {
+      // A load generator speaks for many calls from one socket: a run of its records leaves with
+      // one sendmmsg (64 at most). Runs longer than a batch, a run of one, and runs that switch
+      // socket, each datagram once, from the right socket, in order.
+      const io = createRtpIo('127.0.0.1', 'native') as NativeRtpIo;
+      const got: { from: number; n: number }[] = [];
+      const sink = createSocket('udp4');
+      await new Promise<void>((r) => sink.bind(0, '127.0.0.1', () => r()));
+      sink.on('message', (data, rinfo) => got.push({ from: rinfo.port, n: data.readUInt16BE(0) }));
+      try {
+        const a = (await io.bind('127.0.0.1', 0)) as RtpSocket & { slot: number };
+        const b = (await io.bind('127.0.0.1', 0)) as RtpSocket & { slot: number };
+        const plan: [RtpSocket & { slot: number }, number][] = [[a, 150], [b, 1], [a, 1], [b, 70]];
+        const build = (base: number): { records: Uint8Array; want: { from: number; n: number }[] } => {
+          const want: { from: number; n: number }[] = [];
+          for (const [sock, count] of plan) for (let i = 0; i < count; i++) want.push({ from: sock.port, n: base + want.length });
+          const records = new Uint8Array(want.length * 16);
+          const view = new DataView(records.buffer);
+          want.forEach((w, i) => {
+            const off = i * 16;
+            view.setUint32(off, w.from === a.port ? a.slot : b.slot, true);
+            view.setUint32(off + 4, LOCAL, true);
+            view.setUint16(off + 8, sink.address().port, true);
+            view.setUint16(off + 10, 2, true);
+            view.setUint16(off + 12, w.n); // the payload: its number, big-endian
+          });
+          return { records, want };
+        };
+        const now = build(0);
+        const sent = io.engine.stats()['sent']!;
+        const calls = io.engine.stats()['sendCalls']!;
+        assert.equal(io.engine.sendRecords(now.records, now.records.length), now.want.length);
+        // 150 = 64 + 64 + 22, then 1, 1, and 70 = 64 + 6: seven system calls for 222 datagrams.
+        assert.equal(io.engine.stats()['sendCalls']! - calls, 7);
+        await until(() => got.length >= now.want.length);
+        const beat = build(1000);
+        let staged = false;
+        const fn = (): void => {
+          if (!staged) staged = io.engine.stageRecords(beat.records, beat.records.length);
+        };
+        io.clock.add(fn);
+        await until(() => got.length >= now.want.length + beat.want.length);
+        io.clock.delete(fn);
+        await new Promise((r) => setTimeout(r, 60)); // nothing more comes
+        // Loopback keeps each socket's order; across the two sockets the kernel may interleave.
+        const bySource = (list: { from: number; n: number }[], port: number) => list.filter((g) => g.from === port).map((g) => g.n);
+        const want = [...now.want, ...beat.want];
+        for (const port of [a.port, b.port]) assert.deepEqual(bySource(got, port), bySource(want, port), `from ${port}`);
+        assert.equal(got.length, want.length);
+        assert.equal(io.engine.stats()['sent']! - sent, want.length, 'each counted as sent');
+        a.close();
+        b.close();
+      } finally {
+        sink.close();
         io.close();
       }
     });

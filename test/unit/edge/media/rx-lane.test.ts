@@ -25,7 +25,7 @@ const STRANGER_IP = 0x7f000009;
 /** The socket side CallMedia needs; what it sends is kept (copied), in order. */
 function socketFor(lane: LaneSlot | undefined, sent: number[][] = []): RtpSocket & { onPacket: PacketHandler | undefined } {
   const keep = (p: Uint8Array, len: number) => void sent.push([...p.subarray(0, len)]);
-  return { port: 30000, onPacket: undefined, lane, send: keep, sendNow: keep, replace: () => false, acceptOnly() {}, foreignDropped: 0, close() {} };
+  return { port: 30000, onPacket: undefined, lane, send: keep, sendNow: keep, replace: () => false, acceptOnly() {}, receiveBuffer: () => 0, foreignDropped: 0, close() {} };
 }
 
 interface Datagram {

@@ -55,6 +55,7 @@ class Wire {
         return true;
       },
       acceptOnly() {},
+      receiveBuffer: () => 0,
       foreignDropped: 0,
       close() {},
     };
