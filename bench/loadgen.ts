@@ -370,8 +370,7 @@ function sendFrame(call: Call, dueUs?: number): void {
       call.sentInWindow++;
     }
     sentLastS++;
-    if (dueUs === undefined) sendAtOnce(call, packet, 12 + payload.length);
-    else call.socket.send(packet, 12 + payload.length, call.remoteIp, call.remote.port);
+    emit(call, packet, 12 + payload.length, dueUs);
     return;
   }
   if (cycleFrames > 0 && (call.frameSeq + call.cycleOffset) % cycleFrames >= talkFrames) {
@@ -396,46 +395,63 @@ function sendFrame(call: Call, dueUs?: number): void {
   }
   // Staged: the I/O thread sends it at the slot's time, its stamp. sendNow: out at once, right after
   // the stamp above (not on the I/O thread's next beat).
-  if (dueUs === undefined) sendAtOnce(call, packet, PACKET_BYTES);
-  else call.socket.send(packet, PACKET_BYTES, call.remoteIp, call.remote.port);
+  emit(call, packet, PACKET_BYTES, dueUs);
 }
 
 /**
- * Packets that leave at once (a late slot's, or every slot's with timer pacing) from the shared
- * native socket: laid out as the I/O thread's staged records and sent AT_ONCE_RUN at a time with
- * one sendRecords (one sendmmsg). Each was stamped as it was built, so a packet leaves at most the
- * building of the rest of its run after its stamp (well under a millisecond): a bias against the
- * node's caller → bot latency, never for it. -1: each goes by itself (sendNow).
+ * The shared native socket's packets, laid out as the I/O thread's staged records (slot u32, ip
+ * u32, port u16, len u16, the packet padded to 4 bytes: native/rtp_io.cc) and handed over in one
+ * N-API call: a slot's on-time packets with one stageRecords at its beat, a late slot's with one
+ * sendRecords per RECORD_RUN. The thread sends consecutive records of one socket with one
+ * sendmmsg. A late packet was stamped as it was built, so it leaves at most the building of the
+ * rest of its run after its stamp (well under a millisecond): a bias against the node's caller →
+ * bot latency, never for it. recordSlot -1 (a socket per call, or node:dgram): each packet goes by
+ * itself.
  */
-let atOnceSlot = -1;
-const AT_ONCE_RUN = 32;
-/** native/rtp_io.cc: slot u32, ip u32, port u16, len u16, then the packet padded to 4 bytes. */
+let recordSlot = -1;
+const RECORD_RUN = 32;
 const RECORD_HEADER = 12;
-const atOnce = new Uint8Array(AT_ONCE_RUN * (RECORD_HEADER + 1500));
-const atOnceView = new DataView(atOnce.buffer);
-let atOnceLen = 0;
-let atOnceCount = 0;
+let records = new Uint8Array(64 * 1024);
+let recordsView = new DataView(records.buffer);
+let recordsLen = 0;
+let recordsCount = 0;
 
-function sendAtOnce(call: Call, packet: Uint8Array, len: number): void {
-  if (atOnceSlot < 0) {
-    call.socket.sendNow(packet, len, call.remoteIp, call.remote.port);
+/** Sends (dueUs undefined: at once) or stages (for dueUs) a call's packet. */
+function emit(call: Call, packet: Uint8Array, len: number, dueUs: number | undefined): void {
+  if (recordSlot < 0) {
+    if (dueUs === undefined) call.socket.sendNow(packet, len, call.remoteIp, call.remote.port);
+    else call.socket.send(packet, len, call.remoteIp, call.remote.port);
     return;
   }
-  const at = atOnceLen;
-  atOnceView.setUint32(at, atOnceSlot, true);
-  atOnceView.setUint32(at + 4, call.remoteIp, true);
-  atOnceView.setUint16(at + 8, call.remote.port, true);
-  atOnceView.setUint16(at + 10, len, true);
-  atOnce.set(packet.subarray(0, len), at + RECORD_HEADER);
-  atOnceLen = at + RECORD_HEADER + ((len + 3) & ~3);
-  if (++atOnceCount === AT_ONCE_RUN) flushAtOnce();
+  const at = recordsLen;
+  const size = RECORD_HEADER + ((len + 3) & ~3);
+  if (at + size > records.length) {
+    const grown = new Uint8Array(records.length * 2);
+    grown.set(records.subarray(0, at));
+    records = grown;
+    recordsView = new DataView(records.buffer);
+  }
+  recordsView.setUint32(at, recordSlot, true);
+  recordsView.setUint32(at + 4, call.remoteIp, true);
+  recordsView.setUint16(at + 8, call.remote.port, true);
+  recordsView.setUint16(at + 10, len, true);
+  records.set(packet.subarray(0, len), at + RECORD_HEADER);
+  recordsLen = at + size;
+  recordsCount++;
+  if (dueUs === undefined && recordsCount === RECORD_RUN) flushRecords(false);
 }
 
-function flushAtOnce(): void {
-  if (atOnceLen === 0) return;
-  (rtpIo as NativeRtpIo).engine.sendRecords(atOnce, atOnceLen);
-  atOnceLen = 0;
-  atOnceCount = 0;
+/** Hands over what emit laid out: staged for the current beat's due time, or sent at once. */
+function flushRecords(staged: boolean): void {
+  if (recordsLen === 0) return;
+  const engine = (rtpIo as NativeRtpIo).engine;
+  if (staged) {
+    if (!engine.stageRecords(records, recordsLen)) throw new Error('the generator laid out a malformed record');
+  } else {
+    engine.sendRecords(records, recordsLen);
+  }
+  recordsLen = 0;
+  recordsCount = 0;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -464,7 +480,7 @@ function runSlots(): void {
   while (nextSlotAt <= now) {
     const list = phases[slot % phases.length]!;
     for (let i = 0; i < list.length; i++) sendFrame(list[i]!);
-    flushAtOnce();
+    flushRecords(false);
     slot++;
     nextSlotAt += slotMs;
   }
@@ -501,13 +517,14 @@ function pacedSlot(): void {
     // The thread would send this slot at our commit, after its due time, yet stamped with it: the
     // generator's own lateness would count as the node's caller → bot latency. Send each packet at
     // once instead, stamped as it is built — the rule the arrival stamps follow the other way —
-    // in runs from the shared socket (sendAtOnce).
+    // in runs from the shared socket (emit).
     if (winActive) lateSlots++;
     for (let i = 0; i < list.length; i++) sendFrame(list[i]!);
-    flushAtOnce();
+    flushRecords(false);
     return;
   }
   for (let i = 0; i < list.length; i++) sendFrame(list[i]!, dueUs);
+  flushRecords(true);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -635,7 +652,8 @@ async function main(): Promise<void> {
   const io = argChoice('--rtp-io', ['auto', 'native', 'dgram']);
   const pacingArg = argChoice('--pacing', ['io', 'timer']);
   const sockets = argChoice('--sockets', ['shared', 'per-call']);
-  rtpIo = createRtpIo(HOST, io === 'auto' ? undefined : io, { batchMs: RECV_BATCH_MS, periodMs: PACED_SLOT_MS, maxLeadMs: PACED_MAX_LEAD_MS });
+  // No receive lane: it serves a media node's calls, and here it would only walk every batch.
+  rtpIo = createRtpIo(HOST, io === 'auto' ? undefined : io, { batchMs: RECV_BATCH_MS, periodMs: PACED_SLOT_MS, maxLeadMs: PACED_MAX_LEAD_MS, rxLane: false });
   pacing = pacingArg === 'io' && rtpIo instanceof NativeRtpIo ? 'io' : 'timer';
   if (sockets === 'shared') {
     const socket = await rtpIo.bind(HOST, 0);
@@ -645,7 +663,7 @@ async function main(): Promise<void> {
       if (call !== undefined && ip === call.remoteIp) onRtp(call, packet, arrivalUs, call.mark);
     };
     sharedRtp = socket;
-    atOnceSlot = (socket as RtpSocket & { slot?: number }).slot ?? -1;
+    recordSlot = (socket as RtpSocket & { slot?: number }).slot ?? -1;
   }
   sip = createSocket({ type: 'udp4' });
   await new Promise<void>((resolve) => sip.bind(0, HOST, resolve));
