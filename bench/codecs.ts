@@ -14,7 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { JitterBuffer } from '../codecs/jitter-buffer.js';
 import { jsG711 } from '../codecs/g711.js';
 import { G722Decoder, G722Encoder } from '../codecs/g722.js';
-import { nativeG711, nativeG722, nativeLoadError } from '../codecs/native.js';
+import { nativeFirKernel, nativeG711, nativeG722, nativeLoadError } from '../codecs/native.js';
 import { LibopusDecoder, OpusEncoder, createOpusDecoder } from '../codecs/opus.js';
 import { Resampler } from '../codecs/resample.js';
 import { OpusPool } from '../workers/opus-pool.js';
@@ -149,9 +149,12 @@ if (nativeG722) row('  ratio JS / native, encode + decode', js722 / g722Row(true
 
 const in8 = tone(8000, 440, 160);
 const in16 = tone(16000, 440, 320);
-const resampleRow = (label: string, native: boolean): { up: number; down: number } => {
+const resampleRow = (label: string, native: boolean, portable = false): { up: number; down: number } => {
+  // The addon picks a plan's loops when the plan is made (BOTEDGE_FIR_SIMD=0: the portable ones).
+  if (portable) process.env['BOTEDGE_FIR_SIMD'] = '0';
   const up = new Resampler(8000, 16000, { native });
   const down = new Resampler(16000, 8000, { native });
+  if (portable) delete process.env['BOTEDGE_FIR_SIMD'];
   const out16 = new Int16Array(up.maxOutputLength(160) + 8);
   const out8 = new Int16Array(down.maxOutputLength(320) + 8);
   const u = perOp(5000, () => up.process(in8, out16));
@@ -162,8 +165,12 @@ const resampleRow = (label: string, native: boolean): { up: number; down: number
 };
 const jsResample = resampleRow('JS loops', false);
 if (new Resampler(8000, 16000).native) {
-  const natResample = resampleRow('native loops', true);
+  const natResample = resampleRow(`native loops (${nativeFirKernel})`, true);
   row('  ratio JS / native, 8 → 16 + 16 → 8', (jsResample.up + jsResample.down) / (natResample.up + natResample.down), '×');
+  if (nativeFirKernel === 'avx2') {
+    const portable = resampleRow('native loops (portable)', true, true);
+    row('  ratio portable / avx2, 8 → 16 + 16 → 8', (portable.up + portable.down) / (natResample.up + natResample.down), '×');
+  }
 }
 
 const jb = new JitterBuffer();

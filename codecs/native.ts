@@ -28,6 +28,8 @@ interface NativeFirExports {
   firPrepare(up: boolean, coefs: Int16Array, lengths: Uint32Array, reach: Uint32Array, factor: number, shift: number, history: number): FirPlan;
   firUp: FirLoops['up'];
   firDown: FirLoops['down'];
+  /** Which loops the usual filters run on this CPU (native/fir.cc): across outputs with AVX2, or portable. */
+  firKernel?: () => 'avx2' | 'portable';
 }
 
 /**
@@ -101,6 +103,12 @@ export const nativeFir: NativeFir | undefined =
   typeof addon?.firPrepare === 'function' && typeof addon.firUp === 'function' && typeof addon.firDown === 'function'
     ? nativeFirOf(addon as NativeFirExports)
     : undefined;
+
+/**
+ * The native FIR's loops on this CPU: "avx2" (sixteen outputs at a time) or "portable" (also with
+ * BOTEDGE_FIR_SIMD=0); undefined without the native FIR.
+ */
+export const nativeFirKernel: 'avx2' | 'portable' | undefined = nativeFir ? ((addon as NativeFirExports).firKernel?.() ?? 'portable') : undefined;
 
 /** The native G.722, or undefined (addon missing, disabled, or built before it existed). */
 export const nativeG722: NativeG722 | undefined =

@@ -247,6 +247,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("firPrepare", Napi::Function::New(env, FirPrepareJs, "firPrepare"));
   exports.Set("firUp", Napi::Function::New(env, FirUpJs, "firUp"));
   exports.Set("firDown", Napi::Function::New(env, FirDownJs, "firDown"));
+  exports.Set("firKernel", Napi::Function::New(env, [](const Napi::CallbackInfo& info) -> Napi::Value {
+    return Napi::String::New(info.Env(), botedge::FirPlan::Kernel());
+  }, "firKernel"));
   botedge::G711Init();
   exports.Set("ulawDecode",
               Napi::Function::New(env, Batch<uint8_t, int16_t, napi_uint8_array, napi_int16_array,

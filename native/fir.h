@@ -46,6 +46,10 @@ class FirPlan {
   // (DownOutputs).
   size_t Down(const int16_t* work, size_t start, size_t n, int16_t* dst) const;
 
+  // Which loops plans of the usual shape (a centre tap and 24-tap phases) run on this CPU:
+  // "avx2" (across outputs, sixteen at a time) or "portable".
+  static const char* Kernel();
+
   size_t DownOutputs(size_t start, size_t n) const {
     return start < n ? (n - start + factor_ - 1) / factor_ : 0;
   }
@@ -63,6 +67,10 @@ class FirPlan {
   // The shape codecs/fir.ts gives every ratio: phase 0 one tap (the Nyquist filter's centre), every
   // other phase 24. Downsampling has a loop for it; any other shape takes the generic one.
   bool nyquist_ = false;
+  // That shape on a CPU with AVX2: the loops run across outputs, sixteen at a time (fir.cc), with
+  // each phase's taps paired for vpmaddwd in `pairs_`.
+  bool avx2_ = false;
+  std::vector<int32_t> pairs_;
 };
 
 }  // namespace botedge

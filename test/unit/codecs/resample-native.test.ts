@@ -2,7 +2,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 
 import { jsFir, type FixedFir } from '../../../codecs/fir.js';
-import { nativeFir } from '../../../codecs/native.js';
+import { readFileSync } from 'node:fs';
+import { nativeFir, nativeFirKernel } from '../../../codecs/native.js';
 import { Resampler, type SampleRate } from '../../../codecs/resample.js';
 
 const forcedFallback = process.env['BOTEDGE_NATIVE'] === '0';
@@ -53,6 +54,11 @@ describe('native resampler loops', () => {
     });
     return;
   }
+
+  it('run across outputs with AVX2 where the CPU has it, unless BOTEDGE_FIR_SIMD=0 (scripts/test.sh runs this file both ways)', () => {
+    const avx2 = /\bavx2\b/.test(readFileSync('/proc/cpuinfo', 'utf8'));
+    assert.equal(nativeFirKernel, avx2 && process.env['BOTEDGE_FIR_SIMD'] !== '0' ? 'avx2' : 'portable');
+  });
 
   it('are built and selected by default', () => {
     assert.ok(nativeFir, 'the addon should export firPrepare/firUp/firDown');
