@@ -152,8 +152,8 @@ const in16 = tone(16000, 440, 320);
 const resampleRow = (label: string, native: boolean, portable = false): { up: number; down: number } => {
   // The addon picks a plan's loops when the plan is made (BOTEDGE_FIR_SIMD=0: the portable ones).
   if (portable) process.env['BOTEDGE_FIR_SIMD'] = '0';
-  const up = new Resampler(8000, 16000, { native });
-  const down = new Resampler(16000, 8000, { native });
+  const up = new Resampler(8000, 16000, { native, ownPlan: portable });
+  const down = new Resampler(16000, 8000, { native, ownPlan: portable });
   if (portable) delete process.env['BOTEDGE_FIR_SIMD'];
   const out16 = new Int16Array(up.maxOutputLength(160) + 8);
   const out8 = new Int16Array(down.maxOutputLength(320) + 8);

@@ -84,6 +84,15 @@ export interface ResamplerState {
   untilNextOutput: number;
 }
 
+/**
+ * One filter and one prepared plan per ratio and loops, shared by every resampler of that ratio: a
+ * plan is read-only once prepared, and a node's thousand calls then run one copy of it that stays
+ * in cache, where a plan each (and a filter designed per call at set-up) put a cache miss or
+ * several into every call's frame (perf at 1,000 calls: a third of the FIR's samples on loading the
+ * plan).
+ */
+const sharedPlans = new Map<string, { fir: FixedFir; plan: FirPlan }>();
+
 export class Resampler {
   readonly fromRate: SampleRate;
   readonly toRate: SampleRate;
@@ -106,9 +115,11 @@ export class Resampler {
   /**
    * `native: false` takes the TypeScript loops even when the addon has them. `maxInput`: the most
    * samples one `process` call will be given, so the work buffer is sized once and never replaced
-   * (the receive lane, edge/media/rx-lane.ts, keeps a pointer to it).
+   * (the receive lane, edge/media/rx-lane.ts, keeps a pointer to it). `ownPlan`: a plan of its own
+   * rather than the shared one (the native loops are chosen when a plan is made: bench/codecs.ts
+   * compares them).
    */
-  constructor(fromRate: SampleRate, toRate: SampleRate, options: { native?: boolean; maxInput?: number } = {}) {
+  constructor(fromRate: SampleRate, toRate: SampleRate, options: { native?: boolean; maxInput?: number; ownPlan?: boolean } = {}) {
     const up = toRate >= fromRate;
     const factor = up ? toRate / fromRate : fromRate / toRate;
     if (!Number.isInteger(factor) || factor < 1 || factor > 6) {
@@ -126,8 +137,15 @@ export class Resampler {
       this.#work = new Int16Array(0);
       return;
     }
-    this.#fir = fixedPolyphase(designLowPass(TAPS_PER_PHASE * factor + 1, 0.5 / factor), factor, up);
-    this.#plan = this.#loops.prepare(this.#fir);
+    const key = `${factor}:${up ? 'up' : 'down'}:${this.#loops === jsFir ? 'js' : 'native'}`;
+    let made = options.ownPlan ? undefined : sharedPlans.get(key);
+    if (!made) {
+      const fir = fixedPolyphase(designLowPass(TAPS_PER_PHASE * factor + 1, 0.5 / factor), factor, up);
+      made = { fir, plan: this.#loops.prepare(fir) };
+      if (!options.ownPlan) sharedPlans.set(key, made);
+    }
+    this.#fir = made.fir;
+    this.#plan = made.plan;
     this.#historyLength = this.#fir.history;
     this.#work = new Int16Array(this.#historyLength + (options.maxInput ?? 0));
   }

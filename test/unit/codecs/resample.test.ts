@@ -97,6 +97,30 @@ describe('Resampler', () => {
     assert.throws(() => new Resampler(16000, 24000), RangeError);
   });
 
+  it('shares one plan between resamplers of a ratio, and each keeps its own history', { timeout: 10000 }, () => {
+    // Two calls' streams through two resamplers, frames interleaved as a node runs them: each comes
+    // out as it does through a resampler with a plan of its own that saw nothing else.
+    for (const native of [true, false]) {
+      for (const [from, to] of [[8000, 16000], [16000, 8000]] as [SampleRate, SampleRate][]) {
+        const a = tone(from, 440, 0.2);
+        const b = tone(from, 1900, 0.2);
+        const shared = [new Resampler(from, to, { native }), new Resampler(from, to, { native })];
+        const own = [new Resampler(from, to, { native, ownPlan: true }), new Resampler(from, to, { native, ownPlan: true })];
+        const frame = from / 50;
+        const dst = new Int16Array(shared[0]!.maxOutputLength(frame));
+        const dstOwn = new Int16Array(dst.length);
+        for (let i = 0; i < a.length; i += frame) {
+          for (const [k, input] of [a, b].entries()) {
+            const n = shared[k]!.process(input.subarray(i, i + frame), dst);
+            const m = own[k]!.process(input.subarray(i, i + frame), dstOwn);
+            assert.equal(n, m);
+            assert.deepEqual(dst.subarray(0, n), dstOwn.subarray(0, m), `${from} → ${to} (native ${native}), stream ${k}, frame at ${i}`);
+          }
+        }
+      }
+    }
+  });
+
   it('forgets its history on reset', { timeout: 10000 }, () => {
     const r = new Resampler(8000, 16000);
     const a = new Int16Array(320);
