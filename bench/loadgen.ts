@@ -42,7 +42,7 @@ import { FRAME_SAMPLES, readUlawFrame, usDiff, writeCallerFrame, type FrameMark 
 import { Histogram } from './histogram.js';
 import { SliceRecorder } from './slices.js';
 import { readToneUlaw, unwrapUs24, writeFillerUlaw, writeToneUlaw, type ToneMark } from './tone-mark.js';
-import type { FailureCounts, FromLoadgen, LoadgenConfig, ToLoadgen } from './messages.js';
+import { LOADGEN_SHARED_RCVBUF, type FailureCounts, type FromLoadgen, type LoadgenConfig, type ToLoadgen } from './messages.js';
 import { OpusReplay } from './opus-caller.js';
 
 const HOST = '127.0.0.1';
@@ -97,11 +97,6 @@ let rtpIo: RtpIo;
 let sharedRtp: RtpSocket | undefined;
 /** Shared socket: the calls by the node's RTP port (one host, so a port is one call's). */
 const byNodePort = new Map<number, Call>();
-/**
- * Receive buffer of the shared socket: every call's packets queue there while the I/O thread is
- * off the CPU (1,000 calls: 50 a millisecond; a 172-byte datagram books about 1 kB).
- */
-const SHARED_RCVBUF = 8 << 20;
 /** Who keeps the RTP slots: the native I/O thread's clock, or a JavaScript timer (see the header). */
 let pacing: 'io' | 'timer' = 'timer';
 let layer: TransactionLayer;
@@ -652,12 +647,13 @@ async function main(): Promise<void> {
   const io = argChoice('--rtp-io', ['auto', 'native', 'dgram']);
   const pacingArg = argChoice('--pacing', ['io', 'timer']);
   const sockets = argChoice('--sockets', ['shared', 'per-call']);
+  let rcvbufKb: number | undefined;
   // No receive lane: it serves a media node's calls, and here it would only walk every batch.
   rtpIo = createRtpIo(HOST, io === 'auto' ? undefined : io, { batchMs: RECV_BATCH_MS, periodMs: PACED_SLOT_MS, maxLeadMs: PACED_MAX_LEAD_MS, rxLane: false });
   pacing = pacingArg === 'io' && rtpIo instanceof NativeRtpIo ? 'io' : 'timer';
   if (sockets === 'shared') {
     const socket = await rtpIo.bind(HOST, 0);
-    socket.receiveBuffer(SHARED_RCVBUF);
+    rcvbufKb = Math.round(socket.receiveBuffer(LOADGEN_SHARED_RCVBUF) / 2048); // Linux reports double
     socket.onPacket = (packet, ip, port, arrivalUs) => {
       const call = byNodePort.get(port);
       if (call !== undefined && ip === call.remoteIp) onRtp(call, packet, arrivalUs, call.mark);
@@ -760,7 +756,7 @@ async function main(): Promise<void> {
     lagMaxLastMs = 0;
     rttLast.reset();
   }, 1000).unref();
-  send({ type: 'ready', rtpIo: rtpIo.kind, sockets });
+  send({ type: 'ready', rtpIo: rtpIo.kind, sockets, ...(rcvbufKb !== undefined ? { rcvbufKb } : {}) });
 }
 
 main().catch((err: unknown) => {

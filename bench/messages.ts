@@ -40,6 +40,13 @@ export interface BotReport {
   gc: { count: number; totalMs: number; maxMs: number };
 }
 
+/**
+ * Receive buffer the generator asks for its shared RTP socket (bench/loadgen.ts): every call's
+ * packets queue there while its I/O thread is off the CPU (1,000 calls: 50 a millisecond; a
+ * 172-byte datagram books about 1 kB).
+ */
+export const LOADGEN_SHARED_RCVBUF = 8 << 20;
+
 export interface LoadgenConfig {
   type: 'config';
   /** Where INVITEs go (the media node or the proxy). */
@@ -140,4 +147,4 @@ export interface LoadgenReport {
   lateSlots: number;
 }
 
-export type FromLoadgen = { type: 'ready'; rtpIo: 'native' | 'dgram'; sockets: 'shared' | 'per-call' } | LoadgenProgress | LoadgenReached | LoadgenReport | { type: 'hungup'; ended: number; byeFailed: number };
+export type FromLoadgen = { type: 'ready'; rtpIo: 'native' | 'dgram'; sockets: 'shared' | 'per-call'; rcvbufKb?: number } | LoadgenProgress | LoadgenReached | LoadgenReport | { type: 'hungup'; ended: number; byeFailed: number };

@@ -18,7 +18,7 @@ import { EndedTally } from './ended-tally.js';
 import type { QosSummary } from '../edge/media/qos.js';
 import { probeHostMs } from './host-probe.js';
 import { Histogram } from './histogram.js';
-import type { BotReport, FromLoadgen, LoadgenProgress, LoadgenReached, LoadgenReport } from './messages.js';
+import { LOADGEN_SHARED_RCVBUF, type BotReport, type FromLoadgen, type LoadgenProgress, type LoadgenReached, type LoadgenReport } from './messages.js';
 import { cpuBetween, sampleMachine, sampleProc, type ProcSample } from './proc.js';
 import { Children, forkBench, pin, readMembers, startMediaNode, startNats, waitForMembers, type MediaNodeProcess } from './procs.js';
 import { startProxy } from './proxy-procs.js';
@@ -358,11 +358,16 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       await waitForMembers(nats.url, shardNodes.map((_, i) => `shard-${i}`).concat('bench-proxy'), 20_000);
       say(`cluster up: ${shardCount} media node(s) ${shardNodes.map((n, i) => `shard-${i}@${n.sipPort}`).join(' ')} behind bench-proxy@${proxy.port}`);
     }
-    const lg = await forkBench<{ type: 'ready'; rtpIo: 'native' | 'dgram'; sockets: 'shared' | 'per-call' }>(children, 'loadgen', [
+    const lg = await forkBench<{ type: 'ready'; rtpIo: 'native' | 'dgram'; sockets: 'shared' | 'per-call'; rcvbufKb?: number }>(children, 'loadgen', [
       ...(opts.loadgenRtpIo ? ['--rtp-io', opts.loadgenRtpIo] : []),
       ...(opts.loadgenPacing ? ['--pacing', opts.loadgenPacing] : []),
       ...(opts.loadgenSockets ? ['--sockets', opts.loadgenSockets] : []),
     ], opts.loadgenFlags);
+    // Every caller's packets queue in the shared socket while the generator's I/O thread is off the
+    // CPU: without the privilege to force it (SO_RCVBUFFORCE) the buffer stops at rmem_max.
+    if (lg.ready.rcvbufKb !== undefined && lg.ready.rcvbufKb < LOADGEN_SHARED_RCVBUF / 1024) {
+      say(`WARNING: the generator's shared RTP socket got a ${lg.ready.rcvbufKb} kB receive buffer (asked ${LOADGEN_SHARED_RCVBUF / 1024} kB): it may drop the node's packets at high call counts; use the native RTP I/O as root (it forces the size), raise net.core.rmem_max, or use --loadgen-sockets per-call`);
+    }
     const pids = { media: media.child.pid!, loadgen: lg.child.pid!, bot: bot.child.pid!, nats: nats.child.pid! };
     // The rest of the SUT when sharded: media nodes 2..N and the proxy. Empty on the direct path.
     const extraSut: Record<string, number> = {};
