@@ -47,6 +47,20 @@ inline void Gather(const int16_t* __restrict from, int16_t* __restrict to, size_
   for (size_t v = 0; v < n; v++) to[v] = from[v * step];
 }
 constexpr size_t kMaxFactor = 6;
+using Stream = int16_t[kBlock + kMaxPhaseLength];
+
+// Down's usual shape (sub-filter 0 the centre tap, the others 24 taps each), outputs [from, count)
+// of a block: each one product plus F − 1 unrolled dot products (0.42 µs per 20 ms frame at
+// 16 → 8 kHz in a standalone probe, against 0.59 for one sub-filter at a time over the whole block,
+// which GCC vectorised across outputs instead of across taps). The AVX2 loops' remainder too.
+inline void DownNyquist(int16_t centre, const int16_t* c, const Stream* streams, size_t F, size_t from,
+                        size_t count, uint32_t shift, int16_t* dst) {
+  for (size_t k = from; k < count; k++) {
+    int32_t acc = int32_t{centre} * streams[0][k];
+    for (size_t q = 1; q < F; q++) acc += Dot<24>(c + 24 * (q - 1), streams[q] + k, 24);
+    dst[k] = Round16(acc, shift);
+  }
+}
 
 // Up and Down are built twice, for baseline x86-64 and for AVX2 (16 products per vpmaddwd instead
 // of 8), and the loader picks one for the CPU it runs on (GCC's target_clones, a glibc ifunc): the
@@ -109,7 +123,7 @@ __attribute__((target("avx2"))) void UpPhase24Avx2(const int32_t* pairs, const i
     Pack16(lo, hi, shift, out);
     for (size_t k = 0; k < 16; k++) dst[(m + k) * F] = out[k];
   }
-  for (; m < n; m++) dst[m * F] = Round16(Dot<24>(c, x + m, 24), shift);
+  UpPhase<24>(c, 24, x + m, n - m, F, shift, dst + m * F);
 }
 
 // Up by 2 (8 → 16 kHz, the common case) in one pass: both phases of sixteen inputs — the centre
@@ -119,7 +133,6 @@ __attribute__((target("avx2"))) void UpPhase24Avx2(const int32_t* pairs, const i
 __attribute__((target("avx2"))) void Up2NyquistAvx2(const int32_t* pairs, const int16_t* c, const int16_t* x0,
                                                     const int16_t* x1, size_t n, uint32_t shift, int16_t* dst) {
   const int16_t centre = c[0];
-  const int16_t* taps = c + 1;
   alignas(32) int16_t even[16];
   alignas(32) int16_t odd[16];
   size_t m = 0;
@@ -137,16 +150,14 @@ __attribute__((target("avx2"))) void Up2NyquistAvx2(const int32_t* pairs, const 
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * m), _mm256_permute2x128_si256(a, b, 0x20));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(dst + 2 * m + 16), _mm256_permute2x128_si256(a, b, 0x31));
   }
-  for (; m < n; m++) {
-    dst[2 * m] = Round16(int32_t{centre} * x0[m], shift);
-    dst[2 * m + 1] = Round16(Dot<24>(taps, x1 + m, 24), shift);
-  }
+  UpPhase<1>(c, 1, x0 + m, n - m, 2, shift, dst + 2 * m);
+  UpPhase<24>(c + 1, 24, x1 + m, n - m, 2, shift, dst + 2 * m + 1);
 }
 
 // Down's Nyquist shape over one block: out[k] = centre·s0[k] + Σ_q Dot24(c_q, s_q + k).
 __attribute__((target("avx2"))) void DownNyquistAvx2(const int32_t* pairs, int16_t centre, const int16_t* c,
-                                                     const int16_t (*streams)[kBlock + kMaxPhaseLength], size_t F,
-                                                     size_t count, uint32_t shift, int16_t* dst) {
+                                                     const Stream* streams, size_t F, size_t count, uint32_t shift,
+                                                     int16_t* dst) {
   size_t k = 0;
   for (; k + 16 <= count; k += 16) {
     __m256i lo = _mm256_setzero_si256(), hi = _mm256_setzero_si256();
@@ -154,11 +165,7 @@ __attribute__((target("avx2"))) void DownNyquistAvx2(const int32_t* pairs, int16
     for (size_t q = 1; q < F; q++) Dot24x16(pairs + 12 * (q - 1), streams[q] + k, &lo, &hi);
     Pack16(lo, hi, shift, dst + k);
   }
-  for (; k < count; k++) {
-    int32_t acc = int32_t{centre} * streams[0][k];
-    for (size_t q = 1; q < F; q++) acc += Dot<24>(c + 24 * (q - 1), streams[q] + k, 24);
-    dst[k] = Round16(acc, shift);
-  }
+  DownNyquist(centre, c, streams, F, k, count, shift, dst);
 }
 
 bool CpuHasAvx2() {
@@ -265,7 +272,7 @@ BOTEDGE_SIMD_CLONES size_t FirPlan::Down(const int16_t* work, size_t start, size
   const size_t F = factor_;
   const size_t outputs = DownOutputs(start, n);
   const int16_t* x = work + history_ + start;  // the first output's newest input
-  int16_t streams[kMaxFactor][kBlock + kMaxPhaseLength];
+  Stream streams[kMaxFactor];
   for (size_t k0 = 0; k0 < outputs; k0 += kBlock) {
     const size_t count = outputs - k0 < kBlock ? outputs - k0 : kBlock;
     for (size_t q = 0; q < F; q++) {
@@ -286,17 +293,7 @@ BOTEDGE_SIMD_CLONES size_t FirPlan::Down(const int16_t* work, size_t start, size
     }
 #endif
     if (nyquist_) {
-      // Sub-filter 0 is the centre tap, the others 24 taps each: each output is one product plus
-      // F − 1 unrolled dot products (0.42 µs per 20 ms frame at 16 → 8 kHz in a standalone probe,
-      // against 0.59 for one sub-filter at a time over the whole block, which GCC vectorised across
-      // outputs instead of across taps).
-      const int32_t centre = coefs_[0];
-      const int16_t* c = coefs_.data() + 1;
-      for (size_t k = 0; k < count; k++) {
-        int32_t acc = centre * streams[0][k];
-        for (size_t q = 1; q < F; q++) acc += Dot<24>(c + 24 * (q - 1), streams[q] + k, 24);
-        dst[k0 + k] = Round16(acc, shift_);
-      }
+      DownNyquist(coefs_[0], coefs_.data() + 1, streams, F, 0, count, shift_, dst + k0);
       continue;
     }
     for (size_t k = 0; k < count; k++) {

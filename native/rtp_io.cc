@@ -341,17 +341,9 @@ class Engine {
   // batch sends none: -1.
   int64_t SendRecords(const uint8_t* data, size_t len) {
     if (!WellFormed(data, len)) return -1;
-    RunSender::Counts c;
-    for (size_t off = 0; off < len;) {
-      const RecordHeader h = ReadHeader(data + off);
-      int fd = slots_[h.slot].fd.load();
-      if (fd >= 0) js_sender_.Add(fd, data + off + kStagedHeader, h.len, h.ip, h.port, &c);
-      off += StagedSize(h.len);
-    }
-    js_sender_.Flush(&c);
-    Count(c);
-    stats_.sentNow.fetch_add(c.sent, std::memory_order_relaxed);
-    return static_cast<int64_t>(c.sent);
+    const uint64_t sent = SendAll(js_sender_, data, len);
+    stats_.sentNow.fetch_add(sent, std::memory_order_relaxed);
+    return static_cast<int64_t>(sent);
   }
 
   // Rewrites the packet a slot committed for the coming due time, if it has not left yet (barge-in).
@@ -759,23 +751,25 @@ class Engine {
       sending_.swap(staged_[filling_ ^ 1]);
       committed_ = false;
     }
-    const uint8_t* base = sending_.data();
-    RunSender::Counts c;
-    for (size_t off = 0; off + kStagedHeader <= sending_.size();) {
-      const RecordHeader h = ReadHeader(base + off);
-      int fd = slots_[h.slot].fd.load();
-      if (fd >= 0) io_sender_.Add(fd, base + off + kStagedHeader, h.len, h.ip, h.port, &c);
-      off += StagedSize(h.len);
-    }
-    io_sender_.Flush(&c);
-    Count(c);
+    SendAll(io_sender_, sending_.data(), sending_.size());
     sending_.clear();
   }
 
-  void Count(const RunSender::Counts& c) {
+  // Sends every staged record in `data` whose socket is still open, runs of one socket together,
+  // and counts them; returns how many left.
+  uint64_t SendAll(RunSender& sender, const uint8_t* data, size_t len) {
+    RunSender::Counts c;
+    for (size_t off = 0; off + kStagedHeader <= len;) {
+      const RecordHeader h = ReadHeader(data + off);
+      int fd = slots_[h.slot].fd.load();
+      if (fd >= 0) sender.Add(fd, data + off + kStagedHeader, h.len, h.ip, h.port, &c);
+      off += StagedSize(h.len);
+    }
+    sender.Flush(&c);
     if (c.sent) stats_.sent.fetch_add(c.sent, std::memory_order_relaxed);
     if (c.errors) stats_.sendErrors.fetch_add(c.errors, std::memory_order_relaxed);
     if (c.calls) stats_.sendCalls.fetch_add(c.calls, std::memory_order_relaxed);
+    return c.sent;
   }
 
   // One datagram, counted in `sent` or `sendErrors`.
