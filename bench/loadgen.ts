@@ -30,6 +30,7 @@
 import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { createRtpIo, NativeRtpIo, type RtpIo } from '../edge/media/rtp-io.js';
 import { ipv4ToU32, type RtpSocket } from '../edge/media/rtp-socket.js';
+import { StagedRecords } from '../edge/media/staged-records.js';
 import { Dialog } from '../sip/dialog.js';
 import { newCallId, newTag } from '../sip/ids.js';
 import { SipHeaders } from '../sip/headers.js';
@@ -394,10 +395,9 @@ function sendFrame(call: Call, dueUs?: number): void {
 }
 
 /**
- * The shared native socket's packets, laid out as the I/O thread's staged records (slot u32, ip
- * u32, port u16, len u16, the packet padded to 4 bytes: native/rtp_io.cc) and handed over in one
- * N-API call: a slot's on-time packets with one stageRecords at its beat, a late slot's with one
- * sendRecords per RECORD_RUN. The thread sends consecutive records of one socket with one
+ * The shared native socket's packets, laid out as the I/O thread's staged records and handed over
+ * in one N-API call: a slot's on-time packets with one stageRecords at its beat, a late slot's with
+ * one sendRecords per RECORD_RUN. The thread sends consecutive records of one socket with one
  * sendmmsg. A late packet was stamped as it was built, so it leaves at most the building of the
  * rest of its run after its stamp (well under a millisecond): a bias against the node's caller →
  * bot latency, never for it. recordSlot -1 (a socket per call, or node:dgram): each packet goes by
@@ -405,11 +405,7 @@ function sendFrame(call: Call, dueUs?: number): void {
  */
 let recordSlot = -1;
 const RECORD_RUN = 32;
-const RECORD_HEADER = 12;
-let records = new Uint8Array(64 * 1024);
-let recordsView = new DataView(records.buffer);
-let recordsLen = 0;
-let recordsCount = 0;
+const records = new StagedRecords();
 
 /** Sends (dueUs undefined: at once) or stages (for dueUs) a call's packet. */
 function emit(call: Call, packet: Uint8Array, len: number, dueUs: number | undefined): void {
@@ -418,35 +414,20 @@ function emit(call: Call, packet: Uint8Array, len: number, dueUs: number | undef
     else call.socket.send(packet, len, call.remoteIp, call.remote.port);
     return;
   }
-  const at = recordsLen;
-  const size = RECORD_HEADER + ((len + 3) & ~3);
-  if (at + size > records.length) {
-    const grown = new Uint8Array(records.length * 2);
-    grown.set(records.subarray(0, at));
-    records = grown;
-    recordsView = new DataView(records.buffer);
-  }
-  recordsView.setUint32(at, recordSlot, true);
-  recordsView.setUint32(at + 4, call.remoteIp, true);
-  recordsView.setUint16(at + 8, call.remote.port, true);
-  recordsView.setUint16(at + 10, len, true);
-  records.set(packet.subarray(0, len), at + RECORD_HEADER);
-  recordsLen = at + size;
-  recordsCount++;
-  if (dueUs === undefined && recordsCount === RECORD_RUN) flushRecords(false);
+  records.add(recordSlot, packet, len, call.remoteIp, call.remote.port);
+  if (dueUs === undefined && records.count === RECORD_RUN) flushRecords(false);
 }
 
 /** Hands over what emit laid out: staged for the current beat's due time, or sent at once. */
 function flushRecords(staged: boolean): void {
-  if (recordsLen === 0) return;
+  if (records.length === 0) return;
   const engine = (rtpIo as NativeRtpIo).engine;
   if (staged) {
-    if (!engine.stageRecords(records, recordsLen)) throw new Error('the generator laid out a malformed record');
+    if (!engine.stageRecords(records.bytes, records.length)) throw new Error('the generator laid out a malformed record');
   } else {
-    engine.sendRecords(records, recordsLen);
+    engine.sendRecords(records.bytes, records.length);
   }
-  recordsLen = 0;
-  recordsCount = 0;
+  records.clear();
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -358,7 +358,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       await waitForMembers(nats.url, shardNodes.map((_, i) => `shard-${i}`).concat('bench-proxy'), 20_000);
       say(`cluster up: ${shardCount} media node(s) ${shardNodes.map((n, i) => `shard-${i}@${n.sipPort}`).join(' ')} behind bench-proxy@${proxy.port}`);
     }
-    const lg = await forkBench<{ type: 'ready'; rtpIo: 'native' | 'dgram'; sockets: 'shared' | 'per-call'; rcvbufKb?: number }>(children, 'loadgen', [
+    const lg = await forkBench<Extract<FromLoadgen, { type: 'ready' }>>(children, 'loadgen', [
       ...(opts.loadgenRtpIo ? ['--rtp-io', opts.loadgenRtpIo] : []),
       ...(opts.loadgenPacing ? ['--pacing', opts.loadgenPacing] : []),
       ...(opts.loadgenSockets ? ['--sockets', opts.loadgenSockets] : []),

@@ -25,6 +25,7 @@ import { nativeExport } from '../../codecs/native.js';
 import { RX, RX_WORDS } from '../../codecs/rtp-stats.js';
 import { walkRecords } from '../../sdk/mux-wire.js';
 import { PLAY, PLAY_WORDS } from './playout.js';
+import { STAGED_HEADER } from './staged-records.js';
 import type { TickSkip } from './clock-subscribers.js';
 
 /** The words of a call's block (native/rx_lane.cc `Word`). */
@@ -161,8 +162,8 @@ export function loadRxLane(): NativeRxLaneClass | Error {
 }
 
 const MAX_OUTPUTS = 1024;
-/** A staged packet of the tick: rtp_io.cc's 12-byte record header and a 172-byte G.711 packet. */
-const STAGED_RECORD = 12 + 172;
+/** A staged packet of the tick: rtp_io.cc's record header and a 172-byte G.711 packet. */
+const STAGED_RECORD = STAGED_HEADER + 172;
 
 /** A direct batch's frame for its call: `count` samples of `samples` from `at` (valid during the call only). */
 export type DirectFrame = (samples: Int16Array, at: number, count: number) => void;

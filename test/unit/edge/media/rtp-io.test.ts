@@ -7,6 +7,7 @@ import { Worker } from 'node:worker_threads';
 import { createRtpIo, DgramRtpIo, NativeRtpIo, type RtpIo } from '../../../../edge/media/rtp-io.js';
 import { ipv4ToU32, u32ToIpv4, type RtpSocket } from '../../../../edge/media/rtp-socket.js';
 import { monoUs32 } from '../../../../edge/media/mono-clock.js';
+import { StagedRecords } from '../../../../edge/media/staged-records.js';
 
 const LOCAL = ipv4ToU32('127.0.0.1')!;
 
@@ -434,6 +435,12 @@ if (native.kind === 'native') {
           view.setUint16(off + 10, len, true);
           records.fill(fill, off + 12, off + 12 + len);
         }
+        // The same layout from the builder a sender uses (edge/media/staged-records.ts).
+        const built = new StagedRecords();
+        built.add(s.slot, new Uint8Array(5).fill(0x11), 5, LOCAL, p.port);
+        built.add(s.slot, new Uint8Array(9).fill(0x22), 4, LOCAL, p.port);
+        assert.deepEqual(built.bytes.subarray(0, built.length), records);
+        assert.equal(built.count, 2);
         const bad = records.slice();
         new DataView(bad.buffer).setUint16(30, 1501, true); // the second record's length: too long
         const answers: boolean[] = [];
@@ -521,17 +528,13 @@ if (native.kind === 'native') {
         const build = (base: number): { records: Uint8Array; want: { from: number; n: number }[] } => {
           const want: { from: number; n: number }[] = [];
           for (const [sock, count] of plan) for (let i = 0; i < count; i++) want.push({ from: sock.port, n: base + want.length });
-          const records = new Uint8Array(want.length * 16);
-          const view = new DataView(records.buffer);
-          want.forEach((w, i) => {
-            const off = i * 16;
-            view.setUint32(off, w.from === a.port ? a.slot : b.slot, true);
-            view.setUint32(off + 4, LOCAL, true);
-            view.setUint16(off + 8, sink.address().port, true);
-            view.setUint16(off + 10, 2, true);
-            view.setUint16(off + 12, w.n); // the payload: its number, big-endian
-          });
-          return { records, want };
+          const batch = new StagedRecords();
+          const payload = new Uint8Array(2);
+          for (const w of want) {
+            new DataView(payload.buffer).setUint16(0, w.n); // the payload: its number, big-endian
+            batch.add(w.from === a.port ? a.slot : b.slot, payload, 2, LOCAL, sink.address().port);
+          }
+          return { records: batch.bytes.slice(0, batch.length), want };
         };
         const now = build(0);
         const sent = io.engine.stats()['sent']!;
