@@ -110,7 +110,11 @@ describe('an inbound SIPp call reaches the echo bot and comes back', { timeout: 
       const qos = e.data.qos as Qos;
       assert.equal(qos.packetsReceived, media.rtpReceived, 'every packet taken is in the receive statistics');
       assert.ok(qos.packetsLost === 0 && qos.packetsLate === 0 && qos.packetsReceived - qos.packetsExpected <= 3, JSON.stringify(qos));
-      assert.ok(qos.jitterMs >= 0 && qos.jitterMaxMs < 40, `jitter ${qos.jitterMs} ms, max ${qos.jitterMaxMs} ms`);
+      // With node:dgram a packet's arrival is stamped when the event loop gets to it, so the worst
+      // jitter carries the loop's worst stall (41.5 ms once on a CI host with stolen time); the
+      // native I/O thread stamps it as it reads the socket.
+      const jitterMaxBound = status.rtpIo.backend === 'native' ? 40 : 80;
+      assert.ok(qos.jitterMs >= 0 && qos.jitterMaxMs < jitterMaxBound, `jitter ${qos.jitterMs} ms, max ${qos.jitterMaxMs} ms (${status.rtpIo.backend})`);
       assert.ok(qos.mos! > 4.3, `MOS ${qos.mos}`);
       // And every 2 s of the call, a sample of the interval.
       const samples = events.of('qos').filter((q) => q.data.callId === e.data.callId).map((q) => q.data.qos as Qos);
