@@ -51,6 +51,9 @@ describe('tdb replication between processes', () => {
     const late = await start('late-c', 'late');
     await b.call({ cmd: 'dropIncoming', n: 25 }); // b loses the next 25 changes it would receive
     await writing;
+    // And traffic after the drop is armed, whatever the timing: on a slow host the late joiner's
+    // start outlasted the writers once, nothing reached b after the drop, and it had no loss to see.
+    await a.call({ cmd: 'writeFor', ms: 500, perTick: 3, keySpace: 300 });
     const states = await settle([a, b, late]);
     assertConverged(states);
     const bState = states[1] as ReplicaState;
