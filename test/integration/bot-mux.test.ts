@@ -73,7 +73,13 @@ describe('native-mux: many calls on one bot socket', { timeout: 30000 }, () => {
       natsUrl: nats.url,
       rtpPortMin: 34400,
       rtpPortMax: 34499,
-      routes: { mux: { url: `ws://127.0.0.1:${bot.port}/mux`, protocol: 'native-mux' } },
+      routes: {
+        mux: { url: `ws://127.0.0.1:${bot.port}/mux`, protocol: 'native-mux' },
+        // The late-frame test's calls (same socket): the bot is 40 ms late, and when its late
+        // frames reach the node against the node's slot clock is a matter of phase and of the
+        // host's stalls — a 100 ms bound leaves them 60 ms to spare, where 40 would leave none.
+        muxlate: { url: `ws://127.0.0.1:${bot.port}/mux`, protocol: 'native-mux', playoutCatchUpMs: 100 },
+      },
     });
     events = await EventCollector.start(nats.url);
     uac = await RawUac.open(node.sipPort);
@@ -171,7 +177,7 @@ describe('native-mux: many calls on one bot socket', { timeout: 30000 }, () => {
   });
 
   it("sends a bot's late frames in the slots they missed, from the lane, and the caller's stream runs on", async () => {
-    const caller = await Caller.call(uac, 'mux');
+    const caller = await Caller.call(uac, 'muxlate');
     try {
       assert.equal(caller.status, 200);
       lateFor.add(caller.s.callId);
@@ -182,7 +188,7 @@ describe('native-mux: many calls on one bot socket', { timeout: 30000 }, () => {
       const before = await io();
       // 100 frames: ten times the bot's replies stop for 40 ms, then three come at once. The
       // node holds the slots the dry queue leaves while the bot is mid-speech (catch-up, up to
-      // 40 ms) and sends the late frames in them the moment they come.
+      // the route's 100 ms) and sends the late frames in them the moment they come.
       await caller.sendTone(100);
       await new Promise((r) => setTimeout(r, 300));
       const after = await io();
