@@ -130,7 +130,9 @@ describe('npm run bench', () => {
       const base = 50000 + 2 * Math.floor(Math.random() * 4000);
       // Every frame marked: with a socket per caller, the generator's other way of sending.
       const sockets = markEvery === 1 ? 'per-call' : 'shared';
-      const child = spawn(process.execPath, [CLI, '--bot-rate', '16000', '--calls', '10', '--duration', '5', '--rate', '40', '--settle', '1', '--mark-every', String(markEvery), '--loadgen-sockets', sockets, '--rtp-ports', `${base}-${base + 199}`, '--out', out16], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // And, in the second run, the route's catch-up bound given on the command line.
+      const catchUp = markEvery === 1 ? [] : ['--playout-catch-up-ms', '60'];
+      const child = spawn(process.execPath, [CLI, '--bot-rate', '16000', '--calls', '10', '--duration', '5', '--rate', '40', '--settle', '1', '--mark-every', String(markEvery), '--loadgen-sockets', sockets, ...catchUp, '--rtp-ports', `${base}-${base + 199}`, '--out', out16], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
       child.stdout!.resume();
@@ -178,7 +180,11 @@ describe('npm run bench', () => {
         // 10 calls × 5 s × 50 frames/s less the pauses (one in `markEvery` marked); every one read at
         // the bot and back, none misread.
         assert.ok(frames.sent > 1500 / markEvery && frames.sent < 2600 / markEvery, JSON.stringify(frames));
-        if (markEvery > 1) assert.match(String(result['scenario']), new RegExp(`mark-every-${markEvery}`));
+        if (markEvery > 1) {
+          assert.match(String(result['scenario']), new RegExp(`:catch-up-60ms:mark-every-${markEvery}`));
+          const config = JSON.parse(readFileSync(join(out16, 'bench-media-1.json'), 'utf8')) as { defaultRoute: Record<string, unknown> };
+          assert.equal(config.defaultRoute['playoutCatchUpMs'], 60, 'the media node\'s route holds up to 60 ms');
+        }
         assert.equal(frames.at_bot, frames.sent, JSON.stringify(frames));
         assert.equal(frames.back, frames.echoed, JSON.stringify(frames));
         assert.equal(frames.unrecognised_back, 0, JSON.stringify(frames));
