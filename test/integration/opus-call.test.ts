@@ -170,15 +170,17 @@ describe('an Opus call: SDP, decode at the bot\'s rate, echo, encode, loss conce
       assert.ok(audio.length >= 150, `${audio.length} Opus packets from the node`);
       const sorted = [...audio].sort((a, b) => ((a.seq - b.seq) << 16) >> 16);
       // 960 ticks (20 ms at Opus' 48 kHz clock) per packet. A frame whose encode missed its tick
-      // (the pool warming up at call start) leaves a gap in media time: the next step is a larger
-      // multiple of 960, as RTP allows. Such gaps must stay rare.
-      let gaps = 0;
+      // leaves a gap in media time: the next step is a larger multiple of 960, as RTP allows. The
+      // pool warming up at call start makes a few in the first second (1–5 in loaded runs: the
+      // first packets, once the 21st); after it, a gap is a stall of the host, and rare.
+      const gapsAt: number[] = [];
       for (let i = 1; i < sorted.length; i++) {
         const step = (sorted[i]!.ts - sorted[i - 1]!.ts) >>> 0;
         assert.ok(step > 0 && step % 960 === 0, `timestamp step ${step} at ${i}`);
-        if (step !== 960) gaps++;
+        if (step !== 960) gapsAt.push(i);
       }
-      assert.ok(gaps <= 3, `${gaps} gaps in media time`);
+      const afterWarmUp = gapsAt.filter((i) => i >= 50);
+      assert.ok(gapsAt.length <= 10 && afterWarmUp.length <= 2, `${gapsAt.length} gaps in media time, at packets ${gapsAt.join(', ')}`);
       // Find the echoed second: the loudest stretch of the decoded stream, and read its tone.
       const pcm = phone.decodeRx();
       let best = 0;
@@ -195,8 +197,9 @@ describe('an Opus call: SDP, decode at the bot\'s rate, echo, encode, loss conce
   });
 
   it('conceals dropped packets (FEC from the next one, PLC for a burst) and plays reordered ones in order', async () => {
-    const before = events.of('ended').length;
     const phone = await OpusPhone.call(uac);
+    // This call's own `ended` (a test before that failed may not have waited for its call's).
+    const ended = () => events.of('ended').find((e) => e.data.sipCallId === phone.s.callId);
     try {
       assert.equal(phone.status, 200);
       await phone.talk(120, { drop: new Set([30, 60, 61, 62]), swap: [[90, 91]] });
@@ -205,8 +208,8 @@ describe('an Opus call: SDP, decode at the bot\'s rate, echo, encode, loss conce
       phone.bye();
       phone.close();
     }
-    await events.until(() => events.of('ended').length > before, 5000, 'ended');
-    const media = events.of('ended')[before]!.data.media as Record<string, number>;
+    await events.until(() => ended() !== undefined, 5000, 'ended');
+    const media = ended()!.data.media as Record<string, number>;
     // Every dropped frame was rebuilt, from the next packet's FEC when that packet was already in the
     // jitter buffer, else by PLC: which one depends on arrival timing, so only the sum is asserted
     // here (test/unit/edge/media/opus-media.test.ts checks FEC itself, deterministically).
@@ -215,7 +218,7 @@ describe('an Opus call: SDP, decode at the bot\'s rate, echo, encode, loss conce
     // Every one of the 120 frames reached the bot, the four lost ones rebuilt.
     assert.ok((media.framesToBot ?? 0) >= 120, `${media.framesToBot} frames to the bot`);
     // QoS saw the loss on the way in, and rates it as a codec that conceals it (Opus PLC).
-    const qos = events.of('ended')[before]!.data.qos as Qos;
+    const qos = ended()!.data.qos as Qos;
     assert.deepEqual([qos.packetsExpected, qos.packetsReceived, qos.packetsLost], [120, 116, 4], JSON.stringify(qos));
     assert.equal(qos.lossPct, 3.33);
     assert.equal(qos.mos, Math.round(mosFromLoss((100 * (4 + qos.packetsLate)) / 120, BPL_PLC) * 100) / 100);
