@@ -10,6 +10,7 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
 import { Command, InvalidArgumentError } from 'commander';
+import { RouteSchema } from '../edge/config.js';
 import { compareRuns, type FallbackKind } from './compare.js';
 import { runBench } from './run.js';
 import { runSipp } from './sipp.js';
@@ -58,11 +59,12 @@ const protocolName = oneOf('native', 'native-mux');
 const codecName = oneOf('pcmu', 'opus');
 const botRateName = oneOf('8000', '16000');
 const botRate = (value: string) => Number(botRateName(value)) as 8000 | 16000;
-/** The route's `playoutCatchUpMs` (edge/config.ts): 20–100 ms in steps of 20. */
+/** The route's `playoutCatchUpMs`, checked by the node's own schema (edge/config.ts) so the two cannot drift. */
+const CATCH_UP_MS = RouteSchema.shape.playoutCatchUpMs;
 const catchUpMs = (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 20 || n > 100 || n % 20 !== 0) throw new InvalidArgumentError('must be 20, 40, 60, 80 or 100');
-  return n;
+  const r = CATCH_UP_MS.safeParse(Number(value));
+  if (!r.success) throw new InvalidArgumentError(r.error.issues.map((i) => i.message).join('; '));
+  return r.data;
 };
 
 const say = (line: string) => process.stdout.write(line + '\n');
@@ -101,7 +103,7 @@ const program = new Command()
   .option('--loadgen-sockets <how>', 'the load generator\'s RTP sockets: shared (one socket speaks for every call, as an SBC\'s relay might: the node sees the same streams, the harness pays a system call per run of packets) or per-call (one each, as phones have); default shared', socketsMode)
   .option('--playout-trim', 'the route\'s live-stream trim in mode "any" (a standing jitter queue loses its next frame, marked or not; counted as loss); default: the route default "silence", which never drops the echo bot\'s marked frames', false)
   .option('--no-playout-catch-up', 'turn off the route\'s late-frame catch-up (G.711): every bot frame leaves on a tick')
-  .option('--playout-catch-up-ms <ms>', 'the route\'s playoutCatchUpMs: the longest a slot waits for its late bot frame (20–100 in steps of 20); default: the route default, 40', catchUpMs)
+  .option('--playout-catch-up-ms <ms>', `the route's playoutCatchUpMs: the longest a slot waits for its late bot frame (20–100 in steps of 20); default: the route default, ${String(CATCH_UP_MS.parse(undefined))}`, catchUpMs)
   .option('--bot-rate <hz>', 'PCM rate of the node\'s route to the bot: 16000 (resampled both ways; tone-coded frame marker) or 8000 (no resampling; exact byte marker)', botRate, 16000 as 8000 | 16000)
   .option('--shards <n>', 'media nodes (one process each) behind the load-steering proxy; > 1 starts the proxy and turns pinning off', int(1), 1)
   .option('--via-proxy', 'put the proxy in front even with one shard (the like-for-like baseline for --shards)', false)
