@@ -24,7 +24,7 @@ import { acceptMux, selectMuxProtocol, type MuxCall } from '../sdk/mux-server.js
 import { summarizeLoopDelay } from '../edge/loop-delay.js';
 import { monoUs32 } from './clock.js';
 import { readPcmFrame, stampBotTime, usDiff, type FrameMark } from './frame.js';
-import { Histogram } from './histogram.js';
+import { Histogram } from '../edge/histogram.js';
 import { SliceRecorder } from './slices.js';
 import { readTonePcm16k, unwrapUs24, writeTonePcm16k, type ToneMark } from './tone-mark.js';
 import type { BotReport, ToBot } from './messages.js';

@@ -40,7 +40,7 @@ import { TransactionLayer, systemScheduler, type Destination, type ServerTransac
 import { parseNameAddr, parseUri } from '../sip/uri.js';
 import { monoMs, monoUs32 } from './clock.js';
 import { FRAME_SAMPLES, readUlawFrame, usDiff, writeCallerFrame, type FrameMark } from './frame.js';
-import { Histogram } from './histogram.js';
+import { Histogram } from '../edge/histogram.js';
 import { SliceRecorder } from './slices.js';
 import { readToneUlaw, unwrapUs24, writeFillerUlaw, writeToneUlaw, type ToneMark } from './tone-mark.js';
 import { LOADGEN_SHARED_RCVBUF, type FailureCounts, type FromLoadgen, type LoadgenConfig, type ToLoadgen } from './messages.js';

@@ -3,7 +3,7 @@
  * The orchestrator (bench/run.ts) drives the load generator and the instrumented bot; only they
  * touch the system under test.
  */
-import type { SparseHistogram } from './histogram.js';
+import type { SparseHistogram } from '../edge/histogram.js';
 import type { SliceSeries } from './slices.js';
 import type { LoopDelaySummary } from '../edge/loop-delay.js';
 

@@ -1,7 +1,8 @@
 /**
- * The media nodes' own view of a window: their event-loop delay (the `status` control reply,
- * docs/nats-api.md), read at the window's edges. The socket-owning event loop is what must stay
- * responsive under load; its delay is the node's figure, not something the bench can see outside.
+ * The media nodes' own view of a window: their event-loop delay and their own part of caller → bot
+ * latency (the `status` control reply, docs/nats-api.md), read at the window's edges. The
+ * socket-owning event loop is what must stay responsive under load; its delay is the node's figure,
+ * not something the bench can see outside.
  */
 import type { NatsConnection } from '@nats-io/transport-node';
 
@@ -29,9 +30,20 @@ export interface RtpSends {
   laneHeldSent?: number;
 }
 
+/** A node's own part of caller → bot (the `status` reply's `arrivalToTurnEndMs`, edge/media/turn-latency.ts). */
+export interface NodeTurnLatency extends LoopDelay {
+  /** Datagrams timed. */
+  count: number;
+}
+
 export interface NodeWindow {
   /** Worst over the nodes, for the window that just ended. */
   loopDelay: LoopDelay | undefined;
+  /**
+   * Each caller datagram's kernel arrival → the end of the node's event-loop turn that wrote its
+   * frame to the bot's socket: worst p50/p99/max over the nodes, counts summed. Absent on `dgram`.
+   */
+  arrivalToTurnEnd: NodeTurnLatency | undefined;
   rtp: RtpSends | undefined;
 }
 
@@ -39,7 +51,7 @@ export interface NodeWindow {
  * Asks every node for its status and starts a new event-loop delay window on each (`reset`).
  */
 export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Promise<NodeWindow> {
-  type Reply = { eventLoopDelayMs: LoopDelay; rtpIo?: { sent?: number; sentNow?: number; received?: number; laneTaken?: number; laneTxTaken?: number; laneBotTaken?: number; laneWsWritten?: number; laneHeldSent?: number } };
+  type Reply = { eventLoopDelayMs: LoopDelay; arrivalToTurnEndMs?: NodeTurnLatency; rtpIo?: { sent?: number; sentNow?: number; received?: number; laneTaken?: number; laneTxTaken?: number; laneBotTaken?: number; laneWsWritten?: number; laneHeldSent?: number } };
   const replies = await Promise.all(
     nodeIds.map((id) =>
       nc
@@ -50,9 +62,11 @@ export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Pro
   );
   const got = replies.filter((r): r is Reply => r !== undefined);
   const delays = got.map((r) => r.eventLoopDelayMs);
+  const turns = got.map((r) => r.arrivalToTurnEndMs).filter((t): t is NodeTurnLatency => t !== undefined);
   const io = got.map((r) => r.rtpIo).filter((r) => r?.sent !== undefined && r.sentNow !== undefined);
   return {
-    loopDelay: delays.length === 0 ? undefined : { p50: Math.max(...delays.map((r) => r.p50)), p99: Math.max(...delays.map((r) => r.p99)), max: Math.max(...delays.map((r) => r.max)) },
+    loopDelay: delays.length === 0 ? undefined : worst(delays),
+    arrivalToTurnEnd: turns.length === 0 ? undefined : { ...worst(turns), count: turns.reduce((n, t) => n + t.count, 0) },
     rtp:
       io.length === 0
         ? undefined
@@ -67,6 +81,11 @@ export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Pro
             ...laneSum(io, 'laneHeldSent'),
           },
   };
+}
+
+/** The worst p50, p99 and max over the nodes (each its own node's). */
+function worst(xs: LoopDelay[]): LoopDelay {
+  return { p50: Math.max(...xs.map((r) => r.p50)), p99: Math.max(...xs.map((r) => r.p99)), max: Math.max(...xs.map((r) => r.max)) };
 }
 
 /** A lane counter summed over the nodes that run the lane (a node without it says -1), or nothing when none does. */

@@ -21,6 +21,7 @@ import { RtpPortPool } from './media/port-pool.js';
 import { OpusPool, type OpusPoolStats } from '../workers/opus-pool.js';
 import { createRtpIo, NativeRtpIo, rtpIoFallbackReason, type RtpIo } from './media/rtp-io.js';
 import type { MediaClock } from './media/rtp-socket.js';
+import type { TurnLatencySummary } from './media/turn-latency.js';
 import { Membership } from './cluster/membership.js';
 import { NatsLink } from './nats-link.js';
 import { SipTransport } from './sip-transport.js';
@@ -208,9 +209,11 @@ export class MediaNode {
    * monitoring poll made every call then mid-utterance play its bot a frame late until its next
    * pause (docs/benchmarks/capacity.md, "a faster machine").
    */
-  async status(reset = false): Promise<{ ok: true; node: string; calls: number; callsTotal: number; draining: boolean; eventLoopDelayMs: EventLoopDelay; qos: QosSummary; rtpIo: Record<string, number | string>; opus?: OpusPoolStats }> {
+  async status(reset = false): Promise<{ ok: true; node: string; calls: number; callsTotal: number; draining: boolean; eventLoopDelayMs: EventLoopDelay; arrivalToTurnEndMs?: TurnLatencySummary & { windowMs: number }; qos: QosSummary; rtpIo: Record<string, number | string>; opus?: OpusPoolStats }> {
     const now = performance.now();
-    const eventLoopDelayMs: EventLoopDelay = { ...summarizeLoopDelay(this.#loopDelay, LOOP_DELAY_RESOLUTION_MS), windowMs: Math.round(now - this.#loopDelaySince) };
+    const windowMs = Math.round(now - this.#loopDelaySince);
+    const eventLoopDelayMs: EventLoopDelay = { ...summarizeLoopDelay(this.#loopDelay, LOOP_DELAY_RESOLUTION_MS), windowMs };
+    const turn = this.rtpIo.arrivalToTurnEnd?.summary(reset);
     if (reset) {
       this.#loopDelay.reset();
       this.#loopDelaySince = now;
@@ -222,6 +225,7 @@ export class MediaNode {
       callsTotal: this.callsTotal,
       draining: this.#draining,
       eventLoopDelayMs,
+      ...(turn ? { arrivalToTurnEndMs: { ...turn, windowMs } } : {}),
       // The answered calls' QoS so far: how callers' audio is arriving right now, node-wide.
       qos: summarizeQos(await this.#qosSoFar()),
       rtpIo: { backend: this.rtpIo.kind, ...this.rtpIo.stats() },

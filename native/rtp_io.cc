@@ -59,8 +59,9 @@ namespace {
 constexpr uint32_t kMaxSlots = 32768;
 constexpr size_t kMaxPacket = 2048;     // larger datagrams are truncated and dropped (not RTP we speak)
 constexpr size_t kStagedPacket = 1500;  // the largest packet JavaScript may stage
-// slot u32, ip u32, port u16, len u16, arrival u32: µs mod 2^32 on CLOCK_MONOTONIC when read, so
-// a receiver can time a datagram however long JavaScript took to get to it.
+// slot u32, ip u32, port u16, len u16, arrival u32: µs mod 2^32 on CLOCK_MONOTONIC when the kernel
+// queued it to the socket, so a receiver can time a datagram however long the thread and JavaScript
+// took to get to it.
 constexpr size_t kRecordHeader = 16;
 constexpr int kBatchRecv = 16;
 
@@ -73,6 +74,26 @@ int64_t NowNs() {
   timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+int64_t RealtimeNs() {
+  timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
+}
+
+// When the kernel queued a datagram to its socket (SO_TIMESTAMPNS), on CLOCK_MONOTONIC; the time it
+// was read (`read_ns`) when the message carries no stamp. Never later than the read: a step of the
+// wall clock between the two clock reads must not date a packet in the future.
+int64_t KernelArrivalNs(const msghdr& h, int64_t realtime_ahead_ns, int64_t read_ns) {
+  for (const cmsghdr* c = CMSG_FIRSTHDR(&h); c != nullptr; c = CMSG_NXTHDR(const_cast<msghdr*>(&h), const_cast<cmsghdr*>(c))) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+    timespec ts;
+    memcpy(&ts, CMSG_DATA(c), sizeof ts);
+    const int64_t at = static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec - realtime_ahead_ns;
+    return std::min(at, read_ns);
+  }
+  return read_ns;
 }
 
 // A staged packet in a byte buffer: slot u32, ip u32, port u16, len u16, bytes, padded to 4.
@@ -208,6 +229,10 @@ class Engine {
       ::close(fd);
       return -e;
     }
+    // The kernel stamps each datagram as it is queued to the socket: a record's arrival is then when
+    // the packet reached this host, not when the thread, polling once per batch window, read it.
+    int on = 1;
+    setsockopt(fd, SOL_SOCKET, SO_TIMESTAMPNS, &on, sizeof on);
     socklen_t salen = sizeof sa;
     getsockname(fd, reinterpret_cast<sockaddr*>(&sa), &salen);
     uint16_t bound = ntohs(sa.sin_port);
@@ -456,6 +481,8 @@ class Engine {
     std::vector<iovec> iovs(kBatchRecv);
     std::vector<sockaddr_in> addrs(kBatchRecv);
     std::vector<uint8_t> scratch(kBatchRecv * kMaxPacket);
+    constexpr size_t kControl = CMSG_SPACE(sizeof(timespec));
+    std::vector<uint64_t> control((kBatchRecv * kControl + 7) / 8);  // cmsghdr-aligned
     for (int i = 0; i < kBatchRecv; i++) {
       iovs[i].iov_base = scratch.data() + i * kMaxPacket;
       iovs[i].iov_len = kMaxPacket;
@@ -463,6 +490,7 @@ class Engine {
       msgs[i].msg_hdr.msg_iov = &iovs[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
       msgs[i].msg_hdr.msg_name = &addrs[i];
+      msgs[i].msg_hdr.msg_control = reinterpret_cast<uint8_t*>(control.data()) + i * kControl;
     }
     std::vector<uint32_t> pending;  // readable slots not yet drained
     bool clock_was_on = false;
@@ -484,12 +512,18 @@ class Engine {
         size_t room = arenas_[fill_].size() - fill_len_;
         // Room for a whole recvmmsg batch of the largest datagrams: nothing read is ever dropped.
         if (room < kBatchRecv * (kRecordHeader + kMaxPacket)) return false;
-        for (int i = 0; i < kBatchRecv; i++) msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+        for (int i = 0; i < kBatchRecv; i++) {
+          msgs[i].msg_hdr.msg_namelen = sizeof(sockaddr_in);
+          msgs[i].msg_hdr.msg_controllen = kControl;
+        }
         int n = recvmmsg(fd, msgs.data(), kBatchRecv, MSG_DONTWAIT, nullptr);
         if (n <= 0) return true;  // EAGAIN (drained) or an error to ignore, as dgram does
-        uint32_t arrival_us = static_cast<uint32_t>(static_cast<uint64_t>(NowNs()) / 1000);
+        const int64_t read_ns = NowNs();
+        // The kernel's stamps are CLOCK_REALTIME; the records' clock is CLOCK_MONOTONIC.
+        const int64_t realtime_ahead_ns = RealtimeNs() - read_ns;
         uint64_t source = s.source.load(std::memory_order_relaxed);
         for (int i = 0; i < n; i++) {
+          const uint32_t arrival_us = static_cast<uint32_t>(static_cast<uint64_t>(KernelArrivalNs(msgs[i].msg_hdr, realtime_ahead_ns, read_ns)) / 1000);
           size_t len = msgs[i].msg_len;
           if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0 || len > kMaxPacket) continue;
           uint32_t ip = ntohl(addrs[i].sin_addr.s_addr);

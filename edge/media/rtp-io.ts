@@ -7,6 +7,7 @@ import { LANE_TAKEN, loadRxLane, RxLaneHost, type LaneSlot } from './rx-lane.js'
 import { Ticker } from './ticker.js';
 import { countError, ipv4ToU32, runGuarded, u32ToIpv4, type MediaClock, type PacketHandler, type RtpSocket } from './rtp-socket.js';
 import { ClockSubscribers, type SubscribeOptions } from './clock-subscribers.js';
+import { TurnLatency } from './turn-latency.js';
 
 /**
  * The node's RTP I/O backend, chosen once at start-up:
@@ -29,6 +30,8 @@ export interface RtpIo {
   bind(host: string, port: number): Promise<RtpSocket>;
   /** Counters for status and logs. */
   stats(): Record<string, number>;
+  /** Native only: each datagram's kernel arrival → the end of the event-loop turn that handled it. */
+  readonly arrivalToTurnEnd?: TurnLatency;
   close(): void;
 }
 
@@ -364,6 +367,8 @@ export class NativeRtpIo implements RtpIo {
   readonly laneUnavailable: string | undefined;
   /** Whether the lane's tick (its send half) runs. */
   readonly txLane: boolean;
+  /** Each datagram's kernel arrival → the end of the turn that handled it (turn-latency.ts). */
+  readonly arrivalToTurnEnd = new TurnLatency();
 
   constructor(Engine: NativeEngineClass, opts: NativeRtpIoOptions = {}) {
     const periodMs = opts.periodMs ?? 20;
@@ -421,18 +426,25 @@ export class NativeRtpIo implements RtpIo {
     // An event the thread queued before it stopped can still arrive after close(), even while the
     // process exits: the engine would throw "shut down" then, and a throw here cannot be caught.
     if (this.#closed) return;
-    // The thread posts its next event only after this turn of the loop has served every other
-    // socket and timer that was ready (setImmediate runs after the poll phase): events chained back
-    // to back by Node's thread-safe function starved them for seconds under load.
-    setImmediate(this.#turned);
-    // The previous tick's packets have left: its marks and bot I/O go first.
-    if (kinds & EVENT_SENT) this.clock.sent();
-    if (kinds & EVENT_INBOUND) this.#deliver();
-    if (kinds & EVENT_BEAT) this.clock.beat();
+    try {
+      // The previous tick's packets have left: its marks and bot I/O go first.
+      if (kinds & EVENT_SENT) this.clock.sent();
+      if (kinds & EVENT_INBOUND) this.#deliver();
+      if (kinds & EVENT_BEAT) this.clock.beat();
+    } finally {
+      // The thread posts its next event only after this turn of the loop has served every other
+      // socket and timer that was ready (setImmediate runs after the poll phase): events chained
+      // back to back by Node's thread-safe function starved them for seconds under load. Scheduled
+      // last, so it runs after every setImmediate the turn's work scheduled (a mux batch's flush):
+      // its time is when the turn's frames have all been written (`arrivalToTurnEnd`).
+      setImmediate(this.#turned);
+    }
   }
 
   readonly #turned = (): void => {
-    if (!this.#closed) this.engine.turned();
+    if (this.#closed) return;
+    this.arrivalToTurnEnd.turnEnded(monoUs32());
+    this.engine.turned();
   };
 
   /** Hands every datagram of the ready arena to its socket, then gives the arena back. */
@@ -450,6 +462,8 @@ export class NativeRtpIo implements RtpIo {
       let off = 0;
       while (off < length) {
         const slot = u32[off >>> 2]!;
+        const arrivalUs = u32[(off >>> 2) + 3]!;
+        this.arrivalToTurnEnd.add(arrivalUs);
         if (slot === LANE_TAKEN) {
           off += RECORD_HEADER + ((u16[(off + 10) >>> 1]! + 3) & ~3);
           continue;
@@ -457,7 +471,6 @@ export class NativeRtpIo implements RtpIo {
         const ip = u32[(off >>> 2) + 1]!;
         const port = u16[(off + 8) >>> 1]!;
         const len = u16[(off + 10) >>> 1]!;
-        const arrivalUs = u32[(off >>> 2) + 3]!;
         const socket = this.#sockets[slot];
         if (socket?.onPacket) {
           try {

@@ -32,8 +32,8 @@ const NUMERIC_FIELDS = [
 ] as const;
 
 // Issue 3's fields, plus the media node's own event-loop delay over the window and (native RTP
-// I/O, what these tests run on) the share of packets sent at once.
-const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'media_node_flags', 'loadgen_rtp_io', 'loadgen_sockets', 'loadgen_pacing', 'rtp_sent_now_share', 'rx_lane_share', 'tx_lane_share', 'bot_lane_frames_per_call_second', 'lane_ws_written_share', 'late_lane_share'];
+// I/O, what these tests run on) its own part of caller → bot and the share of packets sent at once.
+const FIELDS = ['scenario', 'node_version', ...NUMERIC_FIELDS, 'latency_ms', 'setup_ms', 'event_loop_delay_ms', 'node_caller_to_bot_ms', 'media_node_flags', 'loadgen_rtp_io', 'loadgen_sockets', 'loadgen_pacing', 'rtp_sent_now_share', 'rx_lane_share', 'tx_lane_share', 'bot_lane_frames_per_call_second', 'lane_ws_written_share', 'late_lane_share'];
 
 describe('npm run bench', () => {
   const out = mkdtempSync(join(tmpdir(), 'botedge-bench-'));
@@ -86,6 +86,12 @@ describe('npm run bench', () => {
     const loop = result['event_loop_delay_ms'] as Record<string, number>;
     for (const q of ['p50', 'p99', 'max']) assert.ok(Number.isFinite(loop[q]) && loop[q]! >= 0, `event_loop_delay_ms.${q}`);
     assert.ok(loop['max']! >= loop['p99']! && loop['p99']! >= loop['p50']!, 'event-loop delay quantiles are ordered');
+    // The node's own part of caller → bot: every caller datagram of its window (5.5 s of 20 calls,
+    // less the callers' pauses), timed from the kernel's stamp.
+    const inNode = result['node_caller_to_bot_ms'] as Record<string, number>;
+    assert.ok(inNode['count']! > 3000, `node_caller_to_bot_ms.count ${inNode['count']}`);
+    assert.ok(inNode['max']! >= inNode['p99']! && inNode['p99']! >= inNode['p50']! && inNode['p50']! > 0, `node_caller_to_bot_ms ${JSON.stringify(inNode)}`);
+    assert.ok(inNode['p50']! < 100, `node_caller_to_bot_ms.p50 ${inNode['p50']} ms: a stamp on another clock would read seconds or hours`);
     const setup = result['setup_ms'] as Record<string, number>;
     assert.ok(setup['p50']! > 0 && setup['p99']! >= setup['p50']!);
 

@@ -357,7 +357,7 @@ if (native.kind === 'native') {
       }
     });
 
-    it('stamps a datagram when the I/O thread reads it, not when a busy event loop gets to it', async () => {
+    it('stamps a datagram before the I/O thread hands it over, not when a busy event loop gets to it', async () => {
       const io = createRtpIo('127.0.0.1', 'native');
       const s = await io.bind('127.0.0.1', 0);
       const p = await peer();
@@ -377,6 +377,99 @@ if (native.kind === 'native') {
         const flight = ((stamp!.arrivalUs - sentUs) >>> 0) / 1000;
         assert.ok(waited >= 40, `handled ${waited} ms after the thread read it (the loop was busy for 60 ms)`);
         assert.ok(flight < 20, `read ${flight} ms after it was sent`);
+      } finally {
+        s.close();
+        p.sock.close();
+        io.close();
+      }
+    });
+
+    it('stamps a datagram when the kernel queued it: one that waited in the socket while both arenas were full keeps its arrival time', { timeout: 10000 }, async () => {
+      // 64 KiB arenas (the least): the thread reads while a whole recvmmsg batch of the largest
+      // datagrams fits (33,024 bytes), so each holds 176–188 of these 172-byte packets, and at most
+      // 376 fill both. A loopback socket's default buffer queues only ≈ 47 more of them.
+      const io = createRtpIo('127.0.0.1', 'native', { arenaBytes: 1 << 16 });
+      const s = await io.bind('127.0.0.1', 0);
+      const stamps = new Map<number, { arrivalUs: number; handledUs: number }>();
+      s.onPacket = (pkt, _ip, _port, arrivalUs) => {
+        if (pkt[0] === 0xee) stamps.set(pkt[1]!, { arrivalUs, handledUs: monoUs32() });
+      };
+      // A real thread sends 380 packets (both arenas fill; the rest waits in the socket), then,
+      // 30 ms later, three marked ones, each with its send time on the stamps' clock.
+      const sender = new Worker(
+        `const { createSocket } = require('node:dgram');
+         const { workerData, parentPort } = require('node:worker_threads');
+         const us32 = () => Number((process.hrtime.bigint() / 1000n) % 4294967296n);
+         const c = createSocket('udp4');
+         c.connect(workerData.port, '127.0.0.1', () => {
+           for (let i = 0; i < 380; i++) c.send(Buffer.alloc(172));
+           setTimeout(() => {
+             const sent = [];
+             for (let i = 0; i < 3; i++) {
+               const b = Buffer.alloc(172);
+               b[0] = 0xee;
+               b[1] = i;
+               sent.push(us32());
+               c.send(b);
+             }
+             setTimeout(() => { parentPort.postMessage(sent); c.close(); }, 10);
+           }, 30);
+         });`,
+        { eval: true, workerData: { port: s.port } },
+      );
+      try {
+        const sent = new Promise<number[]>((r) => sender.once('message', r));
+        await new Promise((r) => sender.once('online', r));
+        // The event loop is busy for 150 ms: the first arena waits for it, the second fills, and
+        // the marked packets wait in the socket's queue until the loop releases the arenas.
+        const until150 = performance.now() + 150;
+        while (performance.now() < until150) {
+          // spin
+        }
+        const sentUs = await sent;
+        await until(() => stamps.size === 3).catch((err: unknown) => {
+          throw new Error(`${stamps.size} of the 3 marked packets arrived; ${JSON.stringify(io.stats())}`, { cause: err });
+        });
+        for (let i = 0; i < 3; i++) {
+          const { arrivalUs, handledUs } = stamps.get(i)!;
+          const flight = ((arrivalUs - sentUs[i]!) | 0) / 1000;
+          const waited = ((handledUs - arrivalUs) >>> 0) / 1000;
+          assert.ok(flight >= 0 && flight < 10, `marked packet ${i}: stamped ${flight} ms after it was sent`);
+          assert.ok(waited >= 50, `marked packet ${i}: handled ${waited} ms after its stamp (it waited behind full arenas)`);
+        }
+      } finally {
+        await sender.terminate();
+        s.close();
+        io.close();
+      }
+    });
+
+    it('times each datagram from its arrival to the end of the turn that handled it, after what the turn scheduled with setImmediate (a mux batch’s flush)', async () => {
+      const io = createRtpIo('127.0.0.1', 'native') as NativeRtpIo;
+      const s = await io.bind('127.0.0.1', 0);
+      const p = await peer();
+      try {
+        io.arrivalToTurnEnd.summary(true);
+        const flushes: number[] = [];
+        let arrival = 0;
+        s.onPacket = (_pkt, _ip, _port, arrivalUs) => {
+          arrival = arrivalUs;
+          // The handler's work holds the turn 30 ms, then schedules its flush, as a mux batch does.
+          const until30 = performance.now() + 30;
+          while (performance.now() < until30) {
+            // spin
+          }
+          setImmediate(() => flushes.push(monoUs32()));
+        };
+        await new Promise((r) => p.sock.send(Buffer.from([1]), s.port, '127.0.0.1', r));
+        await until(() => flushes.length === 1);
+        await new Promise((r) => setImmediate(r));
+        const t = io.arrivalToTurnEnd.summary(true);
+        const toFlushMs = ((flushes[0]! - arrival) >>> 0) / 1000;
+        assert.equal(t.count, 1);
+        assert.ok(toFlushMs >= 30, `flushed ${toFlushMs} ms after arrival`);
+        assert.ok(t.max >= toFlushMs && t.max < toFlushMs + 20, `turn ended ${t.max} ms after arrival, the flush ${toFlushMs} ms`);
+        assert.equal(io.arrivalToTurnEnd.summary(false).count, 0, 'reset');
       } finally {
         s.close();
         p.sock.close();

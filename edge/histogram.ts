@@ -1,8 +1,8 @@
 /**
  * A latency histogram: fixed 10 µs buckets up to 2 s plus an overflow bucket, exact max.
  * Recording is one array increment (no allocation), so the load generator and the bot can record
- * every frame; histograms cross process boundaries as sparse [bucket, count] pairs and merge by
- * addition.
+ * every frame, and the media node every datagram (media/turn-latency.ts); histograms cross process
+ * boundaries as sparse [bucket, count] pairs and merge by addition.
  */
 export const BUCKET_US = 10;
 const BUCKETS = 200_000; // 2 s
