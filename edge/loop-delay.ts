@@ -15,6 +15,7 @@ export interface LoopDelaySummary {
  */
 export function summarizeLoopDelay(h: IntervalHistogram, resolutionMs: number): LoopDelaySummary {
   if (h.count === 0) return { p50: 0, p99: 0, max: 0, mean: 0 };
-  const ms = (ns: number) => Math.max(0, Math.round(ns / 1e4) / 100 - resolutionMs);
+  // Rounded after the subtraction: 1.11 − 1 in binary floating point is 0.1100000000000001.
+  const ms = (ns: number) => Math.max(0, Math.round(ns / 1e4 - resolutionMs * 100) / 100);
   return { p50: ms(h.percentile(50)), p99: ms(h.percentile(99)), max: ms(h.max), mean: ms(h.mean) };
 }
