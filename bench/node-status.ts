@@ -30,8 +30,8 @@ export interface RtpSends {
   laneHeldSent?: number;
 }
 
-/** A node's own part of caller → bot (the `status` reply's `arrivalToTurnEndMs`, edge/media/turn-latency.ts). */
-export interface NodeTurnLatency extends LoopDelay {
+/** A node's own part of caller → bot (the `status` reply's `arrivalToBotWriteMs`, edge/media/write-latency.ts). */
+export interface NodeWriteLatency extends LoopDelay {
   /** Datagrams timed. */
   count: number;
 }
@@ -43,7 +43,7 @@ export interface NodeWindow {
    * Each caller datagram's kernel arrival → the end of the node's event-loop turn that wrote its
    * frame to the bot's socket: worst p50/p99/max over the nodes, counts summed. Absent on `dgram`.
    */
-  arrivalToTurnEnd: NodeTurnLatency | undefined;
+  arrivalToWrite: NodeWriteLatency | undefined;
   rtp: RtpSends | undefined;
 }
 
@@ -51,7 +51,7 @@ export interface NodeWindow {
  * Asks every node for its status and starts a new event-loop delay window on each (`reset`).
  */
 export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Promise<NodeWindow> {
-  type Reply = { eventLoopDelayMs: LoopDelay; arrivalToTurnEndMs?: NodeTurnLatency; rtpIo?: { sent?: number; sentNow?: number; received?: number; laneTaken?: number; laneTxTaken?: number; laneBotTaken?: number; laneWsWritten?: number; laneHeldSent?: number } };
+  type Reply = { eventLoopDelayMs: LoopDelay; arrivalToBotWriteMs?: NodeWriteLatency; rtpIo?: { sent?: number; sentNow?: number; received?: number; laneTaken?: number; laneTxTaken?: number; laneBotTaken?: number; laneWsWritten?: number; laneHeldSent?: number } };
   const replies = await Promise.all(
     nodeIds.map((id) =>
       nc
@@ -62,11 +62,11 @@ export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Pro
   );
   const got = replies.filter((r): r is Reply => r !== undefined);
   const delays = got.map((r) => r.eventLoopDelayMs);
-  const turns = got.map((r) => r.arrivalToTurnEndMs).filter((t): t is NodeTurnLatency => t !== undefined);
+  const turns = got.map((r) => r.arrivalToBotWriteMs).filter((t): t is NodeWriteLatency => t !== undefined);
   const io = got.map((r) => r.rtpIo).filter((r) => r?.sent !== undefined && r.sentNow !== undefined);
   return {
     loopDelay: delays.length === 0 ? undefined : worst(delays),
-    arrivalToTurnEnd: turns.length === 0 ? undefined : { ...worst(turns), count: turns.reduce((n, t) => n + t.count, 0) },
+    arrivalToWrite: turns.length === 0 ? undefined : { ...worst(turns), count: turns.reduce((n, t) => n + t.count, 0) },
     rtp:
       io.length === 0
         ? undefined

@@ -23,7 +23,7 @@ import { cpuBetween, sampleMachine, sampleProc, type ProcSample } from './proc.j
 import { Children, forkBench, pin, readMembers, startMediaNode, startNats, waitForMembers, type MediaNodeProcess } from './procs.js';
 import { startProxy } from './proxy-procs.js';
 import { renderReport } from './report.js';
-import { readNodeWindow, type LoopDelay, type NodeTurnLatency } from './node-status.js';
+import { readNodeWindow, type LoopDelay, type NodeWriteLatency } from './node-status.js';
 import type { SliceSeries } from './slices.js';
 
 export interface BenchOptions {
@@ -157,7 +157,7 @@ export interface BenchResult {
   /** The media node's own event-loop delay over the window, ms (worst node when sharded). */
   event_loop_delay_ms?: LoopDelay;
   /** The node's own part of caller → bot, ms (see Step). */
-  node_caller_to_bot_ms?: NodeTurnLatency;
+  node_caller_to_bot_ms?: NodeWriteLatency;
   /** Native RTP I/O: share of RTP packets sent at once (late bot frames), see Step. */
   rtp_sent_now_share?: number;
   /** Caller packets the node's G.711 receive lane took, of all it received in the window (absent: no lane). */
@@ -245,10 +245,10 @@ export interface StepResult {
   /**
    * Native RTP I/O: the node's own part of caller → bot, ms — each caller datagram from the
    * kernel's arrival stamp to the end of the node's event-loop turn that wrote its frame to the
-   * bot's socket (edge/media/turn-latency.ts), over the node's window (from its reads 500 ms
+   * bot's socket (edge/media/write-latency.ts), over the node's window (from its reads 500 ms
    * before the latency window to the window's end); worst node when sharded.
    */
-  node_caller_to_bot_ms?: NodeTurnLatency;
+  node_caller_to_bot_ms?: NodeWriteLatency;
   /**
    * Native RTP I/O: the share of the window's RTP packets sent at once from the event loop (late
    * bot frames, CallMedia's catch-up) rather than at a tick's due time.
@@ -527,7 +527,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       const machineB = sampleMachine();
       const nodeAtClose = await readNodeWindow(nc, nodeIds);
       const loopDelay = nodeAtClose.loopDelay;
-      const nodeTurn = nodeAtClose.arrivalToTurnEnd;
+      const nodeWrite = nodeAtClose.arrivalToWrite;
       const rtpA = nodeAtOpen.rtp;
       const rtpB = nodeAtClose.rtp;
       const botAtClose = isOpus ? nextMessage<BotReport>(bot.child, 'report', 10_000) : undefined;
@@ -633,7 +633,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
         pass: reasons.length === 0,
         limited_by: reasons.join('; '),
         ...(loopDelay ? { event_loop_delay_ms: loopDelay } : {}),
-        ...(nodeTurn ? { node_caller_to_bot_ms: nodeTurn } : {}),
+        ...(nodeWrite ? { node_caller_to_bot_ms: nodeWrite } : {}),
         ...(rtpA && rtpB ? { rtp_sent_now_share: round((rtpB.sentNow - rtpA.sentNow) / Math.max(1, rtpB.sent - rtpA.sent), 4) } : {}),
         // At most 1: the I/O thread counts a packet when it reads it, the lane a little later.
         ...(rtpA?.laneTaken !== undefined && rtpB?.laneTaken !== undefined ? { rx_lane_share: Math.min(1, round((rtpB.laneTaken - rtpA.laneTaken) / Math.max(1, rtpB.received - rtpA.received), 4)) } : {}),
@@ -678,7 +678,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       }
       steps.push(step);
       say(
-        `[${elapsed()}] step ${target}: ${step.pass ? 'PASS' : 'FAIL'} | cpu ${step.cpu_us_per_call_second} µs/call·s (${step.sut_cpu_pct}% of a core) | rss ${step.rss_kb_per_call} kB/call | loss c→b ${(lossC2b * 100).toFixed(3)}% b→c ${(lossB2c * 100).toFixed(3)}% | p99 c→b ${lat.caller_to_bot.p99} ms b→c ${lat.bot_to_caller.p99} ms${nodeTurn ? ` (c→b in the node ${nodeTurn.p99} ms)` : ''} | over budget in ${overSlices(br.callerToBotSlices)} c→b, ${overSlices(lr.botToCallerSlices)} b→c | generator ${step.loadgen_cpu_pct}% lag ${lr.lagMaxMs} ms | loop delay p50/p99/max ${loopDelay ? `${loopDelay.p50}/${loopDelay.p99}/${loopDelay.max}` : '?'} ms | softirq ${irqPct}%${harnessBusyPct !== undefined ? ` | harness core ${harnessBusyPct}% busy${harnessBusyPct >= HARNESS_SATURATED_PCT ? ' (HARNESS SATURATED: latency is the harness\'s)' : ''}` : ''} | steal ${stealPct}%${sutStealPct !== undefined ? ` (SUT core ${sutStealPct}%)` : ''}${stealPct > STOLEN_PCT ? ' (STOLEN: the hypervisor took the CPU; figures invalid)' : ''} | other load ${otherPct}%${otherPct > 10 ? ' (NOISY MACHINE)' : ''}${step.pass ? '' : ` | ${step.limited_by}`}`,
+        `[${elapsed()}] step ${target}: ${step.pass ? 'PASS' : 'FAIL'} | cpu ${step.cpu_us_per_call_second} µs/call·s (${step.sut_cpu_pct}% of a core) | rss ${step.rss_kb_per_call} kB/call | loss c→b ${(lossC2b * 100).toFixed(3)}% b→c ${(lossB2c * 100).toFixed(3)}% | p99 c→b ${lat.caller_to_bot.p99} ms b→c ${lat.bot_to_caller.p99} ms${nodeWrite ? ` (c→b in the node ${nodeWrite.p99} ms)` : ''} | over budget in ${overSlices(br.callerToBotSlices)} c→b, ${overSlices(lr.botToCallerSlices)} b→c | generator ${step.loadgen_cpu_pct}% lag ${lr.lagMaxMs} ms | loop delay p50/p99/max ${loopDelay ? `${loopDelay.p50}/${loopDelay.p99}/${loopDelay.max}` : '?'} ms | softirq ${irqPct}%${harnessBusyPct !== undefined ? ` | harness core ${harnessBusyPct}% busy${harnessBusyPct >= HARNESS_SATURATED_PCT ? ' (HARNESS SATURATED: latency is the harness\'s)' : ''}` : ''} | steal ${stealPct}%${sutStealPct !== undefined ? ` (SUT core ${sutStealPct}%)` : ''}${stealPct > STOLEN_PCT ? ' (STOLEN: the hypervisor took the CPU; figures invalid)' : ''} | other load ${otherPct}%${otherPct > 10 ? ' (NOISY MACHINE)' : ''}${step.pass ? '' : ` | ${step.limited_by}`}`,
       );
       if (opts.ramp && !step.pass) break;
     }

@@ -12,6 +12,7 @@ import { callsWithin, readFileLimit } from './file-limit.js';
 import { summarizeQos, type QosSummary } from './media/qos.js';
 import type { Qos } from './api/events.js';
 import { startTwilioRest } from './bot/twilio-rest.js';
+import { MuxConnection } from './bot/mux.js';
 import { resolveMediaNodeOptions, routeFor, type MediaNodeOptions, type ResolvedMediaNodeOptions } from './config.js';
 import { logger } from './log.js';
 import { summarizeLoopDelay, type LoopDelaySummary } from './loop-delay.js';
@@ -21,7 +22,7 @@ import { RtpPortPool } from './media/port-pool.js';
 import { OpusPool, type OpusPoolStats } from '../workers/opus-pool.js';
 import { createRtpIo, NativeRtpIo, rtpIoFallbackReason, type RtpIo } from './media/rtp-io.js';
 import type { MediaClock } from './media/rtp-socket.js';
-import type { TurnLatencySummary } from './media/turn-latency.js';
+import type { WriteLatencySummary } from './media/write-latency.js';
 import { Membership } from './cluster/membership.js';
 import { NatsLink } from './nats-link.js';
 import { SipTransport } from './sip-transport.js';
@@ -84,6 +85,9 @@ export class MediaNode {
     private readonly ports: RtpPortPool,
   ) {
     this.ticker = rtpIo.clock;
+    // The caller frames of each arena leave for mux bots as soon as the arena is read, not after the
+    // rest of the turn (docs/decisions/0021).
+    if (rtpIo instanceof NativeRtpIo) rtpIo.afterInbound = () => MuxConnection.flushScheduled();
     // Started at start-up, not per call: worker threads take tens of ms to boot.
     // Workers at a lower priority: when they share a core with this thread, RTP timing comes first
     // and codec throughput second (an overloaded pool sheds frames, see OpusBatch.congested).
@@ -209,11 +213,11 @@ export class MediaNode {
    * monitoring poll made every call then mid-utterance play its bot a frame late until its next
    * pause (docs/benchmarks/capacity.md, "a faster machine").
    */
-  async status(reset = false): Promise<{ ok: true; node: string; calls: number; callsTotal: number; draining: boolean; eventLoopDelayMs: EventLoopDelay; arrivalToTurnEndMs?: TurnLatencySummary & { windowMs: number }; qos: QosSummary; rtpIo: Record<string, number | string>; opus?: OpusPoolStats }> {
+  async status(reset = false): Promise<{ ok: true; node: string; calls: number; callsTotal: number; draining: boolean; eventLoopDelayMs: EventLoopDelay; arrivalToBotWriteMs?: WriteLatencySummary & { windowMs: number }; qos: QosSummary; rtpIo: Record<string, number | string>; opus?: OpusPoolStats }> {
     const now = performance.now();
     const windowMs = Math.round(now - this.#loopDelaySince);
     const eventLoopDelayMs: EventLoopDelay = { ...summarizeLoopDelay(this.#loopDelay, LOOP_DELAY_RESOLUTION_MS), windowMs };
-    const turn = this.rtpIo.arrivalToTurnEnd?.summary(reset);
+    const turn = this.rtpIo.arrivalToWrite?.summary(reset);
     if (reset) {
       this.#loopDelay.reset();
       this.#loopDelaySince = now;
@@ -225,7 +229,7 @@ export class MediaNode {
       callsTotal: this.callsTotal,
       draining: this.#draining,
       eventLoopDelayMs,
-      ...(turn ? { arrivalToTurnEndMs: { ...turn, windowMs } } : {}),
+      ...(turn ? { arrivalToBotWriteMs: { ...turn, windowMs } } : {}),
       // The answered calls' QoS so far: how callers' audio is arriving right now, node-wide.
       qos: summarizeQos(await this.#qosSoFar()),
       rtpIo: { backend: this.rtpIo.kind, ...this.rtpIo.stats() },

@@ -42,6 +42,8 @@ type Audio = { pcm: Int16Array; atMs: number };
 const NO_SAMPLES = new Int16Array(0);
 
 const pool = new Map<string, MuxConnection | Promise<MuxConnection>>();
+/** Connections whose batch has frames and a flush scheduled (MuxConnection.flushScheduled). */
+const scheduled = new Set<MuxConnection>();
 
 /** Counters of every connection this process opened (for tests and status). */
 export const muxCounters = { connections: 0, batchesSent: 0, framesSent: 0, badInput: 0 };
@@ -68,9 +70,22 @@ export class MuxConnection {
   badInput = 0;
   batchesSent = 0;
   readonly #flushNow = () => {
+    if (!this.#flushScheduled) return; // sent already, by flushScheduled()
     this.#flushScheduled = false;
+    scheduled.delete(this);
     this.flush();
   };
+
+  /**
+   * Sends every connection's scheduled batch now, rather than from its setImmediate. The native RTP
+   * I/O calls it once an arena's packets are all in their batches (NativeRtpIo.afterInbound): the
+   * caller's frames then leave before the rest of the turn — the 20 ms tick of every call when a
+   * beat came with the packets, the bot's messages read in the same poll phase — instead of after
+   * it. Still one message per connection per arena.
+   */
+  static flushScheduled(): void {
+    for (const c of scheduled) c.#flushNow();
+  }
 
   private constructor(
     readonly key: string,
@@ -193,6 +208,7 @@ export class MuxConnection {
   #scheduleFlush(): void {
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
+      scheduled.add(this);
       // Everything that becomes ready in this turn of the event loop (every RTP packet read in one
       // poll phase, every tick's events) goes out in one message; setImmediate adds no delay.
       setImmediate(this.#flushNow);

@@ -7,7 +7,7 @@ import { LANE_TAKEN, loadRxLane, RxLaneHost, type LaneSlot } from './rx-lane.js'
 import { Ticker } from './ticker.js';
 import { countError, ipv4ToU32, runGuarded, u32ToIpv4, type MediaClock, type PacketHandler, type RtpSocket } from './rtp-socket.js';
 import { ClockSubscribers, type SubscribeOptions } from './clock-subscribers.js';
-import { TurnLatency } from './turn-latency.js';
+import { WriteLatency } from './write-latency.js';
 
 /**
  * The node's RTP I/O backend, chosen once at start-up:
@@ -30,8 +30,8 @@ export interface RtpIo {
   bind(host: string, port: number): Promise<RtpSocket>;
   /** Counters for status and logs. */
   stats(): Record<string, number>;
-  /** Native only: each datagram's kernel arrival → the end of the event-loop turn that handled it. */
-  readonly arrivalToTurnEnd?: TurnLatency;
+  /** Native only: each datagram's kernel arrival → its arena's frames all written to their bots. */
+  readonly arrivalToWrite?: WriteLatency;
   close(): void;
 }
 
@@ -367,8 +367,13 @@ export class NativeRtpIo implements RtpIo {
   readonly laneUnavailable: string | undefined;
   /** Whether the lane's tick (its send half) runs. */
   readonly txLane: boolean;
-  /** Each datagram's kernel arrival → the end of the turn that handled it (turn-latency.ts). */
-  readonly arrivalToTurnEnd = new TurnLatency();
+  /** Each datagram's kernel arrival → its arena's frames all written to their bots (write-latency.ts). */
+  readonly arrivalToWrite = new WriteLatency();
+  /**
+   * Runs once an arena's datagrams have all been handed to their sockets (and the lane), before
+   * the rest of the turn: the media node sends the bot batches they filled from here.
+   */
+  afterInbound: (() => void) | undefined;
 
   constructor(Engine: NativeEngineClass, opts: NativeRtpIoOptions = {}) {
     const periodMs = opts.periodMs ?? 20;
@@ -429,21 +434,28 @@ export class NativeRtpIo implements RtpIo {
     try {
       // The previous tick's packets have left: its marks and bot I/O go first.
       if (kinds & EVENT_SENT) this.clock.sent();
-      if (kinds & EVENT_INBOUND) this.#deliver();
+      if (kinds & EVENT_INBOUND) {
+        this.#deliver();
+        if (this.afterInbound) {
+          this.afterInbound();
+          this.arrivalToWrite.written(monoUs32());
+        }
+      }
       if (kinds & EVENT_BEAT) this.clock.beat();
     } finally {
       // The thread posts its next event only after this turn of the loop has served every other
       // socket and timer that was ready (setImmediate runs after the poll phase): events chained
       // back to back by Node's thread-safe function starved them for seconds under load. Scheduled
-      // last, so it runs after every setImmediate the turn's work scheduled (a mux batch's flush):
-      // its time is when the turn's frames have all been written (`arrivalToTurnEnd`).
+      // last, so it runs after every setImmediate the turn's work scheduled: without `afterInbound`
+      // a mux batch's flush is one, and only then are the arena's frames all written.
       setImmediate(this.#turned);
     }
   }
 
   readonly #turned = (): void => {
     if (this.#closed) return;
-    this.arrivalToTurnEnd.turnEnded(monoUs32());
+    // Without afterInbound the arena's frames are all written by now (with it, nothing is left).
+    this.arrivalToWrite.written(monoUs32());
     this.engine.turned();
   };
 
@@ -463,7 +475,7 @@ export class NativeRtpIo implements RtpIo {
       while (off < length) {
         const slot = u32[off >>> 2]!;
         const arrivalUs = u32[(off >>> 2) + 3]!;
-        this.arrivalToTurnEnd.add(arrivalUs);
+        this.arrivalToWrite.add(arrivalUs);
         if (slot === LANE_TAKEN) {
           off += RECORD_HEADER + ((u16[(off + 10) >>> 1]! + 3) & ~3);
           continue;

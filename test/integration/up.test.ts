@@ -20,9 +20,10 @@ describe('botedge up', { timeout: 90000 }, () => {
   it('brings a box up that completes sipp -sn uac_pcap -m 20 -r 5, and Ctrl-C stops all it started', async () => {
     const [sipPort, natsPort, botPort] = [await freePort(), await freePort(), await freePort()];
     up = await startBotedge(['up', '--sip-port', String(sipPort), '--nats-port', String(natsPort), '--bot-port', String(botPort), '--rtp-ports', '34000-34999']);
-    // `ready` is printed by the media node once SIP listens; the banner follows.
+    // `ready` is printed by the media node once SIP listens; the banner follows once the second node
+    // and the proxy are up too — each a Node process that takes ≈ 2 s to start on a slow host hour.
     const banner = () => up!.lines.some((l) => l.includes(`Send SIP calls to 127.0.0.1:${sipPort}`));
-    for (let i = 0; i < 50 && !banner(); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 150 && !banner(); i++) await new Promise((r) => setTimeout(r, 100));
     assert.ok(banner(), `no banner in:\n${up.lines.join('\n')}`);
 
     const r = await runSipp(['-sn', 'uac_pcap', `127.0.0.1:${sipPort}`, '-m', '20', '-r', '5', '-i', '127.0.0.1', '-p', String(await freePort()), '-mp', '48000'], sippWorkdir());

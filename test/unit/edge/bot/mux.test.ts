@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type { AddressInfo } from 'node:net';
-import { MuxBotStream, closeMuxConnections, type MuxStreamOptions } from '../../../../edge/bot/mux.js';
+import { MuxBotStream, MuxConnection, closeMuxConnections, muxCounters, type MuxStreamOptions } from '../../../../edge/bot/mux.js';
 import { NativeProtocol } from '../../../../edge/bot/native-protocol.js';
 import type { BotCommand } from '../../../../edge/bot/protocol.js';
 import { logger } from '../../../../edge/log.js';
@@ -100,6 +100,35 @@ describe('native-mux streams on one shared socket', { timeout: 10000 }, () => {
     assert.deepEqual(stopped, ['caller-hangup']);
     b.sendAudio(Int16Array.from([1]), 0);
     await until(() => hb.audio.length === 2, 2000, 'b still echoes');
+    b.close('caller-hangup');
+    await server.close();
+  });
+
+  it('sends the batches scheduled so far at once when asked (flushScheduled), and the scheduled flush then sends nothing more', async () => {
+    const server = await MuxServer.listen();
+    const got: number[][] = [];
+    server.on('call', (c) => c.on('audio', (pcm) => got.push([...pcm])));
+    const url = `ws://127.0.0.1:${server.port}/m`;
+    const [a, b] = await Promise.all([MuxBotStream.connect(url, proto('FA'), opts('FA', 'nf'), handlers()), MuxBotStream.connect(url, proto('FB'), opts('FB', 'nf'), handlers())]);
+    const conn = [...server.connections][0]!;
+    let binaries = 0;
+    conn.ws.on('message', (_d, isBinary) => isBinary && binaries++);
+    const before = muxCounters.batchesSent;
+    a.sendAudio(Int16Array.from([1, 2]), 0);
+    b.sendAudio(Int16Array.from([3]), 0);
+    assert.equal(muxCounters.batchesSent, before, 'the batch waits for its flush');
+    MuxConnection.flushScheduled();
+    assert.equal(muxCounters.batchesSent, before + 1, 'sent in the same turn, as one message');
+    await new Promise((r) => setImmediate(r));
+    assert.equal(muxCounters.batchesSent, before + 1, 'the scheduled flush found nothing left');
+    await until(() => got.length === 2, 2000, 'both frames at the bot');
+    assert.equal(binaries, 1);
+    assert.deepEqual(got.sort((x, y) => x[0]! - y[0]!), [[1, 2], [3]]);
+    // A frame after it is scheduled afresh.
+    a.sendAudio(Int16Array.from([4]), 0);
+    await until(() => got.length === 3, 2000, 'a later frame');
+    assert.equal(binaries, 2);
+    a.close('caller-hangup');
     b.close('caller-hangup');
     await server.close();
   });

@@ -444,12 +444,12 @@ if (native.kind === 'native') {
       }
     });
 
-    it('times each datagram from its arrival to the end of the turn that handled it, after what the turn scheduled with setImmediate (a mux batch’s flush)', async () => {
+    it('without afterInbound, times each datagram from its arrival to the end of the turn that handled it, after what the turn scheduled with setImmediate (a mux batch’s flush)', async () => {
       const io = createRtpIo('127.0.0.1', 'native') as NativeRtpIo;
       const s = await io.bind('127.0.0.1', 0);
       const p = await peer();
       try {
-        io.arrivalToTurnEnd.summary(true);
+        io.arrivalToWrite.summary(true);
         const flushes: number[] = [];
         let arrival = 0;
         s.onPacket = (_pkt, _ip, _port, arrivalUs) => {
@@ -464,15 +464,87 @@ if (native.kind === 'native') {
         await new Promise((r) => p.sock.send(Buffer.from([1]), s.port, '127.0.0.1', r));
         await until(() => flushes.length === 1);
         await new Promise((r) => setImmediate(r));
-        const t = io.arrivalToTurnEnd.summary(true);
+        const t = io.arrivalToWrite.summary(true);
         const toFlushMs = ((flushes[0]! - arrival) >>> 0) / 1000;
         assert.equal(t.count, 1);
         assert.ok(toFlushMs >= 30, `flushed ${toFlushMs} ms after arrival`);
         assert.ok(t.max >= toFlushMs && t.max < toFlushMs + 20, `turn ended ${t.max} ms after arrival, the flush ${toFlushMs} ms`);
-        assert.equal(io.arrivalToTurnEnd.summary(false).count, 0, 'reset');
+        assert.equal(io.arrivalToWrite.summary(false).count, 0, 'reset');
       } finally {
         s.close();
         p.sock.close();
+        io.close();
+      }
+    });
+
+    it('with afterInbound, times each datagram to the hook’s return (the bots’ batches sent), not to the rest of the turn', async () => {
+      const io = createRtpIo('127.0.0.1', 'native') as NativeRtpIo;
+      const s = await io.bind('127.0.0.1', 0);
+      const p = await peer();
+      try {
+        let arrival = 0;
+        let hookDone = 0;
+        let laterWorkDone = 0;
+        s.onPacket = (_pkt, _ip, _port, arrivalUs) => {
+          arrival = arrivalUs;
+          // Later work of the same turn (the tick of every call, say): 40 ms.
+          setImmediate(() => {
+            const until40 = performance.now() + 40;
+            while (performance.now() < until40) {
+              // spin
+            }
+            laterWorkDone = monoUs32();
+          });
+        };
+        io.afterInbound = () => {
+          const until10 = performance.now() + 10;
+          while (performance.now() < until10) {
+            // the batches' writes
+          }
+          hookDone = monoUs32();
+        };
+        io.arrivalToWrite.summary(true);
+        await new Promise((r) => p.sock.send(Buffer.from([1]), s.port, '127.0.0.1', r));
+        await until(() => laterWorkDone !== 0);
+        await new Promise((r) => setImmediate(r));
+        const t = io.arrivalToWrite.summary(true);
+        const toHook = ((hookDone - arrival) >>> 0) / 1000;
+        const toLater = ((laterWorkDone - arrival) >>> 0) / 1000;
+        assert.equal(t.count, 1);
+        assert.ok(t.max >= toHook && t.max < toLater, `timed ${t.max} ms: the hook returned at ${toHook} ms, the turn's later work at ${toLater} ms`);
+      } finally {
+        s.close();
+        p.sock.close();
+        io.close();
+      }
+    });
+
+    it('while packets keep coming, hands over what each poll read at once: one batch per window, not per two', { timeout: 10000 }, async () => {
+      // A 20 ms window, so the count is plain: 600 ms of steady packets are ≈ 30 polls. Holding a
+      // poll's packets for the next one (the old way) made it ≈ 15 batches.
+      const io = createRtpIo('127.0.0.1', 'native', { batchMs: 20 });
+      const s = await io.bind('127.0.0.1', 0);
+      let got = 0;
+      s.onPacket = () => void got++;
+      const sender = new Worker(
+        `const { createSocket } = require('node:dgram');
+         const { workerData } = require('node:worker_threads');
+         const c = createSocket('udp4');
+         c.connect(workerData.port, '127.0.0.1', () => {
+           const end = Date.now() + 600;
+           const t = setInterval(() => { if (Date.now() > end) { clearInterval(t); c.close(); } else c.send(Buffer.alloc(172)); }, 2);
+         });`,
+        { eval: true, workerData: { port: s.port } },
+      );
+      try {
+        const before = io.stats()['batches']!;
+        await new Promise((r) => sender.once('exit', r));
+        await new Promise((r) => setTimeout(r, 60));
+        const batches = io.stats()['batches']! - before;
+        assert.ok(got > 100, `${got} packets`);
+        assert.ok(batches >= 22, `${batches} batches for ${got} packets over 600 ms`);
+      } finally {
+        s.close();
         io.close();
       }
     });
