@@ -7,11 +7,10 @@
 //
 // Here one thread owns the sockets' readiness (epoll, edge-triggered) and the clock (a timerfd with
 // absolute deadlines):
-//   - Receive: readable sockets are drained with recvmmsg into an arena; while packets keep coming
-//     the thread reads every socket once per batch window (a few ms) and hands what it read to
-//     JavaScript at once, so the event loop wakes a few hundred times a second for the whole node
-//     instead of once per packet. While JavaScript holds one arena the thread fills the other;
-//     when both are full the rest waits in the kernel's socket buffers.
+//   - Receive: readable sockets are drained with recvmmsg into an arena; the arena is handed to
+//     JavaScript once per batch window (a few ms), so the event loop wakes a few hundred times a
+//     second for the whole node instead of once per packet. While JavaScript holds one arena the
+//     thread fills the other; when both are full the rest waits in the kernel's socket buffers.
 //   - Send: at `due - lead` the thread posts a beat; JavaScript builds every call's packet for `due`
 //     and stages it here (copied), then commits. At `due` exactly the thread sends what was
 //     committed, then tells JavaScript the packets have left (marks are reported only then). A
@@ -738,7 +737,6 @@ class Engine {
       }
       int64_t after = NowNs();
       bool got = stats_.received.load(std::memory_order_relaxed) != received_before;
-      const bool polled = polling && after >= poll_at;
       if (!polling) {
         if (got) {
           polling = true;
@@ -753,13 +751,10 @@ class Engine {
           poll_at = -1;
         }
       }
-      if (fill_len_ > 0) {
-        // What a poll read arrived within the last window: it goes to JavaScript now. Holding it for
-        // the next poll doubled the wait of the caller's audio (a 2 ms window: 0–4 ms, 2.3 ms median
-        // from the kernel's stamp to the turn's start at 1,000 calls) for half the hand-overs.
-        if (polled) batch_at = after;
-        else if (batch_at < 0) batch_at = after + batch_ns_;
-      }
+      // An arena goes over one window after its first read, with what the next poll read too:
+      // handing each poll's read over at once took ≈ 1 ms off caller → bot at the median but
+      // nothing off its tail, for 3–7 % more CPU per call (twice the turns; decision 0021).
+      if (fill_len_ > 0 && batch_at < 0) batch_at = after + batch_ns_;
       stats_.wakeups.fetch_add(1, std::memory_order_relaxed);
     }
   }

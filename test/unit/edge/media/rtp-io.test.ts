@@ -519,36 +519,6 @@ if (native.kind === 'native') {
       }
     });
 
-    it('while packets keep coming, hands over what each poll read at once: one batch per window, not per two', { timeout: 10000 }, async () => {
-      // A 20 ms window, so the count is plain: 600 ms of steady packets are ≈ 30 polls. Holding a
-      // poll's packets for the next one (the old way) made it ≈ 15 batches.
-      const io = createRtpIo('127.0.0.1', 'native', { batchMs: 20 });
-      const s = await io.bind('127.0.0.1', 0);
-      let got = 0;
-      s.onPacket = () => void got++;
-      const sender = new Worker(
-        `const { createSocket } = require('node:dgram');
-         const { workerData } = require('node:worker_threads');
-         const c = createSocket('udp4');
-         c.connect(workerData.port, '127.0.0.1', () => {
-           const end = Date.now() + 600;
-           const t = setInterval(() => { if (Date.now() > end) { clearInterval(t); c.close(); } else c.send(Buffer.alloc(172)); }, 2);
-         });`,
-        { eval: true, workerData: { port: s.port } },
-      );
-      try {
-        const before = io.stats()['batches']!;
-        await new Promise((r) => sender.once('exit', r));
-        await new Promise((r) => setTimeout(r, 60));
-        const batches = io.stats()['batches']! - before;
-        assert.ok(got > 100, `${got} packets`);
-        assert.ok(batches >= 22, `${batches} batches for ${got} packets over 600 ms`);
-      } finally {
-        s.close();
-        io.close();
-      }
-    });
-
     it('tells a beat when its staged packets leave (dueUs), and sends none of them before it', async () => {
       // The load generator's pacing: a 5 ms clock whose packets are stamped with their due time.
       const io = createRtpIo('127.0.0.1', 'native', { periodMs: 5, maxLeadMs: 4 }) as NativeRtpIo;
