@@ -220,6 +220,12 @@ describe('npm run bench', () => {
       const sh = details.steps[0]!.sharded!;
       assert.equal(sh.per_shard.length, 2);
       for (const s of sh.per_shard) assert.ok((s.calls ?? 0) > 0, `every shard took calls: ${JSON.stringify(sh.per_shard)}`);
+      // Both nodes' own caller → bot, merged: every caller frame the generator sent in the window
+      // crossed one of them (their window is half a second longer, and counts the pauses' packets).
+      const inNodes = result['node_caller_to_bot_ms'] as Record<string, number>;
+      const sent = (details.steps[0] as unknown as { frames: { sent: number } }).frames.sent;
+      assert.ok(inNodes['count']! >= sent && sent > 0, `node_caller_to_bot_ms.count ${inNodes['count']} against ${sent} frames sent`);
+      assert.ok(inNodes['max']! >= inNodes['p99']! && inNodes['p99']! >= inNodes['p50']!, JSON.stringify(inNodes));
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');
       rmSync(out2, { recursive: true, force: true });
