@@ -632,7 +632,7 @@ async function main(): Promise<void> {
   const sockets = argChoice('--sockets', ['shared', 'per-call']);
   let rcvbufKb: number | undefined;
   // No receive lane: it serves a media node's calls, and here it would only walk every batch.
-  rtpIo = createRtpIo(HOST, io === 'auto' ? undefined : io, { batchMs: RECV_BATCH_MS, periodMs: PACED_SLOT_MS, maxLeadMs: PACED_MAX_LEAD_MS, rxLane: false });
+  rtpIo = createRtpIo(HOST, io === 'auto' ? undefined : io, { batchMs: RECV_BATCH_MS, periodMs: PACED_SLOT_MS, maxLeadMs: PACED_MAX_LEAD_MS, rxLane: false, timeWrites: false });
   pacing = pacingArg === 'io' && rtpIo instanceof NativeRtpIo ? 'io' : 'timer';
   if (sockets === 'shared') {
     const socket = await rtpIo.bind(HOST, 0);

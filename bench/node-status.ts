@@ -40,8 +40,8 @@ export interface NodeWindow {
   /** Worst over the nodes, for the window that just ended. */
   loopDelay: LoopDelay | undefined;
   /**
-   * Each caller datagram's kernel arrival → the end of the node's event-loop turn that wrote its
-   * frame to the bot's socket: worst p50/p99/max over the nodes, counts summed. Absent on `dgram`.
+   * Each caller datagram's kernel arrival → its frames written to the bots' sockets: worst
+   * p50/p99/max over the nodes, counts summed. Absent on `dgram`.
    */
   arrivalToWrite: NodeWriteLatency | undefined;
   rtp: RtpSends | undefined;
@@ -62,11 +62,11 @@ export async function readNodeWindow(nc: NatsConnection, nodeIds: string[]): Pro
   );
   const got = replies.filter((r): r is Reply => r !== undefined);
   const delays = got.map((r) => r.eventLoopDelayMs);
-  const turns = got.map((r) => r.arrivalToBotWriteMs).filter((t): t is NodeWriteLatency => t !== undefined);
+  const writes = got.map((r) => r.arrivalToBotWriteMs).filter((t): t is NodeWriteLatency => t !== undefined);
   const io = got.map((r) => r.rtpIo).filter((r) => r?.sent !== undefined && r.sentNow !== undefined);
   return {
     loopDelay: delays.length === 0 ? undefined : worst(delays),
-    arrivalToWrite: turns.length === 0 ? undefined : { ...worst(turns), count: turns.reduce((n, t) => n + t.count, 0) },
+    arrivalToWrite: writes.length === 0 ? undefined : { ...worst(writes), count: writes.reduce((n, t) => n + t.count, 0) },
     rtp:
       io.length === 0
         ? undefined

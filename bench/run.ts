@@ -244,9 +244,9 @@ export interface StepResult {
   event_loop_delay_ms?: LoopDelay;
   /**
    * Native RTP I/O: the node's own part of caller → bot, ms — each caller datagram from the
-   * kernel's arrival stamp to the end of the node's event-loop turn that wrote its frame to the
-   * bot's socket (edge/media/write-latency.ts), over the node's window (from its reads 500 ms
-   * before the latency window to the window's end); worst node when sharded.
+   * kernel's arrival stamp to its frames written to the bots' sockets (edge/media/write-latency.ts),
+   * over the node's window (from its reads 500 ms before the latency window to the window's end);
+   * worst node when sharded.
    */
   node_caller_to_bot_ms?: NodeWriteLatency;
   /**

@@ -1,7 +1,7 @@
 /**
  * A latency histogram: fixed 10 µs buckets up to 2 s plus an overflow bucket, exact max.
  * Recording is one array increment (no allocation), so the load generator and the bot can record
- * every frame, and the media node every datagram (media/turn-latency.ts); histograms cross process
+ * every frame, and the media node every datagram (media/write-latency.ts); histograms cross process
  * boundaries as sparse [bucket, count] pairs and merge by addition.
  */
 export const BUCKET_US = 10;

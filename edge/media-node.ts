@@ -217,7 +217,7 @@ export class MediaNode {
     const now = performance.now();
     const windowMs = Math.round(now - this.#loopDelaySince);
     const eventLoopDelayMs: EventLoopDelay = { ...summarizeLoopDelay(this.#loopDelay, LOOP_DELAY_RESOLUTION_MS), windowMs };
-    const turn = this.rtpIo.arrivalToWrite?.summary(reset);
+    const toWrite = this.rtpIo.arrivalToWrite?.summary(reset);
     if (reset) {
       this.#loopDelay.reset();
       this.#loopDelaySince = now;
@@ -229,7 +229,7 @@ export class MediaNode {
       callsTotal: this.callsTotal,
       draining: this.#draining,
       eventLoopDelayMs,
-      ...(turn ? { arrivalToBotWriteMs: { ...turn, windowMs } } : {}),
+      ...(toWrite ? { arrivalToBotWriteMs: { ...toWrite, windowMs } } : {}),
       // The answered calls' QoS so far: how callers' audio is arriving right now, node-wide.
       qos: summarizeQos(await this.#qosSoFar()),
       rtpIo: { backend: this.rtpIo.kind, ...this.rtpIo.stats() },

@@ -70,17 +70,13 @@ constexpr int kEventInbound = 1;
 constexpr int kEventBeat = 2;
 constexpr int kEventSent = 4;
 
-int64_t NowNs() {
+int64_t ClockNs(clockid_t clock) {
   timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  clock_gettime(clock, &ts);
   return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
 }
 
-int64_t RealtimeNs() {
-  timespec ts;
-  clock_gettime(CLOCK_REALTIME, &ts);
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000LL + ts.tv_nsec;
-}
+int64_t NowNs() { return ClockNs(CLOCK_MONOTONIC); }
 
 // When the kernel queued a datagram to its socket (SO_TIMESTAMPNS), on CLOCK_MONOTONIC; the time it
 // was read (`read_ns`) when the message carries no stamp. Never later than the read: a step of the
@@ -520,10 +516,9 @@ class Engine {
         if (n <= 0) return true;  // EAGAIN (drained) or an error to ignore, as dgram does
         const int64_t read_ns = NowNs();
         // The kernel's stamps are CLOCK_REALTIME; the records' clock is CLOCK_MONOTONIC.
-        const int64_t realtime_ahead_ns = RealtimeNs() - read_ns;
+        const int64_t realtime_ahead_ns = ClockNs(CLOCK_REALTIME) - read_ns;
         uint64_t source = s.source.load(std::memory_order_relaxed);
         for (int i = 0; i < n; i++) {
-          const uint32_t arrival_us = static_cast<uint32_t>(static_cast<uint64_t>(KernelArrivalNs(msgs[i].msg_hdr, realtime_ahead_ns, read_ns)) / 1000);
           size_t len = msgs[i].msg_len;
           if ((msgs[i].msg_hdr.msg_flags & MSG_TRUNC) != 0 || len > kMaxPacket) continue;
           uint32_t ip = ntohl(addrs[i].sin_addr.s_addr);
@@ -539,6 +534,7 @@ class Engine {
           }
           uint8_t* rec = arenas_[fill_].data() + fill_len_;
           uint16_t l16 = static_cast<uint16_t>(len);
+          const uint32_t arrival_us = static_cast<uint32_t>(static_cast<uint64_t>(KernelArrivalNs(msgs[i].msg_hdr, realtime_ahead_ns, read_ns)) / 1000);
           memcpy(rec, &slot, 4);
           memcpy(rec + 4, &ip, 4);
           memcpy(rec + 8, &port, 2);

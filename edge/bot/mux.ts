@@ -42,7 +42,7 @@ type Audio = { pcm: Int16Array; atMs: number };
 const NO_SAMPLES = new Int16Array(0);
 
 const pool = new Map<string, MuxConnection | Promise<MuxConnection>>();
-/** Connections whose batch has frames and a flush scheduled (MuxConnection.flushScheduled). */
+/** Connections with a flush scheduled (setImmediate), until it runs or flushScheduled() sends it. */
 const scheduled = new Set<MuxConnection>();
 
 /** Counters of every connection this process opened (for tests and status). */
@@ -58,7 +58,6 @@ export class MuxConnection {
   readonly #badSeen = new Set<string>();
   #nextId = 1;
   #closed = false;
-  #flushScheduled = false;
   #pingSentAt = 0;
   #awaitingPongSince = 0;
   #maintainedAt = -Infinity;
@@ -70,10 +69,8 @@ export class MuxConnection {
   badInput = 0;
   batchesSent = 0;
   readonly #flushNow = () => {
-    if (!this.#flushScheduled) return; // sent already, by flushScheduled()
-    this.#flushScheduled = false;
-    scheduled.delete(this);
-    this.flush();
+    // Not there: sent already, by flushScheduled().
+    if (scheduled.delete(this)) this.flush();
   };
 
   /**
@@ -206,8 +203,7 @@ export class MuxConnection {
   }
 
   #scheduleFlush(): void {
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
+    if (!scheduled.has(this)) {
       scheduled.add(this);
       // Everything that becomes ready in this turn of the event loop (every RTP packet read in one
       // poll phase, every tick's events) goes out in one message; setImmediate adds no delay.

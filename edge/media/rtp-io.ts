@@ -349,6 +349,8 @@ export interface NativeRtpIoOptions {
   rxLane?: boolean;
   /** Let the lane play out the plain calls' frames at each tick (its send half). Default true, unless BOTEDGE_TX_LANE=0. */
   txLane?: boolean;
+  /** Time each datagram to its frames' write (`arrivalToWrite`). Default true. */
+  timeWrites?: boolean;
 }
 
 export class NativeRtpIo implements RtpIo {
@@ -367,8 +369,11 @@ export class NativeRtpIo implements RtpIo {
   readonly laneUnavailable: string | undefined;
   /** Whether the lane's tick (its send half) runs. */
   readonly txLane: boolean;
-  /** Each datagram's kernel arrival → its arena's frames all written to their bots (write-latency.ts). */
-  readonly arrivalToWrite = new WriteLatency();
+  /**
+   * Each datagram's kernel arrival → its arena's frames all written to their bots (write-latency.ts);
+   * absent when not asked for (`timeWrites: false`: the load generator has no bots).
+   */
+  readonly arrivalToWrite: WriteLatency | undefined;
   /**
    * Runs once an arena's datagrams have all been handed to their sockets (and the lane), before
    * the rest of the turn: the media node sends the bot batches they filled from here.
@@ -380,6 +385,7 @@ export class NativeRtpIo implements RtpIo {
     const leadMs = opts.leadMs ?? 2;
     this.engine = new Engine((kinds) => this.#onEvent(kinds), periodMs, leadMs, opts.batchMs ?? 2, opts.arenaBytes ?? 1 << 20);
     this.clock = new NativeClock(this.engine, periodMs, leadMs, opts.maxLeadMs);
+    this.arrivalToWrite = opts.timeWrites === false ? undefined : new WriteLatency();
     const a0 = this.engine.arena(0);
     const a1 = this.engine.arena(1);
     const Lane = opts.rxLane === false ? new Error('receive lane not asked for') : loadRxLane();
@@ -438,7 +444,7 @@ export class NativeRtpIo implements RtpIo {
         this.#deliver();
         if (this.afterInbound) {
           this.afterInbound();
-          this.arrivalToWrite.written(monoUs32());
+          this.arrivalToWrite?.written(monoUs32());
         }
       }
       if (kinds & EVENT_BEAT) this.clock.beat();
@@ -455,7 +461,7 @@ export class NativeRtpIo implements RtpIo {
   readonly #turned = (): void => {
     if (this.#closed) return;
     // Without afterInbound the arena's frames are all written by now (with it, nothing is left).
-    this.arrivalToWrite.written(monoUs32());
+    this.arrivalToWrite?.written(monoUs32());
     this.engine.turned();
   };
 
@@ -468,6 +474,7 @@ export class NativeRtpIo implements RtpIo {
     const u8 = this.#u8[index];
     const u16 = this.#u16[index];
     const u32 = this.#u32[index];
+    const timed = this.arrivalToWrite;
     try {
       // The lane first: what it takes is marked, and the loop below steps over it.
       this.lane?.run(index, length);
@@ -475,7 +482,7 @@ export class NativeRtpIo implements RtpIo {
       while (off < length) {
         const slot = u32[off >>> 2]!;
         const arrivalUs = u32[(off >>> 2) + 3]!;
-        this.arrivalToWrite.add(arrivalUs);
+        timed?.add(arrivalUs);
         if (slot === LANE_TAKEN) {
           off += RECORD_HEADER + ((u16[(off + 10) >>> 1]! + 3) & ~3);
           continue;

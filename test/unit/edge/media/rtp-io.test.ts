@@ -8,6 +8,7 @@ import { createRtpIo, DgramRtpIo, NativeRtpIo, type RtpIo } from '../../../../ed
 import { ipv4ToU32, u32ToIpv4, type RtpSocket } from '../../../../edge/media/rtp-socket.js';
 import { monoUs32 } from '../../../../edge/media/mono-clock.js';
 import { StagedRecords } from '../../../../edge/media/staged-records.js';
+import type { WriteLatencySummary } from '../../../../edge/media/write-latency.js';
 
 const LOCAL = ipv4ToU32('127.0.0.1')!;
 
@@ -444,77 +445,87 @@ if (native.kind === 'native') {
       }
     });
 
-    it('without afterInbound, times each datagram from its arrival to the end of the turn that handled it, after what the turn scheduled with setImmediate (a mux batch’s flush)', async () => {
+    /**
+     * One datagram through a fresh native backend: `setup` installs the handler (and the hook),
+     * `done` says when the turn's work has run; returns the write-latency window and the arrival.
+     */
+    async function timeOneDatagram(setup: (io: NativeRtpIo, s: RtpSocket, arrived: (us: number) => void) => void, done: () => boolean): Promise<{ t: WriteLatencySummary; arrival: number; io: NativeRtpIo }> {
       const io = createRtpIo('127.0.0.1', 'native') as NativeRtpIo;
       const s = await io.bind('127.0.0.1', 0);
       const p = await peer();
       try {
-        io.arrivalToWrite.summary(true);
-        const flushes: number[] = [];
         let arrival = 0;
-        s.onPacket = (_pkt, _ip, _port, arrivalUs) => {
-          arrival = arrivalUs;
-          // The handler's work holds the turn 30 ms, then schedules its flush, as a mux batch does.
-          const until30 = performance.now() + 30;
-          while (performance.now() < until30) {
-            // spin
-          }
-          setImmediate(() => flushes.push(monoUs32()));
-        };
+        setup(io, s, (us) => (arrival = us));
+        io.arrivalToWrite!.summary(true);
         await new Promise((r) => p.sock.send(Buffer.from([1]), s.port, '127.0.0.1', r));
-        await until(() => flushes.length === 1);
+        await until(done);
         await new Promise((r) => setImmediate(r));
-        const t = io.arrivalToWrite.summary(true);
-        const toFlushMs = ((flushes[0]! - arrival) >>> 0) / 1000;
-        assert.equal(t.count, 1);
-        assert.ok(toFlushMs >= 30, `flushed ${toFlushMs} ms after arrival`);
-        assert.ok(t.max >= toFlushMs && t.max < toFlushMs + 20, `turn ended ${t.max} ms after arrival, the flush ${toFlushMs} ms`);
-        assert.equal(io.arrivalToWrite.summary(false).count, 0, 'reset');
+        return { t: io.arrivalToWrite!.summary(true), arrival, io };
       } finally {
         s.close();
         p.sock.close();
         io.close();
       }
+    }
+
+    const spin = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end) {
+        // busy
+      }
+    };
+
+    it('without afterInbound, times each datagram from its arrival to the end of the turn that handled it, after what the turn scheduled with setImmediate (a mux batch’s flush)', async () => {
+      const flushes: number[] = [];
+      const { t, arrival, io } = await timeOneDatagram(
+        (_io, s, arrived) => {
+          s.onPacket = (_pkt, _ip, _port, arrivalUs) => {
+            arrived(arrivalUs);
+            // The handler's work holds the turn 30 ms, then schedules its flush, as a mux batch does.
+            spin(30);
+            setImmediate(() => flushes.push(monoUs32()));
+          };
+        },
+        () => flushes.length === 1,
+      );
+      const toFlushMs = ((flushes[0]! - arrival) >>> 0) / 1000;
+      assert.equal(t.count, 1);
+      assert.ok(toFlushMs >= 30, `flushed ${toFlushMs} ms after arrival`);
+      assert.ok(t.max >= toFlushMs && t.max < toFlushMs + 20, `turn ended ${t.max} ms after arrival, the flush ${toFlushMs} ms`);
+      assert.equal(io.arrivalToWrite!.summary(false).count, 0, 'reset');
     });
 
     it('with afterInbound, times each datagram to the hook’s return (the bots’ batches sent), not to the rest of the turn', async () => {
-      const io = createRtpIo('127.0.0.1', 'native') as NativeRtpIo;
-      const s = await io.bind('127.0.0.1', 0);
-      const p = await peer();
+      let hookDone = 0;
+      let laterWorkDone = 0;
+      const { t, arrival } = await timeOneDatagram(
+        (io, s, arrived) => {
+          s.onPacket = (_pkt, _ip, _port, arrivalUs) => {
+            arrived(arrivalUs);
+            // Later work of the same turn (the tick of every call, say): 40 ms.
+            setImmediate(() => {
+              spin(40);
+              laterWorkDone = monoUs32();
+            });
+          };
+          io.afterInbound = () => {
+            spin(10); // the batches' writes
+            hookDone = monoUs32();
+          };
+        },
+        () => laterWorkDone !== 0,
+      );
+      const toHook = ((hookDone - arrival) >>> 0) / 1000;
+      const toLater = ((laterWorkDone - arrival) >>> 0) / 1000;
+      assert.equal(t.count, 1);
+      assert.ok(t.max >= toHook && t.max < toLater, `timed ${t.max} ms: the hook returned at ${toHook} ms, the turn's later work at ${toLater} ms`);
+    });
+
+    it('does not time writes when not asked to (the load generator)', async () => {
+      const io = createRtpIo('127.0.0.1', 'native', { timeWrites: false }) as NativeRtpIo;
       try {
-        let arrival = 0;
-        let hookDone = 0;
-        let laterWorkDone = 0;
-        s.onPacket = (_pkt, _ip, _port, arrivalUs) => {
-          arrival = arrivalUs;
-          // Later work of the same turn (the tick of every call, say): 40 ms.
-          setImmediate(() => {
-            const until40 = performance.now() + 40;
-            while (performance.now() < until40) {
-              // spin
-            }
-            laterWorkDone = monoUs32();
-          });
-        };
-        io.afterInbound = () => {
-          const until10 = performance.now() + 10;
-          while (performance.now() < until10) {
-            // the batches' writes
-          }
-          hookDone = monoUs32();
-        };
-        io.arrivalToWrite.summary(true);
-        await new Promise((r) => p.sock.send(Buffer.from([1]), s.port, '127.0.0.1', r));
-        await until(() => laterWorkDone !== 0);
-        await new Promise((r) => setImmediate(r));
-        const t = io.arrivalToWrite.summary(true);
-        const toHook = ((hookDone - arrival) >>> 0) / 1000;
-        const toLater = ((laterWorkDone - arrival) >>> 0) / 1000;
-        assert.equal(t.count, 1);
-        assert.ok(t.max >= toHook && t.max < toLater, `timed ${t.max} ms: the hook returned at ${toHook} ms, the turn's later work at ${toLater} ms`);
+        assert.equal(io.arrivalToWrite, undefined);
       } finally {
-        s.close();
-        p.sock.close();
         io.close();
       }
     });
