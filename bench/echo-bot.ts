@@ -2,7 +2,7 @@
  * The benchmark's instrumented echo bot, run as its own process (it stands in for the AI bot, which
  * is not the system under test). It does what `botedge echo-bot` does — returns every binary frame
  * — and on the way measures the caller → bot direction: for each marked frame it records the time
- * from the caller's send stamp to its arrival here, then stamps its own send time into the frame so
+ * from the caller's send stamp to its arrival here (the read of its WebSocket message), then stamps its own send time into the frame so
  * the load generator can measure bot → caller.
  *
  * Driven by its parent over the IPC channel (child_process.fork): `window` sets the measurement
@@ -83,8 +83,16 @@ new PerformanceObserver((list) => {
 function serveMux(call: MuxCall): void {
   starts++;
   const mark: FrameMark = { tag: 0, seq: 0, callerUs: 0, botUs: 0 };
-  call.on('audio', (pcm) => echoFrame(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength), mark, (b) => call.sendAudio(b)));
+  call.on('audio', (pcm) => echoFrame(Buffer.from(pcm.buffer, pcm.byteOffset, pcm.byteLength), mark, (b) => call.sendAudio(b), messageUs));
 }
+
+/**
+ * When the message being dispatched was read: a mux message carries a hundred calls' frames or
+ * more, all of them there at once, and the SDK hands them to their calls one after the other. Each
+ * frame's arrival is the message's, not the moment this bot got round to it after echoing the
+ * frames before it (its own work: up to a millisecond and more on the harness's busy core).
+ */
+let messageUs = 0;
 
 function serve(ws: WebSocket): void {
   connections++;
@@ -92,6 +100,10 @@ function serve(ws: WebSocket): void {
   ws.on('close', () => open--);
   ws.on('error', () => undefined);
   if (ws.protocol !== '') {
+    // Registered before the SDK's listener, so it runs first.
+    ws.on('message', () => {
+      messageUs = monoUs32();
+    });
     acceptMux(ws).on('call', serveMux);
     return;
   }
@@ -148,8 +160,8 @@ function echoToneFrame(buf: Buffer, now: number, send: (b: Buffer) => void): boo
   return true;
 }
 
-function echoFrame(buf: Buffer, mark: FrameMark, send: (b: Buffer) => void): void {
-  const now = monoUs32();
+/** `now`: when the frame's message was read (a per-call bot's message is one frame). */
+function echoFrame(buf: Buffer, mark: FrameMark, send: (b: Buffer) => void, now = monoUs32()): void {
   framesTotal++;
   bytesTotal += buf.length;
   if (toneMarks ? echoToneFrame(buf, now, send) : echoByteFrame(buf, now, mark, send)) return;
