@@ -76,10 +76,14 @@ export function readRecords(msg: Buffer, visit: (stream: number, bytes: Buffer) 
  * from the last message, so the hot path allocates once per message, not once per frame.
  *
  * `reuse: true` keeps one buffer for every message: `take()` returns a view of it that is valid only
- * until the next `add()`. Only for a consumer that copies synchronously — a WebSocket *client*
- * without compression: `ws` masks every client frame into a new buffer as it sends (RFC 6455 §5.3),
- * so the view is free again once `send()` returns. That saves one allocation of the whole batch
- * per message, which is garbage the edge's GC would otherwise chase (docs/benchmarks/capacity.md).
+ * until the next `add()`. Only for a consumer that is done with it when its call returns — a
+ * WebSocket *client* without compression: `ws` masks every client frame into a new buffer as it
+ * sends (RFC 6455 §5.3); the edge's mux connection masks in place and writes at once, and calls
+ * `renew()` when the socket kept the buffer. That saves one allocation of the whole batch per
+ * message, which is garbage the edge's GC would otherwise chase (docs/benchmarks/capacity.md).
+ *
+ * `headroom`: bytes kept free in front of every message, so a sender can put its frame header there
+ * and write header and message from one buffer (edge/bot/masked-frames.ts).
  */
 export class RecordWriter {
   #buf: Buffer | undefined;
@@ -90,6 +94,7 @@ export class RecordWriter {
   constructor(
     initialBytes = 16 * 1024,
     private readonly reuse = false,
+    private readonly headroom = 0,
   ) {
     this.#next = initialBytes;
   }
@@ -105,16 +110,18 @@ export class RecordWriter {
   /** Appends one record; `pcm` may be samples or their bytes. */
   add(stream: number, pcm: Int16Array | Uint8Array): void {
     const n = pcm.byteLength;
+    const room = this.headroom;
     const need = this.#len + RECORD_HEADER_BYTES + n;
     let buf = this.#buf;
-    if (!buf || buf.length < need) {
-      const grown = Buffer.allocUnsafe(Math.max(need, this.#next, buf ? buf.length * 2 : 0));
-      if (buf) buf.copy(grown, 0, 0, this.#len);
+    if (!buf || buf.length < room + need) {
+      const grown = Buffer.allocUnsafe(room + Math.max(need, this.#next, buf ? (buf.length - room) * 2 : 0));
+      if (buf) buf.copy(grown, room, room, room + this.#len);
       this.#buf = buf = grown;
     }
-    buf.writeUInt32LE(stream >>> 0, this.#len);
-    buf.writeUInt32LE(n, this.#len + 4);
-    buf.set(pcm instanceof Uint8Array ? pcm : new Uint8Array(pcm.buffer, pcm.byteOffset, n), this.#len + RECORD_HEADER_BYTES);
+    const at = room + this.#len;
+    buf.writeUInt32LE(stream >>> 0, at);
+    buf.writeUInt32LE(n, at + 4);
+    buf.set(pcm instanceof Uint8Array ? pcm : new Uint8Array(pcm.buffer, pcm.byteOffset, n), at + RECORD_HEADER_BYTES);
     this.#len = need;
     this.#records++;
   }
@@ -123,13 +130,18 @@ export class RecordWriter {
   take(): Buffer | undefined {
     const buf = this.#buf;
     if (!buf || this.#len === 0) return undefined;
-    const out = buf.subarray(0, this.#len);
+    const out = buf.subarray(this.headroom, this.headroom + this.#len);
     // Room for a little growth without a copy next time.
     this.#next = Math.max(1024, Math.ceil(this.#len * 1.25));
     if (!this.reuse) this.#buf = undefined;
     this.#len = 0;
     this.#records = 0;
     return out;
+  }
+
+  /** With `reuse`: the last message's buffer is still someone's (a socket kept it); start a new one. */
+  renew(): void {
+    this.#buf = undefined;
   }
 }
 

@@ -4,6 +4,7 @@ import { MUX_SUBPROTOCOL, RecordWriter, readRecords, samplesOf, tagJson } from '
 import { logOnce, type Logger } from '../log.js';
 import { LANE_TAKEN, type LaneOutput, type RxLaneHost } from '../media/rx-lane.js';
 import { BotUnreachableError, type BotStreamHandlers, type BotStreamOptions } from './bot-stream.js';
+import { MASKED_HEADROOM, writeMaskedBinary, type FrameSocket } from './masked-frames.js';
 import { BotControlSchema, DEFAULT_DTMF_MS } from './native-protocol.js';
 import { jsonObject, type BotCommand, type BotProtocol, type EdgeEvent } from './protocol.js';
 import { SendQueue } from './send-queue.js';
@@ -13,7 +14,9 @@ import { signConnect } from './signing.js';
  * The `native-mux` bot transport (docs/bot-protocols.md#native-mux, decision 0005): every call of
  * this node to one bot URL is a "stream" on one shared WebSocket. Caller frames of all streams that
  * are ready in one turn of the event loop leave as ONE binary message (8-byte header per frame), so
- * framing, masking and the write syscall are paid once per batch instead of once per call.
+ * framing, masking and the write syscall are paid once per batch instead of once per call. The
+ * connection writes its batches itself, masked where they were built (edge/bot/masked-frames.ts):
+ * `ws.send` would copy each into a new buffer to mask it.
  *
  * `MuxBotStream` is what a call holds: the same surface as `BotStream` (sendAudio, send, pump,
  * close), so `InboundCall` needs no other change. `MuxConnection` owns the socket, the batch, the
@@ -46,15 +49,27 @@ const pool = new Map<string, MuxConnection | Promise<MuxConnection>>();
 const scheduled = new Set<MuxConnection>();
 
 /** Counters of every connection this process opened (for tests and status). */
-export const muxCounters = { connections: 0, batchesSent: 0, framesSent: 0, badInput: 0 };
+export const muxCounters = { connections: 0, batchesSent: 0, framesSent: 0, badInput: 0, batchesKept: 0 };
+
+/**
+ * Batches are masked in place and written by the connection itself (edge/bot/masked-frames.ts,
+ * decision 0022); `BOTEDGE_MUX_DIRECT=0` leaves them to `ws.send` (for comparison, or should it
+ * misbehave). Read when a connection opens.
+ */
+const directWrites = (): boolean => process.env['BOTEDGE_MUX_DIRECT'] !== '0';
 
 export class MuxConnection {
   readonly streams = new Map<number, MuxBotStream>();
   /**
-   * One batch buffer for the connection's life: the client-side `ws` masks (copies) as it sends.
-   * In the receive lane when the node has one, which adds caller frames to it as well.
+   * One batch buffer, reused while every batch is written at once; in the receive lane when the
+   * node has one, which adds caller frames to it as well. With direct writes it keeps room in front
+   * of the batch for the frame's header.
    */
   readonly #writer: RecordWriter | LaneOutput;
+  /** The socket direct writes go to, from the open on; undefined: batches go through `ws.send`. */
+  #socket: FrameSocket | undefined;
+  /** Whether batches are to be written directly (the writer keeps room for the header). */
+  readonly #direct = directWrites();
   readonly #badSeen = new Set<string>();
   #nextId = 1;
   #closed = false;
@@ -90,12 +105,25 @@ export class MuxConnection {
     private readonly opts: MuxStreamOptions,
     readonly log: Logger,
   ) {
+    const headroom = this.#direct ? MASKED_HEADROOM : 0;
     this.#writer = opts.lane
       ? opts.lane.openOutput(
           () => this.usable && this.canSend() && this.#backlogged.size === 0,
           () => this.#scheduleFlush(),
+          headroom,
         )
-      : new RecordWriter(16 * 1024, true);
+      : new RecordWriter(16 * 1024, true, headroom);
+  }
+
+  /** Once open: `ws` (8.x) keeps its socket in `_socket`; without one, batches use ws.send. */
+  #takeSocket(): void {
+    const socket = (this.ws as unknown as { _socket?: FrameSocket | null })._socket;
+    if (this.#direct && socket && typeof socket.write === 'function') this.#socket = socket;
+  }
+
+  /** Whether batches are written directly (masked in place) rather than by `ws.send`. */
+  get writesDirect(): boolean {
+    return this.#socket !== undefined;
   }
 
   /** Where the receive lane may add a stream's caller frames: this connection's batch in it. */
@@ -146,6 +174,7 @@ export class MuxConnection {
           return;
         }
         opened = true;
+        conn.#takeSocket();
         muxCounters.connections++;
         log.info('mux connection open');
         resolve(conn);
@@ -225,7 +254,13 @@ export class MuxConnection {
     this.batchesSent++;
     muxCounters.batchesSent++;
     muxCounters.framesSent += n;
-    this.ws.send(msg, { binary: true });
+    if (!this.#socket) {
+      this.ws.send(msg, { binary: true });
+    } else if (writeMaskedBinary(this.#socket, msg)) {
+      // The socket holds the batch until it is written: the next one goes into a new buffer.
+      this.#writer.renew();
+      muxCounters.batchesKept++;
+    }
   }
 
   /** Sends the batch, then what backlogged streams can send now. */

@@ -337,9 +337,9 @@ export class RxLaneHost {
    * A batch for a mux connection: `ready()` says whether the connection takes frames now (open,
    * under its send allowance, no stream with a backlog), `onPending()` schedules its flush.
    */
-  openOutput(ready: () => boolean, onPending: () => void): LaneOutput {
+  openOutput(ready: () => boolean, onPending: () => void, headroom = 0): LaneOutput {
     const index = this.#native.openOutput();
-    const out = new LaneOutput(this, this.#native, this.#pending, index, ready, onPending);
+    const out = new LaneOutput(this, this.#native, this.#pending, index, ready, onPending, headroom);
     this.#outputs.set(index, out);
     return out;
   }
@@ -357,9 +357,9 @@ export class RxLaneHost {
  * and the lane leaves a packet to JavaScript rather than overrun it.
  */
 export class LaneOutput {
-  #buf = LaneOutput.#alloc(64 * 1024);
-  /** The buffer as 16-bit samples (records' samples start at even offsets). */
-  #samples = new Int16Array(this.#buf.buffer, 0, this.#buf.length >>> 1);
+  #buf: Buffer;
+  /** The batch's part of the buffer as 16-bit samples (records' samples start at even offsets). */
+  #samples: Int16Array;
   #closed = false;
 
   /** A buffer of its own at offset 0 (not a pool slice), so its samples are 16-bit aligned. */
@@ -375,8 +375,18 @@ export class LaneOutput {
     readonly index: number,
     readonly ready: () => boolean,
     readonly onPending: () => void,
+    /** Bytes kept free in front of the batch, for a frame header (RecordWriter's `headroom`); even. */
+    readonly headroom = 0,
   ) {
-    native.setBuffer(index, this.#buf);
+    this.#buf = LaneOutput.#alloc(headroom + 64 * 1024);
+    this.#samples = this.#lend();
+  }
+
+  /** Lends the buffer past the headroom to the lane; its samples view. */
+  #lend(): Int16Array {
+    const batch = this.#buf.subarray(this.headroom);
+    this.native.setBuffer(this.index, batch);
+    return new Int16Array(batch.buffer, batch.byteOffset, batch.length >>> 1);
   }
 
   get records(): number {
@@ -389,7 +399,7 @@ export class LaneOutput {
   }
 
   get capacity(): number {
-    return this.#buf.length;
+    return this.#buf.length - this.headroom;
   }
 
   /** The whole buffer as samples: a record's samples from (its offset + 8) / 2. */
@@ -401,16 +411,22 @@ export class LaneOutput {
     if (this.#closed) return;
     const native = this.native;
     if (native.append(this.index, stream, pcm)) return;
-    this.grow(this.#buf.length + 8 + pcm.byteLength);
+    this.grow(this.capacity + 8 + pcm.byteLength);
     native.append(this.index, stream, pcm);
   }
 
   /** A buffer twice the size (at least `atLeast` bytes); what the batch holds is kept. */
   grow(atLeast = 0): void {
     if (this.#closed) return;
-    this.#buf = LaneOutput.#alloc(Math.max(2 * this.#buf.length, atLeast));
-    this.#samples = new Int16Array(this.#buf.buffer, 0, this.#buf.length >>> 1);
-    this.native.setBuffer(this.index, this.#buf);
+    this.#buf = LaneOutput.#alloc(this.headroom + Math.max(2 * this.capacity, atLeast));
+    this.#samples = this.#lend();
+  }
+
+  /** The last batch's buffer is still someone's (a socket kept it): a new one of the same size. */
+  renew(): void {
+    if (this.#closed) return;
+    this.#buf = LaneOutput.#alloc(this.#buf.length);
+    this.#samples = this.#lend();
   }
 
   /**
@@ -436,11 +452,12 @@ export class LaneOutput {
 
   /**
    * The batch so far, or undefined when empty; a view of the buffer, valid until the next frame is
-   * added (the WebSocket client copies it as it masks the frame, as with RecordWriter's `reuse`).
+   * added: the mux connection writes it at once (masked in place, `headroom` in front for the
+   * header), or `ws` copies it as it masks; should the socket keep it, `renew()` first.
    */
   take(): Buffer | undefined {
     const len = this.#closed ? 0 : this.native.take(this.index);
-    return len > 0 ? this.#buf.subarray(0, len) : undefined;
+    return len > 0 ? this.#buf.subarray(this.headroom, this.headroom + len) : undefined;
   }
 
   close(): void {

@@ -234,6 +234,64 @@ describe('native-mux streams on one shared socket', { timeout: 10000 }, () => {
     await closeWss(wss);
   });
 
+  it('writes its batches itself, masked in place; behind a bot that stops reading the next batch goes into a new buffer, and every batch arrives whole', async () => {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => MUX_SUBPROTOCOL });
+    await new Promise((r) => wss.once('listening', r));
+    const firsts: number[] = [];
+    const errors: Error[] = [];
+    let botWs: WebSocket | undefined;
+    wss.on('connection', (ws) => {
+      botWs = ws;
+      ws.on('error', (e) => errors.push(e));
+      ws.on('message', (d, isBinary) => {
+        if (!isBinary) return;
+        readRecords(d as Buffer, (_id, b) => {
+          // Every sample of a batch's frame is its number: a byte overwritten in flight shows.
+          const v = b.readInt16LE(0);
+          for (let i = 0; i < b.length; i += 2) if (b.readInt16LE(i) !== v) errors.push(new Error(`frame ${v} torn at ${i}`));
+          firsts.push(v);
+        });
+      });
+    });
+    const url = `ws://127.0.0.1:${(wss.address() as AddressInfo).port}/`;
+    const s = await MuxBotStream.connect(url, proto('A'), opts('A', 'n6', { sendBufferBytes: 1 << 30, queueFrames: 1000 }), handlers());
+    const conn = (s as unknown as { conn: MuxConnection }).conn;
+    assert.ok(conn.writesDirect, 'batches are written by the connection, not ws.send');
+    await until(() => botWs !== undefined, 2000, 'the bot side');
+    (botWs as unknown as { _socket: { pause(): void } })._socket.pause();
+    const keptBefore = muxCounters.batchesKept;
+    const N = 60;
+    for (let i = 1; i <= N; i++) {
+      s.sendAudio(new Int16Array(128 * 1024).fill(i), 0);
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.ok(muxCounters.batchesKept > keptBefore, 'the socket kept some batches (the bot was not reading)');
+    (botWs as unknown as { _socket: { resume(): void } })._socket.resume();
+    await until(() => firsts.length === N, 10000, 'every batch at the bot');
+    assert.deepEqual(errors, []);
+    assert.deepEqual(firsts, Array.from({ length: N }, (_, i) => i + 1), 'in order');
+    s.close('done');
+    await closeWss(wss);
+  });
+
+  it('leaves its batches to ws.send with BOTEDGE_MUX_DIRECT=0', async () => {
+    process.env['BOTEDGE_MUX_DIRECT'] = '0';
+    try {
+      const server = await MuxServer.listen();
+      server.on('call', (c) => c.on('audio', (pcm) => c.sendAudio(pcm)));
+      const h = handlers();
+      const s = await MuxBotStream.connect(`ws://127.0.0.1:${server.port}/m`, proto('A'), opts('A', 'n7'), h);
+      assert.equal((s as unknown as { conn: MuxConnection }).conn.writesDirect, false);
+      s.sendAudio(Int16Array.from([5, 6, 7]), 0);
+      await until(() => h.audio.length === 1, 2000, 'echo');
+      assert.deepEqual(h.audio[0], [5, 6, 7]);
+      s.close('done');
+      await server.close();
+    } finally {
+      delete process.env['BOTEDGE_MUX_DIRECT'];
+    }
+  });
+
   it('queues behind a slow socket and drops the oldest caller audio, counted', async () => {
     const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: () => MUX_SUBPROTOCOL });
     await new Promise((r) => wss.once('listening', r));

@@ -1,0 +1,100 @@
+import { randomFillSync } from 'node:crypto';
+import { createRequire } from 'node:module';
+
+/**
+ * A client's binary WebSocket messages written straight to the socket, masked in place
+ * (RFC 6455 §5.2–5.3), for the `native-mux` connection's batches (decision 0022).
+ *
+ * Why not `ws.send`: a client must mask what it sends, and `ws` never masks a caller's Buffer in
+ * place — it allocates header + payload and masks into that. For a mux batch (≈ 90 kB at 1,000
+ * calls, a few hundred a second) that is a copy and an external allocation of the whole batch per
+ * message, which is most of what drives the node's scavenges. Here the batch is built with
+ * `MASKED_HEADROOM` free bytes in front of it, the header goes there, the payload is masked where
+ * it lies, and the frame leaves in one `write`.
+ *
+ * Interleaving with `ws`'s own writes (text messages, pings, pongs, the close) is safe: both write
+ * whole frames through the same stream, synchronously, on this thread — `ws`'s sender queues
+ * nothing of its own without compression, which the mux connection never negotiates.
+ */
+
+/** Bytes a payload must have free in front of it: the longest client header (2 + 8 + 4 key). */
+export const MASKED_HEADROOM = 16;
+
+/** What the frame sender needs of the socket (a net.Socket or tls.TLSSocket). */
+export interface FrameSocket {
+  write(chunk: Uint8Array): boolean;
+  readonly writableLength: number;
+}
+
+type MaskFn = (source: Uint8Array, mask: Uint8Array, output: Uint8Array, offset: number, length: number) => void;
+
+/** `bufferutil`'s masking (the native module `ws` itself uses), or a plain loop when it is not built. */
+function loadMask(): { mask: MaskFn; native: boolean } {
+  if (process.env['WS_NO_BUFFER_UTIL'] === undefined) {
+    try {
+      const bu = createRequire(import.meta.url)('bufferutil') as { mask: MaskFn };
+      return { mask: bu.mask, native: true };
+    } catch {
+      // Not built (an install without a compiler): the loop below is correct, only slower.
+    }
+  }
+  return { mask: maskLoop, native: false };
+}
+
+/** XORs `length` bytes of `source` with the repeating 4-byte key into `output` from `offset`. */
+export function maskLoop(source: Uint8Array, mask: Uint8Array, output: Uint8Array, offset: number, length: number): void {
+  for (let i = 0; i < length; i++) output[offset + i] = source[i]! ^ mask[i & 3]!;
+}
+
+const masking = loadMask();
+/** Whether masking runs in `bufferutil`'s native code (status, tests). */
+export const nativeMasking = masking.native;
+
+/** Fresh keys, 1,024 at a time from the CSPRNG (one call per thousand frames, as `ws` does). */
+const KEY_POOL = Buffer.alloc(4096);
+let keyAt = KEY_POOL.length;
+
+function nextKey(): Buffer {
+  if (keyAt === KEY_POOL.length) {
+    randomFillSync(KEY_POOL);
+    keyAt = 0;
+  }
+  const key = KEY_POOL.subarray(keyAt, keyAt + 4);
+  keyAt += 4;
+  return key;
+}
+
+/**
+ * Writes `payload` as one masked binary message (FIN, opcode 2) on `socket`. The `MASKED_HEADROOM`
+ * bytes before `payload` in its ArrayBuffer are overwritten with the header, and `payload` itself
+ * is masked: neither may be read again. Returns true when the socket kept the buffer (its write
+ * did not complete at once: the kernel's buffer was full, or earlier writes were waiting), so the
+ * caller must build its next message in another.
+ */
+export function writeMaskedBinary(socket: FrameSocket, payload: Uint8Array): boolean {
+  const len = payload.byteLength;
+  const head = len < 126 ? 6 : len < 65536 ? 8 : 14;
+  if (payload.byteOffset < head) throw new RangeError(`a masked frame needs ${head} free bytes before its payload, not ${payload.byteOffset}`);
+  const frame = new Uint8Array(payload.buffer, payload.byteOffset - head, head + len);
+  frame[0] = 0x82;
+  if (len < 126) {
+    frame[1] = 0x80 | len;
+  } else if (len < 65536) {
+    frame[1] = 0x80 | 126;
+    frame[2] = len >>> 8;
+    frame[3] = len & 0xff;
+  } else {
+    frame[1] = 0x80 | 127;
+    // 64-bit length; a batch is far below 2^32 bytes.
+    frame[2] = frame[3] = frame[4] = frame[5] = 0;
+    frame[6] = len >>> 24;
+    frame[7] = (len >>> 16) & 0xff;
+    frame[8] = (len >>> 8) & 0xff;
+    frame[9] = len & 0xff;
+  }
+  const key = nextKey();
+  frame.set(key, head - 4);
+  if (len > 0) masking.mask(payload, key, payload, 0, len);
+  socket.write(frame);
+  return socket.writableLength > 0;
+}
