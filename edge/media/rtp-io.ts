@@ -342,6 +342,11 @@ export interface NativeRtpIoOptions {
   leadMs?: number;
   /** The most it adapts to, ms. Default a quarter period (the node: 5 ms of 20). */
   maxLeadMs?: number;
+  /**
+   * Whether a ready arena is delivered before each bot message the lane takes (deliverReady).
+   * Default: on unless `BOTEDGE_DELIVER_EARLY=0`.
+   */
+  deliverEarly?: boolean;
   /** Inbound datagrams are handed over at least this often while they keep coming, ms. Default 2. */
   batchMs?: number;
   arenaBytes?: number;
@@ -364,6 +369,10 @@ export class NativeRtpIo implements RtpIo {
   /** Datagrams for a slot already closed (late packets of an ended call). */
   #orphans = 0;
   #closed = false;
+  /** In #deliver: a safe point reached from inside it must not deliver again. */
+  #delivering = false;
+  /** Arenas delivered from a safe point (deliverReady) rather than by their event. */
+  earlyDeliveries = 0;
   /** The G.711 receive lane, unless the addon lacks it or it is turned off (then why). */
   readonly lane: RxLaneHost | undefined;
   readonly laneUnavailable: string | undefined;
@@ -395,6 +404,7 @@ export class NativeRtpIo implements RtpIo {
     if (lane) {
       lane.onError = (err) => countError(this.clock, err);
       lane.sendHeldWith((records, bytes) => void this.engine.sendRecords(records, bytes));
+      if (opts.deliverEarly ?? process.env['BOTEDGE_DELIVER_EARLY'] !== '0') lane.beforeBot = () => this.deliverReady();
     }
     this.txLane = lane !== undefined && (opts.txLane ?? process.env['BOTEDGE_TX_LANE'] !== '0');
     if (lane && this.txLane) {
@@ -424,13 +434,31 @@ export class NativeRtpIo implements RtpIo {
   }
 
   stats(): Record<string, number> {
-    return { ...this.engine.stats(), orphans: this.#orphans, leadMs: this.clock.leadMs, laneTaken: this.lane?.taken ?? -1, laneBotTaken: this.lane?.botTaken ?? -1, laneTxTaken: this.txLane ? this.lane!.txTaken : -1, laneTxHeld: this.txLane ? this.lane!.txHeld : -1, laneHeldSent: this.lane?.heldSent ?? -1, laneWsWritten: this.lane?.wsWritten ?? -1 };
+    return { ...this.engine.stats(), orphans: this.#orphans, leadMs: this.clock.leadMs, laneTaken: this.lane?.taken ?? -1, laneBotTaken: this.lane?.botTaken ?? -1, laneTxTaken: this.txLane ? this.lane!.txTaken : -1, laneTxHeld: this.txLane ? this.lane!.txHeld : -1, laneHeldSent: this.lane?.heldSent ?? -1, laneWsWritten: this.lane?.wsWritten ?? -1, earlyDeliveries: this.earlyDeliveries };
   }
 
   close(): void {
     this.#closed = true;
     this.clock.stop();
     this.engine.shutdown();
+  }
+
+  /**
+   * Delivers the arena the thread has ready, if any, now — from a safe point in other work of the
+   * turn (before each bot message the lane takes: RxLaneHost.beforeBot). The thread readies an
+   * arena when its window ends but posts it only with the turn token, and the event then waits its
+   * place in the loop; a poll phase that reads the bots' messages of a busy node (a millisecond
+   * each at 1,000 mux calls, more with the late slots they send) kept it waiting behind all of
+   * them. The event, when it comes, finds the arena taken and does nothing (or takes the next).
+   */
+  deliverReady(): void {
+    if (this.#closed || this.#delivering) return;
+    if (!this.#deliver()) return;
+    this.earlyDeliveries++;
+    if (this.afterInbound) {
+      this.afterInbound();
+      this.arrivalToWrite?.written(monoUs32());
+    }
   }
 
   #onEvent(kinds: number): void {
@@ -465,10 +493,11 @@ export class NativeRtpIo implements RtpIo {
     this.engine.turned();
   };
 
-  /** Hands every datagram of the ready arena to its socket, then gives the arena back. */
-  #deliver(): void {
+  /** Hands every datagram of the ready arena to its socket, then gives the arena back; false: none ready. */
+  #deliver(): boolean {
     const taken = this.engine.take();
-    if (taken < 0) return;
+    if (taken < 0) return false;
+    this.#delivering = true;
     const index = taken >= 2147483648 ? 1 : 0;
     const length = taken - index * 2147483648;
     const u8 = this.#u8[index];
@@ -503,8 +532,10 @@ export class NativeRtpIo implements RtpIo {
         off += RECORD_HEADER + ((len + 3) & ~3);
       }
     } finally {
+      this.#delivering = false;
       this.engine.release();
     }
+    return true;
   }
 }
 

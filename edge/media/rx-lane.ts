@@ -187,6 +187,12 @@ export class RxLaneHost {
   txTaken = 0;
   /** Packets of held slots the bot half filled and sent at once (late-frame catch-up in the lane). */
   heldSent = 0;
+  /**
+   * Runs before the lane takes each bot message (runBot, takeBot): the native RTP I/O delivers a
+   * caller arena that became ready meanwhile there (NativeRtpIo.deliverReady), so caller audio
+   * does not wait behind the rest of the bots' messages read in the same turn (decision 0023).
+   */
+  beforeBot: (() => void) | undefined;
 
   /** Slots the lane's tick held for a late bot frame, ever (mod 2^32). */
   get txHeld(): number {
@@ -435,6 +441,7 @@ export class LaneOutput {
    */
   runBot(msg: Uint8Array): number {
     if (this.#closed) return 0;
+    this.host.beforeBot?.();
     const n = this.native.runBot(this.index, msg);
     this.host.botTaken += n;
     this.host.flushHeld();
@@ -508,6 +515,7 @@ export class LaneSlot {
    * JavaScript queues it.
    */
   takeBot(frame: Uint8Array): boolean {
+    this.host.beforeBot?.();
     const taken = this.native.takeBot(this.slot, frame);
     if (taken) {
       this.host.botTaken++;

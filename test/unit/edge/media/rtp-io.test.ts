@@ -385,6 +385,56 @@ if (native.kind === 'native') {
       }
     });
 
+    it('delivers a ready arena from a safe point (before a bot message) while the loop is busy; its event then finds nothing, and a handler cannot nest a delivery', async () => {
+      const io = createRtpIo('127.0.0.1', 'native') as NativeRtpIo;
+      const s = await io.bind('127.0.0.1', 0);
+      const p = await peer();
+      try {
+        assert.ok(io.lane?.beforeBot, 'the lane calls it before each bot message it takes');
+        const handled: number[] = [];
+        let nested = 0;
+        s.onPacket = (pkt) => {
+          handled.push(pkt[0]!);
+          const before = io.earlyDeliveries;
+          io.deliverReady();
+          if (io.earlyDeliveries !== before) nested++;
+        };
+        await new Promise((r) => p.sock.send(Buffer.from([7]), s.port, '127.0.0.1', r));
+        // The loop is busy: the thread readies the arena after its 2 ms window, its event cannot run.
+        const busyUntil = performance.now() + 30;
+        while (performance.now() < busyUntil) {
+          // spin
+        }
+        io.lane!.beforeBot!();
+        assert.deepEqual(handled, [7], 'delivered inside the busy turn, at the safe point');
+        assert.equal(io.earlyDeliveries, 1);
+        io.lane!.beforeBot!();
+        assert.equal(io.earlyDeliveries, 1, 'nothing ready: nothing delivered');
+        await new Promise((r) => setTimeout(r, 30));
+        assert.deepEqual(handled, [7], 'the event that followed delivered it no second time');
+        await new Promise((r) => p.sock.send(Buffer.from([8]), s.port, '127.0.0.1', r));
+        await until(() => handled.length === 2);
+        assert.deepEqual(handled, [7, 8], 'the next arena by its event, as ever');
+        assert.equal(io.earlyDeliveries, 1);
+        assert.equal(nested, 0, 'deliverReady from inside a delivery does nothing');
+        assert.equal(io.stats()['earlyDeliveries'], 1, 'in the status counters');
+      } finally {
+        s.close();
+        p.sock.close();
+        io.close();
+      }
+    });
+
+    it('leaves every arena to its event with deliverEarly: false (BOTEDGE_DELIVER_EARLY=0)', () => {
+      const io = createRtpIo('127.0.0.1', 'native', { deliverEarly: false }) as NativeRtpIo;
+      try {
+        assert.ok(io.lane, 'the lane is there');
+        assert.equal(io.lane.beforeBot, undefined);
+      } finally {
+        io.close();
+      }
+    });
+
     it('stamps a datagram when the kernel queued it: one that waited in the socket while both arenas were full keeps its arrival time', { timeout: 10000 }, async () => {
       // 64 KiB arenas (the least): the thread reads while a whole recvmmsg batch of the largest
       // datagrams fits (33,024 bytes), so each holds 176–188 of these 172-byte packets, and at most
