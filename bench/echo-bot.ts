@@ -94,17 +94,61 @@ function serveMux(call: MuxCall): void {
  */
 let messageUs = 0;
 
+/**
+ * A mux message's echoes, held until every frame of it has been read: then stamped with one send
+ * time and sent together, and the batch flushed. The bot's stamp is when its audio leaves it — the
+ * SDK sends the echoes of a message as one batch, after the last of them, so a frame stamped as it
+ * was echoed carried the bot's own work on the rest of the message (a millisecond and more) into
+ * bot → caller. A per-call bot's echo is sent and stamped at once, as before.
+ */
+interface Echo {
+  buf: Buffer;
+  send: (b: Buffer) => void;
+  /** 'tone' (16 kHz, rewritten with tag and seq), 'byte' (8 kHz marker) or 'none' (filler). */
+  mark: 'tone' | 'byte' | 'none';
+  tag: number;
+  seq: number;
+}
+const held: Echo[] = [];
+let holding = false;
+
+function echo(e: Echo): void {
+  if (holding) held.push(e);
+  else sendEcho(e, monoUs32());
+}
+
+function sendEcho(e: Echo, sendUs: number): void {
+  if (e.mark === 'tone') writeTonePcm16k(e.buf, e.tag, e.seq, sendUs);
+  else if (e.mark === 'byte') stampBotTime(e.buf, sendUs);
+  if (e.mark !== 'none' && win.contains(sendUs)) echoedInWindow++;
+  e.send(e.buf);
+}
+
+function sendHeld(): void {
+  holding = false;
+  if (held.length === 0) return;
+  const sendUs = monoUs32();
+  for (const e of held) sendEcho(e, sendUs);
+  held.length = 0;
+}
+
 function serve(ws: WebSocket): void {
   connections++;
   open++;
   ws.on('close', () => open--);
   ws.on('error', () => undefined);
   if (ws.protocol !== '') {
-    // Registered before the SDK's listener, so it runs first.
+    // Registered before the SDK's listener, so it runs first; the one after it, last.
     ws.on('message', () => {
       messageUs = monoUs32();
+      holding = true;
     });
-    acceptMux(ws).on('call', serveMux);
+    const conn = acceptMux(ws);
+    conn.on('call', serveMux);
+    ws.on('message', () => {
+      sendHeld();
+      conn.flush();
+    });
     return;
   }
   let started = false;
@@ -125,7 +169,7 @@ function serve(ws: WebSocket): void {
   });
 }
 
-/** Measures and echoes a byte-marked frame (8 kHz), its bot stamp written in place; false when unmarked. */
+/** Measures and echoes a byte-marked frame (8 kHz), its bot stamp written in place as it leaves; false when unmarked. */
 function echoByteFrame(buf: Buffer, now: number, mark: FrameMark, send: (b: Buffer) => void): boolean {
   if (!readPcmFrame(buf, mark)) return false;
   if (win.contains(mark.callerUs)) {
@@ -135,10 +179,7 @@ function echoByteFrame(buf: Buffer, now: number, mark: FrameMark, send: (b: Buff
     callerToBotSlices.record(mark.callerUs, latencyUs);
     tagsInWindow.add(mark.tag);
   }
-  const sendUs = monoUs32();
-  stampBotTime(buf, sendUs);
-  if (win.contains(sendUs)) echoedInWindow++;
-  send(buf);
+  echo({ buf, send, mark: 'byte', tag: 0, seq: 0 });
   return true;
 }
 
@@ -153,10 +194,7 @@ function echoToneFrame(buf: Buffer, now: number, send: (b: Buffer) => void): boo
     callerToBotSlices.record(callerUs, latencyUs);
     tagsInWindow.add(tone.tag);
   }
-  const sendUs = monoUs32();
-  writeTonePcm16k(buf, tone.tag, tone.seq, sendUs);
-  if (win.contains(sendUs)) echoedInWindow++;
-  send(buf);
+  echo({ buf, send, mark: 'tone', tag: tone.tag, seq: tone.seq });
   return true;
 }
 
@@ -169,7 +207,7 @@ function echoFrame(buf: Buffer, mark: FrameMark, send: (b: Buffer) => void, now 
   // silence, so it is not echoed — which also lets the edge's playout buffer drain between
   // turns, as it does with a real bot (BENCHMARKS.md, "talk spurts"). With --echo-all, it is.
   unmarkedFrames++;
-  if (echoAll || (echoFiller && !silent(buf))) send(buf);
+  if (echoAll || (echoFiller && !silent(buf))) echo({ buf, send, mark: 'none', tag: 0, seq: 0 });
 }
 
 /** Whether a 16 kHz frame is the caller's pause: G.711 silence decodes and resamples to zeros. */
