@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { RouteSchema } from '../edge/config.js';
 import { compareRuns, type FallbackKind } from './compare.js';
-import { runBench } from './run.js';
+import { DEFAULT_BOT_NICE, runBench } from './run.js';
 import { runSipp } from './sipp.js';
 
 function int(min: number) {
@@ -89,7 +89,7 @@ const program = new Command()
   .option('--rtp-ports <min-max>', 'media node RTP port range', range, [12000, 31999] as [number, number])
   .option('--media-cli <path>', 'botedge CLI the media node runs from (e.g. a build of another commit)')
   .option('--node-flags <flags>', 'Node/V8 flags for the media node(s), space-separated, instead of what `botedge up` gives them (edge/node-flags.ts); --node-flags=none for none')
-  .option('--bot-nice <n>', 'nice(2) of the echo bot\'s main thread, -20..19 (negative needs root): ahead of the generator on their shared core', niceValue, 0)
+  .option('--bot-nice <n>', 'nice(2) of the echo bot\'s main thread, -20..19: ahead of the generator on their shared core (negative needs root; without it the bot stays at 0)', niceValue, DEFAULT_BOT_NICE)
   .option('--loadgen-flags <flags>', 'Node/V8 flags for the load generator, space-separated (e.g. "--cpu-prof --cpu-prof-dir=DIR": its lag reaches caller→bot latency)')
   .option('--bot-flags <flags>', 'Node/V8 flags for the echo bot, space-separated (e.g. "--cpu-prof --cpu-prof-dir=DIR": the bot is the harness, but its stalls reach the node as late frames)')
   .option('--no-rehearsal', 'skip the short window at the settle\'s start that runs the window\'s code before it opens (to measure what that rehearsal saves)')
@@ -132,7 +132,7 @@ const program = new Command()
           rtpPortMax: o.rtpPorts[1],
           ...(o.mediaCli ? { mediaCli: o.mediaCli } : {}),
           ...(o.nodeFlags ? { nodeFlags: o.nodeFlags === 'none' ? [] : o.nodeFlags.split(/\s+/).filter((f) => f !== '') } : {}),
-          ...(o.botNice !== 0 ? { botNice: o.botNice } : {}),
+          botNice: o.botNice,
           ...(o.rehearsal ? {} : { rehearsal: false }),
           ...(o.botFlags ? { botFlags: o.botFlags.split(/\s+/).filter((f) => f !== '') } : {}),
           ...(o.loadgenFlags ? { loadgenFlags: o.loadgenFlags.split(/\s+/).filter((f) => f !== '') } : {}),

@@ -13,6 +13,7 @@ import { after, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { MEDIA_NODE_FLAGS } from '../../edge/node-flags.js';
 import type { QosSummary } from '../../edge/media/qos.js';
+import { DEFAULT_BOT_NICE } from '../../bench/run.js';
 
 const CLI = join(fileURLToPath(new URL('.', import.meta.url)), '..', '..', 'bench', 'cli.js');
 
@@ -109,9 +110,12 @@ describe('npm run bench', () => {
 
     const details = JSON.parse(readFileSync(join(out, 'details.json'), 'utf8')) as {
       pinning: unknown;
+      bot_nice: number;
       steps: { frames: { sent: number; at_bot: number; echoed: number; back: number }; steal_cpu_pct: number; sut_core_steal_pct?: number }[];
       edge_qos?: QosSummary;
     };
+    // The echo bot goes ahead of the generator on their core by default; a nice below 0 needs root.
+    assert.equal(details.bot_nice, process.getuid?.() === 0 ? DEFAULT_BOT_NICE : 0);
     const step = details.steps[0]!;
     // The hypervisor's share is read from /proc/stat next to the other machine figures.
     assert.ok(step.steal_cpu_pct >= 0 && step.steal_cpu_pct <= 100 * 64, `steal_cpu_pct ${step.steal_cpu_pct}`);
