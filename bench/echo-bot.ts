@@ -2,8 +2,8 @@
  * The benchmark's instrumented echo bot, run as its own process (it stands in for the AI bot, which
  * is not the system under test). It does what `botedge echo-bot` does — returns every binary frame
  * — and on the way measures the caller → bot direction: for each marked frame it records the time
- * from the caller's send stamp to its arrival here (the read of its WebSocket message), then stamps its own send time into the frame so
- * the load generator can measure bot → caller.
+ * from the caller's send stamp to its arrival here (the read of its WebSocket message), then stamps
+ * its own send time into the frame so the load generator can measure bot → caller.
  *
  * Driven by its parent over the IPC channel (child_process.fork): `window` sets the measurement
  * window, `report` returns what was measured in it. Frames are attributed to the window by their
@@ -112,23 +112,24 @@ interface Echo {
 const held: Echo[] = [];
 let holding = false;
 
-function echo(e: Echo): void {
-  if (holding) held.push(e);
-  else sendEcho(e, monoUs32());
+/** Sends an echo now, stamped now, or holds it with the rest of its mux message's. */
+function echo(buf: Buffer, send: (b: Buffer) => void, mark: Echo['mark'], tag = 0, seq = 0): void {
+  if (holding) held.push({ buf, send, mark, tag, seq });
+  else sendEcho(buf, send, mark, tag, seq, monoUs32());
 }
 
-function sendEcho(e: Echo, sendUs: number): void {
-  if (e.mark === 'tone') writeTonePcm16k(e.buf, e.tag, e.seq, sendUs);
-  else if (e.mark === 'byte') stampBotTime(e.buf, sendUs);
-  if (e.mark !== 'none' && win.contains(sendUs)) echoedInWindow++;
-  e.send(e.buf);
+function sendEcho(buf: Buffer, send: (b: Buffer) => void, mark: Echo['mark'], tag: number, seq: number, sendUs: number): void {
+  if (mark === 'tone') writeTonePcm16k(buf, tag, seq, sendUs);
+  else if (mark === 'byte') stampBotTime(buf, sendUs);
+  if (mark !== 'none' && win.contains(sendUs)) echoedInWindow++;
+  send(buf);
 }
 
 function sendHeld(): void {
   holding = false;
   if (held.length === 0) return;
   const sendUs = monoUs32();
-  for (const e of held) sendEcho(e, sendUs);
+  for (const e of held) sendEcho(e.buf, e.send, e.mark, e.tag, e.seq, sendUs);
   held.length = 0;
 }
 
@@ -179,7 +180,7 @@ function echoByteFrame(buf: Buffer, now: number, mark: FrameMark, send: (b: Buff
     callerToBotSlices.record(mark.callerUs, latencyUs);
     tagsInWindow.add(mark.tag);
   }
-  echo({ buf, send, mark: 'byte', tag: 0, seq: 0 });
+  echo(buf, send, 'byte');
   return true;
 }
 
@@ -194,7 +195,7 @@ function echoToneFrame(buf: Buffer, now: number, send: (b: Buffer) => void): boo
     callerToBotSlices.record(callerUs, latencyUs);
     tagsInWindow.add(tone.tag);
   }
-  echo({ buf, send, mark: 'tone', tag: tone.tag, seq: tone.seq });
+  echo(buf, send, 'tone', tone.tag, tone.seq);
   return true;
 }
 
@@ -207,7 +208,7 @@ function echoFrame(buf: Buffer, mark: FrameMark, send: (b: Buffer) => void, now 
   // silence, so it is not echoed — which also lets the edge's playout buffer drain between
   // turns, as it does with a real bot (BENCHMARKS.md, "talk spurts"). With --echo-all, it is.
   unmarkedFrames++;
-  if (echoAll || (echoFiller && !silent(buf))) echo({ buf, send, mark: 'none', tag: 0, seq: 0 });
+  if (echoAll || (echoFiller && !silent(buf))) echo(buf, send, 'none');
 }
 
 /** Whether a 16 kHz frame is the caller's pause: G.711 silence decodes and resamples to zeros. */

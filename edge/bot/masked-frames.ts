@@ -47,7 +47,7 @@ export function maskLoop(source: Uint8Array, mask: Uint8Array, output: Uint8Arra
 }
 
 const masking = loadMask();
-/** Whether masking runs in `bufferutil`'s native code (status, tests). */
+/** Whether masking runs in `bufferutil`'s native code (for tests). */
 export const nativeMasking = masking.native;
 
 /** Fresh keys, 1,024 at a time from the CSPRNG (one call per thousand frames, as `ws` does). */

@@ -51,12 +51,6 @@ const scheduled = new Set<MuxConnection>();
 /** Counters of every connection this process opened (for tests and status). */
 export const muxCounters = { connections: 0, batchesSent: 0, framesSent: 0, badInput: 0, batchesKept: 0 };
 
-/**
- * Batches are masked in place and written by the connection itself (edge/bot/masked-frames.ts,
- * decision 0022); `BOTEDGE_MUX_DIRECT=0` leaves them to `ws.send` (for comparison, or should it
- * misbehave). Read when a connection opens.
- */
-const directWrites = (): boolean => process.env['BOTEDGE_MUX_DIRECT'] !== '0';
 
 export class MuxConnection {
   readonly streams = new Map<number, MuxBotStream>();
@@ -68,8 +62,12 @@ export class MuxConnection {
   readonly #writer: RecordWriter | LaneOutput;
   /** The socket direct writes go to, from the open on; undefined: batches go through `ws.send`. */
   #socket: FrameSocket | undefined;
-  /** Whether batches are to be written directly (the writer keeps room for the header). */
-  readonly #direct = directWrites();
+  /**
+   * Whether batches are to be masked in place and written by the connection (the writer keeps room
+   * for the header; edge/bot/masked-frames.ts, decision 0022). `BOTEDGE_MUX_DIRECT=0` leaves them
+   * to `ws.send` (for comparison, or should it misbehave).
+   */
+  readonly #direct = process.env['BOTEDGE_MUX_DIRECT'] !== '0';
   readonly #badSeen = new Set<string>();
   #nextId = 1;
   #closed = false;

@@ -453,12 +453,17 @@ export class NativeRtpIo implements RtpIo {
    */
   deliverReady(): void {
     if (this.#closed || this.#delivering) return;
-    if (!this.#deliver()) return;
-    this.earlyDeliveries++;
+    if (this.#deliverAndSend()) this.earlyDeliveries++;
+  }
+
+  /** #deliver, then `afterInbound` (the bots' batches leave) and the writes' time; false: none ready. */
+  #deliverAndSend(): boolean {
+    if (!this.#deliver()) return false;
     if (this.afterInbound) {
       this.afterInbound();
       this.arrivalToWrite?.written(monoUs32());
     }
+    return true;
   }
 
   #onEvent(kinds: number): void {
@@ -468,13 +473,7 @@ export class NativeRtpIo implements RtpIo {
     try {
       // The previous tick's packets have left: its marks and bot I/O go first.
       if (kinds & EVENT_SENT) this.clock.sent();
-      if (kinds & EVENT_INBOUND) {
-        this.#deliver();
-        if (this.afterInbound) {
-          this.afterInbound();
-          this.arrivalToWrite?.written(monoUs32());
-        }
-      }
+      if (kinds & EVENT_INBOUND) this.#deliverAndSend();
       if (kinds & EVENT_BEAT) this.clock.beat();
     } finally {
       // The thread posts its next event only after this turn of the loop has served every other

@@ -408,7 +408,7 @@ export class LaneOutput {
     return this.#buf.length - this.headroom;
   }
 
-  /** The whole buffer as samples: a record's samples from (its offset + 8) / 2. */
+  /** The batch's part of the buffer as samples: a record's samples from (its offset in the batch + 8) / 2. */
   get samples(): Int16Array {
     return this.#samples;
   }
