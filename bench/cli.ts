@@ -56,6 +56,7 @@ const niceValue = (value: string): number => {
 const pacingName = oneOf('io', 'timer');
 const socketsMode = oneOf('shared', 'per-call');
 const protocolName = oneOf('native', 'native-mux');
+const botIoName = oneOf('raw', 'ws');
 const codecName = oneOf('pcmu', 'opus');
 const botRateName = oneOf('8000', '16000');
 const botRate = (value: string) => Number(botRateName(value)) as 8000 | 16000;
@@ -91,6 +92,7 @@ const program = new Command()
   .option('--node-flags <flags>', 'Node/V8 flags for the media node(s), space-separated, instead of what `botedge up` gives them (edge/node-flags.ts); --node-flags=none for none')
   .option('--bot-nice <n>', 'nice(2) of the echo bot\'s main thread, -20..19: ahead of the generator on their shared core (negative needs root; without it the bot stays at 0)', niceValue, DEFAULT_BOT_NICE)
   .option('--loadgen-flags <flags>', 'Node/V8 flags for the load generator, space-separated (e.g. "--cpu-prof --cpu-prof-dir=DIR": its lag reaches caller→bot latency)')
+  .option('--bot-io <how>', 'how the echo bot reads and writes a per-call connection\'s frames: raw (on the socket, after ws\'s handshake: a lighter harness) or ws (through ws\'s reader and sender, as before the nineteenth session); mux connections always go through the bot SDK', botIoName, 'raw')
   .option('--bot-flags <flags>', 'Node/V8 flags for the echo bot, space-separated (e.g. "--cpu-prof --cpu-prof-dir=DIR": the bot is the harness, but its stalls reach the node as late frames)')
   .option('--no-rehearsal', 'skip the short window at the settle\'s start that runs the window\'s code before it opens (to measure what that rehearsal saves)')
   .option('--max-loss <fraction>', 'ramp limit: frame loss either way', num(0), 0.001)
@@ -109,7 +111,7 @@ const program = new Command()
   .option('--via-proxy', 'put the proxy in front even with one shard (the like-for-like baseline for --shards)', false)
   .option('--codec <name>', 'what callers speak: pcmu (marked frames) or opus (48 kHz Opus, bot at 16 kHz; loss by frame counts, no latency)', codecName, 'pcmu')
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { playoutTrim: boolean; playoutCatchUp: boolean; playoutCatchUpMs?: number; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; addon: 'on' | 'off' | 'both'; loadgenRtpIo?: 'native' | 'dgram'; loadgenPacing?: 'io' | 'timer'; loadgenSockets?: 'shared' | 'per-call'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; markEvery: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; nodeFlags?: string; botFlags?: string; loadgenFlags?: string; botNice: number; rehearsal: boolean; out?: string }) => {
+  .action(async (o: { playoutTrim: boolean; playoutCatchUp: boolean; playoutCatchUpMs?: number; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; addon: 'on' | 'off' | 'both'; loadgenRtpIo?: 'native' | 'dgram'; loadgenPacing?: 'io' | 'timer'; loadgenSockets?: 'shared' | 'per-call'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; markEvery: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; nodeFlags?: string; botFlags?: string; loadgenFlags?: string; botNice: number; botIo: 'raw' | 'ws'; rehearsal: boolean; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
     if (o.rtpIo === 'both' && o.addon !== 'on') program.error('error: --rtp-io both compares two runs with the addon on; drop --addon');
     if (o.rtpIo === 'native' && o.addon !== 'on') program.error('error: --rtp-io native is the addon\'s I/O thread; without the addon the node runs node:dgram');
@@ -133,6 +135,7 @@ const program = new Command()
           ...(o.mediaCli ? { mediaCli: o.mediaCli } : {}),
           ...(o.nodeFlags ? { nodeFlags: o.nodeFlags === 'none' ? [] : o.nodeFlags.split(/\s+/).filter((f) => f !== '') } : {}),
           botNice: o.botNice,
+          botIo: o.botIo,
           ...(o.rehearsal ? {} : { rehearsal: false }),
           ...(o.botFlags ? { botFlags: o.botFlags.split(/\s+/).filter((f) => f !== '') } : {}),
           ...(o.loadgenFlags ? { loadgenFlags: o.loadgenFlags.split(/\s+/).filter((f) => f !== '') } : {}),

@@ -17,7 +17,7 @@
  * survive; frames carry the tone marker (bench/tone-mark.ts) instead, and the bot writes a fresh one
  * over each frame it echoes (same tag and sequence, its own send time), as 16 kHz PCM.
  */
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { acceptMux, selectMuxProtocol, type MuxCall } from '../sdk/mux-server.js';
@@ -25,6 +25,7 @@ import { summarizeLoopDelay } from '../edge/loop-delay.js';
 import { monoUs32 } from './clock.js';
 import { readPcmFrame, stampBotTime, usDiff, type FrameMark } from './frame.js';
 import { Histogram } from '../edge/histogram.js';
+import { RawFrameConnection } from './raw-frames.js';
 import { SliceRecorder } from './slices.js';
 import { readTonePcm16k, unwrapUs24, writeTonePcm16k, type ToneMark } from './tone-mark.js';
 import type { BotReport, ToBot } from './messages.js';
@@ -54,6 +55,8 @@ const tagsInWindow = new Set<number>();
 const echoAll = process.argv.includes('--echo-all');
 /** `--mark-every` > 1: the caller's unmarked talk (not its silent pauses) is echoed as it is. */
 const echoFiller = process.argv.includes('--echo-filler');
+/** `--bot-io ws`: per-call frames through `ws`'s reader and sender, not read on the socket (bench/raw-frames.ts). */
+const rawIo = !(process.argv.includes('--bot-io') && process.argv[process.argv.indexOf('--bot-io') + 1] === 'ws');
 const rateAt = process.argv.indexOf('--bot-rate');
 const toneMarks = rateAt > 0 && process.argv[rateAt + 1] === '16000';
 const tone: ToneMark = { tag: 0, seq: 0, us24: 0 };
@@ -154,20 +157,34 @@ function serve(ws: WebSocket): void {
   }
   let started = false;
   const mark: FrameMark = { tag: 0, seq: 0, callerUs: 0, botUs: 0 };
+  const text = (buf: Buffer): void => {
+    // The `start` frame opens the call; other text (dtmf, stop, mark) needs no answer here.
+    if (!started && buf.includes('"start"')) {
+      started = true;
+      starts++;
+    }
+  };
+  if (rawIo) {
+    const raw = RawFrameConnection.takeOver(socketOf(ws), {
+      text,
+      binary: (buf) => {
+        if (started) echoFrame(buf, mark, send);
+      },
+    });
+    const send = (b: Buffer): void => raw.sendBinary(b);
+    return;
+  }
   const send = (b: Buffer) => ws.send(b, { binary: true });
   ws.on('message', (data: RawData, isBinary: boolean) => {
     const buf = data as Buffer;
-    if (!isBinary) {
-      // The `start` frame opens the call; other text (dtmf, stop, mark) needs no answer here.
-      if (!started && buf.includes('"start"')) {
-        started = true;
-        starts++;
-      }
-      return;
-    }
-    if (!started) return;
-    echoFrame(buf, mark, send);
+    if (!isBinary) text(buf);
+    else if (started) echoFrame(buf, mark, send);
   });
+}
+
+/** The socket under a server-side `ws` WebSocket (not in its typings; the node's mux takes it the same way). */
+function socketOf(ws: WebSocket): Socket {
+  return (ws as unknown as { _socket: Socket })._socket;
 }
 
 /** Measures and echoes a byte-marked frame (8 kHz), its bot stamp written in place as it leaves; false when unmarked. */

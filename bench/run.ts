@@ -65,6 +65,8 @@ export interface BenchOptions {
   loadgenFlags?: readonly string[];
   /** nice(2) value for the echo bot's main thread (negative: ahead of the generator on their shared core); default DEFAULT_BOT_NICE. */
   botNice?: number;
+  /** How the echo bot handles a per-call connection's frames: raw (bench/raw-frames.ts; default) or ws. */
+  botIo?: 'raw' | 'ws';
   /** A short window at the settle's start that runs the window's code first (default true). */
   rehearsal?: boolean;
   out: string;
@@ -280,6 +282,8 @@ export interface BenchDetails {
   pinning: Record<string, string> | null;
   /** nice of the echo bot's main thread as applied (0: as started, or the nice asked for was refused). */
   bot_nice: number;
+  /** How the echo bot read and wrote per-call connections' frames (--bot-io). */
+  bot_io: 'raw' | 'ws';
   /** Whether a short window at the settle's start ran the window's code first (--no-rehearsal: false). */
   rehearsal: boolean;
   rss_baseline_kb: number;
@@ -343,7 +347,9 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const botRate = isOpus ? 16000 : (opts.botRate ?? 16000);
     // Marks every N frames: 16 kHz tone marks only (the 8 kHz byte marker is cheap to read).
     const markEvery = botRate === 16000 && !isOpus ? Math.max(1, opts.markEvery ?? 1) : 1;
-    const bot = await forkBench<{ type: 'ready'; port: number }>(children, 'echo-bot', isOpus ? ['0', '--echo-all', '--bot-rate', String(botRate)] : ['0', '--bot-rate', String(botRate), ...(markEvery > 1 ? ['--echo-filler'] : [])], opts.botFlags);
+    const botIo = opts.botIo ?? 'raw';
+    const echoes = isOpus ? ['--echo-all'] : markEvery > 1 ? ['--echo-filler'] : [];
+    const bot = await forkBench<{ type: 'ready'; port: number }>(children, 'echo-bot', ['0', '--bot-rate', String(botRate), '--bot-io', botIo, ...echoes], opts.botFlags);
     const shardCount = opts.shards ?? 1;
     const viaProxy = shardCount > 1 || opts.viaProxy === true;
     const shardNodes: MediaNodeProcess[] = [];
@@ -756,6 +762,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       machine: { cpu: cpuInfo[0]?.model ?? 'unknown', cores, mem_gb: round(totalmem() / 2 ** 30, 1), kernel: release(), node: process.version, host_probe_ms: hostProbeMs },
       pinning,
       bot_nice: botNice,
+      bot_io: botIo,
       rehearsal: opts.rehearsal !== false,
       rss_baseline_kb: rssBaselineKb,
       steps,

@@ -47,6 +47,11 @@ export function maskLoop(source: Uint8Array, mask: Uint8Array, output: Uint8Arra
 }
 
 const masking = loadMask();
+
+/** Masks a payload where it lies — or unmasks a received one: XOR is its own inverse. */
+export function maskInPlace(payload: Uint8Array, key: Uint8Array): void {
+  masking.mask(payload, key, payload, 0, payload.length);
+}
 /** Whether masking runs in `bufferutil`'s native code (for tests). */
 export const nativeMasking = masking.native;
 
@@ -94,7 +99,7 @@ export function writeMaskedBinary(socket: FrameSocket, payload: Uint8Array): boo
   }
   const key = nextKey();
   frame.set(key, head - 4);
-  if (len > 0) masking.mask(payload, key, payload, 0, len);
+  if (len > 0) maskInPlace(payload, key);
   socket.write(frame);
   return socket.writableLength > 0;
 }

@@ -111,11 +111,14 @@ describe('npm run bench', () => {
     const details = JSON.parse(readFileSync(join(out, 'details.json'), 'utf8')) as {
       pinning: unknown;
       bot_nice: number;
+      bot_io: string;
       steps: { frames: { sent: number; at_bot: number; echoed: number; back: number }; steal_cpu_pct: number; sut_core_steal_pct?: number }[];
       edge_qos?: QosSummary;
     };
     // The echo bot goes ahead of the generator on their core by default; a nice below 0 needs root.
     assert.equal(details.bot_nice, process.getuid?.() === 0 ? DEFAULT_BOT_NICE : 0);
+    // It reads and writes its per-call connections on their sockets by default (bench/raw-frames.ts).
+    assert.equal(details.bot_io, 'raw');
     const step = details.steps[0]!;
     // The hypervisor's share is read from /proc/stat next to the other machine figures.
     assert.ok(step.steal_cpu_pct >= 0 && step.steal_cpu_pct <= 100 * 64, `steal_cpu_pct ${step.steal_cpu_pct}`);
@@ -140,8 +143,9 @@ describe('npm run bench', () => {
       const base = 50000 + 2 * Math.floor(Math.random() * 4000);
       // Every frame marked: with a socket per caller, the generator's other way of sending.
       const sockets = markEvery === 1 ? 'per-call' : 'shared';
-      // And, in the second run, the route's catch-up bound given on the command line.
-      const catchUp = markEvery === 1 ? [] : ['--playout-catch-up-ms', '60'];
+      // And, in the second run, the route's catch-up bound given on the command line, and the echo
+      // bot's frames through `ws` (the harness's other way; the first runs take the default, raw).
+      const catchUp = markEvery === 1 ? [] : ['--playout-catch-up-ms', '60', '--bot-io', 'ws'];
       const child = spawn(process.execPath, [CLI, '--bot-rate', '16000', '--calls', '10', '--duration', '5', '--rate', '40', '--settle', '1', '--mark-every', String(markEvery), '--loadgen-sockets', sockets, ...catchUp, '--rtp-ports', `${base}-${base + 199}`, '--out', out16], { stdio: ['ignore', 'pipe', 'pipe'] });
       let stderr = '';
       child.stderr!.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -185,7 +189,8 @@ describe('npm run bench', () => {
         // Of those sent at once, the share the lane sent (all but the JavaScript path's few).
         const lateLane = result['late_lane_share'];
         assert.ok(typeof lateLane === 'number' && lateLane >= 0 && lateLane <= 1, `late_lane_share ${String(lateLane)}`);
-        const details = JSON.parse(readFileSync(join(out16, 'details.json'), 'utf8')) as { steps: { frames: { sent: number; at_bot: number; echoed: number; back: number; unrecognised_back: number } }[] };
+        const details = JSON.parse(readFileSync(join(out16, 'details.json'), 'utf8')) as { bot_io: string; steps: { frames: { sent: number; at_bot: number; echoed: number; back: number; unrecognised_back: number } }[] };
+        assert.equal(details.bot_io, markEvery === 1 ? 'raw' : 'ws');
         const frames = details.steps[0]!.frames;
         // 10 calls × 5 s × 50 frames/s less the pauses (one in `markEvery` marked); every one read at
         // the bot and back, none misread.
