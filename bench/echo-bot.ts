@@ -47,6 +47,7 @@ let framesInWindow = 0; // caller frames whose caller stamp is inside the window
 let echoedInWindow = 0; // frames we sent back whose bot stamp is inside the window
 let unmarkedFrames = 0; // binary frames without the marker (SIPp audio, silence)
 let framesTotal = 0;
+let framesArrivedInWindow = 0;
 let bytesTotal = 0;
 let connections = 0;
 let open = 0;
@@ -219,6 +220,7 @@ function echoToneFrame(buf: Buffer, now: number, send: (b: Buffer) => void): boo
 /** `now`: when the frame's message was read (a per-call bot's message is one frame). */
 function echoFrame(buf: Buffer, mark: FrameMark, send: (b: Buffer) => void, now = monoUs32()): void {
   framesTotal++;
+  if (win.contains(now)) framesArrivedInWindow++;
   bytesTotal += buf.length;
   if (toneMarks ? echoToneFrame(buf, now, send) : echoByteFrame(buf, now, mark, send)) return;
   // Unmarked audio is the caller's pause (or SIPp's recording): a bot does not talk over
@@ -244,6 +246,7 @@ function report(): BotReport {
     callerToBotSlices: callerToBotSlices.series(),
     unmarkedFrames,
     framesTotal,
+    framesArrivedInWindow,
     bytesTotal,
     connections,
     open,
@@ -268,6 +271,7 @@ async function main(): Promise<void> {
       win.toUs = msg.toUs;
       win.active = true;
       framesInWindow = 0;
+      framesArrivedInWindow = 0;
       echoedInWindow = 0;
       tagsInWindow.clear();
       gc.count = 0;

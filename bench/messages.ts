@@ -30,6 +30,13 @@ export interface BotReport {
   callerToBotSlices: SliceSeries;
   unmarkedFrames: number;
   framesTotal: number;
+  /**
+   * Frames of any kind that arrived inside the window by the bot's clock (the window's µs, which
+   * the generator shares): Opus frames carry no mark, so they are counted by arrival, as the
+   * generator counts the packets back. (Two IPC snapshots of `framesTotal` at the window's edges
+   * counted whatever reached the bot between two messages, a few ms off the edges either way.)
+   */
+  framesArrivedInWindow: number;
   bytesTotal: number;
   connections: number;
   open: number;

@@ -538,9 +538,6 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       const machineA = sampleMachine();
       const selfCpuA = process.cpuUsage().user + process.cpuUsage().system;
       await sleep(Math.max(0, fromMs - monoMs()));
-      // Opus: frames at the bot are counted by arrival between the window's edges (no markers).
-      const botAtOpen = isOpus ? nextMessage<BotReport>(bot.child, 'report', 10_000) : undefined;
-      if (isOpus) bot.child.send({ type: 'report' });
       say(`[${elapsed()}] window open: ${opts.duration} s at ${lastUp} calls`);
       await sleep(Math.max(0, fromMs + opts.duration * 1000 - monoMs()));
       const b: Record<string, ProcSample | undefined> = {};
@@ -551,9 +548,6 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       const nodeWrite = nodeAtClose.arrivalToWrite;
       const rtpA = nodeAtOpen.rtp;
       const rtpB = nodeAtClose.rtp;
-      const botAtClose = isOpus ? nextMessage<BotReport>(bot.child, 'report', 10_000) : undefined;
-      if (isOpus) bot.child.send({ type: 'report' });
-      const opusAtBot = isOpus ? (await botAtClose!).framesTotal - (await botAtOpen!).framesTotal : 0;
       // Grace: frames sent at the end of the window are still on their way. 1 s, or twice the last
       // second's round-trip p99 (up to 5 s) when the run is that late: a frame that arrives after
       // the report would count as lost, and a late frame is latency, not loss.
@@ -571,6 +565,8 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
       const rtt = Histogram.fromSparse(lr.roundTrip);
       let lossC2b = lr.sentInWindow > 0 ? Math.max(0, 1 - br.framesInWindow / lr.sentInWindow) : 1;
       let lossB2c = br.echoedInWindow > 0 ? Math.max(0, 1 - lr.recvInWindow / br.echoedInWindow) : 1;
+      // Opus: frames at the bot counted by arrival inside the window, by the bot's clock (no markers).
+      const opusAtBot = isOpus ? br.framesArrivedInWindow : 0;
       if (isOpus) {
         // By frames: the bot's frames vs the callers' packets, and the node's packets back (one per
         // tick per call, echo or silence) vs the callers' packets, all counted in the same window.

@@ -124,6 +124,8 @@ export class MediaNode {
     const rtpIo = createRtpIo(options.rtpHost, options.rtpIo);
     const node = new MediaNode(options, nats, rtpIo, new RtpPortPool(rtpIo, options.rtpHost, options.rtpPortMin, options.rtpPortMax));
     try {
+      // Opus workers rehearse their codec as they start (workers/opus-warm-up.ts): calls wait for that, not the callers' audio.
+      await node.opus?.pool.ready();
       node.#transport = await SipTransport.listen(options.sipHost, options.sipPort, (msg, src) => node.#receive(msg, src));
     } catch (err) {
       await node.#release();

@@ -82,6 +82,9 @@ export interface OpusPoolStats {
   errors: number;
   /** Workers found dead or replaced. */
   workerRestarts: number;
+  /** The last worker start's codec rehearsal (decision 0025): rounds run and how long it took, ms; 0 before one is reported or when off. */
+  warmUpRounds: number;
+  warmUpMs: number;
 }
 
 interface Pending {
@@ -128,7 +131,7 @@ export class OpusPool {
   readonly #calls = new Map<string, Call>();
   #nextHandle = 1;
   #destroyed = false;
-  readonly #stats: OpusPoolStats = { batches: 0, frames: 0, errors: 0, workerRestarts: 0 };
+  readonly #stats: OpusPoolStats = { batches: 0, frames: 0, errors: 0, workerRestarts: 0, warmUpRounds: 0, warmUpMs: 0 };
 
   constructor(options: OpusPoolOptions = {}) {
     const threads = options.threads ?? Math.max(1, availableParallelism() - 1);
@@ -229,6 +232,16 @@ export class OpusPool {
   }
 
   /**
+   * Resolves when every worker has started — loaded libopus and rehearsed it (decision 0025) — and
+   * answered one request (empty, or carrying what is queued). A media node waits for it before it
+   * opens its SIP port, so no call meets a worker that is still starting.
+   */
+  async ready(): Promise<void> {
+    this.#checkAlive();
+    await Promise.all(this.#shards.map((shard) => this.#flushShard(shard)));
+  }
+
+  /**
    * Sends each worker with work one request holding everything queued for it, and resolves when
    * every result of this flush has been delivered. Call once per tick.
    */
@@ -279,6 +292,10 @@ export class OpusPool {
     }
     if (shard.epoch !== undefined && res.epoch !== shard.epoch) this.#workerLost(shard, undefined);
     shard.epoch = res.epoch;
+    if (res.warmUp) {
+      this.#stats.warmUpRounds = res.warmUp.rounds;
+      this.#stats.warmUpMs = Math.round(res.warmUp.ms);
+    }
 
     const failedOpen = new Map<number, OpusError>();
     for (const f of res.openFailures) {

@@ -61,6 +61,8 @@ export interface TickResponse {
   count: number;
   buf: ArrayBuffer;
   openFailures: OpenFailure[];
+  /** A worker's first response: its codec rehearsal at start (workers/opus-warm-up.ts), when it ran one. */
+  warmUp?: { rounds: number; ms: number };
 }
 
 export const align8 = (n: number): number => (n + 7) & ~7;

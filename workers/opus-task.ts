@@ -2,8 +2,8 @@
  * The Piscina task that runs inside each Opus worker: it keeps the codec state of the calls pinned
  * to this worker and processes one tick request (workers/opus-protocol.ts) per call.
  *
- * The libopus WASM module is compiled once per worker, when this module loads; encoders and
- * decoders live in its memory until their call closes. Results are written into one scratch area
+ * The libopus WASM module is compiled once per worker, when this module loads, and rehearsed
+ * (workers/opus-warm-up.ts); encoders and decoders live in its memory until their call closes. Results are written into one scratch area
  * and copied once into an ArrayBuffer sized to fit, which is transferred back (Piscina's move()).
  */
 import { threadId } from 'node:worker_threads';
@@ -24,8 +24,14 @@ import {
   type TickRequest,
   type TickResponse,
 } from './opus-protocol.js';
+import { warmUpEnabled, warmUpOpus } from './opus-warm-up.js';
 
 preloadOpus();
+
+/** The codec rehearsed before this worker takes its first tick (decision 0025); undefined when switched off. */
+const warmUp = warmUpEnabled() ? warmUpOpus() : undefined;
+/** Reported once, with the first response. */
+let warmUpToReport = warmUp === undefined ? undefined : { rounds: warmUp.rounds, ms: warmUp.ms };
 
 /** Distinguishes this worker from the one Piscina starts if this one dies. */
 const EPOCH = `${threadId}:${Math.random().toString(36).slice(2)}`;
@@ -129,7 +135,12 @@ export default function opusTick(req: TickRequest): TickResponse {
   const view = new Uint8Array(buf);
   view.set(scratch.subarray(0, out));
   new Int32Array(buf, 0, count * RESPONSE_ITEM_INTS).set(status);
-  return move(new MovedResponse({ epoch: EPOCH, count, buf, openFailures })) as unknown as TickResponse;
+  const response: TickResponse = { epoch: EPOCH, count, buf, openFailures };
+  if (warmUpToReport) {
+    response.warmUp = warmUpToReport;
+    warmUpToReport = undefined;
+  }
+  return move(new MovedResponse(response)) as unknown as TickResponse;
 }
 
 /** Piscina's Transferable: the response is the value, its buffer is moved rather than cloned. */

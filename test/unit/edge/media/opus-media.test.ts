@@ -48,9 +48,11 @@ describe('OpusMedia with the real Opus worker pool', { timeout: 30000 }, () => {
   let pool: OpusPool;
   let batch: OpusBatch;
   const io = new DgramRtpIo();
-  before(() => {
+  before(async () => {
     pool = new OpusPool({ threads: 2 });
     batch = new OpusBatch(pool);
+    // As a media node does before it takes calls: the workers have started and rehearsed.
+    await pool.ready();
   });
   after(async () => {
     await pool.destroy();

@@ -1,0 +1,79 @@
+import { LibopusDecoder, OpusEncoder, opusFrameSize, type OpusSampleRate } from '../codecs/opus.js';
+
+/** What one rehearsal did (workers/opus-warm-up.ts warmUpOpus). */
+export interface WarmUpResult {
+  /** Rounds run (each: 2 encodes, 2 decodes, and every 8th a conceal and an FEC decode). */
+  rounds: number;
+  ms: number;
+  /** RMS of the last decoded 16 kHz frame against the tone's (a broken codec reads ≈ 0). */
+  level: number;
+}
+
+/** Rounds that took the measured flushes to their steady time, with room. */
+export const WARM_UP_ROUNDS = 300;
+/** A bound for a slow or busy host: the worker serves nothing until this returns. */
+export const WARM_UP_MAX_MS = 3000;
+
+/** `BOTEDGE_OPUS_WARM_UP=0` skips it (to measure what it saves). */
+export function warmUpEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
+  return env['BOTEDGE_OPUS_WARM_UP'] !== '0';
+}
+
+/**
+ * Runs the libopus WASM module through the work a call gives it, once, when an Opus worker starts
+ * (decision 0025), so that the first calls do not pay for its compilation.
+ *
+ * V8 starts WASM on its baseline compiler and recompiles the hot functions in the background. On
+ * a node pinned to one core that background work competes with the codec itself: measured on this
+ * host (10 calls, a flush of 10 encodes and 10 decodes per 20 ms tick), the worker's first flushes
+ * took 50–180 ms each, then 4–6 ms from about the tenth. Meanwhile the pool fell behind, and the
+ * calls shed their codec work (OpusBatch.congested): the first second of the first calls after a
+ * start or a worker restart was lost audio both ways.
+ *
+ * The rehearsal encodes at 16 kHz (SILK: what a bot's audio becomes) and at 48 kHz with FEC
+ * (CELT and hybrid, the LBRR path: what callers send), decodes both at 16 kHz, and conceals and
+ * recovers a frame now and then. It stops after `rounds` rounds or `maxMs`, whichever comes first.
+ */
+export function warmUpOpus(rounds = WARM_UP_ROUNDS, maxMs = WARM_UP_MAX_MS): WarmUpResult {
+  const t0 = performance.now();
+  const wide = new OpusEncoder({ sampleRate: 16000 });
+  const full = new OpusEncoder({ sampleRate: 48000, fec: true, packetLossPercent: 10 });
+  const dec = new LibopusDecoder({ sampleRate: 16000 });
+  const toneWide = tone(16000);
+  const toneFull = tone(48000);
+  const pcm = new Int16Array(opusFrameSize(16000));
+  const packet = new Uint8Array(4000);
+  let round = 0;
+  let level = 0;
+  try {
+    for (; round < rounds && performance.now() - t0 < maxMs; round++) {
+      dec.decode(packet.subarray(0, full.encodeInto(toneFull, packet)), pcm);
+      const n = wide.encodeInto(toneWide, packet);
+      if (round % 8 === 7) {
+        dec.conceal(pcm);
+        dec.decodeFec(packet.subarray(0, n), pcm);
+      }
+      dec.decode(packet.subarray(0, n), pcm);
+    }
+    level = rms(pcm) / rms(toneWide);
+  } finally {
+    wide.close();
+    full.close();
+    dec.close();
+  }
+  return { rounds: round, ms: performance.now() - t0, level };
+}
+
+/** 20 ms of speech-band tones (300 Hz and 1.1 kHz) at `rate`, a whole number of cycles of each. */
+function tone(rate: OpusSampleRate): Int16Array {
+  const n = opusFrameSize(rate);
+  const out = new Int16Array(n);
+  for (let i = 0; i < n; i++) out[i] = Math.round(6000 * Math.sin((2 * Math.PI * 300 * i) / rate) + 3000 * Math.sin((2 * Math.PI * 1100 * i) / rate));
+  return out;
+}
+
+function rms(x: Int16Array): number {
+  let s = 0;
+  for (let i = 0; i < x.length; i++) s += x[i]! * x[i]!;
+  return Math.sqrt(s / x.length);
+}
