@@ -166,13 +166,14 @@ function serve(ws: WebSocket): void {
     }
   };
   if (rawIo) {
-    const raw = RawFrameConnection.takeOver(socketOf(ws), {
+    let raw: RawFrameConnection | undefined;
+    const sendRaw = (b: Buffer): void => raw?.sendBinary(b);
+    raw = RawFrameConnection.takeOver(socketOf(ws), {
       text,
       binary: (buf) => {
-        if (started) echoFrame(buf, mark, send);
+        if (started) echoFrame(buf, mark, sendRaw);
       },
     });
-    const send = (b: Buffer): void => raw.sendBinary(b);
     return;
   }
   const send = (b: Buffer) => ws.send(b, { binary: true });

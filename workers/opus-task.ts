@@ -3,8 +3,9 @@
  * to this worker and processes one tick request (workers/opus-protocol.ts) per call.
  *
  * The libopus WASM module is compiled once per worker, when this module loads, and rehearsed
- * (workers/opus-warm-up.ts); encoders and decoders live in its memory until their call closes. Results are written into one scratch area
- * and copied once into an ArrayBuffer sized to fit, which is transferred back (Piscina's move()).
+ * (workers/opus-warm-up.ts); encoders and decoders live in its memory until their call closes.
+ * Results are written into one scratch area and copied once into an ArrayBuffer sized to fit,
+ * which is transferred back (Piscina's move()).
  */
 import { threadId } from 'node:worker_threads';
 import { move, transferableSymbol, valueSymbol } from 'piscina';
@@ -24,14 +25,15 @@ import {
   type TickRequest,
   type TickResponse,
 } from './opus-protocol.js';
-import { warmUpEnabled, warmUpOpus } from './opus-warm-up.js';
+import { warmUpEnabled, warmUpOpus, type WarmUpResult } from './opus-warm-up.js';
 
 preloadOpus();
 
-/** The codec rehearsed before this worker takes its first tick (decision 0025); undefined when switched off. */
-const warmUp = warmUpEnabled() ? warmUpOpus() : undefined;
-/** Reported once, with the first response. */
-let warmUpToReport = warmUp === undefined ? undefined : { rounds: warmUp.rounds, ms: warmUp.ms };
+/**
+ * The codec rehearsed before this worker takes its first tick (decision 0025), reported with the
+ * first response; undefined once reported, or when switched off.
+ */
+let warmUp: WarmUpResult | undefined = warmUpEnabled() ? warmUpOpus() : undefined;
 
 /** Distinguishes this worker from the one Piscina starts if this one dies. */
 const EPOCH = `${threadId}:${Math.random().toString(36).slice(2)}`;
@@ -136,9 +138,9 @@ export default function opusTick(req: TickRequest): TickResponse {
   view.set(scratch.subarray(0, out));
   new Int32Array(buf, 0, count * RESPONSE_ITEM_INTS).set(status);
   const response: TickResponse = { epoch: EPOCH, count, buf, openFailures };
-  if (warmUpToReport) {
-    response.warmUp = warmUpToReport;
-    warmUpToReport = undefined;
+  if (warmUp) {
+    response.warmUp = { rounds: warmUp.rounds, ms: warmUp.ms };
+    warmUp = undefined;
   }
   return move(new MovedResponse(response)) as unknown as TickResponse;
 }

@@ -52,6 +52,7 @@ const masking = loadMask();
 export function maskInPlace(payload: Uint8Array, key: Uint8Array): void {
   masking.mask(payload, key, payload, 0, payload.length);
 }
+
 /** Whether masking runs in `bufferutil`'s native code (for tests). */
 export const nativeMasking = masking.native;
 
