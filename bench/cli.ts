@@ -62,11 +62,18 @@ const botRateName = oneOf('8000', '16000');
 const botRate = (value: string) => Number(botRateName(value)) as 8000 | 16000;
 /** The route's `playoutCatchUpMs`, checked by the node's own schema (edge/config.ts) so the two cannot drift. */
 const CATCH_UP_MS = RouteSchema.shape.playoutCatchUpMs;
-const catchUpMs = (value: string): number => {
-  const r = CATCH_UP_MS.safeParse(Number(value));
-  if (!r.success) throw new InvalidArgumentError(r.error.issues.map((i) => i.message).join('; '));
-  return r.data;
-};
+/** The route's `opusComplexity`, by the same schema. */
+const OPUS_COMPLEXITY = RouteSchema.shape.opusComplexity;
+/** A numeric route field from the command line, checked by its schema. */
+function routeNumber(schema: typeof CATCH_UP_MS | typeof OPUS_COMPLEXITY) {
+  return (value: string): number => {
+    const r = schema.safeParse(Number(value));
+    if (!r.success) throw new InvalidArgumentError(r.error.issues.map((i) => i.message).join('; '));
+    return r.data;
+  };
+}
+const catchUpMs = routeNumber(CATCH_UP_MS);
+const opusComplexity = routeNumber(OPUS_COMPLEXITY);
 
 const say = (line: string) => process.stdout.write(line + '\n');
 const command = `npm run bench -- ${process.argv.slice(2).join(' ')}`.trim();
@@ -106,12 +113,13 @@ const program = new Command()
   .option('--playout-trim', 'the route\'s live-stream trim in mode "any" (a standing jitter queue loses its next frame, marked or not; counted as loss); default: the route default "silence", which never drops the echo bot\'s marked frames', false)
   .option('--no-playout-catch-up', 'turn off the route\'s late-frame catch-up (G.711): every bot frame leaves on a tick')
   .option('--playout-catch-up-ms <ms>', `the route's playoutCatchUpMs: the longest a slot waits for its late bot frame (20–100 in steps of 20); default: the route default, ${String(CATCH_UP_MS.parse(undefined))}`, catchUpMs)
+  .option('--opus-complexity <n>', `the route's opusComplexity: libopus encoder complexity for the bot's audio on Opus calls, 0–10; default: the route default, ${String(OPUS_COMPLEXITY.parse(undefined))}`, opusComplexity)
   .option('--bot-rate <hz>', 'PCM rate of the node\'s route to the bot: 16000 (resampled both ways; tone-coded frame marker) or 8000 (no resampling; exact byte marker)', botRate, 16000 as 8000 | 16000)
   .option('--shards <n>', 'media nodes (one process each) behind the load-steering proxy; > 1 starts the proxy and turns pinning off', int(1), 1)
   .option('--via-proxy', 'put the proxy in front even with one shard (the like-for-like baseline for --shards)', false)
   .option('--codec <name>', 'what callers speak: pcmu (marked frames) or opus (48 kHz Opus, bot at 16 kHz; loss by frame counts, no latency)', codecName, 'pcmu')
   .option('--out <dir>', 'directory for result.json, details.json, report.html and logs (required)')
-  .action(async (o: { playoutTrim: boolean; playoutCatchUp: boolean; playoutCatchUpMs?: number; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; addon: 'on' | 'off' | 'both'; loadgenRtpIo?: 'native' | 'dgram'; loadgenPacing?: 'io' | 'timer'; loadgenSockets?: 'shared' | 'per-call'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; markEvery: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; nodeFlags?: string; botFlags?: string; loadgenFlags?: string; botNice: number; botIo: 'raw' | 'ws'; rehearsal: boolean; out?: string }) => {
+  .action(async (o: { playoutTrim: boolean; playoutCatchUp: boolean; playoutCatchUpMs?: number; opusComplexity?: number; codec: 'pcmu' | 'opus'; rtpIo?: 'native' | 'dgram' | 'both'; addon: 'on' | 'off' | 'both'; loadgenRtpIo?: 'native' | 'dgram'; loadgenPacing?: 'io' | 'timer'; loadgenSockets?: 'shared' | 'per-call'; botRate: 8000 | 16000; shards: number; viaProxy: boolean; protocol: 'native' | 'native-mux'; calls: number; duration: number; rate: number; ramp: boolean; rampStart: number; rampStep: number; settle: number; talk: number; pause: number; markEvery: number; phases: number; pin: boolean; rtpPorts: [number, number]; maxLoss: number; maxP99: number; mediaCli?: string; nodeFlags?: string; botFlags?: string; loadgenFlags?: string; botNice: number; botIo: 'raw' | 'ws'; rehearsal: boolean; out?: string }) => {
     const out: string = o.out ?? program.error("error: required option '--out <dir>' not specified");
     if (o.rtpIo === 'both' && o.addon !== 'on') program.error('error: --rtp-io both compares two runs with the addon on; drop --addon');
     if (o.rtpIo === 'native' && o.addon !== 'on') program.error('error: --rtp-io native is the addon\'s I/O thread; without the addon the node runs node:dgram');
@@ -151,6 +159,7 @@ const program = new Command()
           ...(o.playoutTrim ? { playoutTrim: true } : {}),
           ...(o.playoutCatchUp ? {} : { playoutCatchUp: false }),
           ...(o.playoutCatchUpMs !== undefined ? { playoutCatchUpMs: o.playoutCatchUpMs } : {}),
+          ...(o.opusComplexity !== undefined ? { opusComplexity: o.opusComplexity } : {}),
           botRate: o.botRate,
           codec: o.codec,
           ...(o.shards > 1 || o.viaProxy ? { shards: o.shards, viaProxy: o.viaProxy } : {}),

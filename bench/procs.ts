@@ -146,7 +146,7 @@ export interface MediaNodeProcess {
 export async function startMediaNode(
   children: Children,
   dir: string,
-  opts: { natsUrl: string; botUrl: string; protocol?: string; sampleRate?: 8000 | 16000; rtpIo?: 'native' | 'dgram'; addon?: boolean; playoutTrim?: boolean; playoutCatchUp?: boolean; playoutCatchUpMs?: number; rtpPortMin: number; rtpPortMax: number; nodeId: string; maxCalls: number; cli?: string; nodeFlags?: readonly string[]; codecs?: string[] },
+  opts: { natsUrl: string; botUrl: string; protocol?: string; sampleRate?: 8000 | 16000; rtpIo?: 'native' | 'dgram'; addon?: boolean; playoutTrim?: boolean; playoutCatchUp?: boolean; playoutCatchUpMs?: number; opusComplexity?: number; rtpPortMin: number; rtpPortMax: number; nodeId: string; maxCalls: number; cli?: string; nodeFlags?: readonly string[]; codecs?: string[] },
 ): Promise<MediaNodeProcess> {
   const configPath = join(dir, `${opts.nodeId}.json`);
   writeFileSync(
@@ -162,7 +162,7 @@ export async function startMediaNode(
         maxCalls: opts.maxCalls,
         ...(opts.rtpIo ? { rtpIo: opts.rtpIo } : {}),
         ...(opts.codecs ? { codecs: opts.codecs } : {}),
-        defaultRoute: { url: opts.botUrl, ...(opts.protocol ? { protocol: opts.protocol } : {}), ...(opts.sampleRate ? { sampleRate: opts.sampleRate } : {}), ...(opts.playoutTrim ? { playoutTrim: true } : {}), ...(opts.playoutCatchUp === false ? { playoutCatchUp: false } : {}), ...(opts.playoutCatchUpMs !== undefined ? { playoutCatchUpMs: opts.playoutCatchUpMs } : {}) },
+        defaultRoute: { url: opts.botUrl, ...(opts.protocol ? { protocol: opts.protocol } : {}), ...(opts.sampleRate ? { sampleRate: opts.sampleRate } : {}), ...(opts.playoutTrim ? { playoutTrim: true } : {}), ...(opts.playoutCatchUp === false ? { playoutCatchUp: false } : {}), ...(opts.playoutCatchUpMs !== undefined ? { playoutCatchUpMs: opts.playoutCatchUpMs } : {}), ...(opts.opusComplexity !== undefined ? { opusComplexity: opts.opusComplexity } : {}) },
       },
       null,
       2,

@@ -91,6 +91,8 @@ export interface BenchOptions {
   playoutCatchUp?: boolean;
   /** The route's `playoutCatchUpMs` (the longest a slot waits for its late frame); default the route's, 40. */
   playoutCatchUpMs?: number;
+  /** The route's `opusComplexity` (Opus calls' encoder); default the route's, 5. */
+  opusComplexity?: number;
   /**
    * Media nodes (shards), default 1. With more than one, or with `viaProxy`, the bench starts the
    * load-steering proxy in front of them and the generator calls the proxy; the SUT is then every
@@ -369,6 +371,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
           ...(opts.playoutTrim ? { playoutTrim: true } : {}),
           ...(opts.playoutCatchUp === false ? { playoutCatchUp: false } : {}),
           ...(opts.playoutCatchUpMs !== undefined ? { playoutCatchUpMs: opts.playoutCatchUpMs } : {}),
+          ...(opts.opusComplexity !== undefined ? { opusComplexity: opts.opusComplexity } : {}),
           sampleRate: botRate,
           maxCalls: Math.max(opts.calls * 2, 2000),
           ...(opts.mediaCli ? { cli: opts.mediaCli } : {}),
@@ -713,7 +716,7 @@ export async function runBench(opts: BenchOptions, say: (line: string) => void, 
     const setup = setupH.summaryMs();
     const talk = opts.pauseMs > 0 && !isOpus ? `talk${opts.talkMs}-pause${opts.pauseMs}` : 'continuous';
     const result: BenchResult = {
-      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:${isOpus ? 'opus48k-20ms' : 'pcmu-20ms'}:${opts.protocol ?? 'native'}-echo${botRate === 8000 ? '' : `-l16@${botRate / 1000}k`}:${talk}${opts.rtpIo ? `:rtp-${opts.rtpIo}` : ''}${opts.addon === false ? ':no-addon' : ''}${opts.playoutTrim ? ':trim' : ''}${opts.playoutCatchUp === false ? ':no-catch-up' : ''}${opts.playoutCatchUpMs !== undefined ? `:catch-up-${opts.playoutCatchUpMs}ms` : ''}${markEvery > 1 ? `:mark-every-${markEvery}` : ''}`,
+      scenario: `${opts.ramp ? 'ramp' : 'fixed'}:${viaProxy ? `proxy-${shardCount}shard${shardCount > 1 ? 's' : ''}` : 'media-direct'}:${isOpus ? 'opus48k-20ms' : 'pcmu-20ms'}:${opts.protocol ?? 'native'}-echo${botRate === 8000 ? '' : `-l16@${botRate / 1000}k`}:${talk}${opts.rtpIo ? `:rtp-${opts.rtpIo}` : ''}${opts.addon === false ? ':no-addon' : ''}${opts.playoutTrim ? ':trim' : ''}${opts.playoutCatchUp === false ? ':no-catch-up' : ''}${opts.playoutCatchUpMs !== undefined ? `:catch-up-${opts.playoutCatchUpMs}ms` : ''}${opts.opusComplexity !== undefined ? `:opus-complexity-${opts.opusComplexity}` : ''}${markEvery > 1 ? `:mark-every-${markEvery}` : ''}`,
       cores,
       node_version: process.version,
       calls_target: chosen.calls_target,

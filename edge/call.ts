@@ -191,6 +191,7 @@ export class InboundCall {
           playoutTrim: this.route.playoutTrim,
           botRate,
           remoteFec: codec.params['useinbandfec'] === '1',
+          complexity: this.route.opusComplexity,
         },
         this.ctx.opus,
         sink,

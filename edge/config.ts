@@ -70,6 +70,12 @@ export const RouteSchema = z
      */
     playoutCatchUpMs: z.number().int().min(20).max(100).multipleOf(20).default(40),
     /**
+     * libopus encoder complexity (0–10) for the bot's audio on Opus calls: lower spends less CPU per
+     * call for a little quality (measured: docs/benchmarks/capacity.md, "Opus encoder complexity").
+     * Default 5. G.711 and G.722 calls ignore it.
+     */
+    opusComplexity: z.number().int().min(0).max(10).default(5),
+    /**
      * HMAC-SHA256 key that signs every connect (`X-BotEdge-Signature`); default: the node's
      * `botSigningSecret`. Unset on both: connects are not signed.
      */

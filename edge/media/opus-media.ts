@@ -92,6 +92,8 @@ export interface OpusMediaOptions extends MediaSessionOptions {
   playoutBufferMs: number;
   /** The caller decodes in-band FEC (its fmtp `useinbandfec=1`): our encoder then spends bits on it. */
   remoteFec: boolean;
+  /** libopus encoder complexity, 0–10 (route `opusComplexity`); default the encoder's, 5. */
+  complexity?: number;
 }
 
 interface OutFrame {
@@ -196,7 +198,7 @@ export class OpusMedia implements MediaSession {
     this.#pool.open(options.callId, {
       decode: { sampleRate: options.botRate },
       // FEC costs bits and encoder time; spend them only when the caller can use them.
-      encode: { sampleRate: options.botRate, fec: options.remoteFec, packetLossPercent: options.remoteFec ? 10 : 0 },
+      encode: { sampleRate: options.botRate, fec: options.remoteFec, packetLossPercent: options.remoteFec ? 10 : 0, ...(options.complexity !== undefined ? { complexity: options.complexity } : {}) },
     });
     this.#pool.encode(options.callId, this.#pcm).then(
       (bytes) => void (this.#silence = bytes.slice()),

@@ -26,6 +26,14 @@ describe('media node options', () => {
     assert.equal(resolveMediaNodeOptions({ qosIntervalMs: 0 }, host).qosIntervalMs, 0);
   });
 
+  it('an Opus route\'s encoder complexity: 5 by default, 0–10, a bad one named', () => {
+    const o = resolveMediaNodeOptions({ routes: { '100': { url: 'ws://a/', opusComplexity: 1 } }, defaultRoute: { url: 'ws://b/' } }, host);
+    assert.equal(routeFor(o, '100')?.opusComplexity, 1);
+    assert.equal(routeFor(o, '200')?.opusComplexity, 5);
+    assert.throws(() => resolveMediaNodeOptions({ defaultRoute: { url: 'ws://b/', opusComplexity: 11 } }, host), (e: unknown) => e instanceof ConfigError && e.field === 'defaultRoute.opusComplexity');
+    assert.throws(() => resolveMediaNodeOptions({ defaultRoute: { url: 'ws://b/', opusComplexity: 2.5 } }, host), (e: unknown) => e instanceof ConfigError && e.field === 'defaultRoute.opusComplexity');
+  });
+
   it('routes by called number, falling back to the default route', () => {
     const o = resolveMediaNodeOptions({ routes: { '100': { url: 'ws://a/' } }, defaultRoute: { url: 'ws://b/' } }, host);
     assert.equal(routeFor(o, '100')?.url, 'ws://a/');

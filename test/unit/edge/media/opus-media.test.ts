@@ -58,6 +58,17 @@ describe('OpusMedia with the real Opus worker pool', { timeout: 30000 }, () => {
     await pool.destroy();
   });
 
+  /** Runs `ticks` node ticks 20 ms apart, lets the last encodes land, and closes the call. */
+  async function playOut(media: OpusMedia, ticks: number): Promise<void> {
+    for (let i = 0; i < ticks; i++) {
+      media.tick();
+      media.afterTick();
+      await sleep(20);
+    }
+    await sleep(30);
+    media.close();
+  }
+
   async function setup(extra: Partial<OpusMediaOptions> = {}) {
     const phone = await bind();
     const sock = await io.bind('127.0.0.1', 0);
@@ -138,13 +149,7 @@ describe('OpusMedia with the real Opus worker pool', { timeout: 30000 }, () => {
     });
     media.queueBotAudio(sine(16000, 700, 16000 * 0.6, 8000));
     media.playout.mark('end');
-    for (let i = 0; i < 40; i++) {
-      media.tick();
-      media.afterTick();
-      await sleep(20);
-    }
-    await sleep(30);
-    media.close();
+    await playOut(media, 40);
     phone.close();
     dec.close();
     assert.ok(got.length >= 38, `${got.length} packets`);
@@ -158,6 +163,31 @@ describe('OpusMedia with the real Opus worker pool', { timeout: 30000 }, () => {
     assert.ok(amplitudeAt(silence, 16000, 700) < 300, 'then silence');
     assert.deepEqual(marks, ['end'], 'the mark is reported once its audio left');
     assert.equal(media.stats.encodeLate, 0);
+  });
+
+  it('the route\'s opusComplexity reaches the encoder: 0 and 10 encode the same audio differently, and both decode to it', async () => {
+    const payloads: Buffer[][] = [];
+    for (const complexity of [0, 10]) {
+      const { phone, media } = await setup({ complexity });
+      const got: Buffer[] = [];
+      const dec = new LibopusDecoder({ sampleRate: 16000 });
+      const pcm: Int16Array[] = [];
+      phone.on('message', (msg) => {
+        const p = parseRtp(msg);
+        got.push(Buffer.from(p.payload));
+        pcm.push(dec.decode(p.payload).slice());
+      });
+      media.queueBotAudio(sine(16000, 700, 16000 * 0.5, 8000));
+      await playOut(media, 20);
+      phone.close();
+      dec.close();
+      assert.ok(got.length >= 18, `${got.length} packets at complexity ${complexity}`);
+      const speech = concat(pcm.slice(5, 18));
+      assert.ok(amplitudeAt(speech, 16000, 700) > 4000, `700 Hz back at ${amplitudeAt(speech, 16000, 700)}, complexity ${complexity}`);
+      payloads.push(got.slice(5, 18));
+    }
+    const differ = payloads[0]!.filter((p, i) => !p.equals(payloads[1]![i] ?? Buffer.alloc(0))).length;
+    assert.ok(differ > 0, 'the two complexities encoded every frame alike: the option did not reach the encoder');
   });
 
   it('a barge-in drops audio already read and in flight, and reports its marks as cleared', async () => {
