@@ -30,41 +30,80 @@ export function warmUpEnabled(env: NodeJS.ProcessEnv = process.env): boolean {
  * calls shed their codec work (OpusBatch.congested): the first second of the first calls after a
  * start or a worker restart was lost audio both ways.
  *
- * The rehearsal encodes at 16 kHz (SILK: what a bot's audio becomes) and at 48 kHz with FEC
- * (CELT and hybrid, the LBRR path: what callers send), decodes both at 16 kHz, and conceals and
- * recovers a frame now and then. It stops after `rounds` rounds or `maxMs`, whichever comes first.
+ * The rehearsal encodes speech-like audio at 16 kHz (SILK: what a bot's audio becomes; at every
+ * complexity a route may choose, half of them with FEC) and at 48 kHz with FEC (CELT and hybrid,
+ * the LBRR path: what callers send), decodes both at 16 kHz, and conceals and recovers a frame now
+ * and then. It stops after `rounds` rounds or `maxMs`, whichever comes first; then a steady tone
+ * through the complexity-5 encoder checks that what comes back is the tone.
  */
 export function warmUpOpus(rounds = WARM_UP_ROUNDS, maxMs = WARM_UP_MAX_MS): WarmUpResult {
   const t0 = performance.now();
-  const wide = new OpusEncoder({ sampleRate: 16000 });
+  // A 16 kHz encoder per complexity (routes choose one, decision 0026), every other one with FEC.
+  const wide = Array.from({ length: 11 }, (_, complexity) => new OpusEncoder({ sampleRate: 16000, complexity, fec: complexity % 2 === 1, packetLossPercent: complexity % 2 === 1 ? 10 : 0 }));
   const full = new OpusEncoder({ sampleRate: 48000, fec: true, packetLossPercent: 10 });
   const dec = new LibopusDecoder({ sampleRate: 16000 });
-  const toneWide = tone(16000);
-  const toneFull = tone(48000);
+  const speechWide = speech(16000);
+  const speechFull = speech(48000);
   const pcm = new Int16Array(opusFrameSize(16000));
   const packet = new Uint8Array(4000);
+  const toneWide = tone(16000);
   let round = 0;
   let level = 0;
   try {
     for (; round < rounds && performance.now() - t0 < maxMs; round++) {
-      dec.decode(packet.subarray(0, full.encodeInto(toneFull, packet)), pcm);
-      const n = wide.encodeInto(toneWide, packet);
+      const f = round % SPEECH_FRAMES;
+      dec.decode(packet.subarray(0, full.encodeInto(speechFull[f]!, packet)), pcm);
+      const n = wide[round % wide.length]!.encodeInto(speechWide[f]!, packet);
       if (round % 8 === 7) {
         dec.conceal(pcm);
         dec.decodeFec(packet.subarray(0, n), pcm);
       }
       dec.decode(packet.subarray(0, n), pcm);
     }
+    // The check: a steady tone through the complexity-5 encoder decodes back at its level.
+    for (let i = 0; i < 20; i++) dec.decode(packet.subarray(0, wide[5]!.encodeInto(toneWide, packet)), pcm);
     level = rms(pcm) / rms(toneWide);
   } finally {
-    wide.close();
+    for (const e of wide) e.close();
     full.close();
     dec.close();
   }
   return { rounds: round, ms: performance.now() - t0, level };
 }
 
-/** 20 ms of speech-band tones (300 Hz and 1.1 kHz) at `rate`, a whole number of cycles of each. */
+/** Frames of the rehearsal's speech-like signal (1 s). */
+const SPEECH_FRAMES = 50;
+
+/**
+ * 1 s of speech-like audio at `rate`, in 20 ms frames: voiced stretches (harmonics of a gliding
+ * pitch, a syllable envelope), an unvoiced hiss and a pause — the encoder's mode and bandwidth
+ * decisions and the decoder's transitions, which a steady tone alone left cold (the first seconds
+ * of calls carrying speech still ran 5–8 times slower after a tone-only rehearsal).
+ */
+function speech(rate: OpusSampleRate): Int16Array[] {
+  const n = opusFrameSize(rate);
+  const frames: Int16Array[] = [];
+  let phase = 0;
+  let seed = 12345;
+  for (let f = 0; f < SPEECH_FRAMES; f++) {
+    const out = new Int16Array(n);
+    for (let i = 0; i < n; i++) {
+      const t = (f * n + i) / rate;
+      const pitch = 130 + 50 * Math.sin((2 * Math.PI * t) / 0.7);
+      phase += (2 * Math.PI * pitch) / rate;
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      const noise = seed / 2 ** 31 - 1;
+      let v = 0;
+      if (f < 30) v = Math.abs(Math.sin(2 * Math.PI * 3 * t)) * (Math.sin(phase) + 0.5 * Math.sin(2 * phase) + 0.3 * Math.sin(3 * phase) + 0.2 * Math.sin(5 * phase));
+      else if (f < 40) v = 0.4 * noise;
+      out[i] = Math.round(6000 * v);
+    }
+    frames.push(out);
+  }
+  return frames;
+}
+
+/** 20 ms of speech-band tones (300 Hz and 1.1 kHz) at `rate`, a whole number of cycles of each: the check's signal. */
 function tone(rate: OpusSampleRate): Int16Array {
   const n = opusFrameSize(rate);
   const out = new Int16Array(n);
