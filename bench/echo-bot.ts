@@ -56,10 +56,14 @@ const tagsInWindow = new Set<number>();
 const echoAll = process.argv.includes('--echo-all');
 /** `--mark-every` > 1: the caller's unmarked talk (not its silent pauses) is echoed as it is. */
 const echoFiller = process.argv.includes('--echo-filler');
+/** The value after `--name` on the command line, if given. */
+function argValue(name: string): string | undefined {
+  const at = process.argv.indexOf(name);
+  return at > 0 ? process.argv[at + 1] : undefined;
+}
 /** `--bot-io ws`: per-call frames through `ws`'s reader and sender, not read on the socket (bench/raw-frames.ts). */
-const rawIo = !(process.argv.includes('--bot-io') && process.argv[process.argv.indexOf('--bot-io') + 1] === 'ws');
-const rateAt = process.argv.indexOf('--bot-rate');
-const toneMarks = rateAt > 0 && process.argv[rateAt + 1] === '16000';
+const rawIo = argValue('--bot-io') !== 'ws';
+const toneMarks = argValue('--bot-rate') === '16000';
 const tone: ToneMark = { tag: 0, seq: 0, us24: 0 };
 /**
  * The bot's own event-loop delay over the window: a bot that stalls sends a tick's frames late, and

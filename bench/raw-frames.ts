@@ -1,5 +1,5 @@
 import type { Socket } from 'node:net';
-import { maskInPlace } from '../edge/bot/masked-frames.js';
+import { maskInPlace, writeFrameHeader } from '../edge/bot/masked-frames.js';
 
 /**
  * The bench echo bot's per-call connections, read and written on their socket once `ws` has done
@@ -29,6 +29,7 @@ export interface RawFrameHandler {
   binary(payload: Buffer): void;
 }
 
+const FIN = 0x80;
 const OP_TEXT = 0x1;
 const OP_BINARY = 0x2;
 const OP_CLOSE = 0x8;
@@ -115,12 +116,12 @@ export class RawFrameConnection {
     const hdr = len < 126 ? 2 : len < 65536 ? 4 : 10;
     if (hdr <= 4 && payload === this.#handedOut) {
       const frame = Buffer.from(payload.buffer, payload.byteOffset - hdr, hdr + len);
-      writeHeader(frame, OP_BINARY, len);
+      writeFrameHeader(frame, FIN | OP_BINARY, len, false);
       this.socket.write(frame);
       return;
     }
     const head = Buffer.allocUnsafe(hdr);
-    writeHeader(head, OP_BINARY, len);
+    writeFrameHeader(head, FIN | OP_BINARY, len, false);
     this.socket.cork();
     this.socket.write(head);
     this.socket.write(payload);
@@ -200,8 +201,9 @@ export class RawFrameConnection {
   }
 
   #control(op: number, payload: Buffer): void {
+    // Control payloads are at most 125 bytes (RFC 6455 §5.5): a 2-byte header.
     const frame = Buffer.allocUnsafe(2 + payload.length);
-    writeHeader(frame, op, payload.length);
+    writeFrameHeader(frame, FIN | op, payload.length, false);
     payload.copy(frame, 2);
     this.socket.write(frame);
   }
@@ -219,19 +221,5 @@ export class RawFrameConnection {
     this.#closed = true;
     this.socket.end();
     return 0;
-  }
-}
-
-/** A server frame's header (FIN set, unmasked) for a payload of `len` bytes, at the start of `out`. */
-function writeHeader(out: Buffer, op: number, len: number): void {
-  out[0] = 0x80 | op;
-  if (len < 126) {
-    out[1] = len;
-  } else if (len < 65536) {
-    out[1] = 126;
-    out.writeUInt16BE(len, 2);
-  } else {
-    out[1] = 127;
-    out.writeBigUInt64BE(BigInt(len), 2);
   }
 }

@@ -76,9 +76,9 @@ const SPEECH_FRAMES = 50;
 
 /**
  * 1 s of speech-like audio at `rate`, in 20 ms frames: voiced stretches (harmonics of a gliding
- * pitch, a syllable envelope), an unvoiced hiss and a pause — the encoder's mode and bandwidth
- * decisions and the decoder's transitions, which a steady tone alone left cold (the first seconds
- * of calls carrying speech still ran 5–8 times slower after a tone-only rehearsal).
+ * pitch, a syllable envelope), an unvoiced hiss and a pause — what calls carry, so the encoder's
+ * mode and bandwidth decisions and the decoder's transitions run too, not only a steady tone's
+ * path (a tone-only first cut saved about as much over whole bench runs; decision 0025).
  */
 function speech(rate: OpusSampleRate): Int16Array[] {
   const n = opusFrameSize(rate);
@@ -91,7 +91,7 @@ function speech(rate: OpusSampleRate): Int16Array[] {
       const t = (f * n + i) / rate;
       const pitch = 130 + 50 * Math.sin((2 * Math.PI * t) / 0.7);
       phase += (2 * Math.PI * pitch) / rate;
-      seed = (seed * 1103515245 + 12345) >>> 0;
+      seed = (Math.imul(seed, 1103515245) + 12345) >>> 0; // 32-bit LCG: a product past 2^53 would lose bits
       const noise = seed / 2 ** 31 - 1;
       let v = 0;
       if (f < 30) v = Math.abs(Math.sin(2 * Math.PI * 3 * t)) * (Math.sin(phase) + 0.5 * Math.sin(2 * phase) + 0.3 * Math.sin(3 * phase) + 0.2 * Math.sin(5 * phase));

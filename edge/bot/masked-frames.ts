@@ -71,6 +71,34 @@ function nextKey(): Buffer {
 }
 
 /**
+ * Writes a frame's header (RFC 6455 §5.2) at the start of `out`: `first` (FIN, opcode), then the
+ * length in 1, 3 or 9 bytes with the mask bit when `masked` (the key, 4 bytes more, is the
+ * caller's). Returns the bytes written: 2, 4 or 10. Lengths are below 2^32 (the upper half of a
+ * 64-bit length is written as zeros).
+ */
+export function writeFrameHeader(out: Uint8Array, first: number, len: number, masked: boolean): number {
+  const m = masked ? 0x80 : 0;
+  out[0] = first;
+  if (len < 126) {
+    out[1] = m | len;
+    return 2;
+  }
+  if (len < 65536) {
+    out[1] = m | 126;
+    out[2] = len >>> 8;
+    out[3] = len & 0xff;
+    return 4;
+  }
+  out[1] = m | 127;
+  out[2] = out[3] = out[4] = out[5] = 0;
+  out[6] = len >>> 24;
+  out[7] = (len >>> 16) & 0xff;
+  out[8] = (len >>> 8) & 0xff;
+  out[9] = len & 0xff;
+  return 10;
+}
+
+/**
  * Writes `payload` as one masked binary message (FIN, opcode 2) on `socket`. The `MASKED_HEADROOM`
  * bytes before `payload` in its ArrayBuffer are overwritten with the header, and `payload` itself
  * is masked: neither may be read again. Returns true when the socket kept the buffer (its write
@@ -82,22 +110,7 @@ export function writeMaskedBinary(socket: FrameSocket, payload: Uint8Array): boo
   const head = len < 126 ? 6 : len < 65536 ? 8 : 14;
   if (payload.byteOffset < head) throw new RangeError(`a masked frame needs ${head} free bytes before its payload, not ${payload.byteOffset}`);
   const frame = new Uint8Array(payload.buffer, payload.byteOffset - head, head + len);
-  frame[0] = 0x82;
-  if (len < 126) {
-    frame[1] = 0x80 | len;
-  } else if (len < 65536) {
-    frame[1] = 0x80 | 126;
-    frame[2] = len >>> 8;
-    frame[3] = len & 0xff;
-  } else {
-    frame[1] = 0x80 | 127;
-    // 64-bit length; a batch is far below 2^32 bytes.
-    frame[2] = frame[3] = frame[4] = frame[5] = 0;
-    frame[6] = len >>> 24;
-    frame[7] = (len >>> 16) & 0xff;
-    frame[8] = (len >>> 8) & 0xff;
-    frame[9] = len & 0xff;
-  }
+  writeFrameHeader(frame, 0x82, len, true);
   const key = nextKey();
   frame.set(key, head - 4);
   if (len > 0) maskInPlace(payload, key);
